@@ -1,0 +1,213 @@
+#include "acme/client.h"
+
+#include "jose/jws.h"
+#include "keystore/log.h"
+
+#include <algorithm>
+#include <ctime>
+#include <thread>
+
+namespace acme {
+
+using keystore::Errc;
+using keystore::fail;
+using nlohmann::json;
+
+namespace {
+constexpr std::size_t kMaxNonces = 16;
+constexpr std::size_t kMaxNonceLength = 256;
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+std::optional<std::string> str(const json& j, const char* key) {
+    if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
+    return std::nullopt;
+}
+}  // namespace
+
+std::string origin_of(const std::string& url) {
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string::npos) return "";
+    const auto host_end = url.find_first_of("/?#", scheme_end + 3);
+    std::string origin = lower(url.substr(0, host_end));
+    const std::string scheme = origin.substr(0, scheme_end);
+    if (scheme == "https" && origin.ends_with(":443")) origin.resize(origin.size() - 4);
+    return origin;
+}
+
+keystore::Error problem_error(long status, const std::string& body) {
+    auto j = json::parse(body, nullptr, false);
+    std::string type = str(j, "type").value_or("");
+    std::string detail = str(j, "detail").value_or("");
+    if (type.empty() && detail.empty())
+        return keystore::Error{Errc::protocol, "HTTP " + std::to_string(status),
+                               "the server answered " + std::to_string(status) +
+                                   " without a problem document", std::nullopt};
+    if (j.contains("subproblems") && j["subproblems"].is_array())
+        for (auto& sp : j["subproblems"]) {
+            detail += "; " + str(sp, "type").value_or("?");
+            if (sp.contains("identifier") && sp["identifier"].is_object())
+                detail += " (" + str(sp["identifier"], "value").value_or("") + ")";
+            detail += ": " + str(sp, "detail").value_or("");
+        }
+    if (detail.size() > 2048) detail.resize(2048);
+    return keystore::Error{Errc::server, type, detail, std::nullopt};
+}
+
+std::string problem_type(const keystore::Error& error) {
+    constexpr std::string_view prefix = "urn:ietf:params:acme:error:";
+    if (error.code != Errc::server || !error.where.starts_with(prefix)) return "";
+    return error.where.substr(prefix.size());
+}
+
+Result<std::unique_ptr<Client>> Client::connect(const std::string& directory_url,
+                                                ClientOptions options) {
+    std::unique_ptr<Client> c(new Client(std::move(options)));
+    auto r = c->http_.get(directory_url);
+    if (!r) return std::unexpected(r.error());
+    if (r->status != 200)
+        return fail(Errc::protocol, "directory",
+                    directory_url + " answered HTTP " + std::to_string(r->status) +
+                        "; is this an ACME directory URL?");
+    auto j = json::parse(r->body, nullptr, false);
+    Directory& d = c->dir_;
+    d.url = directory_url;
+    auto need = [&](const char* key, std::string& out) {
+        auto v = str(j, key);
+        if (v) out = *v;
+        return v.has_value();
+    };
+    if (j.is_discarded() || !j.is_object() || !need("newNonce", d.new_nonce) ||
+        !need("newAccount", d.new_account) || !need("newOrder", d.new_order))
+        return fail(Errc::protocol, "directory",
+                    directory_url + " is not an ACME directory (no newNonce/newAccount/newOrder)");
+    need("revokeCert", d.revoke_cert);
+    need("keyChange", d.key_change);
+    d.new_authz = str(j, "newAuthz");
+    d.renewal_info = str(j, "renewalInfo");
+    if (j.contains("meta") && j["meta"].is_object()) {
+        const json& meta = j["meta"];
+        d.terms_of_service = str(meta, "termsOfService");
+        d.eab_required = meta.value("externalAccountRequired", false);
+        if (meta.contains("profiles")) d.profiles = meta["profiles"];
+    }
+    c->origin_ = origin_of(directory_url);
+    for (const std::string* u : {&d.new_nonce, &d.new_account, &d.new_order})
+        if (auto ok = c->check_origin(*u, "directory entry"); !ok) return std::unexpected(ok.error());
+    c->keep_nonce(*r);
+    return c;
+}
+
+bool Client::same_origin(const std::string& url) const { return origin_of(url) == origin_; }
+
+Result<void> Client::check_origin(const std::string& url, const std::string& what) const {
+    if (same_origin(url)) return {};
+    return fail(Errc::protocol, what,
+                "the server sent a URL outside its own origin (" + origin_ + "): " +
+                    url.substr(0, 200));
+}
+
+void Client::keep_nonce(const HttpResponse& r) {
+    if (!r.replay_nonce || r.replay_nonce->empty() || r.replay_nonce->size() > kMaxNonceLength) return;
+    // RFC 8555 §6.5.1: a nonce is base64url.
+    if (!std::all_of(r.replay_nonce->begin(), r.replay_nonce->end(), [](unsigned char c) {
+            return std::isalnum(c) || c == '-' || c == '_';
+        }))
+        return;
+    nonces_.push_back(*r.replay_nonce);
+    if (nonces_.size() > kMaxNonces) nonces_.pop_front();
+}
+
+Result<std::string> Client::nonce() {
+    if (nonces_.empty()) {
+        auto r = http_.head(dir_.new_nonce);
+        if (!r) return std::unexpected(r.error());
+        keep_nonce(*r);
+        if (nonces_.empty())
+            return fail(Errc::protocol, "newNonce", "the server sent no Replay-Nonce");
+    }
+    std::string n = std::move(nonces_.back());  // the newest is the likeliest to be fresh
+    nonces_.pop_back();
+    return n;
+}
+
+std::chrono::milliseconds Client::retry_after(const HttpResponse& r,
+                                              std::chrono::milliseconds fallback) const {
+    if (!r.retry_after) return fallback;
+    const std::string& v = *r.retry_after;
+    std::chrono::milliseconds wait = fallback;
+    if (!v.empty() && std::all_of(v.begin(), v.end(), ::isdigit) && v.size() < 9) {
+        wait = std::chrono::seconds(std::stol(v));
+    } else {
+        struct tm tm{};
+        if (strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
+            const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
+            wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+                at - std::chrono::system_clock::now());
+        }
+    }
+    return std::clamp(wait, std::chrono::milliseconds(0),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_after_cap));
+}
+
+Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& key,
+                                  const std::optional<std::string>& kid, const std::string& payload,
+                                  std::size_t max_body) {
+    if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
+    for (int attempt = 0;; ++attempt) {
+        auto n = nonce();
+        if (!n) return std::unexpected(n.error());
+        auto jws = jose::sign(key, {url, *n, kid}, payload);
+        if (!jws) return std::unexpected(jws.error());
+        auto r = http_.post(url, *jws, "application/jose+json", max_body);
+        if (!r) return std::unexpected(r.error());
+        keep_nonce(*r);
+        if (r->status >= 200 && r->status < 300) return r;
+        keystore::Error e = problem_error(r->status, r->body);
+        if (problem_type(e) == "badNonce" && attempt < options_.bad_nonce_retries) {
+            keystore::log::debug("badNonce from " + url + "; retrying with the nonce it sent");
+            continue;
+        }
+        if (problem_type(e) == "badNonce")
+            e.message += " (gave up after " + std::to_string(attempt + 1) + " nonces were refused)";
+        return std::unexpected(std::move(e));
+    }
+}
+
+Result<json> Client::post_json(const std::string& url, const keystore::Key& key,
+                               const std::optional<std::string>& kid, const std::string& payload,
+                               HttpResponse* response) {
+    auto r = post(url, key, kid, payload);
+    if (!r) return std::unexpected(r.error());
+    auto j = json::parse(r->body, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return fail(Errc::protocol, url, "the server's answer is not a JSON object");
+    if (response) *response = std::move(*r);
+    return j;
+}
+
+Result<json> Client::poll(const std::string& url, const keystore::Key& key, const std::string& kid,
+                          const std::function<bool(const json&)>& done) {
+    using namespace std::chrono;
+    const auto deadline = steady_clock::now() + options_.poll_deadline;
+    milliseconds backoff(50);
+    for (;;) {
+        HttpResponse r;
+        auto j = post_json(url, key, kid, "", &r);
+        if (!j) return j;
+        if (done(*j)) return j;
+        const milliseconds wait = retry_after(r, backoff);
+        if (steady_clock::now() + wait > deadline)
+            return fail(Errc::network, url,
+                        "timed out after " + std::to_string(options_.poll_deadline.count()) +
+                            " s waiting for status '" + j->value("status", "?") + "' to change");
+        std::this_thread::sleep_for(wait);  // the server asked us to wait: nothing to poll on
+        backoff = std::min(backoff * 2, milliseconds(2000));
+    }
+}
+
+}  // namespace acme

@@ -1,0 +1,94 @@
+// One ACME server (RFC 8555): the directory, a nonce pool fed by every Replay-Nonce,
+// signed POST / POST-as-GET through a keystore::Key, problem documents turned into
+// errors, badNonce retried with the nonce that came with the error, bounded polling.
+#pragma once
+
+#include "acme/http.h"
+#include "keystore/key.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace acme {
+
+using keystore::Result;
+
+// An ACME problem document (RFC 7807, RFC 8555 §6.7) turned into an error: code
+// Errc::server (Errc::protocol for a malformed reply), `where` holds the problem type
+// URN, `message` the detail and any subproblems.
+keystore::Error problem_error(long status, const std::string& body);
+// The short type of a problem error: "badNonce" for urn:ietf:params:acme:error:badNonce.
+std::string problem_type(const keystore::Error& error);
+
+struct Directory {
+    std::string url;
+    std::string new_nonce, new_account, new_order, revoke_cert, key_change;
+    std::optional<std::string> new_authz, renewal_info;
+    std::optional<std::string> terms_of_service;
+    bool eab_required = false;
+    nlohmann::json profiles;  // meta.profiles, or null
+};
+
+struct ClientOptions {
+    HttpOptions http;
+    int bad_nonce_retries = 20;  // survives a CA that rejects half of all nonces
+    std::chrono::seconds retry_after_cap{30};
+    std::chrono::seconds poll_deadline{180};
+};
+
+class Client {
+public:
+    // Fetches the directory. Errc::network / Errc::protocol.
+    static Result<std::unique_ptr<Client>> connect(const std::string& directory_url,
+                                                    ClientOptions options);
+
+    [[nodiscard]] const Directory& directory() const { return dir_; }
+
+    // A JWS-signed POST (payload "" = POST-as-GET). `kid` is the account URL, or nullopt
+    // to send the key's jwk. Non-2xx answers become problem errors.
+    Result<HttpResponse> post(const std::string& url, const keystore::Key& key,
+                              const std::optional<std::string>& kid, const std::string& payload,
+                              std::size_t max_body = 0);
+    // post() and parse the body as a JSON object.
+    Result<nlohmann::json> post_json(const std::string& url, const keystore::Key& key,
+                                     const std::optional<std::string>& kid,
+                                     const std::string& payload, HttpResponse* response = nullptr);
+
+    // POST-as-GET `url` until `done(resource)` is true: the first poll at once, then from
+    // 50 ms doubling up to 2 s, or the server's Retry-After (capped); Errc::network with
+    // "timed out" past the poll deadline.
+    Result<nlohmann::json> poll(const std::string& url, const keystore::Key& key,
+                                const std::string& kid,
+                                const std::function<bool(const nlohmann::json&)>& done);
+
+    // True when `url` shares the directory's scheme, host and port (SECURITY.md rule 6).
+    [[nodiscard]] bool same_origin(const std::string& url) const;
+    Result<void> check_origin(const std::string& url, const std::string& what) const;
+
+    [[nodiscard]] unsigned long requests() const { return http_.requests(); }
+    [[nodiscard]] long connections() const { return http_.connections(); }
+    [[nodiscard]] const ClientOptions& options() const { return options_; }
+
+private:
+    explicit Client(ClientOptions options) : options_(std::move(options)), http_(options_.http) {}
+    Result<std::string> nonce();
+    void keep_nonce(const HttpResponse& r);
+    std::chrono::milliseconds retry_after(const HttpResponse& r,
+                                          std::chrono::milliseconds fallback) const;
+
+    ClientOptions options_;
+    Http http_;
+    Directory dir_;
+    std::string origin_;
+    std::deque<std::string> nonces_;
+};
+
+// scheme://host[:port] of an absolute URL, lower-cased scheme and host; "" if not absolute.
+std::string origin_of(const std::string& url);
+
+}  // namespace acme

@@ -1,0 +1,169 @@
+#include "acme/order.h"
+
+#include "challenge/http01.h"
+#include "keystore/jwk.h"
+#include "x509/csr.h"
+
+namespace acme {
+
+using keystore::Errc;
+using keystore::fail;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxChainBytes = 1 << 20;
+
+std::string status_of(const json& j) { return j.value("status", ""); }
+
+std::string describe_identifier(const json& authz) {
+    if (!authz.contains("identifier") || !authz["identifier"].is_object()) return "?";
+    std::string v = authz["identifier"].value("value", "?");
+    if (authz.value("wildcard", false)) v = "*." + v;
+    return v;
+}
+
+// The error inside an invalid authorization's challenges, as text.
+std::string challenge_error(const json& authz) {
+    if (authz.contains("challenges") && authz["challenges"].is_array())
+        for (auto& ch : authz["challenges"])
+            if (ch.is_object() && ch.contains("error") && ch["error"].is_object()) {
+                const json& e = ch["error"];
+                return e.value("type", "") + ": " + e.value("detail", "");
+            }
+    return "no detail given";
+}
+
+// Takes every presented challenge down again, whatever happens.
+struct Cleanup {
+    challenge::Solver* solver;
+    std::vector<std::pair<std::string, std::string>> presented;
+    ~Cleanup() {
+        for (auto& [id, token] : presented) solver->cleanup(id, token);
+    }
+};
+
+Result<std::string> url_field(Client& client, const json& j, const char* key, const std::string& what) {
+    if (!j.contains(key) || !j[key].is_string())
+        return fail(Errc::protocol, what, std::string("the server's ") + what + " has no " + key);
+    std::string url = j[key].get<std::string>();
+    if (auto ok = client.check_origin(url, what); !ok) return std::unexpected(ok.error());
+    return url;
+}
+
+}  // namespace
+
+Result<Issued> issue(Client& client, const keystore::Key& account_key, const std::string& kid,
+                     const OrderRequest& request, const Progress& progress) {
+    json ids = json::array();
+    for (auto& n : request.names)
+        ids.push_back({{"type", x509::is_ip_literal(n) ? "ip" : "dns"}, {"value", n}});
+
+    HttpResponse created;
+    auto order = client.post_json(client.directory().new_order, account_key, kid,
+                                  json{{"identifiers", ids}}.dump(), &created);
+    if (!order) return std::unexpected(order.error());
+    if (!created.location) return fail(Errc::protocol, "newOrder", "no Location for the new order");
+    Issued out;
+    out.order_url = *created.location;
+    if (auto ok = client.check_origin(out.order_url, "order"); !ok) return std::unexpected(ok.error());
+    progress("order: " + out.order_url + " (" + status_of(*order) + ")");
+
+    auto thumbprint = keystore::jwk_thumbprint(account_key.public_key_der());
+    if (!thumbprint) return std::unexpected(thumbprint.error());
+
+    // Present every pending authorization's challenge first, then answer them all, so the
+    // CA validates them in parallel; then wait for each.
+    if (!(*order).contains("authorizations") || !(*order)["authorizations"].is_array() ||
+        (*order)["authorizations"].size() > 100)
+        return fail(Errc::protocol, "order", "the order has no usable authorizations list");
+    Cleanup cleanup{request.solver, {}};
+    std::vector<std::pair<std::string, std::string>> pending;  // authz URL, identifier
+    for (auto& a : (*order)["authorizations"]) {
+        if (!a.is_string()) return fail(Errc::protocol, "order", "malformed authorization URL");
+        const std::string authz_url = a.get<std::string>();
+        auto authz = client.post_json(authz_url, account_key, kid, "");
+        if (!authz) return std::unexpected(authz.error());
+        const std::string who = describe_identifier(*authz);
+        const std::string st = status_of(*authz);
+        if (st == "valid") {
+            progress("authorization: " + who + " already valid");
+            continue;
+        }
+        if (st != "pending")
+            return fail(Errc::server, "authorization " + who,
+                        "status '" + st + "': " + challenge_error(*authz));
+        const json* chosen = nullptr;
+        if ((*authz).contains("challenges") && (*authz)["challenges"].is_array())
+            for (auto& ch : (*authz)["challenges"])
+                if (ch.is_object() && ch.value("type", "") == request.solver->type()) chosen = &ch;
+        if (!chosen)
+            return fail(Errc::server, "authorization " + who,
+                        "the CA offers no " + request.solver->type() + " challenge for it");
+        const std::string token = chosen->value("token", "");
+        if (!challenge::valid_token(token))
+            return fail(Errc::protocol, "authorization " + who, "malformed challenge token");
+        auto ch_url = url_field(client, *chosen, "url", "challenge");
+        if (!ch_url) return std::unexpected(ch_url.error());
+        if (auto p = request.solver->present(who, token, token + "." + *thumbprint); !p)
+            return std::unexpected(p.error());
+        cleanup.presented.emplace_back(who, token);
+        progress("challenge: " + request.solver->type() + " for " + who + " ready");
+        if (auto r = client.post(*ch_url, account_key, kid, "{}"); !r) return std::unexpected(r.error());
+        pending.emplace_back(authz_url, who);
+    }
+    for (auto& [authz_url, who] : pending) {
+        auto authz = client.poll(authz_url, account_key, kid, [](const json& j) {
+            const std::string s = status_of(j);
+            return s != "pending" && s != "processing";
+        });
+        if (!authz) return std::unexpected(authz.error());
+        if (status_of(*authz) != "valid")
+            return fail(Errc::server, "authorization " + who,
+                        "status '" + status_of(*authz) + "': " + challenge_error(*authz));
+        progress("authorization: " + who + " valid");
+    }
+
+    order = client.poll(out.order_url, account_key, kid,
+                        [](const json& j) { return status_of(j) != "pending"; });
+    if (!order) return std::unexpected(order.error());
+    if (status_of(*order) != "ready" && status_of(*order) != "valid")
+        return fail(Errc::server, "order", "status '" + status_of(*order) + "' instead of ready");
+
+    if (status_of(*order) == "ready") {
+        auto csr = x509::make_csr(*request.cert_key, request.names);
+        if (!csr) return std::unexpected(csr.error());
+        auto finalize = url_field(client, *order, "finalize", "order");
+        if (!finalize) return std::unexpected(finalize.error());
+        auto fin = client.post_json(*finalize, account_key, kid,
+                                    json{{"csr", keystore::base64url_encode(*csr)}}.dump());
+        if (!fin) return std::unexpected(fin.error());
+        progress("finalize: CSR signed by " + request.cert_key->uri().to_string());
+        order = client.poll(out.order_url, account_key, kid, [](const json& j) {
+            const std::string s = status_of(j);
+            return s != "processing" && s != "ready";
+        });
+        if (!order) return std::unexpected(order.error());
+        if (status_of(*order) != "valid")
+            return fail(Errc::server, "finalize", "order status '" + status_of(*order) + "'");
+    }
+
+    auto cert_url = url_field(client, *order, "certificate", "order");
+    if (!cert_url) return std::unexpected(cert_url.error());
+    auto cert = client.post(*cert_url, account_key, kid, "", kMaxChainBytes);
+    if (!cert) return std::unexpected(cert.error());
+    auto blocks = x509::split_chain(cert->body);
+    if (!blocks) return std::unexpected(blocks.error());
+    auto leaf = x509::inspect(blocks->front());
+    if (!leaf) return std::unexpected(leaf.error());
+    if (leaf->spki != request.cert_key->public_key_der())
+        return fail(Errc::protocol, "certificate",
+                    "the certificate's public key is not the certificate key's; nothing stored");
+    out.cert_pem = blocks->front();
+    for (std::size_t i = 1; i < blocks->size(); ++i) out.chain_pem += (*blocks)[i];
+    out.leaf = std::move(*leaf);
+    progress("download: certificate serial " + out.leaf.serial_hex);
+    return out;
+}
+
+}  // namespace acme

@@ -1,0 +1,38 @@
+// Orders (RFC 8555 §7.4): newOrder, authorizations solved through a challenge::Solver,
+// finalize with a CSR signed by the certificate Key, download and check the chain.
+#pragma once
+
+#include "acme/client.h"
+#include "challenge/solver.h"
+#include "x509/cert.h"
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace acme {
+
+struct OrderRequest {
+    std::vector<std::string> names;         // DNS names and IP literals (RFC 8738)
+    const keystore::Key* cert_key = nullptr;
+    challenge::Solver* solver = nullptr;
+};
+
+struct Issued {
+    std::string order_url;
+    std::string cert_pem;   // the leaf
+    std::string chain_pem;  // the issuers, in order
+    x509::CertInfo leaf;
+};
+
+// One line per step for the user ("order ...", "authorization ...", ...).
+using Progress = std::function<void(const std::string&)>;
+
+// Errors name the step and, for a failed authorization, the identifier and the CA's
+// problem detail. Before returning a certificate, checks that the chain holds only
+// CERTIFICATE blocks and that the leaf's public key is the certificate Key's.
+Result<Issued> issue(Client& client, const keystore::Key& account_key, const std::string& kid,
+                     const OrderRequest& request, const Progress& progress);
+
+}  // namespace acme

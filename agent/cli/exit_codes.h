@@ -1,0 +1,29 @@
+// Process exit codes, one per kind of failure (README "Exit codes").
+#pragma once
+
+#include "keystore/error.h"
+
+namespace cli {
+
+enum ExitCode : int {
+    kOk = 0,
+    kInternal = 1,
+    kUsage = 2,
+    kNotFound = 3,
+    kExists = 4,
+    kTokenAbsent = 5,
+    kModuleLoad = 6,
+    kPinIncorrect = 7,
+    kPinLocked = 8,
+    kUnsupported = 9,
+    kHardware = 10,
+    kIo = 11,
+    kNetwork = 12,
+    kProtocol = 13,
+    kServer = 14,
+    kState = 15,
+};
+
+int exit_code(keystore::Errc code);
+
+}  // namespace cli

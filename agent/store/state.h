@@ -1,0 +1,67 @@
+// The state dir (default /var/lib/acme-agent): accounts per server, certificates in
+// live/NAME/, all written atomically; a lock so two agents never share one dir.
+//
+//   DIR/                      0700
+//     lock                    flock()ed while an agent works here
+//     accounts/SERVER-ID.json {"server", "url", "key"}   one account per server
+//     live/NAME/              cert.pem chain.pem fullchain.pem key.uri (never a private key)
+#pragma once
+
+#include "keystore/error.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace store {
+
+using keystore::Result;
+
+struct Account {
+    std::string server;   // directory URL
+    std::string url;      // account URL (the kid)
+    std::string key_uri;  // the account key's URI (no PIN value)
+};
+
+struct Certificate {
+    std::string cert_pem;   // the leaf
+    std::string chain_pem;  // the issuers
+    std::string key_uri;
+};
+
+class StateDir {
+public:
+    // Creates the dir (0700) if needed and takes the lock. Errc::state when another agent
+    // holds it; Errc::io when the dir cannot be made.
+    static Result<StateDir> open(const std::string& dir);
+    StateDir(StateDir&& other) noexcept;
+    StateDir& operator=(StateDir&&) = delete;
+    StateDir(const StateDir&) = delete;
+    ~StateDir();
+
+    [[nodiscard]] const std::string& path() const { return dir_; }
+
+    Result<std::optional<Account>> account(const std::string& server) const;
+    Result<void> save_account(const Account& account);
+    Result<void> remove_account(const std::string& server);
+
+    // Writes live/NAME/, each file atomically and cert.pem last, so a reader that finds
+    // the new cert.pem finds the rest.
+    Result<void> save_certificate(const std::string& name, const Certificate& cert);
+    Result<std::optional<Certificate>> certificate(const std::string& name) const;
+    Result<std::vector<std::string>> certificate_names() const;
+
+    // Writes cert.pem, chain.pem, fullchain.pem into any directory (--out).
+    static Result<void> write_pems(const std::string& dir, const Certificate& cert);
+
+private:
+    StateDir(std::string dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
+    std::string account_path(const std::string& server) const;
+    std::string dir_;
+    int lock_fd_ = -1;
+};
+
+// A certificate name usable as a directory: the first domain, '*' as '_wildcard'.
+std::string safe_name(const std::string& name);
+
+}  // namespace store

@@ -1,0 +1,32 @@
+#include "keystore/keystore.h"
+
+namespace keystore {
+
+void Registry::add(std::string scheme, Factory factory) {
+    factories_[std::move(scheme)] = std::move(factory);
+}
+
+Result<Keystore*> Registry::keystore_for(const KeyUri& uri) {
+    if (auto it = backends_.find(uri.scheme()); it != backends_.end()) return it->second.get();
+    auto f = factories_.find(uri.scheme());
+    if (f == factories_.end())
+        return fail(Errc::unsupported, "keystore",
+                    "no backend for '" + uri.scheme() + ":' keys in this build");
+    auto made = f->second();
+    if (!made) return std::unexpected(made.error());
+    return (backends_[uri.scheme()] = std::move(*made)).get();
+}
+
+Result<KeyPtr> Registry::open(const KeyUri& uri) {
+    auto ks = keystore_for(uri);
+    if (!ks) return std::unexpected(ks.error());
+    return (*ks)->open(uri);
+}
+
+Result<KeyPtr> Registry::generate(const KeyUri& uri, KeyAlgorithm alg) {
+    auto ks = keystore_for(uri);
+    if (!ks) return std::unexpected(ks.error());
+    return (*ks)->generate(uri, alg);
+}
+
+}  // namespace keystore

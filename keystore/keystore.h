@@ -1,0 +1,52 @@
+// The keystore interface one backend implements per URI scheme, and the registry
+// that maps a scheme to its backend.
+#pragma once
+
+#include "keystore/key.h"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace keystore {
+
+struct KeyInfo {
+    KeyUri uri;
+    KeyAlgorithm algorithm;
+};
+
+class Keystore {
+public:
+    virtual ~Keystore() = default;
+    // Creates a new key inside the backend. Errc::exists if the URI's object is there.
+    virtual Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm algorithm) = 0;
+    // Opens an existing key. Errc::not_found if none matches.
+    virtual Result<KeyPtr> open(const KeyUri& uri) = 0;
+    // The keys under a token / directory / TPM the URI names.
+    virtual Result<std::vector<KeyInfo>> list(const KeyUri& uri) = 0;
+    // Destroys the key the URI names (both halves).
+    virtual Result<void> destroy(const KeyUri& uri) = 0;
+    // A line for help texts, e.g. "file: software keys in PEM files (no hardware)".
+    [[nodiscard]] virtual std::string description() const = 0;
+};
+
+// Maps a URI scheme to a backend, created on first use and kept for the process.
+class Registry {
+public:
+    using Factory = std::function<Result<std::unique_ptr<Keystore>>()>;
+
+    void add(std::string scheme, Factory factory);
+    // The backend for the URI's scheme. Errc::unsupported if none is registered.
+    Result<Keystore*> keystore_for(const KeyUri& uri);
+
+    // Conveniences over keystore_for().
+    Result<KeyPtr> open(const KeyUri& uri);
+    Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg);
+
+private:
+    std::map<std::string, Factory, std::less<>> factories_;
+    std::map<std::string, std::unique_ptr<Keystore>, std::less<>> backends_;
+};
+
+}  // namespace keystore

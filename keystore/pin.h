@@ -1,0 +1,16 @@
+// Where a PIN or auth value comes from (SECURITY.md rule 11): the URI's pin-source
+// (a file, mode 0600 or stricter), an interactive prompt on the terminal, or, with a
+// warning, the URI's pin-value. Never argv or the environment.
+#pragma once
+
+#include "keystore/bytes.h"
+#include "keystore/key_uri.h"
+
+namespace keystore {
+
+// `what` names the secret in the prompt and in errors, e.g. "PIN for token 'acme'".
+// Returns an empty Secret when the URI names no source and no terminal is available and
+// `required` is false.
+Result<Secret> resolve_pin(const KeyUri& uri, std::string_view what, bool required = true);
+
+}  // namespace keystore

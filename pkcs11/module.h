@@ -1,0 +1,50 @@
+// A loaded PKCS#11 module: dlopen + C_GetFunctionList + C_Initialize (OS locking), once
+// per module path per process, finalized when the last user lets go.
+// Includes the PKCS#11 header: for pkcs11/ and its tests only, never keystore/.
+#pragma once
+
+#include "keystore/error.h"
+
+#define CK_PTR *
+#include <p11-kit/pkcs11.h>
+
+#include <memory>
+#include <string>
+
+namespace pkcs11 {
+
+using keystore::Result;
+
+// "CKR_PIN_INCORRECT" for 0xa0, ... ("CKR_0x..." when unknown).
+std::string rv_name(CK_RV rv);
+// Maps a CK_RV to the error code a user can act on.
+keystore::Errc rv_errc(CK_RV rv);
+// An Error naming the call, the CK_RV and its name.
+std::unexpected<keystore::Error> rv_fail(const std::string& call, CK_RV rv,
+                                         const std::string& context = "");
+
+class Module {
+public:
+    // Loads (or returns the already loaded) module at `path`. Errc::module_load with the
+    // dlerror() text when it will not load or lacks C_GetFunctionList.
+    static Result<std::shared_ptr<Module>> get(const std::string& path);
+    ~Module();
+    Module(const Module&) = delete;
+    Module& operator=(const Module&) = delete;
+
+    [[nodiscard]] CK_FUNCTION_LIST* fn() const { return fn_; }
+    [[nodiscard]] const std::string& path() const { return path_; }
+
+private:
+    Module() = default;
+    void* handle_ = nullptr;
+    CK_FUNCTION_LIST* fn_ = nullptr;
+    bool finalize_ = false;
+    std::string path_;
+};
+
+// The module used when a URI names none: env ACME_AGENT_PKCS11_MODULE, else p11-kit's
+// proxy (every token the system has configured).
+std::string default_module_path();
+
+}  // namespace pkcs11

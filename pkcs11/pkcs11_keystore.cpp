@@ -1,0 +1,664 @@
+#include "pkcs11/pkcs11_keystore.h"
+
+#include "keystore/log.h"
+#include "keystore/ossl.h"
+#include "keystore/pin.h"
+#include "pkcs11/module.h"
+
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+namespace pkcs11 {
+
+using keystore::Bytes;
+using keystore::Errc;
+using keystore::KeyAlgorithm;
+using keystore::KeyInfo;
+using keystore::KeyPtr;
+using keystore::KeyUri;
+using keystore::fail;
+
+namespace {
+
+// DER OIDs for CKA_EC_PARAMS.
+const Bytes kP256Oid{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+const Bytes kP384Oid{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+// DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1): RS256 hashes on the host.
+const Bytes kSha256DigestInfo{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                              0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+
+std::string padded(const CK_UTF8CHAR* s, std::size_t n) {
+    std::string out(reinterpret_cast<const char*>(s), n);
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
+    return out;
+}
+
+CK_BBOOL kTrue = CK_TRUE;
+CK_BBOOL kFalse = CK_FALSE;
+
+// A token in one slot: the login and a pool of sessions, shared by every Key on it.
+class Token {
+public:
+    Token(std::shared_ptr<Module> module, CK_SLOT_ID slot, const CK_TOKEN_INFO& info)
+        : module_(std::move(module)), slot_(slot), info_(info) {}
+    ~Token() {
+        std::lock_guard lock(mutex_);
+        for (auto s : free_) fn()->C_CloseSession(s);
+        if (login_session_ != CK_INVALID_HANDLE) {
+            fn()->C_Logout(login_session_);
+            fn()->C_CloseSession(login_session_);
+        }
+    }
+    Token(const Token&) = delete;
+    Token& operator=(const Token&) = delete;
+
+    CK_FUNCTION_LIST* fn() const { return module_->fn(); }
+    CK_SLOT_ID slot() const { return slot_; }
+    std::string label() const { return padded(info_.label, sizeof info_.label); }
+    std::string serial() const { return padded(info_.serialNumber, sizeof info_.serialNumber); }
+    std::string manufacturer() const {
+        return padded(info_.manufacturerID, sizeof info_.manufacturerID);
+    }
+    std::string model() const { return padded(info_.model, sizeof info_.model); }
+    const std::string& module_path() const { return module_->path(); }
+
+    // A session from the pool, returned on destruction unless marked broken.
+    class Lease {
+    public:
+        Lease(Token* t, CK_SESSION_HANDLE h) : token_(t), handle_(h) {}
+        Lease(Lease&& o) noexcept : token_(o.token_), handle_(o.handle_) { o.token_ = nullptr; }
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+        ~Lease() {
+            if (token_) token_->give_back(handle_, broken_);
+        }
+        CK_SESSION_HANDLE get() const { return handle_; }
+        void broken() { broken_ = true; }
+
+    private:
+        Token* token_;
+        CK_SESSION_HANDLE handle_;
+        bool broken_ = false;
+    };
+
+    Result<Lease> session() {
+        {
+            std::lock_guard lock(mutex_);
+            if (!free_.empty()) {
+                const CK_SESSION_HANDLE h = free_.back();
+                free_.pop_back();
+                return Lease(this, h);
+            }
+        }
+        CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
+        if (CK_RV rv = fn()->C_OpenSession(slot_, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
+                                           nullptr, &h);
+            rv != CKR_OK)
+            return rv_fail("C_OpenSession", rv, "token '" + label() + "'");
+        return Lease(this, h);
+    }
+
+    // Logs in once per process. A wrong PIN is tried once: the error is remembered and
+    // returned again, never retried (SECURITY.md rule 11).
+    Result<void> login(const KeyUri& uri) {
+        std::lock_guard lock(login_mutex_);
+        if (login_error_) return std::unexpected(*login_error_);
+        if (login_session_ != CK_INVALID_HANDLE || !(info_.flags & CKF_LOGIN_REQUIRED)) return {};
+        if (info_.flags & CKF_USER_PIN_LOCKED)
+            return remember(fail(Errc::pin_locked, "C_Login",
+                                 "the user PIN of token '" + label() +
+                                     "' is locked; unlock it with the SO PIN",
+                                 CKR_PIN_LOCKED));
+        auto pin = keystore::resolve_pin(uri, "PIN for token '" + label() + "'");
+        if (!pin) return std::unexpected(pin.error());
+        CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
+        if (CK_RV rv = fn()->C_OpenSession(slot_, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
+                                           nullptr, &h);
+            rv != CKR_OK)
+            return rv_fail("C_OpenSession", rv, "token '" + label() + "'");
+        auto* p = reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(pin->reveal().data()));
+        const CK_RV rv = fn()->C_Login(h, CKU_USER, p, pin->reveal().size());
+        if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+            fn()->C_CloseSession(h);
+            std::string what = "login to token '" + label() + "'";
+            if (rv == CKR_PIN_INCORRECT)
+                what = "wrong PIN for token '" + label() +
+                       "' (not retried; each wrong try counts toward the token's lockout)";
+            else if (rv == CKR_PIN_LOCKED)
+                what = "the user PIN of token '" + label() + "' is locked";
+            return remember(rv_fail("C_Login", rv, what));
+        }
+        login_session_ = h;  // kept open: the login lasts while one session is open
+        return {};
+    }
+
+private:
+    std::unexpected<keystore::Error> remember(std::unexpected<keystore::Error> e) {
+        login_error_ = e.error();
+        return e;
+    }
+    void give_back(CK_SESSION_HANDLE h, bool broken) {
+        if (broken) {
+            fn()->C_CloseSession(h);
+            return;
+        }
+        std::lock_guard lock(mutex_);
+        free_.push_back(h);
+    }
+
+    std::shared_ptr<Module> module_;
+    CK_SLOT_ID slot_;
+    CK_TOKEN_INFO info_;
+    std::mutex mutex_;
+    std::vector<CK_SESSION_HANDLE> free_;
+    std::mutex login_mutex_;
+    CK_SESSION_HANDLE login_session_ = CK_INVALID_HANDLE;
+    std::optional<keystore::Error> login_error_;
+};
+
+// Reads one variable-length attribute. std::nullopt when the token refuses (sensitive,
+// absent): that refusal is itself a fact callers check.
+std::optional<Bytes> get_attr(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+                              CK_ATTRIBUTE_TYPE type) {
+    CK_ATTRIBUTE a{type, nullptr, 0};
+    if (fn->C_GetAttributeValue(s, o, &a, 1) != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+        return std::nullopt;
+    Bytes v(a.ulValueLen);
+    a.pValue = v.data();
+    if (fn->C_GetAttributeValue(s, o, &a, 1) != CKR_OK) return std::nullopt;
+    v.resize(a.ulValueLen);
+    return v;
+}
+
+std::optional<bool> get_bool(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+                             CK_ATTRIBUTE_TYPE type) {
+    auto v = get_attr(fn, s, o, type);
+    if (!v || v->size() != sizeof(CK_BBOOL)) return std::nullopt;
+    return (*v)[0] != CK_FALSE;
+}
+
+Result<std::vector<CK_OBJECT_HANDLE>> find(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s,
+                                           std::vector<CK_ATTRIBUTE> tmpl) {
+    if (CK_RV rv = fn->C_FindObjectsInit(s, tmpl.data(), tmpl.size()); rv != CKR_OK)
+        return rv_fail("C_FindObjectsInit", rv);
+    std::vector<CK_OBJECT_HANDLE> out;
+    CK_OBJECT_HANDLE batch[32];
+    CK_ULONG n = 0;
+    CK_RV rv;
+    while ((rv = fn->C_FindObjects(s, batch, 32, &n)) == CKR_OK && n > 0)
+        out.insert(out.end(), batch, batch + n);
+    fn->C_FindObjectsFinal(s);
+    if (rv != CKR_OK) return rv_fail("C_FindObjects", rv);
+    return out;
+}
+
+// The search template of the URI's object=/id= (and class).
+struct ObjectQuery {
+    std::optional<std::string> label;
+    std::optional<Bytes> id;
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+
+    std::vector<CK_ATTRIBUTE> tmpl(bool with_class = true) {
+        std::vector<CK_ATTRIBUTE> t;
+        if (with_class) t.push_back({CKA_CLASS, &cls, sizeof cls});
+        if (label) t.push_back({CKA_LABEL, label->data(), label->size()});
+        if (id) t.push_back({CKA_ID, id->data(), id->size()});
+        return t;
+    }
+    std::string describe() const {
+        std::string d;
+        if (label) d += "object=" + *label;
+        if (id) d += std::string(d.empty() ? "" : ";") + "id=" + keystore::percent_encode(
+                         std::string(id->begin(), id->end()));
+        return d;
+    }
+};
+
+Result<ObjectQuery> object_query(const KeyUri& uri) {
+    ObjectQuery q;
+    q.label = uri.path_attr("object");
+    if (auto id = uri.path_attr("id")) q.id = Bytes(id->begin(), id->end());
+    if (auto type = uri.path_attr("type"); type && *type != "private")
+        return fail(Errc::usage, "key URI",
+                    "type=" + *type + " does not name a signing key (use type=private or omit it)");
+    return q;
+}
+
+class Pkcs11Key final : public keystore::Key {
+public:
+    Pkcs11Key(std::shared_ptr<Token> token, KeyUri uri, KeyAlgorithm alg, Bytes spki, Bytes id)
+        : token_(std::move(token)), uri_(std::move(uri)), alg_(alg), spki_(std::move(spki)),
+          id_(std::move(id)) {}
+
+    KeyAlgorithm algorithm() const override { return alg_; }
+    const Bytes& public_key_der() const override { return spki_; }
+    const KeyUri& uri() const override { return uri_; }
+
+    Result<Bytes> sign(std::span<const std::uint8_t> message) const override {
+        const bool ec = keystore::is_ec(alg_);
+        Bytes input = keystore::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256",
+                                             message);
+        if (!ec) input.insert(input.begin(), kSha256DigestInfo.begin(), kSha256DigestInfo.end());
+        CK_MECHANISM mech{ec ? CKM_ECDSA : CKM_RSA_PKCS, nullptr, 0};
+        const std::size_t want =
+            ec ? 2 * keystore::ec_field_size(alg_) : keystore::rsa_bits(alg_) / 8;
+
+        auto lease = token_->session();
+        if (!lease) return std::unexpected(lease.error());
+        auto handle = private_handle(lease->get());
+        if (!handle) {
+            lease->broken();
+            return std::unexpected(handle.error());
+        }
+        auto* fn = token_->fn();
+        if (CK_RV rv = fn->C_SignInit(lease->get(), &mech, *handle); rv != CKR_OK) {
+            lease->broken();
+            return rv_fail("C_SignInit", rv, uri_.to_string());
+        }
+        Bytes sig(want);
+        CK_ULONG len = sig.size();
+        if (CK_RV rv = fn->C_Sign(lease->get(), input.data(), input.size(), sig.data(), &len);
+            rv != CKR_OK) {
+            lease->broken();
+            return rv_fail("C_Sign", rv, uri_.to_string());
+        }
+        // CKM_ECDSA already gives r||s at the order's width (PKCS#11 v2.40 §2.3.1).
+        if (len != want)
+            return fail(Errc::hardware, "C_Sign",
+                        "token returned a " + std::to_string(len) + "-byte signature, expected " +
+                            std::to_string(want));
+        return sig;
+    }
+
+    Result<std::vector<keystore::KeyProperty>> properties() const override {
+        auto lease = token_->session();
+        if (!lease) return std::unexpected(lease.error());
+        auto handle = private_handle(lease->get());
+        if (!handle) return std::unexpected(handle.error());
+        auto* fn = token_->fn();
+        std::vector<keystore::KeyProperty> out{
+            {"backend", "pkcs11"},
+            {"token", token_->label()},
+            {"manufacturer", token_->manufacturer()},
+            {"model", token_->model()},
+            {"serial", token_->serial()},
+            {"module", token_->module_path()},
+        };
+        auto flag = [&](const char* name, CK_ATTRIBUTE_TYPE t) {
+            auto v = get_bool(fn, lease->get(), *handle, t);
+            out.push_back({name, v ? (*v ? "true" : "false") : "unknown"});
+        };
+        flag("token-object", CKA_TOKEN);
+        flag("private", CKA_PRIVATE);
+        flag("sensitive", CKA_SENSITIVE);
+        flag("always-sensitive", CKA_ALWAYS_SENSITIVE);
+        flag("extractable", CKA_EXTRACTABLE);
+        flag("never-extractable", CKA_NEVER_EXTRACTABLE);
+        flag("local", CKA_LOCAL);
+        std::string usage;
+        const std::pair<const char*, CK_ATTRIBUTE_TYPE> uses[] = {
+            {"sign", CKA_SIGN}, {"sign-recover", CKA_SIGN_RECOVER}, {"decrypt", CKA_DECRYPT},
+            {"unwrap", CKA_UNWRAP}, {"derive", CKA_DERIVE}};
+        for (auto [name, t] : uses)
+            if (get_bool(fn, lease->get(), *handle, t).value_or(false))
+                usage += std::string(usage.empty() ? "" : ",") + name;
+        out.push_back({"usage", usage.empty() ? "none" : usage});
+        out.push_back({"private-value-readable",
+                       get_attr(fn, lease->get(), *handle, CKA_VALUE) ||
+                               get_attr(fn, lease->get(), *handle, CKA_PRIVATE_EXPONENT)
+                           ? "true"
+                           : "false"});
+        return out;
+    }
+
+private:
+    // Object handles are looked up per session use: they stay valid across sessions of
+    // one application, but a token may renumber after a reinsert, and a lookup by CKA_ID
+    // costs one find on the token.
+    Result<CK_OBJECT_HANDLE> private_handle(CK_SESSION_HANDLE s) const {
+        {
+            std::lock_guard lock(mutex_);
+            if (handle_ != CK_INVALID_HANDLE) return handle_;
+        }
+        ObjectQuery q;
+        q.id = id_;
+        auto found = find(token_->fn(), s, q.tmpl());
+        if (!found) return std::unexpected(found.error());
+        if (found->empty())
+            return fail(Errc::not_found, "pkcs11", "the key " + uri_.to_string() + " is gone");
+        std::lock_guard lock(mutex_);
+        handle_ = found->front();
+        return handle_;
+    }
+
+    std::shared_ptr<Token> token_;
+    KeyUri uri_;
+    KeyAlgorithm alg_;
+    Bytes spki_;
+    Bytes id_;
+    mutable std::mutex mutex_;
+    mutable CK_OBJECT_HANDLE handle_ = CK_INVALID_HANDLE;
+};
+
+// SubjectPublicKeyInfo from a public key object (EC) or the private key's public parts (RSA).
+Result<std::pair<KeyAlgorithm, Bytes>> public_key_of(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s,
+                                                     CK_OBJECT_HANDLE priv, const Bytes& id) {
+    auto type = get_attr(fn, s, priv, CKA_KEY_TYPE);
+    if (!type || type->size() != sizeof(CK_KEY_TYPE))
+        return fail(Errc::hardware, "C_GetAttributeValue", "cannot read the key type");
+    CK_KEY_TYPE kt;
+    std::memcpy(&kt, type->data(), sizeof kt);
+    std::unique_ptr<OSSL_PARAM_BLD, keystore::ossl::Deleter<OSSL_PARAM_BLD_free>> bld(
+        OSSL_PARAM_BLD_new());
+    KeyAlgorithm alg;
+    const char* kind;
+    keystore::ossl::Bn n, e;
+    Bytes point;
+    if (kt == CKK_EC) {
+        auto params = get_attr(fn, s, priv, CKA_EC_PARAMS);
+        if (params == kP256Oid) alg = KeyAlgorithm::ec_p256;
+        else if (params == kP384Oid) alg = KeyAlgorithm::ec_p384;
+        else return fail(Errc::unsupported, "pkcs11", "EC key on a curve other than P-256/P-384");
+        // The point lives on the public key object (SoftHSM's private EC key has none).
+        CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+        std::vector<CK_ATTRIBUTE> t{{CKA_CLASS, &cls, sizeof cls},
+                                    {CKA_ID, const_cast<std::uint8_t*>(id.data()), id.size()}};
+        auto pubs = find(fn, s, t);
+        if (!pubs) return std::unexpected(pubs.error());
+        std::optional<Bytes> raw;
+        if (!pubs->empty()) raw = get_attr(fn, s, pubs->front(), CKA_EC_POINT);
+        if (!raw) raw = get_attr(fn, s, priv, CKA_EC_POINT);
+        if (!raw)
+            return fail(Errc::not_found, "pkcs11",
+                        "no public key object with the private key's CKA_ID");
+        point = *raw;
+        // CKA_EC_POINT is DER OCTET STRING per the spec; some tokens give the bare point.
+        const std::size_t plen = 1 + 2 * keystore::ec_field_size(alg);
+        if (point.size() == plen + 2 && point[0] == 0x04 && point[1] == plen)
+            point.erase(point.begin(), point.begin() + 2);
+        else if (point.size() == plen + 3 && point[0] == 0x04 && point[1] == 0x81)
+            point.erase(point.begin(), point.begin() + 3);
+        if (point.size() != plen)
+            return fail(Errc::hardware, "pkcs11", "malformed CKA_EC_POINT");
+        kind = "EC";
+        OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME,
+                                        alg == KeyAlgorithm::ec_p256 ? "P-256" : "P-384", 0);
+        OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                         point.size());
+    } else if (kt == CKK_RSA) {
+        auto mod = get_attr(fn, s, priv, CKA_MODULUS);
+        auto exp = get_attr(fn, s, priv, CKA_PUBLIC_EXPONENT);
+        if (!mod || !exp) return fail(Errc::hardware, "pkcs11", "cannot read the RSA public key");
+        n.reset(BN_bin2bn(mod->data(), static_cast<int>(mod->size()), nullptr));
+        e.reset(BN_bin2bn(exp->data(), static_cast<int>(exp->size()), nullptr));
+        switch (BN_num_bits(n.get())) {
+            case 2048: alg = KeyAlgorithm::rsa_2048; break;
+            case 3072: alg = KeyAlgorithm::rsa_3072; break;
+            case 4096: alg = KeyAlgorithm::rsa_4096; break;
+            default: return fail(Errc::unsupported, "pkcs11", "RSA key of an unsupported size");
+        }
+        kind = "RSA";
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get());
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get());
+    } else {
+        return fail(Errc::unsupported, "pkcs11", "only EC and RSA keys can sign ACME requests");
+    }
+    std::unique_ptr<OSSL_PARAM, keystore::ossl::Deleter<OSSL_PARAM_free>> params(
+        OSSL_PARAM_BLD_to_param(bld.get()));
+    keystore::ossl::PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, kind, "provider=default"));
+    EVP_PKEY* raw_key = nullptr;
+    if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+        EVP_PKEY_fromdata(ctx.get(), &raw_key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1)
+        return keystore::ossl::fail_ossl("EVP_PKEY_fromdata");
+    keystore::ossl::PKey pkey(raw_key);
+    auto spki = keystore::ossl::spki_of(pkey.get());
+    if (!spki) return std::unexpected(spki.error());
+    return std::pair{alg, std::move(*spki)};
+}
+
+class Pkcs11Keystore final : public keystore::Keystore {
+public:
+    Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg) override {
+        auto token = token_for(uri);
+        if (!token) return std::unexpected(token.error());
+        auto q = object_query(uri);
+        if (!q) return std::unexpected(q.error());
+        if (!q->label)
+            return fail(Errc::usage, "key URI",
+                        "name the new key with object=LABEL (and optionally id=...)");
+        if (auto l = (*token)->login(uri); !l) return std::unexpected(l.error());
+        if (!q->id) {
+            q->id = Bytes(16);
+            RAND_bytes(q->id->data(), 16);
+        }
+        auto lease = (*token)->session();
+        if (!lease) return std::unexpected(lease.error());
+        auto* fn = (*token)->fn();
+        const CK_SESSION_HANDLE s = lease->get();
+
+        // Refuse to shadow any object with the same label or id, of any class.
+        for (auto t : {ObjectQuery{q->label, std::nullopt}, ObjectQuery{std::nullopt, q->id}}) {
+            auto found = find(fn, s, t.tmpl(false));
+            if (!found) return std::unexpected(found.error());
+            if (!found->empty())
+                return fail(Errc::exists, "pkcs11",
+                            "token '" + (*token)->label() + "' already holds an object with " +
+                                t.describe() + "; choose another object= label or delete it");
+        }
+
+        CK_MECHANISM mech{keystore::is_ec(alg) ? CKM_EC_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN,
+                          nullptr, 0};
+        const Bytes& oid = alg == KeyAlgorithm::ec_p384 ? kP384Oid : kP256Oid;
+        CK_ULONG bits = keystore::rsa_bits(alg);
+        std::uint8_t exponent[] = {0x01, 0x00, 0x01};
+        std::string label = *q->label;
+        Bytes id = *q->id;
+        std::vector<CK_ATTRIBUTE> pub{
+            {CKA_TOKEN, &kTrue, 1},      {CKA_PRIVATE, &kFalse, 1},
+            {CKA_VERIFY, &kTrue, 1},     {CKA_ENCRYPT, &kFalse, 1},
+            {CKA_WRAP, &kFalse, 1},      {CKA_DERIVE, &kFalse, 1},
+            {CKA_LABEL, label.data(), label.size()}, {CKA_ID, id.data(), id.size()}};
+        if (keystore::is_ec(alg)) {
+            pub.push_back({CKA_EC_PARAMS, const_cast<std::uint8_t*>(oid.data()), oid.size()});
+        } else {
+            pub.push_back({CKA_MODULUS_BITS, &bits, sizeof bits});
+            pub.push_back({CKA_PUBLIC_EXPONENT, exponent, sizeof exponent});
+        }
+        // SECURITY.md rule 10: every attribute explicit; SoftHSM's defaults are unsafe.
+        std::vector<CK_ATTRIBUTE> priv{
+            {CKA_TOKEN, &kTrue, 1},        {CKA_PRIVATE, &kTrue, 1},
+            {CKA_SENSITIVE, &kTrue, 1},    {CKA_EXTRACTABLE, &kFalse, 1},
+            {CKA_SIGN, &kTrue, 1},         {CKA_SIGN_RECOVER, &kFalse, 1},
+            {CKA_DECRYPT, &kFalse, 1},     {CKA_UNWRAP, &kFalse, 1},
+            {CKA_DERIVE, &kFalse, 1},      {CKA_LABEL, label.data(), label.size()},
+            {CKA_ID, id.data(), id.size()}};
+        CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
+        if (CK_RV rv = fn->C_GenerateKeyPair(s, &mech, pub.data(), pub.size(), priv.data(),
+                                             priv.size(), &hpub, &hpriv);
+            rv != CKR_OK)
+            return rv_fail("C_GenerateKeyPair", rv,
+                           std::string(keystore::algorithm_name(alg)) + " on token '" +
+                               (*token)->label() + "'");
+        // Trust, but verify: the token must say the key was born sensitive and unexportable.
+        for (auto t : {CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_SENSITIVE})
+            if (!get_bool(fn, s, hpriv, t).value_or(false)) {
+                fn->C_DestroyObject(s, hpriv);
+                fn->C_DestroyObject(s, hpub);
+                return fail(Errc::hardware, "C_GenerateKeyPair",
+                            "the token did not keep the new key sensitive and non-extractable; "
+                            "the key was destroyed");
+            }
+        KeyUri full = canonical_uri(uri, **token, label, id);
+        auto pk = public_key_of(fn, s, hpriv, id);
+        if (!pk) return std::unexpected(pk.error());
+        return std::make_shared<Pkcs11Key>(*token, full, pk->first, std::move(pk->second), id);
+    }
+
+    Result<KeyPtr> open(const KeyUri& uri) override {
+        auto token = token_for(uri);
+        if (!token) return std::unexpected(token.error());
+        auto q = object_query(uri);
+        if (!q) return std::unexpected(q.error());
+        if (!q->label && !q->id)
+            return fail(Errc::usage, "key URI", "name the key with object=LABEL and/or id=...");
+        if (auto l = (*token)->login(uri); !l) return std::unexpected(l.error());
+        auto lease = (*token)->session();
+        if (!lease) return std::unexpected(lease.error());
+        auto* fn = (*token)->fn();
+        auto found = find(fn, lease->get(), q->tmpl());
+        if (!found) return std::unexpected(found.error());
+        if (found->empty())
+            return fail(Errc::not_found, "pkcs11",
+                        "no private key with " + q->describe() + " on token '" +
+                            (*token)->label() + "'");
+        if (found->size() > 1)
+            return fail(Errc::usage, "pkcs11",
+                        std::to_string(found->size()) + " private keys match " + q->describe() +
+                            "; add id= to pick one");
+        auto id = get_attr(fn, lease->get(), found->front(), CKA_ID).value_or(Bytes{});
+        auto label = get_attr(fn, lease->get(), found->front(), CKA_LABEL).value_or(Bytes{});
+        auto pk = public_key_of(fn, lease->get(), found->front(), id);
+        if (!pk) return std::unexpected(pk.error());
+        KeyUri full = canonical_uri(uri, **token, std::string(label.begin(), label.end()), id);
+        return std::make_shared<Pkcs11Key>(*token, full, pk->first, std::move(pk->second), id);
+    }
+
+    Result<std::vector<KeyInfo>> list(const KeyUri& uri) override {
+        auto token = token_for(uri);
+        if (!token) return std::unexpected(token.error());
+        if (auto l = (*token)->login(uri); !l) return std::unexpected(l.error());
+        auto lease = (*token)->session();
+        if (!lease) return std::unexpected(lease.error());
+        auto* fn = (*token)->fn();
+        auto q = object_query(uri);
+        if (!q) return std::unexpected(q.error());
+        auto found = find(fn, lease->get(), q->tmpl());
+        if (!found) return std::unexpected(found.error());
+        std::vector<KeyInfo> out;
+        for (auto h : *found) {
+            auto id = get_attr(fn, lease->get(), h, CKA_ID).value_or(Bytes{});
+            auto label = get_attr(fn, lease->get(), h, CKA_LABEL).value_or(Bytes{});
+            auto pk = public_key_of(fn, lease->get(), h, id);
+            if (!pk) continue;  // not a key we can sign ACME requests with
+            out.push_back({canonical_uri(uri, **token, std::string(label.begin(), label.end()), id),
+                           pk->first});
+        }
+        return out;
+    }
+
+    Result<void> destroy(const KeyUri& uri) override {
+        auto key = open(uri);
+        if (!key) return std::unexpected(key.error());
+        auto token = token_for(uri);
+        auto lease = (*token)->session();
+        if (!lease) return std::unexpected(lease.error());
+        auto* fn = (*token)->fn();
+        const auto id = *(*key)->uri().path_attr("id");
+        ObjectQuery q{std::nullopt, Bytes(id.begin(), id.end())};
+        for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
+            q.cls = cls;
+            auto found = find(fn, lease->get(), q.tmpl());
+            if (!found) return std::unexpected(found.error());
+            for (auto h : *found)
+                if (CK_RV rv = fn->C_DestroyObject(lease->get(), h); rv != CKR_OK)
+                    return rv_fail("C_DestroyObject", rv);
+        }
+        return {};
+    }
+
+    std::string description() const override {
+        return "pkcs11:token=LABEL;object=NAME?module-path=SO&pin-source=file:PIN  "
+               "key on a PKCS#11 token (RFC 7512)";
+    }
+
+private:
+    static KeyUri canonical_uri(const KeyUri& given, const Token& token, std::string label,
+                                const Bytes& id) {
+        KeyUri out = given;
+        out.set_path_attr("token", token.label());
+        if (!label.empty()) out.set_path_attr("object", std::move(label));
+        out.set_path_attr("id", std::string(id.begin(), id.end()));
+        out.set_path_attr("type", "private");
+        return out;
+    }
+
+    static Result<std::string> module_of(const KeyUri& uri) {
+        if (auto path = uri.query_attr("module-path")) return *path;
+        if (auto name = uri.query_attr("module-name")) {
+            for (std::string cand : {std::string(P11_KIT_MODULE_DIR) + "/" + *name + ".so",
+                                     std::string(P11_KIT_MODULE_DIR) + "/lib" + *name + ".so"})
+                if (std::filesystem::exists(cand)) return cand;
+            return *name + ".so";  // let dlopen search
+        }
+        return default_module_path();
+    }
+
+    Result<std::shared_ptr<Token>> token_for(const KeyUri& uri) {
+        auto path = module_of(uri);
+        if (!path) return std::unexpected(path.error());
+        auto module = Module::get(*path);
+        if (!module) return std::unexpected(module.error());
+        auto* fn = (*module)->fn();
+
+        CK_ULONG count = 0;
+        if (CK_RV rv = fn->C_GetSlotList(CK_TRUE, nullptr, &count); rv != CKR_OK)
+            return rv_fail("C_GetSlotList", rv);
+        std::vector<CK_SLOT_ID> slots(count);
+        if (CK_RV rv = fn->C_GetSlotList(CK_TRUE, slots.data(), &count); rv != CKR_OK)
+            return rv_fail("C_GetSlotList", rv);
+        slots.resize(count);
+
+        std::string present;
+        for (CK_SLOT_ID slot : slots) {
+            CK_TOKEN_INFO info{};
+            if (fn->C_GetTokenInfo(slot, &info) != CKR_OK) continue;
+            CK_SLOT_INFO sinfo{};
+            fn->C_GetSlotInfo(slot, &sinfo);
+            const std::string label = padded(info.label, sizeof info.label);
+            if (!(info.flags & CKF_TOKEN_INITIALIZED)) continue;
+            present += (present.empty() ? "'" : ", '") + label + "' (serial " +
+                       padded(info.serialNumber, sizeof info.serialNumber) + ", slot-id " +
+                       std::to_string(slot) + ")";
+            auto is = [&](const char* attr, const std::string& value) {
+                auto want = uri.path_attr(attr);
+                return !want || *want == value;
+            };
+            if (!is("token", label) ||
+                !is("serial", padded(info.serialNumber, sizeof info.serialNumber)) ||
+                !is("manufacturer", padded(info.manufacturerID, sizeof info.manufacturerID)) ||
+                !is("model", padded(info.model, sizeof info.model)) ||
+                !is("slot-id", std::to_string(slot)) ||
+                !is("slot-description", padded(sinfo.slotDescription, sizeof sinfo.slotDescription)) ||
+                !is("slot-manufacturer", padded(sinfo.manufacturerID, sizeof sinfo.manufacturerID)))
+                continue;
+            std::lock_guard lock(mutex_);
+            auto& cached = tokens_[{*path, slot}];
+            if (!cached) cached = std::make_shared<Token>(*module, slot, info);
+            return cached;
+        }
+        std::string wanted;
+        for (auto& [n, v] : uri.path_attrs())
+            if (n != "object" && n != "id" && n != "type")
+                wanted += (wanted.empty() ? "" : ";") + n + "=" + v;
+        return fail(Errc::token_absent, "pkcs11",
+                    "no token matches '" + (wanted.empty() ? std::string("any") : wanted) +
+                        "' in " + *path + "; tokens present: " +
+                        (present.empty() ? std::string("none") : present));
+    }
+
+    std::mutex mutex_;
+    std::map<std::pair<std::string, CK_SLOT_ID>, std::shared_ptr<Token>> tokens_;
+};
+
+}  // namespace
+
+std::unique_ptr<keystore::Keystore> make_keystore() { return std::make_unique<Pkcs11Keystore>(); }
+
+}  // namespace pkcs11
