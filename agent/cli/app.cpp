@@ -157,7 +157,7 @@ Result<Output> key_show(const Options& o, keystore::Registry& reg) {
                "jwk thumbprint: " + *thumb + "\n";
     for (auto& kp : *props) {
         std::string label = kp.name + ":";
-        label.resize(std::max<std::size_t>(label.size() + 1, 16), ' ');
+        label.resize(std::max<std::size_t>(label.size() + 1, 24), ' ');
         out.text += label + kp.value + "\n";
     }
     out.text += pem;

@@ -67,6 +67,10 @@ Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std
     }
     ASN1_BIT_STRING* bits = ASN1_BIT_STRING_new();
     ASN1_BIT_STRING_set(bits, sig->data(), static_cast<int>(sig->size()));
+    // A signature is whole bytes: without BITS_LEFT the encoder would count trailing zero
+    // bits as unused and corrupt every signature that ends in a zero bit.
+    bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
     X509_REQ_set0_signature(req.get(), bits);
 
     const int len = i2d_X509_REQ(req.get(), nullptr);

@@ -1,0 +1,368 @@
+#include "challenge/http01.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace challenge {
+
+using keystore::Errc;
+using keystore::fail;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxConnections = 16;
+constexpr std::size_t kMaxHead = 8 * 1024;
+constexpr auto kConnectionTime = std::chrono::seconds(5);
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+constexpr std::string_view kPrefix = "/.well-known/acme-challenge/";
+
+class Fd {
+  public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    Fd& operator=(Fd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { reset(); }
+
+    [[nodiscard]] int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+    void reset() noexcept {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+
+  private:
+    int fd_ = -1;
+};
+
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
+
+struct ListenSpec {
+    std::string host;
+    std::string port;
+};
+
+Result<ListenSpec> parse_spec(const std::string& listen) {
+    auto bad = [&](const std::string& why) {
+        return fail(Errc::usage, "listen " + listen,
+                    why + " (want PORT, ADDR:PORT or [V6ADDR]:PORT)");
+    };
+    ListenSpec spec{"0.0.0.0", listen};
+    if (!listen.empty() && listen.front() == '[') {
+        const auto close = listen.find(']');
+        if (close == std::string::npos || close == 1) return bad("malformed IPv6 address");
+        if (close + 1 >= listen.size() || listen[close + 1] != ':') return bad("missing port");
+        spec.host = listen.substr(1, close - 1);
+        spec.port = listen.substr(close + 2);
+    } else if (const auto colon = listen.find(':'); colon != std::string::npos) {
+        if (listen.find(':', colon + 1) != std::string::npos) {
+            return bad("an IPv6 address needs brackets");
+        }
+        if (colon > 0) spec.host = listen.substr(0, colon);
+        spec.port = listen.substr(colon + 1);
+    }
+    if (spec.port.empty() || spec.port.size() > 5 ||
+        !std::ranges::all_of(spec.port, [](char c) { return c >= '0' && c <= '9'; }) ||
+        std::stoul(spec.port) > 65535) {
+        return bad("bad port");
+    }
+    return spec;
+}
+
+std::string display(const ListenSpec& spec) {
+    return spec.host.find(':') != std::string::npos ? "[" + spec.host + "]:" + spec.port
+                                                    : spec.host + ":" + spec.port;
+}
+
+std::string response(int status, std::string_view reason, std::string_view body,
+                     std::string_view extra_headers = {}) {
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
+    out += reason;
+    out += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\nCache-Control: no-store\r\nConnection: close\r\n";
+    out += extra_headers;
+    out += "\r\n";
+    out += body;
+    return out;
+}
+
+struct Connection {
+    enum class Phase { reading, writing, draining };
+    Fd fd;
+    Clock::time_point deadline;
+    Phase phase = Phase::reading;
+    std::string in;
+    std::string out;
+    std::size_t sent = 0;
+    bool done = false;
+};
+
+}  // namespace
+
+struct Http01Responder::Impl {
+    Fd listener;
+    Fd wake;  // eventfd: the destructor writes to it so poll() returns
+    unsigned short port = 0;
+    std::mutex mutex;
+    std::map<std::string, std::string, std::less<>> tokens;
+    std::thread thread;
+
+    ~Impl() {
+        if (thread.joinable()) {
+            const std::uint64_t one = 1;
+            // An eventfd write of 1 cannot fail short of a counter overflow.
+            [[maybe_unused]] const auto n = ::write(wake.get(), &one, sizeof one);
+            thread.join();
+        }
+    }
+
+    std::string answer(std::string_view head) {
+        const auto eol = head.find_first_of("\r\n");
+        const std::string_view line = head.substr(0, eol);
+        const auto sp1 = line.find(' ');
+        const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+        if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
+            return response(400, "Bad Request", "bad request\n");
+        }
+        const std::string_view method = line.substr(0, sp1);
+        const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+        if (!line.substr(sp2 + 1).starts_with("HTTP/1.")) {
+            return response(400, "Bad Request", "bad request\n");
+        }
+        if (method != "GET") {
+            return response(405, "Method Not Allowed", "method not allowed\n", "Allow: GET\r\n");
+        }
+        // Exact match only: a query, a fragment, a trailing slash or an encoded byte leaves
+        // a token that is not valid, so it cannot name a registered one.
+        if (target.starts_with(kPrefix)) {
+            const std::string token(target.substr(kPrefix.size()));
+            if (valid_token(token)) {
+                std::lock_guard lock(mutex);
+                if (auto it = tokens.find(token); it != tokens.end()) {
+                    return response(200, "OK", it->second);
+                }
+            }
+        }
+        return response(404, "Not Found", "not found\n");
+    }
+
+    void on_readable(Connection& c) {
+        char buf[4096];
+        for (;;) {
+            const std::size_t room =
+                c.phase == Connection::Phase::reading ? kMaxHead - c.in.size() : sizeof buf;
+            const ssize_t n = ::recv(c.fd.get(), buf, std::min(room, sizeof buf), 0);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                c.done = true;
+                return;
+            }
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return;
+            }
+            if (c.phase == Connection::Phase::draining) return;  // one read per wake-up
+            c.in.append(buf, static_cast<std::size_t>(n));
+            // Search a little before the new bytes: the terminator may straddle reads.
+            const std::size_t from = c.in.size() - static_cast<std::size_t>(n);
+            const std::size_t scan = from >= 3 ? from - 3 : 0;
+            std::size_t end = c.in.find("\r\n\r\n", scan);
+            if (end == std::string::npos) end = c.in.find("\n\n", scan);
+            if (end != std::string::npos) {
+                c.out = answer(std::string_view(c.in).substr(0, end));
+            } else if (c.in.size() >= kMaxHead) {
+                c.out = response(431, "Request Header Fields Too Large", "request too large\n");
+            } else {
+                continue;
+            }
+            c.in.clear();
+            c.phase = Connection::Phase::writing;
+            on_writable(c);
+            return;
+        }
+    }
+
+    void on_writable(Connection& c) {
+        while (c.sent < c.out.size()) {
+            const ssize_t n =
+                ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK) c.done = true;
+                return;
+            }
+            c.sent += static_cast<std::size_t>(n);
+        }
+        // Half-close and read until the client closes: closing with unread bytes would
+        // send a RST that can destroy the response before the client reads it.
+        ::shutdown(c.fd.get(), SHUT_WR);
+        c.phase = Connection::Phase::draining;
+    }
+
+    void run() {
+        std::vector<Connection> conns;
+        std::vector<pollfd> fds;
+        Clock::time_point accept_paused_until{};
+        for (;;) {
+            const auto now = Clock::now();
+            std::erase_if(conns, [&](const Connection& c) { return c.done || c.deadline <= now; });
+
+            const bool accepting = conns.size() < kMaxConnections && now >= accept_paused_until;
+            fds.clear();
+            fds.push_back({wake.get(), POLLIN, 0});
+            fds.push_back({accepting ? listener.get() : -1, POLLIN, 0});
+            auto next = Clock::time_point::max();
+            if (!accepting && conns.size() < kMaxConnections) next = accept_paused_until;
+            for (const Connection& c : conns) {
+                const short events = c.phase == Connection::Phase::writing ? POLLOUT : POLLIN;
+                fds.push_back({c.fd.get(), events, 0});
+                next = std::min(next, c.deadline);
+            }
+            int timeout = -1;
+            if (next != Clock::time_point::max()) {
+                const auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
+                timeout = static_cast<int>(std::clamp<long long>(ms, 0, 60'000));
+            }
+            if (::poll(fds.data(), fds.size(), timeout) < 0) {
+                if (errno == EINTR) continue;
+                return;  // cannot happen with valid fds; the listener closes with Impl
+            }
+            if (fds[0].revents != 0) return;
+
+            for (std::size_t i = 0; i < conns.size(); ++i) {
+                const short revents = fds[i + 2].revents;
+                if (revents == 0) continue;
+                Connection& c = conns[i];
+                if (c.phase == Connection::Phase::writing) {
+                    on_writable(c);
+                } else {
+                    on_readable(c);
+                }
+            }
+
+            if (accepting && fds[1].revents != 0) {
+                while (conns.size() < kMaxConnections) {
+                    Fd fd(
+                        ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+                    if (!fd) {
+                        if (errno == EINTR || errno == ECONNABORTED) continue;
+                        // Out of descriptors or memory: back off instead of spinning on a
+                        // listener that stays readable.
+                        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                            accept_paused_until = Clock::now() + kAcceptBackoff;
+                        }
+                        break;
+                    }
+                    Connection& c = conns.emplace_back();
+                    c.fd = std::move(fd);
+                    c.deadline = Clock::now() + kConnectionTime;
+                }
+            }
+        }
+    }
+};
+
+Result<std::unique_ptr<Http01Responder>> Http01Responder::start(const std::string& listen) {
+    auto spec = parse_spec(listen);
+    if (!spec) return std::unexpected(spec.error());
+    const std::string where = "http-01 listen " + display(*spec);
+
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    if (int rc = ::getaddrinfo(spec->host.c_str(), spec->port.c_str(), &hints, &found); rc != 0) {
+        return fail(Errc::usage, where,
+                    "'" + spec->host + "' is not a numeric address: " + ::gai_strerror(rc));
+    }
+    std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> ai(found, &::freeaddrinfo);
+
+    auto impl = std::make_unique<Impl>();
+    impl->listener = Fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!impl->listener) return fail(Errc::io, where, "socket: " + errno_text(errno));
+    const int on = 1;
+    if (::setsockopt(impl->listener.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) {
+        return fail(Errc::io, where, "SO_REUSEADDR: " + errno_text(errno));
+    }
+    if (::bind(impl->listener.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
+        return fail(Errc::io, where, "cannot bind " + display(*spec) + ": " + errno_text(errno));
+    }
+    if (::listen(impl->listener.get(), 64) != 0) {
+        return fail(Errc::io, where,
+                    "cannot listen on " + display(*spec) + ": " + errno_text(errno));
+    }
+    sockaddr_storage bound{};
+    socklen_t len = sizeof bound;
+    if (::getsockname(impl->listener.get(), reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+        return fail(Errc::io, where, "getsockname: " + errno_text(errno));
+    }
+    impl->port =
+        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
+                                          : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+    impl->wake = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!impl->wake) return fail(Errc::io, where, "eventfd: " + errno_text(errno));
+
+    std::unique_ptr<Http01Responder> responder(new Http01Responder());
+    try {
+        impl->thread = std::thread([raw = impl.get()] { raw->run(); });
+    } catch (const std::system_error& e) {
+        return fail(Errc::internal, where, std::string("cannot start a thread: ") + e.what());
+    }
+    responder->impl_ = std::move(impl);
+    return responder;
+}
+
+Http01Responder::~Http01Responder() = default;
+
+unsigned short Http01Responder::port() const {
+    return impl_->port;
+}
+
+Result<void> Http01Responder::add(const std::string& token, const std::string& key_authorization) {
+    if (!valid_token(token)) {
+        return fail(Errc::protocol, "http-01", "the server sent an invalid challenge token");
+    }
+    std::lock_guard lock(impl_->mutex);
+    impl_->tokens.insert_or_assign(token, key_authorization);
+    return {};
+}
+
+void Http01Responder::remove(const std::string& token) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->tokens.erase(token);
+}
+
+bool valid_token(const std::string& token) {
+    return !token.empty() && std::ranges::all_of(token, [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+}
+
+}  // namespace challenge

@@ -1,0 +1,113 @@
+// Test support: run a command (no shell), capture its output and exit code.
+#pragma once
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+extern char** environ;
+
+namespace testsupport {
+
+struct Outcome {
+    int code = -1;
+    std::string out;
+    std::string err;
+};
+
+// Runs argv with the current environment plus `extra_env` ("NAME=VALUE"), stdin from
+// /dev/null. Returns exit code (or 128+signal), stdout and stderr.
+inline Outcome run(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {}) {
+    int out_pipe[2], err_pipe[2];
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return {};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    std::vector<std::string> env_store;
+    for (char** e = environ; *e; ++e) env_store.emplace_back(*e);
+    for (auto& e : extra_env) env_store.push_back(e);
+    std::vector<char*> env;
+    for (auto& e : env_store) env.push_back(const_cast<char*>(e.c_str()));
+    env.push_back(nullptr);
+    pid_t pid = -1;
+    const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), env.data());
+    posix_spawn_file_actions_destroy(&fa);
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    Outcome o;
+    if (rc != 0) {
+        close(out_pipe[0]);
+        close(err_pipe[0]);
+        o.err = "cannot start " + argv[0];
+        return o;
+    }
+    std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
+    int open_fds = 2;
+    char buf[4096];
+    while (open_fds > 0) {
+        if (poll(fds.data(), fds.size(), -1) < 0) break;
+        for (std::size_t i = 0; i < fds.size(); ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+            const ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            if (n <= 0) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_fds;
+            } else {
+                (i == 0 ? o.out : o.err).append(buf, static_cast<std::size_t>(n));
+            }
+        }
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    o.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return o;
+}
+
+// Parses `export A=B C=D` lines (as printed by the project's setup scripts) and setenv()s them.
+inline void apply_exports(const std::string& text) {
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t eol = text.find('\n', pos);
+        if (eol == std::string::npos) eol = text.size();
+        std::string line = text.substr(pos, eol - pos);
+        pos = eol + 1;
+        if (line.rfind("export ", 0) != 0) continue;
+        line.erase(0, 7);
+        // split on spaces outside quotes
+        std::string item;
+        char quote = 0;
+        auto flush = [&] {
+            auto eq = item.find('=');
+            if (eq != std::string::npos) setenv(item.substr(0, eq).c_str(), item.substr(eq + 1).c_str(), 1);
+            item.clear();
+        };
+        for (char c : line) {
+            if (quote) {
+                if (c == quote) quote = 0;
+                else item += c;
+            } else if (c == '\'' || c == '"') {
+                quote = c;
+            } else if (c == ' ') {
+                flush();
+            } else {
+                item += c;
+            }
+        }
+        flush();
+    }
+}
+
+}  // namespace testsupport
