@@ -189,6 +189,12 @@ std::string KeyUri::to_string() const {
     for (auto& [n, v] : path_) {
         if (!first) out += ';';
         first = false;
+        if (n == "id") {  // binary: every byte as %XX, the form pkcs11-tool and p11tool print
+            out += "id=";
+            static constexpr char kHex[] = "0123456789ABCDEF";
+            for (unsigned char c : v) out += {'%', kHex[c >> 4], kHex[c & 15]};
+            continue;
+        }
         // RFC 7512 §2.3 pchar: ':' '@' '&' '+' ',' '$' may stay; '/' kept for tpm2:path.
         out += n + "=" + percent_encode(v, scheme_ == "tpm2" ? ":@&+,$/" : ":@&+,$");
     }
