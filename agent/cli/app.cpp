@@ -361,7 +361,7 @@ int run(int argc, char** argv) {
         ->default_str(o.state_dir)
         ->envname("ACME_AGENT_STATE_DIR");
     app.add_flag("--json", o.json_out, "print results as JSON on stdout");
-    app.add_flag("-v,--verbose", o.verbose, "more detail on stderr (repeat for debug)");
+    app.add_flag("-v,--verbose", o.verbose, "more detail on stderr (each retry, each request)");
     app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
     app.footer("Exit codes: 0 ok, 1 internal, 2 usage, 3 not found, 4 exists, 5 token absent,\n"
                "6 module load, 7 wrong PIN, 8 PIN locked, 9 unsupported, 10 hardware, 11 I/O,\n"
@@ -427,7 +427,7 @@ int run(int argc, char** argv) {
         return kUsage;
     }
     keystore::log::set_level(o.quiet ? keystore::log::Level::warning
-                             : o.verbose > 1 ? keystore::log::Level::debug
+                             : o.verbose > 0 ? keystore::log::Level::debug
                                              : keystore::log::Level::info);
     if (!action) return kUsage;
     keystore::Registry registry = make_registry();

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# What goes wrong, said clearly: an unreachable server, a TLS failure without --ca-file,
+# a name the CA refuses, a challenge that fails. Each has its own exit code, names the
+# failing step and the CA's detail, writes no certificate and leaves the state dir as it was.
+source "$(dirname "$0")/lib.sh"
+export PEBBLE_VA_NOSLEEP=1
+setup_hsm
+setup_pebble
+ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
+CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert)" --type ec-p256)
+HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
+run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos
+BEFORE=$(tree_digest "$STATE")
+unchanged() { [ "$(tree_digest "$STATE")" = "$BEFORE" ] || fail "state dir changed after: $1"; }
+
+# Unreachable server: exit 12 (network).
+run_agent 12 "$ACME_AGENT" --server https://127.0.0.1:1/dir --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE" \
+  issue --key "$CERT" -d x.example.com --http-port "$HTTP" && contains "$ERR" "127.0.0.1:1"
+unchanged "unreachable server"
+# TLS failure: Pebble's certificate is not trusted without --ca-file: exit 12, hint given.
+run_agent 12 "$ACME_AGENT" --server "$PEBBLE_URL" --state-dir "$STATE" issue --key "$CERT" -d x.example.com \
+  --http-port "$HTTP" && contains "$ERR" "--ca-file"
+unchanged "TLS failure"
+# A name the CA refuses: exit 14 with Pebble's problem type and detail.
+run_agent 14 "${AGENT[@]}" issue --key "$CERT" -d "bad_name!.example.com" --http-port "$HTTP" \
+  && contains "$ERR" "urn:ietf:params:acme:error:"
+unchanged "refused name"
+# A challenge that fails: the responder listens where Pebble does not look: exit 14,
+# the authorization and the CA's detail named.
+OTHER=$((PEBBLE_HTTP_PORT == 65000 ? 65001 : 65000))
+run_agent 14 "${AGENT[@]}" issue --key "$CERT" -d fails.example.com --http-port "127.0.0.1:$OTHER" \
+  && contains "$ERR" "authorization fails.example.com" && contains "$ERR" "urn:ietf:params:acme:error:connection"
+unchanged "failed challenge"
+[ ! -e "$STATE/live" ] || fail "a certificate directory was written"
+# The account key as the certificate key is refused (SECURITY.md rule 9): exit 2.
+run_agent 2 "${AGENT[@]}" issue --key "$ACCT" -d same.example.com --http-port "$HTTP" \
+  && contains "$ERR" "separate key"
+unchanged "account key as certificate key"
+# A wildcard over http-01: exit 2 before anything is sent.
+run_agent 2 "${AGENT[@]}" issue --key "$CERT" -d "*.example.com" --http-port "$HTTP" && contains "$ERR" "dns-01"
+# Two agents on one state dir: the second is told and exits 15.
+exec 9>"$STATE/lock"
+flock -n 9
+run_agent 15 "${AGENT[@]}" issue --key "$CERT" -d locked.example.com --http-port "$HTTP" \
+  && contains "$ERR" "another acme-agent"
+exec 9>&-
+unchanged "locked state dir"
+pass "every failure: its exit code, a clear message, state untouched"
+finish

@@ -1,0 +1,91 @@
+# Shared helpers for the integration tests (bash). Each test sources this file; CTest
+# passes ACME_AGENT (the binary) and ACME_AGENT_SOURCE_DIR / ACME_AGENT_BINARY_DIR.
+set -euo pipefail
+
+: "${ACME_AGENT:?set by CTest}" "${ACME_AGENT_SOURCE_DIR:?}" "${ACME_AGENT_BINARY_DIR:?}"
+SCRIPTS=$ACME_AGENT_SOURCE_DIR/scripts
+TEST_NAME=$(basename "$0" .sh)
+WORK=$ACME_AGENT_BINARY_DIR/test-scratch/$TEST_NAME-$$
+rm -rf "$WORK"
+mkdir -p "$WORK"
+STATE=$WORK/state
+FAILURES=0
+
+cleanup() {
+  [ -f "$WORK/pebble/pebble.pid" ] && "$SCRIPTS/pebble-down.sh" "$WORK/pebble" >/dev/null 2>&1
+  [ -n "${WEB_PID:-}" ] && kill "$WEB_PID" 2>/dev/null
+  return 0
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; FAILURES=$((FAILURES + 1)); }
+pass() { echo "ok: $*"; }
+finish() {
+  if [ "$FAILURES" -ne 0 ]; then echo "$TEST_NAME: $FAILURES failure(s)" >&2; exit 1; fi
+  echo "$TEST_NAME: all passed"
+}
+
+# A fresh SoftHSM token: sets TOKEN (its URI with module-path and pin-source), PIN_FILE.
+setup_hsm() {
+  eval "$("$SCRIPTS/softhsm-setup.sh" "$WORK/hsm" "${1:-acme}")"
+  TOKEN=$ACME_AGENT_TOKEN_URI
+  PIN_FILE=$WORK/hsm/${1:-acme}.pin
+}
+# key URI for object NAME on the token
+hsm_key() { echo "${TOKEN/\?/;object=$1?}"; }
+
+# Pebble with the current environment's knobs: sets PEBBLE_* (see scripts/pebble-up.sh).
+setup_pebble() {
+  eval "$("$SCRIPTS/pebble-up.sh" "$WORK/pebble")"
+  AGENT=("$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE")
+}
+
+# run_agent EXPECTED_EXIT ARGS...: runs the agent, output in $OUT and $ERR (files).
+OUT=$WORK/out
+ERR=$WORK/err
+run_agent() {
+  local want=$1; shift
+  local rc=0
+  "$@" >"$OUT" 2>"$ERR" </dev/null || rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    fail "exit $rc, expected $want: ${*:1:6}...; stderr: $(head -c 600 "$ERR")"
+    return 1
+  fi
+}
+contains() { grep -qF -- "$2" "$1" || { fail "$1 lacks '$2': $(head -c 400 "$1")"; return 1; }; }
+lacks() { ! grep -qF -- "$2" "$1" || { fail "$1 contains '$2'"; return 1; }; }
+
+# wait_port PORT [PID]: polls (50 ms) until something accepts on 127.0.0.1:PORT, 10 s at most.
+wait_port() {
+  local i
+  for i in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && break
+    read -rt 0.05 <> <(:) || true
+  done
+  fail "nothing listens on port $1"
+  return 1
+}
+
+# A digest of every file and mode under a dir: equal before and after means untouched.
+tree_digest() {
+  (cd "$1" 2>/dev/null && find . -type f ! -name lock -printf '%p %m\n' -exec sha256sum {} + | sort) | sha256sum
+}
+
+# verify_cert DIR KEY_URI: the certificate in DIR verifies against Pebble's root and
+# carries the public key of KEY_URI.
+verify_cert() {
+  local dir=$1 key=$2
+  curl -fsS --cacert "$PEBBLE_CA_FILE" "$PEBBLE_MGMT/roots/0" >"$WORK/root.pem"
+  if openssl verify -CAfile "$WORK/root.pem" -untrusted "$dir/chain.pem" "$dir/cert.pem" >/dev/null 2>"$WORK/verify.err"; then
+    :
+  else
+    fail "certificate in $dir does not verify against Pebble's root: $(cat "$WORK/verify.err")"
+    return 1
+  fi
+  openssl x509 -in "$dir/cert.pem" -noout -pubkey | openssl pkey -pubin -outform DER >"$WORK/cert-pub.der"
+  "$ACME_AGENT" --json key show --key "$key" | jq -r .public_key_pem |
+    openssl pkey -pubin -outform DER >"$WORK/key-pub.der"
+  [ -s "$WORK/key-pub.der" ] && cmp -s "$WORK/cert-pub.der" "$WORK/key-pub.der" ||
+    { fail "certificate key differs from $key"; return 1; }
+}
