@@ -152,14 +152,15 @@ Result<Output> key_show(const Options& o, keystore::Registry& reg) {
                 {"jwk_thumbprint", *thumb},
                 {"properties", p},
                 {"public_key_pem", pem}};
-    out.text = "uri:            " + (*key)->uri().to_string() + "\n" +
-               "algorithm:      " + std::string(keystore::algorithm_name((*key)->algorithm())) + "\n" +
-               "jwk thumbprint: " + *thumb + "\n";
-    for (auto& kp : *props) {
-        std::string label = kp.name + ":";
-        label.resize(std::max<std::size_t>(label.size() + 1, 24), ' ');
-        out.text += label + kp.value + "\n";
-    }
+    auto field = [&](std::string name, const std::string& value) {
+        name += ":";
+        name.resize(std::max<std::size_t>(name.size() + 1, 24), ' ');
+        out.text += name + value + "\n";
+    };
+    field("uri", (*key)->uri().to_string());
+    field("algorithm", std::string(keystore::algorithm_name((*key)->algorithm())));
+    field("jwk thumbprint", *thumb);
+    for (auto& kp : *props) field(kp.name, kp.value);
     out.text += pem;
     return out;
 }
