@@ -105,9 +105,11 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
             return fail(Errc::protocol, "authorization " + who, "malformed challenge token");
         auto ch_url = url_field(client, *chosen, "url", "challenge");
         if (!ch_url) return std::unexpected(ch_url.error());
-        if (auto p = request.solver->present(who, token, token + "." + *thumbprint); !p)
+        if (who == "?") return fail(Errc::protocol, "authorization", "no identifier in " + authz_url);
+        const std::string value = (*authz)["identifier"].value("value", "");
+        if (auto p = request.solver->present(value, token, token + "." + *thumbprint); !p)
             return std::unexpected(p.error());
-        cleanup.presented.emplace_back(who, token);
+        cleanup.presented.emplace_back(value, token);
         progress("challenge: " + request.solver->type() + " for " + who + " ready");
         if (auto r = client.post(*ch_url, account_key, kid, "{}"); !r) return std::unexpected(r.error());
         pending.emplace_back(authz_url, who);

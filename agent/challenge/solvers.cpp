@@ -2,6 +2,7 @@
 #include "challenge/solver.h"
 #include "keystore/files.h"
 #include "keystore/log.h"
+#include "keystore/ossl.h"
 
 #include <cerrno>
 #include <cstring>
@@ -26,13 +27,18 @@ public:
             if (!r) return std::unexpected(r.error());
             responder_ = std::move(*r);
         }
-        return responder_->add(token, key_authorization);
+        auto added = responder_->add(token, key_authorization);
+        if (added) ++live_;
+        return added;
     }
     void cleanup(const std::string&, const std::string& token) override {
-        if (responder_) responder_->remove(token);
+        if (!responder_) return;
+        responder_->remove(token);
+        if (--live_ == 0) responder_.reset();  // up only while a challenge is live
     }
 
 private:
+    int live_ = 0;
     std::string listen_;
     std::unique_ptr<Http01Responder> responder_;
 };
@@ -66,6 +72,10 @@ private:
 };
 
 }  // namespace
+
+std::string dns01_txt_value(const std::string& key_authorization) {
+    return keystore::base64url_encode(keystore::ossl::digest("SHA256", keystore::as_bytes(key_authorization)));
+}
 
 std::unique_ptr<Solver> make_http01_server(std::string listen) {
     return std::make_unique<Http01Server>(std::move(listen));
