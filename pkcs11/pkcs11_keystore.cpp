@@ -1,6 +1,7 @@
 #include "pkcs11/pkcs11_keystore.h"
 
 #include "keystore/log.h"
+#include "keystore/mac.h"
 #include "keystore/ossl.h"
 #include "keystore/pin.h"
 #include "pkcs11/module.h"
@@ -225,7 +226,7 @@ Result<ObjectQuery> object_query(const KeyUri& uri) {
     ObjectQuery q;
     q.label = uri.path_attr("object");
     if (auto id = uri.path_attr("id")) q.id = Bytes(id->begin(), id->end());
-    if (auto type = uri.path_attr("type"); type && *type != "private")
+    if (auto type = uri.path_attr("type"); type && *type != "private" && *type != "secret-key")
         return fail(Errc::usage, "key URI",
                     "type=" + *type + " does not name a signing key (use type=private or omit it)");
     return q;
@@ -423,8 +424,102 @@ Result<std::pair<KeyAlgorithm, Bytes>> public_key_of(CK_FUNCTION_LIST* fn, CK_SE
     return std::pair{alg, std::move(*spki)};
 }
 
-class Pkcs11Keystore final : public keystore::Keystore {
+class Pkcs11MacKey final : public keystore::MacKey {
 public:
+    Pkcs11MacKey(std::shared_ptr<Token> token, Bytes id) : token_(std::move(token)), id_(std::move(id)) {}
+    Result<Bytes> hmac_sha256(std::span<const std::uint8_t> data) const override {
+        auto lease = token_->session();
+        if (!lease) return std::unexpected(lease.error());
+        auto* fn = token_->fn();
+        ObjectQuery q{std::nullopt, id_, CKO_SECRET_KEY};
+        auto found = find(fn, lease->get(), q.tmpl());
+        if (!found) return std::unexpected(found.error());
+        if (found->empty()) return fail(Errc::not_found, "pkcs11", "the HMAC key is gone");
+        CK_MECHANISM mech{CKM_SHA256_HMAC, nullptr, 0};
+        if (CK_RV rv = fn->C_SignInit(lease->get(), &mech, found->front()); rv != CKR_OK) {
+            lease->broken();
+            return rv_fail("C_SignInit", rv, "HMAC-SHA256");
+        }
+        Bytes mac(32);
+        CK_ULONG len = mac.size();
+        if (CK_RV rv = fn->C_Sign(lease->get(), const_cast<std::uint8_t*>(data.data()), data.size(),
+                                  mac.data(), &len);
+            rv != CKR_OK) {
+            lease->broken();
+            return rv_fail("C_Sign", rv, "HMAC-SHA256");
+        }
+        mac.resize(len);
+        return mac;
+    }
+
+private:
+    std::shared_ptr<Token> token_;
+    Bytes id_;
+};
+
+class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeystore {
+public:
+    Result<KeyUri> import_hmac(const KeyUri& uri, const keystore::Secret& key) override {
+        auto token = token_for(uri);
+        if (!token) return std::unexpected(token.error());
+        auto label = uri.path_attr("object");
+        if (!label) return fail(Errc::usage, "key URI", "name the HMAC key with object=LABEL");
+        if (auto l = (*token)->login(uri); !l) return std::unexpected(l.error());
+        Bytes id(16);
+        RAND_bytes(id.data(), 16);
+        if (auto given = uri.path_attr("id")) id.assign(given->begin(), given->end());
+        auto lease = (*token)->session();
+        if (!lease) return std::unexpected(lease.error());
+        auto* fn = (*token)->fn();
+        for (auto t : {ObjectQuery{label, std::nullopt}, ObjectQuery{std::nullopt, id}}) {
+            auto found = find(fn, lease->get(), t.tmpl(false));
+            if (!found) return std::unexpected(found.error());
+            if (!found->empty())
+                return fail(Errc::exists, "pkcs11",
+                            "token '" + (*token)->label() + "' already holds an object with " + t.describe());
+        }
+        CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+        CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+        std::string lbl = *label;
+        std::vector<CK_ATTRIBUTE> tmpl{
+            {CKA_CLASS, &cls, sizeof cls},   {CKA_KEY_TYPE, &kt, sizeof kt},
+            {CKA_TOKEN, &kTrue, 1},          {CKA_PRIVATE, &kTrue, 1},
+            {CKA_SENSITIVE, &kTrue, 1},      {CKA_EXTRACTABLE, &kFalse, 1},
+            {CKA_SIGN, &kTrue, 1},           {CKA_VERIFY, &kFalse, 1},
+            {CKA_ENCRYPT, &kFalse, 1},       {CKA_DECRYPT, &kFalse, 1},
+            {CKA_WRAP, &kFalse, 1},          {CKA_UNWRAP, &kFalse, 1},
+            {CKA_DERIVE, &kFalse, 1},        {CKA_LABEL, lbl.data(), lbl.size()},
+            {CKA_ID, id.data(), id.size()},
+            {CKA_VALUE, const_cast<char*>(key.reveal().data()), key.reveal().size()}};
+        CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+        if (CK_RV rv = fn->C_CreateObject(lease->get(), tmpl.data(), tmpl.size(), &h); rv != CKR_OK)
+            return rv_fail("C_CreateObject", rv, "HMAC key on token '" + (*token)->label() + "'");
+        KeyUri out = uri;
+        out.set_path_attr("token", (*token)->label());
+        out.set_path_attr("id", std::string(id.begin(), id.end()));
+        out.set_path_attr("type", "secret-key");
+        return out;
+    }
+
+    Result<std::unique_ptr<keystore::MacKey>> open_mac(const KeyUri& uri) override {
+        auto token = token_for(uri);
+        if (!token) return std::unexpected(token.error());
+        ObjectQuery q{uri.path_attr("object"), std::nullopt, CKO_SECRET_KEY};
+        if (auto id = uri.path_attr("id")) q.id = Bytes(id->begin(), id->end());
+        if (!q.label && !q.id) return fail(Errc::usage, "key URI", "name the HMAC key with object=LABEL");
+        if (auto l = (*token)->login(uri); !l) return std::unexpected(l.error());
+        auto lease = (*token)->session();
+        if (!lease) return std::unexpected(lease.error());
+        auto found = find((*token)->fn(), lease->get(), q.tmpl());
+        if (!found) return std::unexpected(found.error());
+        if (found->size() != 1)
+            return fail(found->empty() ? Errc::not_found : Errc::usage, "pkcs11",
+                        found->empty() ? "no secret key with " + q.describe() + " on token '" + (*token)->label() + "'"
+                                       : "several secret keys match " + q.describe());
+        auto id = get_attr((*token)->fn(), lease->get(), found->front(), CKA_ID).value_or(Bytes{});
+        return std::unique_ptr<keystore::MacKey>(std::make_unique<Pkcs11MacKey>(*token, std::move(id)));
+    }
+
     Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg) override {
         auto token = token_for(uri);
         if (!token) return std::unexpected(token.error());

@@ -8,12 +8,12 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libssl-dev libp11-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libtss2-dev
+  libtss2-dev libldns-dev
   # hardware stand-ins and their tools
   softhsm2 opensc p11-kit
   swtpm swtpm-tools tpm2-tools tpm2-openssl
-  # the CA
-  pebble
+  # the CA, and an authoritative DNS server for dns-01 over RFC 2136
+  pebble bind9 bind9-dnsutils
   # used by tests and the demo
   openssl curl ca-certificates
 )

@@ -29,6 +29,15 @@ std::optional<std::string> str(const json& j, const char* key) {
 }
 }  // namespace
 
+std::string json_string(const json& j, const char* key, const std::string& fallback) {
+    return str(j, key).value_or(fallback);
+}
+
+bool json_bool(const json& j, const char* key, bool fallback) {
+    if (j.is_object() && j.contains(key) && j[key].is_boolean()) return j[key].get<bool>();
+    return fallback;
+}
+
 std::string origin_of(const std::string& url) {
     const auto scheme_end = url.find("://");
     if (scheme_end == std::string::npos) return "";
@@ -92,7 +101,7 @@ Result<std::unique_ptr<Client>> Client::connect(const std::string& directory_url
     if (j.contains("meta") && j["meta"].is_object()) {
         const json& meta = j["meta"];
         d.terms_of_service = str(meta, "termsOfService");
-        d.eab_required = meta.value("externalAccountRequired", false);
+        d.eab_required = json_bool(meta, "externalAccountRequired");
         if (meta.contains("profiles")) d.profiles = meta["profiles"];
     }
     c->origin_ = origin_of(directory_url);
@@ -178,6 +187,15 @@ Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& k
     }
 }
 
+Result<HttpResponse> Client::get(const std::string& url) {
+    if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
+    auto r = http_.get(url);
+    if (!r) return r;
+    keep_nonce(*r);
+    if (r->status < 200 || r->status >= 300) return std::unexpected(problem_error(r->status, r->body));
+    return r;
+}
+
 Result<json> Client::post_json(const std::string& url, const keystore::Key& key,
                                const std::optional<std::string>& kid, const std::string& payload,
                                HttpResponse* response) {
@@ -204,7 +222,7 @@ Result<json> Client::poll(const std::string& url, const keystore::Key& key, cons
         if (steady_clock::now() + wait > deadline)
             return fail(Errc::network, url,
                         "timed out after " + std::to_string(options_.poll_deadline.count()) +
-                            " s waiting for status '" + j->value("status", "?") + "' to change");
+                            " s waiting for status '" + json_string(*j, "status", "?") + "' to change");
         std::this_thread::sleep_for(wait);  // the server asked us to wait: nothing to poll on
         backoff = std::min(backoff * 2, milliseconds(2000));
     }

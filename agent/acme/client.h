@@ -59,6 +59,13 @@ public:
                                      const std::optional<std::string>& kid,
                                      const std::string& payload, HttpResponse* response = nullptr);
 
+    // An unauthenticated GET (renewalInfo, RFC 9773) of a URL on the server's origin.
+    Result<HttpResponse> get(const std::string& url);
+
+    // The wait the server asked for in Retry-After (seconds or an HTTP date), capped;
+    // `fallback` when it sent none or garbage.
+    std::chrono::milliseconds retry_after(const HttpResponse& r, std::chrono::milliseconds fallback) const;
+
     // POST-as-GET `url` until `done(resource)` is true: the first poll at once, then from
     // 50 ms doubling up to 2 s, or the server's Retry-After (capped); Errc::network with
     // "timed out" past the poll deadline.
@@ -78,8 +85,6 @@ private:
     explicit Client(ClientOptions options) : options_(std::move(options)), http_(options_.http) {}
     Result<std::string> nonce();
     void keep_nonce(const HttpResponse& r);
-    std::chrono::milliseconds retry_after(const HttpResponse& r,
-                                          std::chrono::milliseconds fallback) const;
 
     ClientOptions options_;
     Http http_;
@@ -87,6 +92,11 @@ private:
     std::string origin_;
     std::deque<std::string> nonces_;
 };
+
+// Server JSON is untrusted: these read a member without throwing, giving `fallback` when
+// it is absent or of another type.
+std::string json_string(const nlohmann::json& j, const char* key, const std::string& fallback = "");
+bool json_bool(const nlohmann::json& j, const char* key, bool fallback = false);
 
 // scheme://host[:port] of an absolute URL, lower-cased scheme and host; "" if not absolute.
 std::string origin_of(const std::string& url);

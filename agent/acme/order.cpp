@@ -12,14 +12,12 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kMaxChainBytes = 1 << 20;
-
-std::string status_of(const json& j) { return j.value("status", ""); }
+std::string status_of(const json& j) { return json_string(j, "status"); }
 
 std::string describe_identifier(const json& authz) {
     if (!authz.contains("identifier") || !authz["identifier"].is_object()) return "?";
-    std::string v = authz["identifier"].value("value", "?");
-    if (authz.value("wildcard", false)) v = "*." + v;
+    std::string v = json_string(authz["identifier"], "value", "?");
+    if (json_bool(authz, "wildcard")) v = "*." + v;
     return v;
 }
 
@@ -29,7 +27,7 @@ std::string challenge_error(const json& authz) {
         for (auto& ch : authz["challenges"])
             if (ch.is_object() && ch.contains("error") && ch["error"].is_object()) {
                 const json& e = ch["error"];
-                return e.value("type", "") + ": " + e.value("detail", "");
+                return json_string(e, "type") + ": " + json_string(e, "detail");
             }
     return "no detail given";
 }
@@ -59,9 +57,22 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
     for (auto& n : request.names)
         ids.push_back({{"type", x509::is_ip_literal(n) ? "ip" : "dns"}, {"value", n}});
 
+    json new_order{{"identifiers", ids}};
+    if (!request.profile.empty()) {
+        const json& offered = client.directory().profiles;
+        if (!offered.is_object())
+            return fail(Errc::usage, "--profile", "the CA offers no certificate profiles");
+        if (!offered.contains(request.profile)) {
+            std::string names;
+            for (auto& [name, _] : offered.items()) names += (names.empty() ? "" : ", ") + name;
+            return fail(Errc::usage, "--profile",
+                        "the CA offers no profile '" + request.profile + "'; it offers: " + names);
+        }
+        new_order["profile"] = request.profile;
+    }
+    if (!request.replaces.empty()) new_order["replaces"] = request.replaces;
     HttpResponse created;
-    auto order = client.post_json(client.directory().new_order, account_key, kid,
-                                  json{{"identifiers", ids}}.dump(), &created);
+    auto order = client.post_json(client.directory().new_order, account_key, kid, new_order.dump(), &created);
     if (!order) return std::unexpected(order.error());
     if (!created.location) return fail(Errc::protocol, "newOrder", "no Location for the new order");
     Issued out;
@@ -96,17 +107,17 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
         const json* chosen = nullptr;
         if ((*authz).contains("challenges") && (*authz)["challenges"].is_array())
             for (auto& ch : (*authz)["challenges"])
-                if (ch.is_object() && ch.value("type", "") == request.solver->type()) chosen = &ch;
+                if (ch.is_object() && json_string(ch, "type") == request.solver->type()) chosen = &ch;
         if (!chosen)
             return fail(Errc::server, "authorization " + who,
                         "the CA offers no " + request.solver->type() + " challenge for it");
-        const std::string token = chosen->value("token", "");
+        const std::string token = json_string(*chosen, "token");
         if (!challenge::valid_token(token))
             return fail(Errc::protocol, "authorization " + who, "malformed challenge token");
         auto ch_url = url_field(client, *chosen, "url", "challenge");
         if (!ch_url) return std::unexpected(ch_url.error());
         if (who == "?") return fail(Errc::protocol, "authorization", "no identifier in " + authz_url);
-        const std::string value = (*authz)["identifier"].value("value", "");
+        const std::string value = json_string((*authz)["identifier"], "value");
         if (auto p = request.solver->present(value, token, token + "." + *thumbprint); !p)
             return std::unexpected(p.error());
         cleanup.presented.emplace_back(value, token);
@@ -152,18 +163,12 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
 
     auto cert_url = url_field(client, *order, "certificate", "order");
     if (!cert_url) return std::unexpected(cert_url.error());
-    auto cert = client.post(*cert_url, account_key, kid, "", kMaxChainBytes);
-    if (!cert) return std::unexpected(cert.error());
-    auto blocks = x509::split_chain(cert->body);
-    if (!blocks) return std::unexpected(blocks.error());
-    auto leaf = x509::inspect(blocks->front());
-    if (!leaf) return std::unexpected(leaf.error());
-    if (leaf->spki != request.cert_key->public_key_der())
-        return fail(Errc::protocol, "certificate",
-                    "the certificate's public key is not the certificate key's; nothing stored");
-    out.cert_pem = blocks->front();
-    for (std::size_t i = 1; i < blocks->size(); ++i) out.chain_pem += (*blocks)[i];
-    out.leaf = std::move(*leaf);
+    auto chain = download_certificate(client, account_key, kid, *cert_url,
+                                      request.cert_key->public_key_der(), request.preferred_chain);
+    if (!chain) return std::unexpected(chain.error());
+    out.cert_pem = std::move(chain->cert_pem);
+    out.chain_pem = std::move(chain->chain_pem);
+    out.leaf = std::move(chain->leaf);
     progress("download: certificate serial " + out.leaf.serial_hex);
     return out;
 }

@@ -4,7 +4,7 @@
 
 #include "acme/client.h"
 #include "challenge/solver.h"
-#include "x509/cert.h"
+#include "acme/certificate.h"
 
 #include <functional>
 #include <optional>
@@ -17,6 +17,9 @@ struct OrderRequest {
     std::vector<std::string> names;         // DNS names and IP literals (RFC 8738)
     const keystore::Key* cert_key = nullptr;
     challenge::Solver* solver = nullptr;
+    std::string profile;          // newOrder "profile" (checked against meta.profiles)
+    std::string replaces;         // ARI CertID of the certificate this one replaces
+    std::string preferred_chain;  // issuer CN of the preferred chain's top certificate
 };
 
 struct Issued {

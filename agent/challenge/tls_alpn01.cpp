@@ -1,23 +1,672 @@
-// Placeholder while the tls-alpn-01 responder is being written.
-#include "challenge/solver.h"
+#include "challenge/tls_alpn01.h"
+
+#include "keystore/ossl.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
 
 namespace challenge {
 
+using keystore::Errc;
+using keystore::fail;
+namespace ossl = keystore::ossl;
+
 namespace {
 
-class TlsAlpn01Pending final : public Solver {
-public:
-    [[nodiscard]] std::string type() const override { return "tls-alpn-01"; }
-    Result<void> present(const std::string&, const std::string&, const std::string&) override {
-        return keystore::fail(keystore::Errc::unsupported, "tls-alpn-01", "not available yet");
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxConnections = 16;
+constexpr auto kConnectionTime = std::chrono::seconds(5);
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+constexpr long kValiditySeconds = 7L * 24 * 3600;
+// ALPN wire form of the one protocol this responder speaks (RFC 8737 §6.2).
+constexpr std::array<unsigned char, 11> kAcmeTls1 = {10,  'a', 'c', 'm', 'e', '-',
+                                                     't', 'l', 's', '/', '1'};
+// id-pe-acmeIdentifier (RFC 8737 §6.1).
+constexpr const char* kAcmeIdentifierOid = "1.3.6.1.5.5.7.1.31";
+
+using SslCtx = std::unique_ptr<SSL_CTX, ossl::Deleter<SSL_CTX_free>>;
+using Ssl = std::unique_ptr<SSL, ossl::Deleter<SSL_free>>;
+using GeneralNames = std::unique_ptr<GENERAL_NAMES, ossl::Deleter<GENERAL_NAMES_free>>;
+using GeneralName = std::unique_ptr<GENERAL_NAME, ossl::Deleter<GENERAL_NAME_free>>;
+using Asn1String = std::unique_ptr<ASN1_STRING, ossl::Deleter<ASN1_STRING_free>>;
+using Asn1Object = std::unique_ptr<ASN1_OBJECT, ossl::Deleter<ASN1_OBJECT_free>>;
+using Extension = std::unique_ptr<X509_EXTENSION, ossl::Deleter<X509_EXTENSION_free>>;
+
+class Fd {
+  public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    Fd& operator=(Fd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
     }
-    void cleanup(const std::string&, const std::string&) override {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { reset(); }
+
+    [[nodiscard]] int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+    void reset() noexcept {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+
+  private:
+    int fd_ = -1;
+};
+
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
+
+struct ListenSpec {
+    std::string host;
+    std::string port;
+};
+
+Result<ListenSpec> parse_spec(const std::string& listen) {
+    auto bad = [&](const std::string& why) {
+        return fail(Errc::usage, "listen " + listen,
+                    why + " (want PORT, ADDR:PORT or [V6ADDR]:PORT)");
+    };
+    ListenSpec spec{"0.0.0.0", listen};
+    if (!listen.empty() && listen.front() == '[') {
+        const auto close = listen.find(']');
+        if (close == std::string::npos || close == 1) return bad("malformed IPv6 address");
+        if (close + 1 >= listen.size() || listen[close + 1] != ':') return bad("missing port");
+        spec.host = listen.substr(1, close - 1);
+        spec.port = listen.substr(close + 2);
+    } else if (const auto colon = listen.find(':'); colon != std::string::npos) {
+        if (listen.find(':', colon + 1) != std::string::npos) {
+            return bad("an IPv6 address needs brackets");
+        }
+        if (colon > 0) spec.host = listen.substr(0, colon);
+        spec.port = listen.substr(colon + 1);
+    }
+    if (spec.port.empty() || spec.port.size() > 5 ||
+        !std::ranges::all_of(spec.port, [](char c) { return c >= '0' && c <= '9'; }) ||
+        std::stoul(spec.port) > 65535) {
+        return bad("bad port");
+    }
+    return spec;
+}
+
+std::string display(const ListenSpec& spec) {
+    return spec.host.find(':') != std::string::npos ? "[" + spec.host + "]:" + spec.port
+                                                    : spec.host + ":" + spec.port;
+}
+
+struct Listener {
+    Fd fd;
+    unsigned short port = 0;
+};
+
+Result<Listener> bind_listener(const std::string& listen, std::string_view what) {
+    auto spec = parse_spec(listen);
+    if (!spec) return std::unexpected(spec.error());
+    const std::string where = std::string(what) + " listen " + display(*spec);
+
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    if (int rc = ::getaddrinfo(spec->host.c_str(), spec->port.c_str(), &hints, &found); rc != 0) {
+        return fail(Errc::usage, where,
+                    "'" + spec->host + "' is not a numeric address: " + ::gai_strerror(rc));
+    }
+    std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> ai(found, &::freeaddrinfo);
+
+    Listener out;
+    out.fd = Fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!out.fd) return fail(Errc::io, where, "socket: " + errno_text(errno));
+    const int on = 1;
+    if (::setsockopt(out.fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) {
+        return fail(Errc::io, where, "SO_REUSEADDR: " + errno_text(errno));
+    }
+    if (::bind(out.fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
+        return fail(Errc::io, where, "cannot bind " + display(*spec) + ": " + errno_text(errno));
+    }
+    if (::listen(out.fd.get(), 64) != 0) {
+        return fail(Errc::io, where,
+                    "cannot listen on " + display(*spec) + ": " + errno_text(errno));
+    }
+    sockaddr_storage bound{};
+    socklen_t len = sizeof bound;
+    if (::getsockname(out.fd.get(), reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+        return fail(Errc::io, where, "getsockname: " + errno_text(errno));
+    }
+    out.port =
+        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
+                                          : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+    return out;
+}
+
+// An identifier as the responder needs it: the SNI name it answers to and what goes into
+// the subjectAltName (a dNSName, or an iPAddress of 4 or 16 bytes).
+struct Identifier {
+    std::string server_name;
+    std::string dns_name;
+    keystore::Bytes ip;
+};
+
+bool valid_dns_name(std::string_view name) {
+    if (name.empty() || name.size() > 253) return false;
+    std::size_t label = 0;
+    char previous = '.';
+    for (const char c : name) {
+        if (c == '.') {
+            if (label == 0 || previous == '-') return false;
+            label = 0;
+        } else {
+            const bool ldh = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c >= '0' && c <= '9') || c == '-';
+            if (!ldh || (label == 0 && c == '-') || ++label > 63) return false;
+        }
+        previous = c;
+    }
+    return label != 0 && previous != '-';
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+}
+
+Result<Identifier> parse_identifier(const std::string& identifier) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    Identifier id;
+    std::array<unsigned char, 16> addr{};
+    if (::inet_pton(AF_INET, identifier.c_str(), addr.data()) == 1) {
+        id.ip.assign(addr.begin(), addr.begin() + 4);
+        for (std::size_t i = 4; i-- > 0;) id.server_name += std::to_string(addr[i]) + ".";
+        id.server_name += "in-addr.arpa";
+        return id;
+    }
+    if (::inet_pton(AF_INET6, identifier.c_str(), addr.data()) == 1) {
+        id.ip.assign(addr.begin(), addr.end());
+        for (std::size_t i = addr.size(); i-- > 0;) {
+            id.server_name += kHex[addr[i] & 0x0f];
+            id.server_name += '.';
+            id.server_name += kHex[addr[i] >> 4];
+            id.server_name += '.';
+        }
+        id.server_name += "ip6.arpa";
+        return id;
+    }
+    if (!valid_dns_name(identifier)) {
+        return fail(Errc::protocol, "tls-alpn-01",
+                    "the identifier '" + identifier.substr(0, 80) +
+                        "' is neither a DNS name nor an IP address");
+    }
+    id.dns_name = lower(identifier);
+    id.server_name = id.dns_name;
+    return id;
+}
+
+struct Credential {
+    ossl::PKey key;
+    ossl::X509Ptr cert;
+};
+
+Result<void> add_subject_alt_name(X509* cert, const Identifier& id) {
+    GeneralNames names(sk_GENERAL_NAME_new_null());
+    GeneralName name(GENERAL_NAME_new());
+    Asn1String value(id.ip.empty() ? ASN1_IA5STRING_new() : ASN1_OCTET_STRING_new());
+    if (!names || !name || !value) return ossl::fail_ossl("GENERAL_NAME_new");
+    const bool set =
+        id.ip.empty()
+            ? ASN1_STRING_set(value.get(), id.dns_name.data(),
+                              static_cast<int>(id.dns_name.size())) == 1
+            : ASN1_STRING_set(value.get(), id.ip.data(), static_cast<int>(id.ip.size())) == 1;
+    if (!set) return ossl::fail_ossl("ASN1_STRING_set");
+    GENERAL_NAME_set0_value(name.get(), id.ip.empty() ? GEN_DNS : GEN_IPADD, value.release());
+    if (sk_GENERAL_NAME_push(names.get(), name.get()) == 0) {
+        return ossl::fail_ossl("sk_GENERAL_NAME_push");
+    }
+    name.release();
+    // Critical because the subject is empty (RFC 5280 §4.2.1.6): a CN could not hold the
+    // 73-character ip6.arpa name, and RFC 8737 §3 wants the SAN to be the only name.
+    if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 1, X509V3_ADD_DEFAULT) != 1) {
+        return ossl::fail_ossl("X509_add1_ext_i2d subjectAltName");
+    }
+    return {};
+}
+
+Result<void> add_acme_identifier(X509* cert, const std::string& key_authorization) {
+    const keystore::Bytes hash =
+        ossl::digest("SHA256", keystore::as_bytes(key_authorization));
+    // The extension value is the DER of an OCTET STRING holding the digest (RFC 8737 §3).
+    keystore::Bytes der = {0x04, static_cast<std::uint8_t>(hash.size())};
+    der.insert(der.end(), hash.begin(), hash.end());
+    Asn1Object oid(OBJ_txt2obj(kAcmeIdentifierOid, 1));
+    Asn1String value(ASN1_OCTET_STRING_new());
+    if (!oid || !value) return ossl::fail_ossl("OBJ_txt2obj acmeIdentifier");
+    if (ASN1_OCTET_STRING_set(value.get(), der.data(), static_cast<int>(der.size())) != 1) {
+        return ossl::fail_ossl("ASN1_OCTET_STRING_set");
+    }
+    Extension ext(X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 1, value.get()));
+    if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) {
+        return ossl::fail_ossl("X509_add_ext acmeIdentifier");
+    }
+    return {};
+}
+
+// The self-signed validation certificate of RFC 8737 §3 on a fresh in-memory P-256 key
+// from the default provider, so no token or TPM is ever involved (SECURITY.md rule 9).
+Result<Credential> make_credential(const Identifier& id, const std::string& key_authorization) {
+    Credential out;
+    out.key.reset(EVP_PKEY_Q_keygen(nullptr, "provider=default", "EC", "P-256"));
+    if (!out.key) return ossl::fail_ossl("EVP_PKEY_Q_keygen");
+    out.cert.reset(X509_new());
+    if (!out.cert) return ossl::fail_ossl("X509_new");
+    X509* cert = out.cert.get();
+
+    std::array<unsigned char, 16> serial{};
+    if (RAND_bytes(serial.data(), static_cast<int>(serial.size())) != 1) {
+        return ossl::fail_ossl("RAND_bytes");
+    }
+    serial[0] = static_cast<unsigned char>((serial[0] & 0x7f) | 0x40);  // positive, 16 bytes
+    ossl::Bn bn(BN_bin2bn(serial.data(), static_cast<int>(serial.size()), nullptr));
+    if (!bn || !BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert)) ||
+        X509_set_version(cert, X509_VERSION_3) != 1 ||
+        !X509_gmtime_adj(X509_getm_notBefore(cert), -3600) ||
+        !X509_gmtime_adj(X509_getm_notAfter(cert), kValiditySeconds) ||
+        X509_set_pubkey(cert, out.key.get()) != 1) {
+        return ossl::fail_ossl("X509 fields");
+    }
+    if (auto r = add_subject_alt_name(cert, id); !r) return std::unexpected(r.error());
+    if (auto r = add_acme_identifier(cert, key_authorization); !r) {
+        return std::unexpected(r.error());
+    }
+    ossl::MdCtx md(EVP_MD_CTX_new());
+    if (!md ||
+        EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, "provider=default",
+                              out.key.get(), nullptr) != 1 ||
+        X509_sign_ctx(cert, md.get()) <= 0) {
+        return ossl::fail_ossl("X509_sign_ctx");
+    }
+    return out;
+}
+
+// Reads a big-endian 16-bit length; false when fewer than 2 bytes remain.
+bool read_u16(const unsigned char*& p, const unsigned char* end, std::size_t& out) {
+    if (end - p < 2) return false;
+    out = static_cast<std::size_t>(p[0]) << 8 | p[1];
+    p += 2;
+    return true;
+}
+
+// ProtocolNameList (RFC 7301 §3.1) contains "acme-tls/1".
+bool offers_acme_tls1(const unsigned char* p, std::size_t len) {
+    const unsigned char* end = p + len;
+    std::size_t list = 0;
+    if (!read_u16(p, end, list) || list != static_cast<std::size_t>(end - p)) return false;
+    while (p < end) {
+        const std::size_t n = *p;
+        if (n == 0 || static_cast<std::size_t>(end - p - 1) < n) return false;
+        if (std::equal(p, p + n + 1, kAcmeTls1.begin(), kAcmeTls1.end())) return true;
+        p += n + 1;
+    }
+    return false;
+}
+
+// The host_name of a ServerNameList (RFC 6066 §3), lower case with one trailing dot
+// dropped; empty when there is none or the list is malformed.
+std::string host_name(const unsigned char* p, std::size_t len) {
+    const unsigned char* end = p + len;
+    std::size_t list = 0;
+    if (!read_u16(p, end, list) || list != static_cast<std::size_t>(end - p)) return {};
+    while (p < end) {
+        const unsigned char type = *p++;
+        std::size_t n = 0;
+        if (!read_u16(p, end, n) || static_cast<std::size_t>(end - p) < n) return {};
+        if (type == TLSEXT_NAMETYPE_host_name) {
+            std::string_view name(reinterpret_cast<const char*>(p), n);
+            if (name.ends_with('.')) name.remove_suffix(1);
+            return lower(name);
+        }
+        p += n;
+    }
+    return {};
+}
+
+struct Connection {
+    enum class Phase { handshake, draining };
+    Fd fd;
+    Ssl ssl;  // declared after fd: freed first (its BIO does not own the descriptor)
+    Clock::time_point deadline;
+    Phase phase = Phase::handshake;
+    short events = POLLIN;
+    bool done = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Solver> make_tls_alpn01(std::string) {
-    return std::make_unique<TlsAlpn01Pending>();
+struct TlsAlpn01Responder::Impl {
+    Fd listener;
+    Fd wake;  // eventfd: the destructor writes to it so poll() returns
+    unsigned short port = 0;
+    SslCtx ctx;
+    std::mutex mutex;
+    std::map<std::string, std::shared_ptr<const Credential>, std::less<>> credentials;
+    std::thread thread;
+
+    ~Impl() {
+        if (thread.joinable()) {
+            const std::uint64_t one = 1;
+            // An eventfd write of 1 cannot fail short of a counter overflow.
+            [[maybe_unused]] const auto n = ::write(wake.get(), &one, sizeof one);
+            thread.join();
+        }
+    }
+
+    // Runs on the ClientHello, before ALPN and certificate selection: both the ALPN offer
+    // and the SNI are checked here because the ALPN callback is not called at all when
+    // the client sends no ALPN extension.
+    int on_client_hello(SSL* ssl, int* alert) {
+        const unsigned char* ext = nullptr;
+        std::size_t len = 0;
+        if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
+                                      &ext, &len) != 1 ||
+            !offers_acme_tls1(ext, len)) {
+            *alert = SSL_AD_NO_APPLICATION_PROTOCOL;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        std::string name;
+        if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1) {
+            name = host_name(ext, len);
+        }
+        std::shared_ptr<const Credential> credential;
+        if (!name.empty()) {
+            std::lock_guard lock(mutex);
+            if (auto it = credentials.find(name); it != credentials.end()) credential = it->second;
+        }
+        if (!credential) {
+            *alert = SSL_AD_UNRECOGNIZED_NAME;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        // Both calls take their own reference, so a remove() during the handshake is safe.
+        if (SSL_use_certificate(ssl, credential->cert.get()) != 1 ||
+            SSL_use_PrivateKey(ssl, credential->key.get()) != 1) {
+            *alert = SSL_AD_INTERNAL_ERROR;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        return SSL_CLIENT_HELLO_SUCCESS;
+    }
+
+    static int client_hello_cb(SSL* ssl, int* alert, void* arg) {
+        return static_cast<Impl*>(arg)->on_client_hello(ssl, alert);
+    }
+
+    static int alpn_select_cb(SSL*, const unsigned char** out, unsigned char* outlen,
+                              const unsigned char* in, unsigned int inlen, void*) {
+        for (const unsigned char* p = in; p < in + inlen; p += *p + 1) {
+            if (static_cast<std::size_t>(in + inlen - p) < kAcmeTls1.size()) break;
+            if (std::equal(kAcmeTls1.begin(), kAcmeTls1.end(), p)) {
+                *out = kAcmeTls1.data() + 1;
+                *outlen = kAcmeTls1[0];
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+        return SSL_TLSEXT_ERR_ALERT_FATAL;  // no_application_protocol (RFC 7301 §3.2)
+    }
+
+    Result<void> setup_tls() {
+        ctx.reset(SSL_CTX_new(TLS_server_method()));
+        if (!ctx) return ossl::fail_ossl("SSL_CTX_new");
+        SSL_CTX* c = ctx.get();
+        if (SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1) {
+            return ossl::fail_ossl("SSL_CTX_set_min_proto_version");
+        }
+        // One handshake per connection and nothing to resume: no tickets, no cache.
+        SSL_CTX_set_options(c, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+        SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+        if (SSL_CTX_set_num_tickets(c, 0) != 1) return ossl::fail_ossl("SSL_CTX_set_num_tickets");
+        SSL_CTX_set_client_hello_cb(c, &Impl::client_hello_cb, this);
+        SSL_CTX_set_alpn_select_cb(c, &Impl::alpn_select_cb, nullptr);
+        return {};
+    }
+
+    static void drain(Connection& c) {
+        char buf[4096];
+        for (;;) {
+            const ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) c.done = true;
+            return;  // one read per wake-up: a flooding client cannot hold the loop
+        }
+    }
+
+    static void step(Connection& c) {
+        if (c.phase == Connection::Phase::draining) {
+            drain(c);
+            return;
+        }
+        ERR_clear_error();
+        const int rc = SSL_accept(c.ssl.get());
+        if (rc == 1) {
+            // Done: the client has the certificate. Say goodbye, then read until the client
+            // closes, because closing with unread bytes sends a RST that can destroy our
+            // last flight (the TLS 1.2 Finished) before the client reads it.
+            SSL_shutdown(c.ssl.get());
+            ERR_clear_error();
+            ::shutdown(c.fd.get(), SHUT_WR);
+            c.phase = Connection::Phase::draining;
+            c.events = POLLIN;
+            return;
+        }
+        switch (SSL_get_error(c.ssl.get(), rc)) {
+        case SSL_ERROR_WANT_READ:
+            c.events = POLLIN;
+            break;
+        case SSL_ERROR_WANT_WRITE:
+            c.events = POLLOUT;
+            break;
+        default:  // handshake refused (alert already sent) or the client went away
+            c.done = true;
+            break;
+        }
+        ERR_clear_error();
+    }
+
+    void run() {
+        // OpenSSL writes to sockets with write(2): a peer that has gone must give EPIPE
+        // here, not a SIGPIPE that kills the agent. Thread-directed, so blocking it in
+        // this thread is enough.
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+
+        std::vector<Connection> conns;
+        std::vector<pollfd> fds;
+        Clock::time_point accept_paused_until{};
+        for (;;) {
+            const auto now = Clock::now();
+            std::erase_if(conns, [&](const Connection& c) { return c.done || c.deadline <= now; });
+
+            const bool accepting = conns.size() < kMaxConnections && now >= accept_paused_until;
+            fds.clear();
+            fds.push_back({wake.get(), POLLIN, 0});
+            fds.push_back({accepting ? listener.get() : -1, POLLIN, 0});
+            auto next = Clock::time_point::max();
+            if (!accepting && conns.size() < kMaxConnections) next = accept_paused_until;
+            for (const Connection& c : conns) {
+                fds.push_back({c.fd.get(), c.events, 0});
+                next = std::min(next, c.deadline);
+            }
+            int timeout = -1;
+            if (next != Clock::time_point::max()) {
+                const auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
+                timeout = static_cast<int>(std::clamp<long long>(ms, 0, 60'000));
+            }
+            if (::poll(fds.data(), fds.size(), timeout) < 0) {
+                if (errno == EINTR) continue;
+                return;  // cannot happen with valid fds; the listener closes with Impl
+            }
+            if (fds[0].revents != 0) return;
+
+            for (std::size_t i = 0; i < conns.size(); ++i) {
+                if (fds[i + 2].revents != 0) step(conns[i]);
+            }
+
+            if (accepting && fds[1].revents != 0) accept_all(conns, accept_paused_until);
+        }
+    }
+
+    void accept_all(std::vector<Connection>& conns, Clock::time_point& accept_paused_until) {
+        while (conns.size() < kMaxConnections) {
+            Fd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (!fd) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                // Out of descriptors or memory: back off instead of spinning on a listener
+                // that stays readable.
+                if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                    accept_paused_until = Clock::now() + kAcceptBackoff;
+                }
+                return;
+            }
+            Ssl ssl(SSL_new(ctx.get()));
+            if (!ssl || SSL_set_fd(ssl.get(), fd.get()) != 1) {
+                ERR_clear_error();
+                accept_paused_until = Clock::now() + kAcceptBackoff;
+                return;
+            }
+            Connection& c = conns.emplace_back();
+            c.fd = std::move(fd);
+            c.ssl = std::move(ssl);
+            c.deadline = Clock::now() + kConnectionTime;
+            step(c);  // the ClientHello is often already there
+        }
+    }
+};
+
+Result<std::unique_ptr<TlsAlpn01Responder>> TlsAlpn01Responder::start(const std::string& listen) {
+    auto bound = bind_listener(listen, "tls-alpn-01");
+    if (!bound) return std::unexpected(bound.error());
+    const std::string where = "tls-alpn-01 listen " + listen;
+
+    auto impl = std::make_unique<Impl>();
+    impl->listener = std::move(bound->fd);
+    impl->port = bound->port;
+    if (auto r = impl->setup_tls(); !r) return std::unexpected(r.error());
+    impl->wake = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!impl->wake) return fail(Errc::io, where, "eventfd: " + errno_text(errno));
+
+    std::unique_ptr<TlsAlpn01Responder> responder(new TlsAlpn01Responder());
+    try {
+        impl->thread = std::thread([raw = impl.get()] { raw->run(); });
+    } catch (const std::system_error& e) {
+        return fail(Errc::internal, where, std::string("cannot start a thread: ") + e.what());
+    }
+    responder->impl_ = std::move(impl);
+    return responder;
+}
+
+TlsAlpn01Responder::~TlsAlpn01Responder() = default;
+
+unsigned short TlsAlpn01Responder::port() const {
+    return impl_->port;
+}
+
+Result<void> TlsAlpn01Responder::add(const std::string& identifier,
+                                     const std::string& key_authorization) {
+    auto id = parse_identifier(identifier);
+    if (!id) return std::unexpected(id.error());
+    auto credential = make_credential(*id, key_authorization);
+    if (!credential) return std::unexpected(credential.error());
+    auto shared = std::make_shared<const Credential>(std::move(*credential));
+    std::lock_guard lock(impl_->mutex);
+    impl_->credentials.insert_or_assign(id->server_name, std::move(shared));
+    return {};
+}
+
+void TlsAlpn01Responder::remove(const std::string& identifier) {
+    auto id = parse_identifier(identifier);
+    if (!id) return;
+    std::lock_guard lock(impl_->mutex);
+    impl_->credentials.erase(id->server_name);
+}
+
+Result<std::string> tls_alpn01_server_name(const std::string& identifier) {
+    auto id = parse_identifier(identifier);
+    if (!id) return std::unexpected(id.error());
+    return std::move(id->server_name);
+}
+
+TlsAlpn01Solver::TlsAlpn01Solver(std::string listen) : listen_(std::move(listen)) {}
+TlsAlpn01Solver::~TlsAlpn01Solver() = default;
+
+std::string TlsAlpn01Solver::type() const {
+    return "tls-alpn-01";
+}
+
+Result<void> TlsAlpn01Solver::present(const std::string& identifier, const std::string& token,
+                                      const std::string& key_authorization) {
+    auto name = tls_alpn01_server_name(identifier);
+    if (!name) return std::unexpected(name.error());
+    if (!responder_) {
+        auto started = TlsAlpn01Responder::start(listen_);
+        if (!started) return std::unexpected(started.error());
+        responder_ = std::move(*started);
+    }
+    if (auto added = responder_->add(identifier, key_authorization); !added) {
+        if (live_.empty()) responder_.reset();
+        return added;
+    }
+    live_.insert_or_assign(*name, token);
+    return {};
+}
+
+void TlsAlpn01Solver::cleanup(const std::string& identifier, const std::string& token) {
+    auto name = tls_alpn01_server_name(identifier);
+    if (!name) return;
+    // Only the challenge presented last for a name owns its certificate.
+    auto it = live_.find(*name);
+    if (it == live_.end() || it->second != token) return;
+    live_.erase(it);
+    if (responder_) responder_->remove(identifier);
+    if (live_.empty()) responder_.reset();  // up only while a challenge is live
+}
+
+std::optional<unsigned short> TlsAlpn01Solver::port() const {
+    if (!responder_) return std::nullopt;
+    return responder_->port();
+}
+
+std::unique_ptr<Solver> make_tls_alpn01(std::string listen) {
+    return std::make_unique<TlsAlpn01Solver>(std::move(listen));
 }
 
 }  // namespace challenge

@@ -3,7 +3,11 @@
 #include "acme/account.h"
 #include "acme/order.h"
 #include "challenge/solver.h"
+#include "keystore/files.h"
 #include "keystore/log.h"
+#include "x509/cert.h"
+
+#include <algorithm>
 
 namespace cli {
 
@@ -16,7 +20,9 @@ Result<Output> account_register(const Options& o, keystore::Registry& reg) {
     if (!key) return std::unexpected(key.error());
     auto client = connect(o);
     if (!client) return std::unexpected(client.error());
-    auto url = acme::register_account(**client, **key, {o.emails, o.agree_tos});
+    auto eab = eab_from(o, reg);
+    if (!eab) return std::unexpected(eab.error());
+    auto url = acme::register_account(**client, **key, {o.emails, o.agree_tos, std::move(*eab)});
     if (!url) return std::unexpected(url.error());
     if (auto r = state->save_account({o.server, *url, (*key)->uri().to_string()}); !r)
         return std::unexpected(r.error());
@@ -37,23 +43,242 @@ Result<Output> account_show(const Options& o, keystore::Registry& reg) {
     if (!acct) return std::unexpected(acct.error());
     Output out;
     out.data = {{"account", ctx->url}, {"server", o.server}, {"key", ctx->key->uri().to_string()},
-                {"status", acct->value("status", "")}, {"contact", acct->value("contact", json::array())}};
-    out.text = "account: " + ctx->url + "\nstatus:  " + acct->value("status", "") +
+                {"status", acme::json_string(*acct, "status")},
+                {"contact", acct->contains("contact") && (*acct)["contact"].is_array() ? (*acct)["contact"] : json::array()}};
+    out.text = "account: " + ctx->url + "\nstatus:  " + acme::json_string(*acct, "status") +
                "\nkey:     " + ctx->key->uri().to_string() + "\n";
     for (auto& c : out.data["contact"])
         if (c.is_string()) out.text += "contact: " + c.get<std::string>() + "\n";
     return out;
 }
 
-Result<Output> issue(const Options& o, keystore::Registry& reg) {
-    if (o.domains.empty()) return fail(Errc::usage, "-d", "name at least one domain with -d");
-    for (auto& d : o.domains)
+Result<Output> account_update(const Options& o, keystore::Registry& reg) {
+    if (o.emails.empty()) return fail(Errc::usage, "--email", "give the new contact addresses with --email");
+    auto state = store::StateDir::open(o.state_dir);
+    if (!state) return std::unexpected(state.error());
+    auto client = connect(o);
+    if (!client) return std::unexpected(client.error());
+    auto ctx = account_for(o, reg, *state, **client, false);
+    if (!ctx) return std::unexpected(ctx.error());
+    auto acct = acme::update_account(**client, *ctx->key, ctx->url, o.emails);
+    if (!acct) return std::unexpected(acct.error());
+    Output out;
+    out.data = {{"account", ctx->url}, {"contact", o.emails}};
+    out.text = "account: " + ctx->url + " updated\n";
+    return out;
+}
+
+Result<Output> account_deactivate(const Options& o, keystore::Registry& reg) {
+    auto state = store::StateDir::open(o.state_dir);
+    if (!state) return std::unexpected(state.error());
+    auto client = connect(o);
+    if (!client) return std::unexpected(client.error());
+    auto ctx = account_for(o, reg, *state, **client, false);
+    if (!ctx) return std::unexpected(ctx.error());
+    if (auto r = acme::deactivate_account(**client, *ctx->key, ctx->url); !r) return std::unexpected(r.error());
+    Output out;
+    out.data = {{"account", ctx->url}, {"status", "deactivated"}};
+    out.text = "account: " + ctx->url + " deactivated; the CA will refuse it from now on\n";
+    return out;
+}
+
+Result<Output> account_rollover(const Options& o, keystore::Registry& reg) {
+    auto new_uri = parse_uri(o.new_key, "--new-key");
+    if (!new_uri) return std::unexpected(new_uri.error());
+    auto state = store::StateDir::open(o.state_dir);
+    if (!state) return std::unexpected(state.error());
+    auto new_key = reg.open(*new_uri);
+    if (!new_key) return std::unexpected(new_key.error());
+    auto client = connect(o);
+    if (!client) return std::unexpected(client.error());
+    auto ctx = account_for(o, reg, *state, **client, false);
+    if (!ctx) return std::unexpected(ctx.error());
+    if ((*new_key)->public_key_der() == ctx->key->public_key_der())
+        return fail(Errc::usage, "--new-key", "that is the account's current key");
+    if (auto r = acme::rollover(**client, *ctx->key, ctx->url, **new_key); !r) return std::unexpected(r.error());
+    // Only now that the CA has confirmed: record the new key.
+    if (auto r = state->save_account({o.server, ctx->url, (*new_key)->uri().to_string()}); !r)
+        return std::unexpected(r.error());
+    Output out;
+    out.data = {{"account", ctx->url}, {"key", (*new_key)->uri().to_string()}, {"old_key", ctx->key->uri().to_string()}};
+    out.text = "account: " + ctx->url + " now uses " + (*new_key)->uri().to_string() + "\n";
+    return out;
+}
+
+namespace {
+
+// The challenge settings of a certificate, as kept in live/NAME/renewal.json.
+json renewal_record(const Options& o, const std::vector<std::string>& domains) {
+    json r{{"server", o.server}, {"domains", domains}, {"challenge", o.challenge}};
+    auto put = [&](const char* k, const std::string& v) {
+        if (!v.empty()) r[k] = v;
+    };
+    if (o.challenge == "http-01") {
+        if (o.webroot.empty()) put("http_port", o.http_port);
+        put("webroot", o.webroot);
+    }
+    if (o.challenge == "tls-alpn-01") put("tls_alpn_port", o.tls_alpn_port);
+    if (o.challenge == "dns-01") {
+        put("dns_hook", o.dns_hook);
+        put("rfc2136", o.rfc2136);
+        put("tsig_key", o.tsig_key);
+    }
+    put("profile", o.profile);
+    put("preferred_chain", o.preferred_chain);
+    return r;
+}
+
+// Options for renewing: the stored settings, unless given on this command line.
+Options with_renewal_record(const Options& given, const json& r) {
+    Options o = given;
+    auto take = [&](const char* k, std::string& field, const std::string& dflt) {
+        if (field == dflt) field = acme::json_string(r, k, dflt);
+    };
+    take("challenge", o.challenge, "http-01");
+    take("http_port", o.http_port, "80");
+    take("webroot", o.webroot, "");
+    take("tls_alpn_port", o.tls_alpn_port, "443");
+    take("dns_hook", o.dns_hook, "");
+    take("rfc2136", o.rfc2136, "");
+    take("tsig_key", o.tsig_key, "");
+    take("profile", o.profile, "");
+    take("preferred_chain", o.preferred_chain, "");
+    return o;
+}
+
+Result<std::unique_ptr<challenge::Solver>> make_solver(const Options& o) {
+    if (o.challenge == "http-01")
+        return o.webroot.empty() ? challenge::make_http01_server(o.http_port)
+                                 : challenge::make_http01_webroot(o.webroot);
+    if (o.challenge == "tls-alpn-01") return challenge::make_tls_alpn01(o.tls_alpn_port);
+    if (o.challenge == "dns-01") {
+        if (!o.dns_hook.empty() && !o.rfc2136.empty())
+            return fail(Errc::usage, "--dns-hook", "choose either --dns-hook or --rfc2136");
+        if (!o.dns_hook.empty()) return challenge::make_dns01_hook(o.dns_hook);
+        if (!o.rfc2136.empty()) {
+            if (o.tsig_key.empty()) return fail(Errc::usage, "--rfc2136", "RFC 2136 updates need --tsig-key FILE");
+            return challenge::make_dns01_rfc2136(o.rfc2136, o.tsig_key);
+        }
+        return fail(Errc::usage, "--challenge", "dns-01 needs --dns-hook CMD or --rfc2136 SERVER --tsig-key FILE");
+    }
+    return fail(Errc::usage, "--challenge",
+                "unknown challenge '" + o.challenge + "' (http-01, dns-01, tls-alpn-01)");
+}
+
+struct IssueResult {
+    acme::Issued issued;
+    std::string where;
+};
+
+// Orders, validates, finalizes and stores one certificate for `domains` with `cert_key`.
+Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Client& client,
+                           const AccountCtx& account, const keystore::KeyPtr& cert_key,
+                           const std::vector<std::string>& domains, const std::string& replaces) {
+    for (auto& d : domains)
         if (d.starts_with("*.") && o.challenge != "dns-01")
             return fail(Errc::usage, "-d", "the wildcard " + d + " needs --challenge dns-01");
-    if (o.challenge != "http-01")
-        return fail(Errc::unsupported, "--challenge", o.challenge + " is not available in this build");
+    if (account.key->public_key_der() == cert_key->public_key_der())
+        return fail(Errc::usage, "--key", "the certificate key is the account key; use a separate key for each");
+    auto solver = make_solver(o);
+    if (!solver) return std::unexpected(solver.error());
+    acme::OrderRequest req{domains, cert_key.get(), solver->get(), o.profile, replaces, o.preferred_chain};
+    auto issued = acme::issue(client, *account.key, account.url, req,
+                              [](const std::string& line) { keystore::log::info(line); });
+    if (!issued) return std::unexpected(issued.error());
+    store::Certificate cert{issued->cert_pem, issued->chain_pem, cert_key->uri().to_string(),
+                            renewal_record(o, domains).dump(2)};
+    if (!o.out.empty())
+        if (auto r = store::StateDir::write_pems(o.out, cert); !r) return std::unexpected(r.error());
+    if (auto r = state.save_certificate(domains.front(), cert); !r) return std::unexpected(r.error());
+    return IssueResult{std::move(*issued),
+                       o.out.empty() ? state.path() + "/live/" + store::safe_name(domains.front()) : o.out};
+}
+
+json describe(const IssueResult& r, const std::string& key_uri) {
+    const auto& leaf = r.issued.leaf;
+    return {{"name", leaf.names.empty() ? "" : leaf.names.front()},
+            {"domains", leaf.names},
+            {"serial", leaf.serial_hex},
+            {"subject", leaf.subject},
+            {"issuer", leaf.issuer},
+            {"not_before", iso_time(leaf.not_before)},
+            {"not_after", iso_time(leaf.not_after)},
+            {"key", key_uri},
+            {"order", r.issued.order_url},
+            {"directory", r.where}};
+}
+
+std::string describe_text(const IssueResult& r, const std::string& key_uri) {
+    const auto& leaf = r.issued.leaf;
+    std::string names;
+    for (auto& n : leaf.names) names += (names.empty() ? "" : ", ") + n;
+    return "certificate: " + r.where + "/cert.pem\n" + "subject:     " + leaf.subject + "\n" +
+           "names:       " + names + "\n" + "issuer:      " + leaf.issuer + "\n" +
+           "valid:       " + iso_time(leaf.not_before) + " .. " + iso_time(leaf.not_after) + "\n" +
+           "serial:      " + leaf.serial_hex + "\n" + "key:         " + key_uri + "\n";
+}
+
+// When a certificate is due: inside the CA's ARI window (at a point spread by the serial),
+// else in the last third of its lifetime.
+struct Due {
+    bool due;
+    std::chrono::system_clock::time_point at;
+    std::string why;
+};
+
+Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf) {
+    const auto now = std::chrono::system_clock::now();
+    auto window = acme::renewal_info(client, leaf);
+    if (!window) return std::unexpected(window.error());
+    if (*window) {
+        const auto span = (*window)->end - (*window)->start;
+        unsigned spread = 0;
+        for (auto b : leaf.serial_der) spread = spread * 31 + b;
+        const auto at = (*window)->start + span * (spread % 1000) / 1000;
+        return Due{now >= at, at, "the CA's renewal window (ARI)"};
+    }
+    const auto at = leaf.not_before + (leaf.not_after - leaf.not_before) * 2 / 3;
+    return Due{now >= at, at, "two thirds of its lifetime"};
+}
+
+// A fresh location for the replacement of `old` (--new-key): a new label or file name.
+Result<keystore::KeyUri> successor(const keystore::KeyUri& old) {
+    keystore::KeyUri next = old;
+    const std::string stamp = "-r" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count());
+    auto strip = [](std::string base) {
+        if (auto p = base.rfind("-r"); p != std::string::npos && p + 2 < base.size() &&
+                                       std::all_of(base.begin() + static_cast<long>(p) + 2, base.end(), ::isdigit))
+            base.resize(p);
+        return base;
+    };
+    if (old.scheme() == "pkcs11") {
+        next.set_path_attr("object", strip(old.path_attr("object").value_or("key")) + stamp);
+        next.erase_path_attr("id");
+        return next;
+    }
+    if (auto path = old.path_attr("path")) {
+        std::string p = *path;
+        std::string ext;
+        if (auto dot = p.rfind('.'); dot != std::string::npos && p.find('/', dot) == std::string::npos) {
+            ext = p.substr(dot);
+            p.resize(dot);
+        }
+        next.set_path_attr("path", strip(p) + stamp + ext);
+        return next;
+    }
+    return fail(Errc::unsupported, "--new-key",
+                "cannot choose a new location for " + old.to_string() + "; generate a key and use issue --key");
+}
+
+}  // namespace
+
+Result<Output> issue(const Options& o, keystore::Registry& reg) {
+    if (o.domains.empty()) return fail(Errc::usage, "-d", "name at least one domain with -d");
     auto uri = parse_uri(o.key, "--key");
     if (!uri) return std::unexpected(uri.error());
+    if (auto solver = make_solver(o); !solver) return std::unexpected(solver.error());
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
     auto cert_key = reg.open(*uri);
@@ -62,44 +287,128 @@ Result<Output> issue(const Options& o, keystore::Registry& reg) {
     if (!client) return std::unexpected(client.error());
     auto account = account_for(o, reg, *state, **client, true);
     if (!account) return std::unexpected(account.error());
-    if (account->key->public_key_der() == (*cert_key)->public_key_der())
-        return fail(Errc::usage, "--key",
-                    "the certificate key is the account key; use a separate key for each");
-
-    auto solver = o.webroot.empty() ? challenge::make_http01_server(o.http_port)
-                                    : challenge::make_http01_webroot(o.webroot);
-    acme::OrderRequest req{o.domains, cert_key->get(), solver.get()};
-    auto issued = acme::issue(**client, *account->key, account->url, req,
-                              [](const std::string& line) { keystore::log::info(line); });
-    if (!issued) return std::unexpected(issued.error());
-
-    store::Certificate cert{issued->cert_pem, issued->chain_pem, (*cert_key)->uri().to_string()};
-    if (!o.out.empty())
-        if (auto r = store::StateDir::write_pems(o.out, cert); !r) return std::unexpected(r.error());
-    if (auto r = state->save_certificate(o.domains.front(), cert); !r) return std::unexpected(r.error());
-
-    const std::string where = o.out.empty() ? state->path() + "/live/" + store::safe_name(o.domains.front()) : o.out;
+    auto r = obtain(o, *state, **client, *account, *cert_key, o.domains, "");
+    if (!r) return std::unexpected(r.error());
     Output out;
-    out.data = {{"name", o.domains.front()},
-                {"domains", issued->leaf.names},
-                {"serial", issued->leaf.serial_hex},
-                {"subject", issued->leaf.subject},
-                {"issuer", issued->leaf.issuer},
-                {"not_before", iso_time(issued->leaf.not_before)},
-                {"not_after", iso_time(issued->leaf.not_after)},
-                {"key", (*cert_key)->uri().to_string()},
-                {"order", issued->order_url},
-                {"account", account->url},
-                {"directory", where},
-                {"requests", (*client)->requests()},
-                {"connections", (*client)->connections()}};
-    std::string names;
-    for (auto& n : issued->leaf.names) names += (names.empty() ? "" : ", ") + n;
-    out.text = "certificate: " + where + "/cert.pem\n" + "subject:     " + issued->leaf.subject + "\n" +
-               "names:       " + names + "\n" + "issuer:      " + issued->leaf.issuer + "\n" +
-               "valid:       " + iso_time(issued->leaf.not_before) + " .. " + iso_time(issued->leaf.not_after) + "\n" +
-               "serial:      " + issued->leaf.serial_hex + "\n" +
-               "key:         " + (*cert_key)->uri().to_string() + "\n";
+    out.data = describe(*r, (*cert_key)->uri().to_string());
+    out.data["name"] = o.domains.front();
+    out.data["account"] = account->url;
+    out.data["requests"] = (*client)->requests();
+    out.data["connections"] = (*client)->connections();
+    out.text = describe_text(*r, (*cert_key)->uri().to_string());
+    return out;
+}
+
+Result<Output> renew(const Options& o, keystore::Registry& reg) {
+    if (o.name.empty() == !o.all) return fail(Errc::usage, "renew", "give either --name NAME or --all");
+    auto state = store::StateDir::open(o.state_dir);
+    if (!state) return std::unexpected(state.error());
+    std::vector<std::string> names{o.name};
+    if (o.all) {
+        auto all = state->certificate_names();
+        if (!all) return std::unexpected(all.error());
+        names = *all;
+    }
+    auto client = connect(o);
+    if (!client) return std::unexpected(client.error());
+    auto account = account_for(o, reg, *state, **client, false);
+    if (!account) return std::unexpected(account.error());
+
+    Output out;
+    out.data = json::array();
+    for (auto& name : names) {
+        auto stored = state->certificate(name);
+        if (!stored) return std::unexpected(stored.error());
+        if (!*stored) return fail(Errc::not_found, "renew", "no certificate named '" + name + "' in " + state->path());
+        auto leaf = x509::inspect((*stored)->cert_pem);
+        if (!leaf) return std::unexpected(leaf.error());
+        auto record = json::parse((*stored)->renewal.empty() ? "{}" : (*stored)->renewal, nullptr, false);
+        Options ro = with_renewal_record(o, record.is_object() ? record : json::object());
+        std::vector<std::string> domains = leaf->names;
+        if (record.is_object() && record.contains("domains") && record["domains"].is_array()) {
+            domains.clear();
+            for (auto& d : record["domains"])
+                if (d.is_string()) domains.push_back(d.get<std::string>());
+        }
+        auto due = due_for_renewal(**client, *leaf);
+        if (!due) return std::unexpected(due.error());
+        if (!o.force && !due->due) {
+            keystore::log::info("renew: " + name + " not due until " + iso_time(due->at) + " (" + due->why + ")");
+            out.data.push_back({{"name", name}, {"renewed", false}, {"due_at", iso_time(due->at)}});
+            out.text += name + ": not due until " + iso_time(due->at) + "\n";
+            continue;
+        }
+        auto old_uri = parse_uri((*stored)->key_uri, "key.uri");
+        if (!old_uri) return std::unexpected(old_uri.error());
+        Result<keystore::KeyPtr> key = std::unexpected(Error{});
+        if (o.renew_new_key) {
+            auto next = successor(*old_uri);
+            if (!next) return std::unexpected(next.error());
+            auto old_key = reg.open(*old_uri);
+            key = reg.generate(*next, old_key ? (*old_key)->algorithm() : keystore::KeyAlgorithm::ec_p256);
+        } else {
+            key = reg.open(*old_uri);
+        }
+        if (!key) return std::unexpected(key.error());
+        const std::string replaces =
+            (*client)->directory().renewal_info && !leaf->aki.empty() ? acme::ari_cert_id(leaf->aki, leaf->serial_der) : "";
+        auto r = obtain(ro, *state, **client, *account, *key, domains, replaces);
+        if (!r) return std::unexpected(r.error());
+        json entry = describe(*r, (*key)->uri().to_string());
+        entry["name"] = name;
+        entry["renewed"] = true;
+        out.text += describe_text(*r, (*key)->uri().to_string());
+        if (o.renew_new_key) {
+            entry["old_key"] = old_uri->to_string();
+            out.text += "the old key is no longer used; delete it with: acme-agent key delete --key '" +
+                        old_uri->to_string() + "'\n";
+        }
+        out.data.push_back(entry);
+    }
+    return out;
+}
+
+Result<Output> revoke(const Options& o, keystore::Registry& reg) {
+    auto pem = keystore::read_file(o.cert_file, 1 << 20);
+    if (!pem) return std::unexpected(pem.error());
+    auto blocks = x509::split_chain(*pem);
+    if (!blocks) return fail(Errc::usage, "--cert", o.cert_file + " holds no PEM certificate");
+    auto leaf = x509::inspect(blocks->front());
+    if (!leaf) return std::unexpected(leaf.error());
+    std::optional<int> reason;
+    if (!o.reason.empty()) {
+        reason = acme::parse_reason(o.reason);
+        if (!reason)
+            return fail(Errc::usage, "--reason",
+                        "unknown reason '" + o.reason + "' (keyCompromise, superseded, cessationOfOperation, "
+                        "affiliationChanged, unspecified, or RFC 5280 code)");
+    }
+    auto state = store::StateDir::open(o.state_dir);
+    if (!state) return std::unexpected(state.error());
+    auto client = connect(o);
+    if (!client) return std::unexpected(client.error());
+    std::string signed_by;
+    if (o.with_cert_key) {
+        auto uri = parse_uri(o.key, "--key");
+        if (!uri) return std::unexpected(uri.error());
+        auto key = reg.open(*uri);
+        if (!key) return std::unexpected(key.error());
+        if ((*key)->public_key_der() != leaf->spki)
+            return fail(Errc::usage, "--key", "that key is not the key of the certificate in " + o.cert_file);
+        if (auto r = acme::revoke(**client, **key, std::nullopt, leaf->der, reason); !r)
+            return std::unexpected(r.error());
+        signed_by = (*key)->uri().to_string();
+    } else {
+        auto account = account_for(o, reg, *state, **client, false);
+        if (!account) return std::unexpected(account.error());
+        if (auto r = acme::revoke(**client, *account->key, account->url, leaf->der, reason); !r)
+            return std::unexpected(r.error());
+        signed_by = account->url;
+    }
+    Output out;
+    out.data = {{"revoked", leaf->serial_hex}, {"signed_by", signed_by}};
+    if (reason) out.data["reason"] = *reason;
+    out.text = "revoked: serial " + leaf->serial_hex + " (signed by " + signed_by + ")\n";
     return out;
 }
 

@@ -84,19 +84,72 @@ int run(int argc, char** argv) {
     ashow->add_option("--account-key", o.account_key, "account key URI (default: the stored one)");
     bind(ashow, account_show);
 
+    auto eab = [&](CLI::App* sub) {
+        sub->add_option("--eab-kid", o.eab_kid, "External Account Binding key id from the CA");
+        sub->add_option("--eab-hmac-key", o.eab_hmac_key,
+                        "EAB MAC key: a 0600 file holding it in base64url, or the pkcs11: URI of an HMAC key "
+                        "in a token (see key import-hmac)");
+    };
+    eab(areg);
+    auto* aupd = account->add_subcommand("update", "replace the account's contact addresses");
+    aupd->add_option("--email", o.emails, "contact address (repeatable)")->required();
+    aupd->add_option("--account-key", o.account_key, "account key URI (default: the stored one)");
+    bind(aupd, account_update);
+    auto* adeact = account->add_subcommand("deactivate", "deactivate the account at the CA (final)");
+    adeact->add_option("--account-key", o.account_key, "account key URI (default: the stored one)");
+    bind(adeact, account_deactivate);
+    auto* aroll = account->add_subcommand("rollover", "move the account to another key (RFC 8555 §7.3.5)");
+    aroll->add_option("--new-key", o.new_key, "the new account key URI (generate it first)")->required();
+    aroll->add_option("--account-key", o.account_key, "current account key URI (default: the stored one)");
+    bind(aroll, account_rollover);
+
+    auto* kimp = key->add_subcommand("import-hmac", "store an EAB MAC key in a token as a non-extractable HMAC key");
+    kimp->add_option("--key", o.key, "pkcs11: URI with object=LABEL for the new key")->required();
+    kimp->add_option("--from", o.from, "file (mode 0600) holding the base64url MAC key")->required();
+    bind(kimp, key_import_hmac);
+
+    // Challenge options shared by issue and renew (renew defaults to the stored ones).
+    auto challenge_options = [&](CLI::App* sub) {
+        sub->add_option("--challenge", o.challenge, "http-01, dns-01 or tls-alpn-01")->default_str("http-01");
+        auto* port = sub->add_option("--http-port", o.http_port, "built-in http-01 responder: [ADDR:]PORT")
+                         ->default_str("80");
+        sub->add_option("--webroot", o.webroot, "serve http-01 from DIR/.well-known/acme-challenge/")->excludes(port);
+        sub->add_option("--tls-alpn-port", o.tls_alpn_port, "built-in tls-alpn-01 responder: [ADDR:]PORT")
+            ->default_str("443");
+        sub->add_option("--dns-hook", o.dns_hook, "dns-01: run CMD present|cleanup FQDN VALUE (lego exec contract)");
+        sub->add_option("--rfc2136", o.rfc2136, "dns-01: send RFC 2136 updates to SERVER[:PORT]");
+        sub->add_option("--tsig-key", o.tsig_key, "dns-01: TSIG key file (BIND format) for --rfc2136");
+        sub->add_option("--profile", o.profile, "certificate profile offered by the CA (meta.profiles)");
+        sub->add_option("--preferred-chain", o.preferred_chain, "pick the chain whose top issuer has this CN");
+        sub->add_option("--out", o.out, "also write cert.pem, chain.pem, fullchain.pem here");
+        eab(sub);
+    };
+
     auto* iss = app.add_subcommand("issue", "get a certificate for one or more names");
     iss->add_option("--key", o.key, "certificate key URI")->required();
     iss->add_option("-d,--domain", o.domains, "DNS name or IP address (repeatable)")->required();
     iss->add_option("--account-key", o.account_key, "account key URI (default: the stored account)");
     iss->add_option("--email", o.emails, "contact, when a new account is registered");
     iss->add_flag("--agree-tos", o.agree_tos, "agree to the CA's terms, when a new account is registered");
-    iss->add_option("--challenge", o.challenge, "challenge type")->default_str("http-01");
-    auto* port = iss->add_option("--http-port", o.http_port, "built-in http-01 responder: [ADDR:]PORT")
-                     ->default_str("80");
-    iss->add_option("--webroot", o.webroot, "serve http-01 from DIR/.well-known/acme-challenge/")
-        ->excludes(port);
-    iss->add_option("--out", o.out, "also write cert.pem, chain.pem, fullchain.pem here");
+    challenge_options(iss);
     bind(iss, issue);
+
+    auto* ren = app.add_subcommand("renew", "renew the certificates in the state dir that are due");
+    auto* rname = ren->add_option("--name", o.name, "the certificate (its first domain)");
+    ren->add_flag("--all", o.all, "every certificate in the state dir")->excludes(rname);
+    ren->add_flag("--force", o.force, "renew even when not due");
+    ren->add_flag("--new-key", o.renew_new_key, "generate a fresh key (a new label) for the new certificate");
+    ren->add_option("--account-key", o.account_key, "account key URI (default: the stored account)");
+    challenge_options(ren);
+    bind(ren, renew);
+
+    auto* rev = app.add_subcommand("revoke", "revoke a certificate");
+    rev->add_option("--cert", o.cert_file, "the certificate (PEM)")->required()->check(CLI::ExistingFile);
+    rev->add_option("--reason", o.reason, "keyCompromise, superseded, cessationOfOperation, ... or a code");
+    rev->add_flag("--with-cert-key", o.with_cert_key, "sign with the certificate's own key (--key) instead of the account");
+    rev->add_option("--key", o.key, "the certificate's key URI, with --with-cert-key");
+    rev->add_option("--account-key", o.account_key, "account key URI (default: the stored account)");
+    bind(rev, revoke);
 
     try {
         app.parse(argc, argv);
@@ -115,7 +168,13 @@ int run(int argc, char** argv) {
                                              : keystore::log::Level::info);
     if (!action) return kUsage;
     keystore::Registry registry = make_registry(o);
-    return report(o, action(o, registry));
+    try {
+        return report(o, action(o, registry));
+    } catch (const std::exception& e) {
+        // A bug, or server data that slipped past a check: fail loudly, never half-done.
+        std::fprintf(stderr, "acme-agent: internal error: %s\n", e.what());
+        return kInternal;
+    }
 }
 
 }  // namespace cli

@@ -2,11 +2,16 @@
 
 #include "acme/account.h"
 #include "keystore/file_backend.h"
+#include "keystore/files.h"
+#include "keystore/mac.h"
 #include "keystore/log.h"
 #include "keystore/ossl.h"
 #include "pkcs11/pkcs11_keystore.h"
 
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
+
+#include <sys/stat.h>
 
 namespace cli {
 
@@ -54,6 +59,58 @@ Result<std::unique_ptr<acme::Client>> connect(const Options& o) {
 }
 
 
+Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& reg) {
+    if (o.eab_kid.empty() != o.eab_hmac_key.empty())
+        return fail(Errc::usage, "--eab-kid", "External Account Binding needs both --eab-kid and --eab-hmac-key");
+    if (o.eab_kid.empty()) return std::optional<acme::Eab>{};
+    if (o.eab_hmac_key.starts_with("pkcs11:")) {
+        auto uri = parse_uri(o.eab_hmac_key, "--eab-hmac-key");
+        if (!uri) return std::unexpected(uri.error());
+        auto ks = reg.keystore_for(*uri);
+        if (!ks) return std::unexpected(ks.error());
+        auto* macs = dynamic_cast<keystore::MacKeystore*>(*ks);
+        if (!macs) return fail(Errc::unsupported, "--eab-hmac-key", "this backend holds no HMAC keys");
+        auto key = macs->open_mac(*uri);
+        if (!key) return std::unexpected(key.error());
+        std::shared_ptr<keystore::MacKey> shared(std::move(*key));
+        return std::optional<acme::Eab>(acme::Eab{o.eab_kid, [shared](std::span<const std::uint8_t> d) {
+                                                      return shared->hmac_sha256(d);
+                                                  }});
+    }
+    auto secret = read_mac_key_file(o.eab_hmac_key);
+    if (!secret) return std::unexpected(secret.error());
+    auto shared = std::make_shared<keystore::Secret>(std::move(*secret));
+    return std::optional<acme::Eab>(acme::Eab{o.eab_kid, [shared](std::span<const std::uint8_t> d)
+                                                               -> Result<keystore::Bytes> {
+        keystore::Bytes mac(EVP_MAX_MD_SIZE);
+        unsigned int len = 0;
+        if (!HMAC(EVP_sha256(), shared->reveal().data(), static_cast<int>(shared->reveal().size()), d.data(),
+                  d.size(), mac.data(), &len))
+            return keystore::ossl::fail_ossl("HMAC");
+        mac.resize(len);
+        return mac;
+    }});
+}
+
+Result<keystore::Secret> read_mac_key_file(const std::string& source) {
+    std::string path = source.starts_with("file:") ? source.substr(5) : source;
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) return fail(Errc::not_found, "MAC key", "cannot read " + path);
+    if (st.st_mode & 077)
+        return fail(Errc::usage, "MAC key", path + " is readable by others; run: chmod 600 " + path);
+    auto text = keystore::read_file(path, 4096);
+    if (!text) return std::unexpected(text.error());
+    std::string& t = *text;
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+    auto raw = keystore::base64url_decode(t);
+    OPENSSL_cleanse(t.data(), t.size());
+    if (!raw || raw->empty())
+        return fail(Errc::usage, "MAC key", path + " does not hold a base64url MAC key");
+    keystore::Secret out(std::string(raw->begin(), raw->end()));
+    OPENSSL_cleanse(raw->data(), raw->size());
+    return out;
+}
+
 Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store::StateDir& state,
                                acme::Client& client, bool may_register) {
     auto stored = state.account(o.server);
@@ -84,7 +141,9 @@ Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store:
         if (!may_register)
             return fail(Errc::not_found, "account",
                         "the CA has no account for this key; run 'acme-agent account register'");
-        acme::AccountRequest req{o.emails, o.agree_tos};
+        auto eab = eab_from(o, reg);
+        if (!eab) return std::unexpected(eab.error());
+        acme::AccountRequest req{o.emails, o.agree_tos, std::move(*eab)};
         auto url = acme::register_account(client, **key, req);
         if (!url) return std::unexpected(url.error());
         ctx.url = *url;

@@ -2,6 +2,7 @@
 // take (open a key, connect, find the account).
 #pragma once
 
+#include "acme/account.h"
 #include "acme/client.h"
 #include "keystore/keystore.h"
 #include "store/state.h"
@@ -41,10 +42,31 @@ struct Options {
     std::vector<std::string> emails;
     bool agree_tos = false;
     std::vector<std::string> domains;
+    std::string out;
+    std::string new_key;  // account rollover
+    // Challenge settings: kept per certificate in live/NAME/renewal.json for renew.
     std::string challenge = "http-01";
     std::string http_port = "80";
     std::string webroot;
-    std::string out;
+    std::string tls_alpn_port = "443";
+    std::string dns_hook;
+    std::string rfc2136;
+    std::string tsig_key;
+    std::string profile;
+    std::string preferred_chain;
+    // External Account Binding
+    std::string eab_kid;
+    std::string eab_hmac_key;  // a file holding the base64url key, or a pkcs11: URI
+    std::string from;          // key import-hmac --from FILE
+    // revoke
+    std::string cert_file;
+    std::string reason;
+    bool with_cert_key = false;
+    // renew
+    std::string name;
+    bool all = false;
+    bool force = false;
+    bool renew_new_key = false;
 };
 
 // What a command returns: JSON for --json, and the text a person reads.
@@ -64,6 +86,12 @@ std::string iso_time(std::chrono::system_clock::time_point t);
 
 Result<std::unique_ptr<acme::Client>> connect(const Options& o);
 
+// The EAB settings of --eab-kid / --eab-hmac-key (a 0600 file with the base64url key, or
+// the pkcs11: URI of an HMAC key in a token), or nullopt when neither is given.
+Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& reg);
+// Reads a base64url MAC key from a file that only its owner can read.
+Result<keystore::Secret> read_mac_key_file(const std::string& source);
+
 struct AccountCtx {
     keystore::KeyPtr key;
     std::string url;
@@ -77,8 +105,14 @@ Result<Output> key_generate(const Options& o, keystore::Registry& reg);
 Result<Output> key_list(const Options& o, keystore::Registry& reg);
 Result<Output> key_show(const Options& o, keystore::Registry& reg);
 Result<Output> key_delete(const Options& o, keystore::Registry& reg);
+Result<Output> key_import_hmac(const Options& o, keystore::Registry& reg);
 Result<Output> account_register(const Options& o, keystore::Registry& reg);
 Result<Output> account_show(const Options& o, keystore::Registry& reg);
+Result<Output> account_update(const Options& o, keystore::Registry& reg);
+Result<Output> account_deactivate(const Options& o, keystore::Registry& reg);
+Result<Output> account_rollover(const Options& o, keystore::Registry& reg);
 Result<Output> issue(const Options& o, keystore::Registry& reg);
+Result<Output> renew(const Options& o, keystore::Registry& reg);
+Result<Output> revoke(const Options& o, keystore::Registry& reg);
 
 }  // namespace cli

@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include "keystore/jwk.h"
+#include "keystore/mac.h"
 
 namespace cli {
 
@@ -77,6 +78,23 @@ Result<Output> key_delete(const Options& o, keystore::Registry& reg) {
     Output out;
     out.data = {{"deleted", uri->to_string()}};
     out.text = "deleted " + uri->to_string() + "\n";
+    return out;
+}
+
+Result<Output> key_import_hmac(const Options& o, keystore::Registry& reg) {
+    auto uri = parse_uri(o.key, "--key");
+    if (!uri) return std::unexpected(uri.error());
+    auto secret = read_mac_key_file(o.from);
+    if (!secret) return std::unexpected(secret.error());
+    auto ks = reg.keystore_for(*uri);
+    if (!ks) return std::unexpected(ks.error());
+    auto* macs = dynamic_cast<keystore::MacKeystore*>(*ks);
+    if (!macs) return fail(Errc::unsupported, "--key", "this backend cannot hold HMAC keys; use a pkcs11: token");
+    auto stored = macs->import_hmac(*uri, *secret);
+    if (!stored) return std::unexpected(stored.error());
+    Output out;
+    out.data = {{"uri", stored->to_string()}};
+    out.text = stored->to_string() + "\n";
     return out;
 }
 

@@ -105,6 +105,8 @@ Result<void> StateDir::save_certificate(const std::string& name, const Certifica
     const std::string dir = dir_ + "/live/" + safe_name(name);
     if (auto r = make_dir(dir_ + "/live", 0700); !r) return r;
     if (auto r = make_dir(dir, 0700); !r) return r;
+    if (!cert.renewal.empty())
+        if (auto r = keystore::write_file_atomic(dir + "/renewal.json", cert.renewal + "\n", 0600); !r) return r;
     if (auto r = keystore::write_file_atomic(dir + "/key.uri", cert.key_uri + "\n", 0600); !r) return r;
     return write_pems(dir, cert);
 }
@@ -121,7 +123,8 @@ Result<std::optional<Certificate>> StateDir::certificate(const std::string& name
     if (!chain || !key) return fail(Errc::state, dir, "incomplete certificate directory");
     std::string uri = *key;
     while (!uri.empty() && (uri.back() == '\n' || uri.back() == '\r')) uri.pop_back();
-    return Certificate{*cert, *chain, uri};
+    auto renewal = keystore::read_file(dir + "/renewal.json", 64 * 1024);
+    return Certificate{*cert, *chain, uri, renewal ? *renewal : std::string()};
 }
 
 Result<std::vector<std::string>> StateDir::certificate_names() const {

@@ -4,7 +4,8 @@
 //   DIR/                      0700
 //     lock                    flock()ed while an agent works here
 //     accounts/SERVER-ID.json {"server", "url", "key"}   one account per server
-//     live/NAME/              cert.pem chain.pem fullchain.pem key.uri (never a private key)
+//     live/NAME/              cert.pem chain.pem fullchain.pem key.uri renewal.json
+//                             (never a private key)
 #pragma once
 
 #include "keystore/error.h"
@@ -27,6 +28,7 @@ struct Certificate {
     std::string cert_pem;   // the leaf
     std::string chain_pem;  // the issuers
     std::string key_uri;
+    std::string renewal;    // JSON: names and challenge settings for renew (renewal.json)
 };
 
 class StateDir {

@@ -93,6 +93,17 @@ Result<CertInfo> inspect(std::string_view pem) {
     info.serial_hex = hex;
     OPENSSL_free(hex);
     for (auto& ch : info.serial_hex) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    {
+        const ASN1_INTEGER* sn = X509_get0_serialNumber(c);
+        const int len = i2d_ASN1_INTEGER(sn, nullptr);
+        keystore::Bytes der(static_cast<std::size_t>(len));
+        unsigned char* q = der.data();
+        i2d_ASN1_INTEGER(sn, &q);
+        // Skip tag and length (short or long form) to keep the content octets.
+        std::size_t off = 2;
+        if (der.size() > 1 && (der[1] & 0x80)) off = 2 + (der[1] & 0x7f);
+        info.serial_der.assign(der.begin() + static_cast<long>(std::min(off, der.size())), der.end());
+    }
     info.not_before = to_time(X509_get0_notBefore(c));
     info.not_after = to_time(X509_get0_notAfter(c));
 

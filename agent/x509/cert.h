@@ -18,6 +18,7 @@ struct CertInfo {
     std::string issuer;
     std::string issuer_cn;            // the CN of the issuer, "" if none
     std::string serial_hex;           // lower-case hex, no leading zeros
+    keystore::Bytes serial_der;       // the INTEGER's content octets (RFC 9773 CertID)
     std::vector<std::string> names;   // dNSName and iPAddress SANs
     std::chrono::system_clock::time_point not_before, not_after;
     keystore::Bytes spki;             // SubjectPublicKeyInfo DER
