@@ -41,7 +41,7 @@ run_agent 0 "${A[@]}" issue --key "$CERT" -d 127.0.0.1 --http-port "$HTTP" --out
 CERT2=$("$ACME_AGENT" key generate --key "$(hsm_key cert-reuse)" --type ec-p256)
 FIRST=$(jq -r .url "$STATE"/accounts/*.json)
 run_agent 0 "${A[@]}" --json issue --key "$CERT2" -d reuse.example.com --http-port "$HTTP" \
-  && [ "$(jq -r .account "$OUT")" = "$FIRST" ] && lacks "$ERR" "registered" && pass "stored account reused"
+  && expect "another account: $(jq -r .account "$OUT")" [ "$(jq -r .account "$OUT")" = "$FIRST" ] && lacks "$ERR" "registered" && pass "stored account reused"
 
 # Webroot: a plain static server (python3 -m http.server) serves the directory.
 mkdir -p "$WORK/www"
@@ -51,5 +51,5 @@ wait_port "$PEBBLE_HTTP_PORT" "$WEB_PID"
 CERT3=$("$ACME_AGENT" key generate --key "$(hsm_key cert-webroot)" --type ec-p256)
 run_agent 0 "${A[@]}" issue --key "$CERT3" -d webroot.example.com --webroot "$WORK/www" \
   && verify_cert "$STATE/live/webroot.example.com" "$CERT3" \
-  && [ -z "$(ls -A "$WORK/www/.well-known/acme-challenge")" ] && pass "webroot, challenge files removed"
+  && expect "challenge files left" [ -z "$(ls -A "$WORK/www/.well-known/acme-challenge")" ] && pass "webroot, challenge files removed"
 finish

@@ -12,7 +12,10 @@ STATE=$WORK/state
 FAILURES=0
 
 cleanup() {
-  [ -f "$WORK/pebble/pebble.pid" ] && "$SCRIPTS/pebble-down.sh" "$WORK/pebble" >/dev/null 2>&1
+  local d
+  for d in "$WORK"/pebble*; do
+    [ -f "$d/pebble.pid" ] && "$SCRIPTS/pebble-down.sh" "$d" >/dev/null 2>&1
+  done
   [ -n "${WEB_PID:-}" ] && kill "$WEB_PID" 2>/dev/null
   return 0
 }
@@ -35,8 +38,10 @@ setup_hsm() {
 hsm_key() { echo "${TOKEN/\?/;object=$1?}"; }
 
 # Pebble with the current environment's knobs: sets PEBBLE_* (see scripts/pebble-up.sh).
+# setup_pebble [NAME]: NAME (default pebble) is its folder under $WORK; the last one set
+# up is the one AGENT and the PEBBLE_* variables point at.
 setup_pebble() {
-  eval "$("$SCRIPTS/pebble-up.sh" "$WORK/pebble")"
+  eval "$("$SCRIPTS/pebble-up.sh" "$WORK/${1:-pebble}")"
   AGENT=("$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE")
 }
 
@@ -52,8 +57,16 @@ run_agent() {
     return 1
   fi
 }
+# expect DESCRIPTION COMMAND...: a failed check is a failure (never silently skipped).
+expect() { local d=$1; shift; if "$@"; then return 0; fi; fail "$d"; return 1; }
 contains() { grep -qF -- "$2" "$1" || { fail "$1 lacks '$2': $(head -c 400 "$1")"; return 1; }; }
 lacks() { ! grep -qF -- "$2" "$1" || { fail "$1 contains '$2'"; return 1; }; }
+
+# cert_status SERIAL: Pebble's word on a serial ("Valid" or "Revoked") and the reason code.
+cert_status() {
+  curl -fsS --cacert "$PEBBLE_CA_FILE" "$PEBBLE_MGMT/cert-status-by-serial/$1" | jq -r '"\(.Status) \(.Reason // "")"'
+}
+serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f'; }
 
 # wait_port PORT [PID]: polls (50 ms) until something accepts on 127.0.0.1:PORT, 10 s at most.
 wait_port() {

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The account and certificate lifecycle with every key in SoftHSM: revocation signed by
+# the account key and by the certificate's own key, key roll-over HSM -> HSM (then the old
+# key is refused and the new one works), contact update, deactivation (then issuing fails
+# clearly), and External Account Binding with the MAC key in a file and inside the token.
+source "$(dirname "$0")/lib.sh"
+export PEBBLE_VA_NOSLEEP=1
+setup_hsm
+setup_pebble
+HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
+key() { "$ACME_AGENT" key generate --key "$(hsm_key "$1")" --type "${2:-ec-p256}"; }
+ACCT=$(key acct)
+run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos --email a@example.com
+
+# Revocation by the account key.
+C1=$(key c1)
+run_agent 0 "${AGENT[@]}" issue --key "$C1" -d r1.example.com --http-port "$HTTP"
+S1=$(serial_of "$STATE/live/r1.example.com/cert.pem")
+[ "$(cert_status "$S1")" = "Valid " ] || fail "fresh certificate not Valid: $(cert_status "$S1")"
+run_agent 0 "${AGENT[@]}" revoke --cert "$STATE/live/r1.example.com/cert.pem" \
+  && expect "Pebble says $(cert_status "$S1")" [ "$(cert_status "$S1" | cut -d' ' -f1)" = Revoked ] \
+  && pass "revoked with the account key"
+# Revocation by the certificate's own key (in the token), with a reason.
+C2=$(key c2 rsa-2048)
+run_agent 0 "${AGENT[@]}" issue --key "$C2" -d r2.example.com --http-port "$HTTP"
+S2=$(serial_of "$STATE/live/r2.example.com/cert.pem")
+run_agent 2 "${AGENT[@]}" revoke --cert "$STATE/live/r2.example.com/cert.pem" --with-cert-key --key "$C1" \
+  && contains "$ERR" "not the key of the certificate"
+run_agent 2 "${AGENT[@]}" revoke --cert "$STATE/live/r2.example.com/cert.pem" --reason nonsense \
+  && contains "$ERR" "unknown reason"
+run_agent 0 "${AGENT[@]}" revoke --cert "$STATE/live/r2.example.com/cert.pem" --with-cert-key --key "$C2" \
+  --reason keyCompromise && expect "Pebble says $(cert_status "$S2")" [ "$(cert_status "$S2")" = "Revoked 1" ] \
+  && pass "revoked with the certificate's own key"
+# Revoking twice: the CA's refusal, exit 14.
+run_agent 14 "${AGENT[@]}" revoke --cert "$STATE/live/r2.example.com/cert.pem" --with-cert-key --key "$C2" \
+  && contains "$ERR" "alreadyRevoked"
+
+# Contacts.
+run_agent 0 "${AGENT[@]}" account update --email b@example.com --email c@example.com
+run_agent 0 "${AGENT[@]}" --json account show && jq -e '.contact == ["mailto:b@example.com","mailto:c@example.com"]' "$OUT" >/dev/null \
+  && pass "contacts updated" || fail "contacts: $(cat "$OUT")"
+
+# Roll-over to another token key: the state follows only after the CA confirmed.
+ACCT_URL=$(jq -r .url "$STATE"/accounts/*.json)
+NEW=$(key acct-new ec-p384)
+run_agent 0 "${AGENT[@]}" account rollover --new-key "$NEW" && contains "$OUT" "now uses"
+[ "$(jq -r .key "$STATE"/accounts/*.json)" = "$NEW" ] || fail "state does not name the new key"
+[ "$(jq -r .url "$STATE"/accounts/*.json)" = "$ACCT_URL" ] || fail "account URL changed"
+C3=$(key c3)
+run_agent 0 "${AGENT[@]}" issue --key "$C3" -d after-rollover.example.com --http-port "$HTTP" && pass "new key works"
+run_agent 3 "${AGENT[@]}" account show --account-key "$ACCT" && contains "$ERR" "no account for this key" \
+  && pass "old key refused by the CA"
+run_agent 2 "${AGENT[@]}" account rollover --new-key "$NEW" && contains "$ERR" "current key"
+
+# Deactivation: final; issuing afterwards fails with the CA's reason.
+run_agent 0 "${AGENT[@]}" account deactivate && contains "$OUT" "deactivated"
+C4=$(key c4)
+run_agent 14 "${AGENT[@]}" issue --key "$C4" -d dead.example.com --http-port "$HTTP" \
+  && contains "$ERR" "deactivated" && pass "a deactivated account cannot issue"
+[ ! -e "$STATE/live/dead.example.com" ] || fail "certificate dir written for a refused order"
+
+# External Account Binding on a Pebble that requires it.
+MAC=$(openssl rand 32 | basenc --base64url | tr -d '=\n')
+printf '%s' "$MAC" >"$WORK/eab.key"; chmod 600 "$WORK/eab.key"
+PEBBLE_EAB_KEYS="kid-1=$MAC" setup_pebble pebble-eab
+E1=$(key eab1)
+run_agent 2 "${AGENT[@]}" account register --key "$E1" --agree-tos && contains "$ERR" "External Account Binding"
+run_agent 14 "${AGENT[@]}" account register --key "$E1" --agree-tos --eab-kid kid-unknown --eab-hmac-key "$WORK/eab.key"
+run_agent 0 "${AGENT[@]}" account register --key "$E1" --agree-tos --eab-kid kid-1 --eab-hmac-key "$WORK/eab.key" \
+  && pass "EAB with the MAC key in a file"
+lacks "$ERR" "$MAC"
+# ... and with the MAC key inside the token, where it is sensitive and never leaves.
+run_agent 0 "$ACME_AGENT" key import-hmac --key "$(hsm_key eab-mac)" --from "$WORK/eab.key"
+HMAC_URI=$(cat "$OUT")
+run_agent 4 "$ACME_AGENT" key import-hmac --key "$(hsm_key eab-mac)" --from "$WORK/eab.key"
+E2=$(key eab2)
+rm -rf "$STATE"
+run_agent 0 "${AGENT[@]}" account register --key "$E2" --agree-tos --eab-kid kid-1 --eab-hmac-key "$HMAC_URI" \
+  && pass "EAB with the HMAC computed inside the token"
+pkcs11-tool --module "$ACME_AGENT_PKCS11_MODULE" --login --pin "$(cat "$PIN_FILE")" --read-object \
+  --type secrkey --label eab-mac >/dev/null 2>&1 && fail "the HMAC key value could be read from the token"
+finish
