@@ -219,14 +219,14 @@ std::string describe_text(const IssueResult& r, const std::string& key_uri) {
 }
 
 // When a certificate is due: inside the CA's ARI window (at a point spread by the serial),
-// else in the last third of its lifetime.
+// else `before_days` before it expires, else in the last third of its lifetime.
 struct Due {
     bool due;
     std::chrono::system_clock::time_point at;
     std::string why;
 };
 
-Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf) {
+Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf, unsigned before_days) {
     const auto now = std::chrono::system_clock::now();
     auto window = acme::renewal_info(client, leaf);
     if (!window) return std::unexpected(window.error());
@@ -236,6 +236,10 @@ Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf) {
         for (auto b : leaf.serial_der) spread = spread * 31 + b;
         const auto at = (*window)->start + span * (spread % 1000) / 1000;
         return Due{now >= at, at, "the CA's renewal window (ARI)"};
+    }
+    if (before_days > 0) {
+        const auto at = leaf.not_after - std::chrono::hours(24) * before_days;
+        return Due{now >= at, at, std::to_string(before_days) + " days before it expires"};
     }
     const auto at = leaf.not_before + (leaf.not_after - leaf.not_before) * 2 / 3;
     return Due{now >= at, at, "two thirds of its lifetime"};
@@ -330,7 +334,7 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
             for (auto& d : record["domains"])
                 if (d.is_string()) domains.push_back(d.get<std::string>());
         }
-        auto due = due_for_renewal(**client, *leaf);
+        auto due = due_for_renewal(**client, *leaf, o.renew_before_days);
         if (!due) return std::unexpected(due.error());
         if (!o.force && !due->due) {
             keystore::log::info("renew: " + name + " not due until " + iso_time(due->at) + " (" + due->why + ")");

@@ -138,6 +138,9 @@ int run(int argc, char** argv) {
     auto* rname = ren->add_option("--name", o.name, "the certificate (its first domain)");
     ren->add_flag("--all", o.all, "every certificate in the state dir")->excludes(rname);
     ren->add_flag("--force", o.force, "renew even when not due");
+    ren->add_option("--renew-before-days", o.renew_before_days,
+                    "due this many days before expiry (default: the last third of the lifetime; "
+                    "the CA's ARI window comes first)");
     ren->add_flag("--new-key", o.renew_new_key, "generate a fresh key (a new label) for the new certificate");
     ren->add_option("--account-key", o.account_key, "account key URI (default: the stored account)");
     challenge_options(ren);

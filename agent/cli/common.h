@@ -67,6 +67,7 @@ struct Options {
     bool all = false;
     bool force = false;
     bool renew_new_key = false;
+    unsigned renew_before_days = 0;  // 0: the last third of the lifetime
 };
 
 // What a command returns: JSON for --json, and the text a person reads.
