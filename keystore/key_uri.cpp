@@ -183,7 +183,11 @@ void KeyUri::erase_path_attr(std::string_view name) {
 }
 
 std::string KeyUri::to_string() const {
-    if (scheme_ == "file") return "file:" + percent_encode(path_attr("path").value_or(""), "/");
+    if (scheme_ == "file") {
+        const std::string path = path_attr("path").value_or("");
+        // "file://x" would read as an authority: keep a leading "//" unambiguous.
+        return (path.starts_with("//") ? "file://" : "file:") + percent_encode(path, "/");
+    }
     std::string out = scheme_ + ":";
     bool first = true;
     for (auto& [n, v] : path_) {

@@ -12,6 +12,7 @@
 # CHALLTESTSRV_MGMT_PORT.
 # Optional: PEBBLE_EAB_KEYS='kid1=b64urlkey,kid2=...' (makes EAB required),
 # PEBBLE_CERT_VALIDITY_SECONDS=N, PEBBLE_UP_TIMEOUT=seconds (default 20).
+# PEBBLE_DNS_SERVER=HOST:PORT: the resolver Pebble's VA asks (default: the challtestsrv).
 # Pebble's own knobs (PEBBLE_VA_NOSLEEP, PEBBLE_WFE_NONCEREJECT, ...) are inherited.
 set -euo pipefail
 
@@ -132,7 +133,7 @@ EOF
 
   start challtestsrv pebble-challtestsrv -defaultIPv6 "" -defaultIPv4 127.0.0.1 \
     -http01 "" -https01 "" -tlsalpn01 "" -dns01 "127.0.0.1:$D" -management "127.0.0.1:$C"
-  start pebble pebble -config "$DIR/pebble-config.json" -dnsserver "127.0.0.1:$D"
+  start pebble pebble -config "$DIR/pebble-config.json" -dnsserver "${PEBBLE_DNS_SERVER:-127.0.0.1:$D}"
 
   echo "pebble-up: attempt $attempt: pebble on 127.0.0.1:$P (mgmt $M), challtestsrv dns $D mgmt $C" >&2
   deadline=$((SECONDS + TIMEOUT))

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <random>
 #include <thread>
 
 namespace acme {
@@ -27,6 +28,50 @@ std::optional<std::string> str(const json& j, const char* key) {
     if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
     return std::nullopt;
 }
+// Faults worth another try: the server is overloaded or restarting, or the connection was
+// dropped. A refused connection, a TLS failure or a timeout fails at once.
+bool transient(const keystore::Error& e) {
+    if (e.code != Errc::network || !e.native) return false;
+    switch (*e.native) {
+        case 18:  // CURLE_PARTIAL_FILE
+        case 35:  // CURLE_SSL_CONNECT_ERROR (reset during the handshake)
+        case 52:  // CURLE_GOT_NOTHING
+        case 55:  // CURLE_SEND_ERROR
+        case 56:  // CURLE_RECV_ERROR
+            return true;
+        default: return false;
+    }
+}
+bool transient(long status) { return status == 429 || status == 500 || status == 502 || status == 503 || status == 504; }
+
+// Bounded retries of one request: jittered exponential backoff, or the server's wait.
+class Retrier {
+public:
+    Retrier(const ClientOptions& o, std::string what)
+        : what_(std::move(what)), left_(o.transient_retries),
+          deadline_(std::chrono::steady_clock::now() + o.retry_deadline) {}
+
+    // Waits and returns true when another try is allowed.
+    bool again(const std::string& why, std::optional<std::chrono::milliseconds> server_wait) {
+        using namespace std::chrono;
+        if (left_-- <= 0) return false;
+        static thread_local std::mt19937 rng{std::random_device{}()};
+        const milliseconds jittered(std::uniform_int_distribution<long>(backoff_.count() / 2, backoff_.count())(rng));
+        const milliseconds wait = server_wait ? *server_wait : jittered;
+        backoff_ = std::min(backoff_ * 2, milliseconds(8000));
+        if (steady_clock::now() + wait > deadline_) return false;
+        keystore::log::debug(what_ + ": " + why + "; retrying in " + std::to_string(wait.count()) + " ms (" +
+                             std::to_string(left_) + " tries left)");
+        std::this_thread::sleep_for(wait);  // the server asked for it, or backoff: nothing to poll
+        return true;
+    }
+
+private:
+    std::string what_;
+    int left_;
+    std::chrono::steady_clock::time_point deadline_;
+    std::chrono::milliseconds backoff_{250};
+};
 }  // namespace
 
 std::string json_string(const json& j, const char* key, const std::string& fallback) {
@@ -76,7 +121,7 @@ std::string problem_type(const keystore::Error& error) {
 Result<std::unique_ptr<Client>> Client::connect(const std::string& directory_url,
                                                 ClientOptions options) {
     std::unique_ptr<Client> c(new Client(std::move(options)));
-    auto r = c->http_.get(directory_url);
+    auto r = c->with_retries("GET " + directory_url, [&] { return c->http_.get(directory_url); });
     if (!r) return std::unexpected(r.error());
     if (r->status != 200)
         return fail(Errc::protocol, "directory",
@@ -133,9 +178,8 @@ void Client::keep_nonce(const HttpResponse& r) {
 
 Result<std::string> Client::nonce() {
     if (nonces_.empty()) {
-        auto r = http_.head(dir_.new_nonce);
+        auto r = with_retries("HEAD " + dir_.new_nonce, [&] { return http_.head(dir_.new_nonce); });
         if (!r) return std::unexpected(r.error());
-        keep_nonce(*r);
         if (nonces_.empty())
             return fail(Errc::protocol, "newNonce", "the server sent no Replay-Nonce");
     }
@@ -144,54 +188,78 @@ Result<std::string> Client::nonce() {
     return n;
 }
 
-std::chrono::milliseconds Client::retry_after(const HttpResponse& r,
-                                              std::chrono::milliseconds fallback) const {
-    if (!r.retry_after) return fallback;
+std::optional<std::chrono::milliseconds> Client::server_wait(const HttpResponse& r) const {
+    if (!r.retry_after) return std::nullopt;
     const std::string& v = *r.retry_after;
-    std::chrono::milliseconds wait = fallback;
-    if (!v.empty() && std::all_of(v.begin(), v.end(), ::isdigit) && v.size() < 9) {
+    std::chrono::milliseconds wait;
+    if (!v.empty() && v.size() < 9 && std::all_of(v.begin(), v.end(), ::isdigit)) {
         wait = std::chrono::seconds(std::stol(v));
     } else {
         struct tm tm{};
-        if (strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
-            const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-            wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-                at - std::chrono::system_clock::now());
-        }
+        const char* end = strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        if (!end || *end != '\0') return std::nullopt;  // garbage: ignored
+        wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::from_time_t(timegm(&tm)) - std::chrono::system_clock::now());
     }
     return std::clamp(wait, std::chrono::milliseconds(0),
                       std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_after_cap));
+}
+
+std::chrono::milliseconds Client::retry_after(const HttpResponse& r, std::chrono::milliseconds fallback) const {
+    return server_wait(r).value_or(fallback);
 }
 
 Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& key,
                                   const std::optional<std::string>& kid, const std::string& payload,
                                   std::size_t max_body) {
     if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
-    for (int attempt = 0;; ++attempt) {
+    Retrier retry(options_, "POST " + url);
+    for (int bad_nonces = 0;;) {
         auto n = nonce();
         if (!n) return std::unexpected(n.error());
         auto jws = jose::sign(key, {url, *n, kid}, payload);
         if (!jws) return std::unexpected(jws.error());
         auto r = http_.post(url, *jws, "application/jose+json", max_body);
-        if (!r) return std::unexpected(r.error());
+        if (!r) {
+            if (transient(r.error()) && retry.again(r.error().message, std::nullopt)) continue;
+            return std::unexpected(r.error());
+        }
         keep_nonce(*r);
         if (r->status >= 200 && r->status < 300) return r;
         keystore::Error e = problem_error(r->status, r->body);
-        if (problem_type(e) == "badNonce" && attempt < options_.bad_nonce_retries) {
-            keystore::log::debug("badNonce from " + url + "; retrying with the nonce it sent");
+        if (problem_type(e) == "badNonce") {
+            if (bad_nonces++ < options_.bad_nonce_retries) {
+                keystore::log::debug("badNonce from " + url + "; retrying with the nonce it sent");
+                continue;
+            }
+            e.message += " (gave up after " + std::to_string(bad_nonces) + " nonces were refused)";
+        } else if (transient(r->status) &&
+                   retry.again("HTTP " + std::to_string(r->status), server_wait(*r))) {
             continue;
         }
-        if (problem_type(e) == "badNonce")
-            e.message += " (gave up after " + std::to_string(attempt + 1) + " nonces were refused)";
         return std::unexpected(std::move(e));
+    }
+}
+
+template <typename Send>
+Result<HttpResponse> Client::with_retries(const std::string& what, Send&& send) {
+    Retrier retry(options_, what);
+    for (;;) {
+        auto r = send();
+        if (!r) {
+            if (transient(r.error()) && retry.again(r.error().message, std::nullopt)) continue;
+            return r;
+        }
+        keep_nonce(*r);
+        if (transient(r->status) && retry.again("HTTP " + std::to_string(r->status), server_wait(*r))) continue;
+        return r;
     }
 }
 
 Result<HttpResponse> Client::get(const std::string& url) {
     if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
-    auto r = http_.get(url);
+    auto r = with_retries("GET " + url, [&] { return http_.get(url); });
     if (!r) return r;
-    keep_nonce(*r);
     if (r->status < 200 || r->status >= 300) return std::unexpected(problem_error(r->status, r->body));
     return r;
 }

@@ -39,6 +39,10 @@ struct ClientOptions {
     int bad_nonce_retries = 20;  // survives a CA that rejects half of all nonces
     std::chrono::seconds retry_after_cap{30};
     std::chrono::seconds poll_deadline{180};
+    // 5xx, 429 and dropped connections: retried with jittered exponential backoff (or the
+    // server's Retry-After), at most this often and within this time per request.
+    int transient_retries = 8;
+    std::chrono::seconds retry_deadline{90};
 };
 
 class Client {
@@ -84,6 +88,9 @@ public:
 private:
     explicit Client(ClientOptions options) : options_(std::move(options)), http_(options_.http) {}
     Result<std::string> nonce();
+    std::optional<std::chrono::milliseconds> server_wait(const HttpResponse& r) const;
+    template <typename Send>
+    Result<HttpResponse> with_retries(const std::string& what, Send&& send);
     void keep_nonce(const HttpResponse& r);
 
     ClientOptions options_;

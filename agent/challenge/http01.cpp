@@ -1,8 +1,7 @@
 #include "challenge/http01.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
+#include "challenge/listener.h"
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -31,74 +30,6 @@ constexpr std::size_t kMaxHead = 8 * 1024;
 constexpr auto kConnectionTime = std::chrono::seconds(5);
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr std::string_view kPrefix = "/.well-known/acme-challenge/";
-
-class Fd {
-  public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-
-    [[nodiscard]] int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-    void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-
-  private:
-    int fd_ = -1;
-};
-
-std::string errno_text(int err) {
-    return std::strerror(err);
-}
-
-struct ListenSpec {
-    std::string host;
-    std::string port;
-};
-
-Result<ListenSpec> parse_spec(const std::string& listen) {
-    auto bad = [&](const std::string& why) {
-        return fail(Errc::usage, "listen " + listen,
-                    why + " (want PORT, ADDR:PORT or [V6ADDR]:PORT)");
-    };
-    ListenSpec spec{"0.0.0.0", listen};
-    if (!listen.empty() && listen.front() == '[') {
-        const auto close = listen.find(']');
-        if (close == std::string::npos || close == 1) return bad("malformed IPv6 address");
-        if (close + 1 >= listen.size() || listen[close + 1] != ':') return bad("missing port");
-        spec.host = listen.substr(1, close - 1);
-        spec.port = listen.substr(close + 2);
-    } else if (const auto colon = listen.find(':'); colon != std::string::npos) {
-        if (listen.find(':', colon + 1) != std::string::npos) {
-            return bad("an IPv6 address needs brackets");
-        }
-        if (colon > 0) spec.host = listen.substr(0, colon);
-        spec.port = listen.substr(colon + 1);
-    }
-    if (spec.port.empty() || spec.port.size() > 5 ||
-        !std::ranges::all_of(spec.port, [](char c) { return c >= '0' && c <= '9'; }) ||
-        std::stoul(spec.port) > 65535) {
-        return bad("bad port");
-    }
-    return spec;
-}
-
-std::string display(const ListenSpec& spec) {
-    return spec.host.find(':') != std::string::npos ? "[" + spec.host + "]:" + spec.port
-                                                    : spec.host + ":" + spec.port;
-}
 
 std::string response(int status, std::string_view reason, std::string_view body,
                      std::string_view extra_headers = {}) {
@@ -288,45 +219,15 @@ struct Http01Responder::Impl {
 };
 
 Result<std::unique_ptr<Http01Responder>> Http01Responder::start(const std::string& listen) {
-    auto spec = parse_spec(listen);
-    if (!spec) return std::unexpected(spec.error());
-    const std::string where = "http-01 listen " + display(*spec);
-
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    addrinfo* found = nullptr;
-    if (int rc = ::getaddrinfo(spec->host.c_str(), spec->port.c_str(), &hints, &found); rc != 0) {
-        return fail(Errc::usage, where,
-                    "'" + spec->host + "' is not a numeric address: " + ::gai_strerror(rc));
-    }
-    std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> ai(found, &::freeaddrinfo);
+    auto bound = listen_on(listen, "http-01");
+    if (!bound) return std::unexpected(bound.error());
+    const std::string where = "http-01 listen " + listen;
 
     auto impl = std::make_unique<Impl>();
-    impl->listener = Fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!impl->listener) return fail(Errc::io, where, "socket: " + errno_text(errno));
-    const int on = 1;
-    if (::setsockopt(impl->listener.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) {
-        return fail(Errc::io, where, "SO_REUSEADDR: " + errno_text(errno));
-    }
-    if (::bind(impl->listener.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
-        return fail(Errc::io, where, "cannot bind " + display(*spec) + ": " + errno_text(errno));
-    }
-    if (::listen(impl->listener.get(), 64) != 0) {
-        return fail(Errc::io, where,
-                    "cannot listen on " + display(*spec) + ": " + errno_text(errno));
-    }
-    sockaddr_storage bound{};
-    socklen_t len = sizeof bound;
-    if (::getsockname(impl->listener.get(), reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
-        return fail(Errc::io, where, "getsockname: " + errno_text(errno));
-    }
-    impl->port =
-        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
-                                          : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+    impl->listener = std::move(bound->fd);
+    impl->port = bound->port;
     impl->wake = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!impl->wake) return fail(Errc::io, where, "eventfd: " + errno_text(errno));
+    if (!impl->wake) return fail(Errc::io, where, std::string("eventfd: ") + std::strerror(errno));
 
     std::unique_ptr<Http01Responder> responder(new Http01Responder());
     try {

@@ -63,7 +63,8 @@ Result<std::vector<std::string>> split_chain(std::string_view pem, std::size_t m
                             std::string(pem.substr(begin, std::min<std::size_t>(eol - begin, 60))));
         }
         const std::size_t end = pem.find(kEnd, begin);
-        if (end == std::string_view::npos)
+        if (end == std::string_view::npos ||
+            pem.substr(begin + kBegin.size(), end - begin - kBegin.size()).find("-----") != std::string_view::npos)
             return fail(Errc::protocol, "certificate chain", "unterminated CERTIFICATE block");
         std::string block(pem.substr(begin, end + kEnd.size() - begin));
         block += '\n';
@@ -93,6 +94,7 @@ Result<CertInfo> inspect(std::string_view pem) {
     info.serial_hex = hex;
     OPENSSL_free(hex);
     for (auto& ch : info.serial_hex) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    info.serial_hex.erase(0, std::min(info.serial_hex.find_first_not_of('0'), info.serial_hex.size() - 1));
     {
         const ASN1_INTEGER* sn = X509_get0_serialNumber(c);
         const int len = i2d_ASN1_INTEGER(sn, nullptr);

@@ -33,13 +33,24 @@ Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std
             break;
         }
 
-    std::string san;
-    for (auto& n : names) san += (san.empty() ? "" : ",") + std::string(is_ip_literal(n) ? "IP:" : "DNS:") + n;
+    // One GENERAL_NAME per name, built directly: a name can never smuggle in another SAN
+    // the way text like "a.example,DNS:b.example" would through the config parser.
+    std::unique_ptr<GENERAL_NAMES, decltype([](GENERAL_NAMES* g) { GENERAL_NAMES_free(g); })> gens(
+        sk_GENERAL_NAME_new_null());
+    for (auto& n : names) {
+        GENERAL_NAME* gn =
+            a2i_GENERAL_NAME(nullptr, nullptr, nullptr, is_ip_literal(n) ? GEN_IPADD : GEN_DNS, n.c_str(), 0);
+        if (!gn || (!is_ip_literal(n) && n.find_first_of(",: ") != std::string::npos)) {
+            GENERAL_NAME_free(gn);
+            return fail(Errc::usage, "CSR", "'" + n + "' is not a valid name for a certificate");
+        }
+        sk_GENERAL_NAME_push(gens.get(), gn);
+    }
     std::unique_ptr<STACK_OF(X509_EXTENSION), decltype([](STACK_OF(X509_EXTENSION)* s) {
         sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
     })> exts(sk_X509_EXTENSION_new_null());
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str());
-    if (!ext) return fail(Errc::usage, "CSR", "a name is not valid in a certificate: " + san);
+    X509_EXTENSION* ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens.get());
+    if (!ext) return ossl::fail_ossl("X509V3_EXT_i2d");
     sk_X509_EXTENSION_push(exts.get(), ext);
     if (!X509_REQ_add_extensions(req.get(), exts.get())) return ossl::fail_ossl("X509_REQ_add_extensions");
 

@@ -121,6 +121,8 @@ struct AlgCase {
     int sig_param_type;  // RFC 5758 §3.2: absent for ECDSA; RFC 4055: NULL for RSA
 };
 
+void PrintTo(const AlgCase& c, std::ostream* os) { *os << keystore::algorithm_name(c.alg); }
+
 class Csr : public testing::TestWithParam<AlgCase> {
 protected:
     void SetUp() override {
@@ -181,8 +183,8 @@ INSTANTIATE_TEST_SUITE_P(Keys, Csr,
                                          AlgCase{KeyAlgorithm::ec_p384, NID_ecdsa_with_SHA384, V_ASN1_UNDEF},
                                          AlgCase{KeyAlgorithm::rsa_2048, NID_sha256WithRSAEncryption,
                                                  V_ASN1_NULL}),
-                         [](const testing::TestParamInfo<AlgCase>& info) {
-                             switch (info.param.alg) {
+                         [](const testing::TestParamInfo<AlgCase>& param_info) {
+                             switch (param_info.param.alg) {
                                  case KeyAlgorithm::ec_p256: return std::string("EcP256");
                                  case KeyAlgorithm::ec_p384: return std::string("EcP384");
                                  default: return std::string("Rsa2048");

@@ -150,8 +150,12 @@ void expect_full_width_coordinates(const char* curve, std::string_view crv, std:
         EXPECT_EQ(jy.size(), (width * 4 + 2) / 3) << jy;
         EXPECT_EQ(decode(jx), x);
         EXPECT_EQ(decode(jy), y);
-        if (sx) EXPECT_EQ(decode(jx).at(0), 0) << "x has a leading zero byte";
-        if (sy) EXPECT_EQ(decode(jy).at(0), 0) << "y has a leading zero byte";
+        if (sx) {
+            EXPECT_EQ(decode(jx).at(0), 0) << "x has a leading zero byte";
+        }
+        if (sy) {
+            EXPECT_EQ(decode(jy).at(0), 0) << "y has a leading zero byte";
+        }
     }
     EXPECT_TRUE(short_x) << "no key with a short x coordinate found";
     EXPECT_TRUE(short_y) << "no key with a short y coordinate found";

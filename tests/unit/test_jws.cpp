@@ -223,6 +223,8 @@ struct AlgCase {
     std::size_t sig_size;
 };
 
+void PrintTo(const AlgCase& c, std::ostream* os) { *os << keystore::algorithm_name(c.alg); }
+
 class JwsSign : public testing::TestWithParam<AlgCase> {
 protected:
     void SetUp() override {
@@ -327,9 +329,9 @@ INSTANTIATE_TEST_SUITE_P(Algorithms, JwsSign,
                          testing::Values(AlgCase{KeyAlgorithm::ec_p256, "ES256", 64},
                                          AlgCase{KeyAlgorithm::ec_p384, "ES384", 96},
                                          AlgCase{KeyAlgorithm::rsa_2048, "RS256", 256}),
-                         [](const testing::TestParamInfo<AlgCase>& info) {
-                             return std::string(keystore::algorithm_name(info.param.alg) == "ec-p256"   ? "EcP256"
-                                                : keystore::algorithm_name(info.param.alg) == "ec-p384" ? "EcP384"
+                         [](const testing::TestParamInfo<AlgCase>& param_info) {
+                             return std::string(keystore::algorithm_name(param_info.param.alg) == "ec-p256"   ? "EcP256"
+                                                : keystore::algorithm_name(param_info.param.alg) == "ec-p384" ? "EcP384"
                                                                                                         : "Rsa2048");
                          });
 

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# tls-alpn-01 end to end against Pebble (RFC 8737, RFC 8738 §6): the built-in responder on
+# the port Pebble's VA dials, EC and RSA certificate keys inside a SoftHSM token, several
+# names in one order, an IP identifier. Every certificate verifies against Pebble's root and
+# carries the token key; the responder listens only while the issue runs; a busy port is an
+# I/O error (exit 11) that names it.
+source "$(dirname "$0")/lib.sh"
+export PEBBLE_VA_NOSLEEP=1
+setup_hsm
+setup_pebble
+ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
+run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos --email ops@example.com
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$PEBBLE_TLS_PORT") 2>/dev/null; }
+san() { openssl x509 -in "$1" -noout -ext subjectAltName | tail -n +2 | tr -d ' '; }
+
+for cert_type in ec-p256 rsa-2048; do
+  CERT=$("$ACME_AGENT" key generate --key "$(hsm_key "cert-$cert_type")" --type "$cert_type")
+  NAME=alpn-$cert_type.example.com
+  run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d "$NAME" --challenge tls-alpn-01 --tls-alpn-port "127.0.0.1:$PEBBLE_TLS_PORT" || continue
+  verify_cert "$STATE/live/$NAME" "$CERT" \
+    && [ "$(san "$STATE/live/$NAME/cert.pem")" = "DNS:$NAME" ] \
+    && pass "tls-alpn-01, $cert_type certificate key"
+  if listening; then fail "the tls-alpn-01 responder still listens after the issue"; fi
+done
+
+# Several names in one order: one listener, one validation certificate per SNI name.
+CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert-multi)" --type ec-p256)
+run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d multi.example.com -d www.multi.example.com --challenge tls-alpn-01 --tls-alpn-port "127.0.0.1:$PEBBLE_TLS_PORT" \
+  && verify_cert "$STATE/live/multi.example.com" "$CERT" \
+  && [ "$(san "$STATE/live/multi.example.com/cert.pem")" = "DNS:multi.example.com,DNS:www.multi.example.com" ] \
+  && pass "two names in one order"
+
+# An IP identifier: Pebble sends SNI 1.0.0.127.in-addr.arpa and wants an iPAddress SAN.
+CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert-ip)" --type ec-p256)
+run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d 127.0.0.1 --challenge tls-alpn-01 --tls-alpn-port "127.0.0.1:$PEBBLE_TLS_PORT" \
+  && verify_cert "$STATE/live/127.0.0.1" "$CERT" \
+  && [ "$(san "$STATE/live/127.0.0.1/cert.pem")" = "IPAddress:127.0.0.1" ] \
+  && pass "IP identifier over tls-alpn-01"
+
+# No private key material anywhere in the state dir (the throwaway keys never leave memory).
+if grep -rlq "PRIVATE KEY" "$STATE"; then fail "a private key in the state dir"; fi
+
+# The port is taken: exit 11 (I/O) naming ADDR:PORT, nothing written.
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+print("up", flush=True); time.sleep(600)' "$PEBBLE_TLS_PORT" >"$WORK/busy.out" 2>&1 &
+WEB_PID=$!
+for _ in $(seq 200); do
+  grep -qs up "$WORK/busy.out" && break
+  kill -0 "$WEB_PID" 2>/dev/null || break
+  read -rt 0.05 <> <(:) || true
+done
+grep -qs up "$WORK/busy.out" || fail "could not occupy port $PEBBLE_TLS_PORT: $(cat "$WORK/busy.out")"
+CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert-busy)" --type ec-p256)
+run_agent 11 "${AGENT[@]}" issue --key "$CERT" -d busy.example.com --challenge tls-alpn-01 --tls-alpn-port "127.0.0.1:$PEBBLE_TLS_PORT" \
+  && contains "$ERR" "127.0.0.1:$PEBBLE_TLS_PORT" && contains "$ERR" "in use" \
+  && [ ! -e "$STATE/live/busy.example.com" ] && pass "busy port: exit 11, the port named"
+kill "$WEB_PID" 2>/dev/null
+wait "$WEB_PID" 2>/dev/null || true
+WEB_PID=
+finish
