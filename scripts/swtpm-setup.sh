@@ -28,8 +28,9 @@ chmod 700 "$DIR/state"
 TIMEOUT=${SWTPM_SETUP_TIMEOUT:-20}
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "SWTPM_SETUP_TIMEOUT must be a positive number of seconds"
 if [ -n "${SWTPM_PORT:-}" ]; then
-  [[ $SWTPM_PORT =~ ^[1-9][0-9]{0,4}$ ]] && [ "$SWTPM_PORT" -lt 65535 ] \
-    || die "SWTPM_PORT must be a port number below 65535"
+  if ! [[ $SWTPM_PORT =~ ^[1-9][0-9]{0,4}$ ]] || [ "$SWTPM_PORT" -ge 65535 ]; then
+    die "SWTPM_PORT must be a port number below 65535"
+  fi
 fi
 
 # alive PID: a live swtpm process (a zombie counts as gone: PID 1 may not reap here).

@@ -2,6 +2,7 @@
 
 #include "challenge/http01.h"
 #include "keystore/jwk.h"
+#include "store/failpoint.h"
 #include "x509/csr.h"
 
 namespace acme {
@@ -71,14 +72,28 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
         new_order["profile"] = request.profile;
     }
     if (!request.replaces.empty()) new_order["replaces"] = request.replaces;
-    HttpResponse created;
-    auto order = client.post_json(client.directory().new_order, account_key, kid, new_order.dump(), &created);
-    if (!order) return std::unexpected(order.error());
-    if (!created.location) return fail(Errc::protocol, "newOrder", "no Location for the new order");
     Issued out;
-    out.order_url = *created.location;
-    if (auto ok = client.check_origin(out.order_url, "order"); !ok) return std::unexpected(ok.error());
-    progress("order: " + out.order_url + " (" + status_of(*order) + ")");
+    Result<json> order = std::unexpected(keystore::Error{});
+    if (!request.resume_url.empty() && client.same_origin(request.resume_url)) {
+        order = client.post_json(request.resume_url, account_key, kid, "");
+        const std::string st = order ? status_of(*order) : "";
+        if (st == "pending" || st == "ready" || st == "processing" || st == "valid") {
+            out.order_url = request.resume_url;
+            progress("order: resuming " + out.order_url + " (" + st + ")");
+        }
+    }
+    if (out.order_url.empty()) {
+        HttpResponse created;
+        order = client.post_json(client.directory().new_order, account_key, kid, new_order.dump(), &created);
+        if (!order) return std::unexpected(order.error());
+        if (!created.location) return fail(Errc::protocol, "newOrder", "no Location for the new order");
+        out.order_url = *created.location;
+        if (auto ok = client.check_origin(out.order_url, "order"); !ok) return std::unexpected(ok.error());
+        progress("order: " + out.order_url + " (" + status_of(*order) + ")");
+    }
+    if (request.on_order)
+        if (auto r = request.on_order(out.order_url); !r) return std::unexpected(r.error());
+    store::failpoint("order-created");
 
     auto thumbprint = keystore::jwk_thumbprint(account_key.public_key_der());
     if (!thumbprint) return std::unexpected(thumbprint.error());
@@ -125,6 +140,7 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
         if (auto r = client.post(*ch_url, account_key, kid, "{}"); !r) return std::unexpected(r.error());
         pending.emplace_back(authz_url, who);
     }
+    store::failpoint("challenges-answered");
     for (auto& [authz_url, who] : pending) {
         auto authz = client.poll(authz_url, account_key, kid, [](const json& j) {
             const std::string s = status_of(j);
@@ -152,6 +168,7 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
                                     json{{"csr", keystore::base64url_encode(*csr)}}.dump());
         if (!fin) return std::unexpected(fin.error());
         progress("finalize: CSR signed by " + request.cert_key->uri().to_string());
+        store::failpoint("finalized");
         order = client.poll(out.order_url, account_key, kid, [](const json& j) {
             const std::string s = status_of(j);
             return s != "processing" && s != "ready";
@@ -169,6 +186,7 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
     out.cert_pem = std::move(chain->cert_pem);
     out.chain_pem = std::move(chain->chain_pem);
     out.leaf = std::move(chain->leaf);
+    store::failpoint("downloaded");
     progress("download: certificate serial " + out.leaf.serial_hex);
     return out;
 }

@@ -20,6 +20,10 @@ struct OrderRequest {
     std::string profile;          // newOrder "profile" (checked against meta.profiles)
     std::string replaces;         // ARI CertID of the certificate this one replaces
     std::string preferred_chain;  // issuer CN of the preferred chain's top certificate
+    std::string resume_url;       // an order of a crashed run to continue, if still usable
+    // Called with the order URL once the CA has created (or resumed) it, before any
+    // challenge is answered: the caller records it (SECURITY.md rule 15).
+    std::function<Result<void>(const std::string&)> on_order;
 };
 
 struct Issued {

@@ -5,9 +5,12 @@
 #include "challenge/solver.h"
 #include "keystore/files.h"
 #include "keystore/log.h"
+#include "store/failpoint.h"
 #include "x509/cert.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <sys/stat.h>
 
 namespace cli {
 
@@ -181,7 +184,20 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
         return fail(Errc::usage, "--key", "the certificate key is the account key; use a separate key for each");
     auto solver = make_solver(o);
     if (!solver) return std::unexpected(solver.error());
-    acme::OrderRequest req{domains, cert_key.get(), solver->get(), o.profile, replaces, o.preferred_chain};
+    // A crashed run's order for the same names and key is continued, not ordered again.
+    const std::string name = domains.front();
+    const std::string key_uri = cert_key->uri().to_string();
+    std::string resume;
+    if (auto rec = state.order(name); rec && *rec) {
+        auto j = json::parse(**rec, nullptr, false);
+        if (acme::json_string(j, "key") == key_uri && j.contains("domains") && j["domains"] == json(domains))
+            resume = acme::json_string(j, "order");
+    }
+    auto record = [&](const std::string& url) {
+        return state.save_order(name, json{{"order", url}, {"key", key_uri}, {"domains", domains}}.dump(2));
+    };
+    acme::OrderRequest req{domains, cert_key.get(), solver->get(), o.profile, replaces, o.preferred_chain,
+                           resume, record};
     auto issued = acme::issue(client, *account.key, account.url, req,
                               [](const std::string& line) { keystore::log::info(line); });
     if (!issued) return std::unexpected(issued.error());
@@ -190,6 +206,8 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
     if (!o.out.empty())
         if (auto r = store::StateDir::write_pems(o.out, cert); !r) return std::unexpected(r.error());
     if (auto r = state.save_certificate(domains.front(), cert); !r) return std::unexpected(r.error());
+    store::failpoint("stored");
+    if (auto r = state.remove_order(name); !r) return std::unexpected(r.error());
     return IssueResult{std::move(*issued),
                        o.out.empty() ? state.path() + "/live/" + store::safe_name(domains.front()) : o.out};
 }
@@ -303,6 +321,69 @@ Result<Output> issue(const Options& o, keystore::Registry& reg) {
     return out;
 }
 
+namespace {
+// The key at `uri`, generated there (ec-p256) on the first run only.
+Result<keystore::KeyPtr> open_or_generate(keystore::Registry& reg, const keystore::KeyUri& uri, bool& made) {
+    auto key = reg.open(uri);
+    if (key || key.error().code != Errc::not_found) return key;
+    made = true;
+    return reg.generate(uri, keystore::KeyAlgorithm::ec_p256);
+}
+}  // namespace
+
+Result<Output> enroll(const Options& o, keystore::Registry& reg) {
+    if (o.domains.empty()) return fail(Errc::usage, "-d", "name the device with -d");
+    auto state = store::StateDir::open(o.state_dir);
+    if (!state) return std::unexpected(state.error());
+    const std::string name = o.domains.front();
+    const std::string keys = state->path() + "/keys";
+    if (::mkdir(keys.c_str(), 0700) != 0 && errno != EEXIST)
+        return fail(Errc::io, keys, "cannot create the key directory");
+    auto account_uri = parse_uri(o.account_key.empty() ? "tpm2:path=" + keys + "/account.tss" : o.account_key,
+                                 "--account-key");
+    if (!account_uri) return std::unexpected(account_uri.error());
+    auto device_uri = parse_uri(o.key.empty() ? "tpm2:path=" + keys + "/" + store::safe_name(name) + ".tss" : o.key,
+                                "--key");
+    if (!device_uri) return std::unexpected(device_uri.error());
+
+    // Later boots: nothing to do while the certificate is there and not due.
+    if (auto stored = state->certificate(name); stored && *stored) {
+        if (auto leaf = x509::inspect((**stored).cert_pem)) {
+            const auto now = std::chrono::system_clock::now();
+            const auto due = leaf->not_before + (leaf->not_after - leaf->not_before) * 2 / 3;
+            if (now < due && !o.force) {
+                Output out;
+                out.data = {{"name", name}, {"enrolled", true}, {"issued", false},
+                            {"not_after", iso_time(leaf->not_after)}, {"key", (**stored).key_uri}};
+                out.text = name + ": enrolled; certificate valid until " + iso_time(leaf->not_after) +
+                           ", nothing to do\n";
+                return out;
+            }
+        }
+    }
+    bool made_account = false, made_device = false;
+    auto account_key = open_or_generate(reg, *account_uri, made_account);
+    if (!account_key) return std::unexpected(account_key.error());
+    auto device_key = open_or_generate(reg, *device_uri, made_device);
+    if (!device_key) return std::unexpected(device_key.error());
+    auto client = connect(o);
+    if (!client) return std::unexpected(client.error());
+    Options ao = o;
+    ao.account_key = (*account_key)->uri().to_string();
+    auto account = account_for(ao, reg, *state, **client, true);
+    if (!account) return std::unexpected(account.error());
+    auto r = obtain(o, *state, **client, *account, *device_key, o.domains, "");
+    if (!r) return std::unexpected(r.error());
+    Output out;
+    out.data = describe(*r, (*device_key)->uri().to_string());
+    out.data["name"] = name;
+    out.data["enrolled"] = true;
+    out.data["issued"] = true;
+    out.data["new_keys"] = json{{"account", made_account}, {"device", made_device}};
+    out.text = describe_text(*r, (*device_key)->uri().to_string());
+    return out;
+}
+
 Result<Output> renew(const Options& o, keystore::Registry& reg) {
     if (o.name.empty() == !o.all) return fail(Errc::usage, "renew", "give either --name NAME or --all");
     auto state = store::StateDir::open(o.state_dir);
@@ -346,10 +427,33 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
         if (!old_uri) return std::unexpected(old_uri.error());
         Result<keystore::KeyPtr> key = std::unexpected(Error{});
         if (o.renew_new_key) {
-            auto next = successor(*old_uri);
-            if (!next) return std::unexpected(next.error());
-            auto old_key = reg.open(*old_uri);
-            key = reg.generate(*next, old_key ? (*old_key)->algorithm() : keystore::KeyAlgorithm::ec_p256);
+            // The new key's URI is recorded before it is generated: a rerun after a crash
+            // finds (or makes) that one key, never a second.
+            std::optional<keystore::KeyUri> next;
+            if (auto rec = state->order(name); rec && *rec) {
+                auto j = json::parse(**rec, nullptr, false);
+                if (auto k = acme::json_string(j, "key"); !k.empty() && k != (*stored)->key_uri)
+                    if (auto u = keystore::KeyUri::parse(k)) next = *u;
+            }
+            if (!next) {
+                auto made = successor(*old_uri);
+                if (!made) return std::unexpected(made.error());
+                next = *made;
+                if (auto r = state->save_order(name, json{{"key", next->to_string()}}.dump(2)); !r)
+                    return std::unexpected(r.error());
+            }
+            store::failpoint("new-key-recorded");
+            key = reg.open(*next);
+            if (!key && key.error().code == Errc::not_found) {
+                auto old_key = reg.open(*old_uri);
+                key = reg.generate(*next, old_key ? (*old_key)->algorithm() : keystore::KeyAlgorithm::ec_p256);
+                if (key) {
+                    // Record the full URI (the backend may add an id) for the order.
+                    if (auto r = state->save_order(name, json{{"key", (*key)->uri().to_string()}}.dump(2)); !r)
+                        return std::unexpected(r.error());
+                }
+                store::failpoint("new-key-generated");
+            }
         } else {
             key = reg.open(*old_uri);
         }

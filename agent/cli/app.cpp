@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -32,10 +33,14 @@ int report(const Options& o, const Result<Output>& r) {
 }  // namespace
 
 int run(int argc, char** argv) {
+    // A peer that goes away (the CA, a TPM simulator socket) is an error to report, not a
+    // signal that kills the process mid-write.
+    std::signal(SIGPIPE, SIG_IGN);
     Options o;
     CLI::App app{"acme-agent: an ACME (RFC 8555) client whose private keys never leave hardware.\n"
-                 "Keys: pkcs11: (RFC 7512, a PKCS#11 token), file: (software PEM keys, NO hardware\n"
-                 "protection: for machines without a token, and tests)."};
+                 "Keys: pkcs11: (RFC 7512, a PKCS#11 token), tpm2: (a TPM 2.0: a TSS2 key file or a\n"
+                 "persistent handle), file: (software PEM keys, NO hardware protection: for machines\n"
+                 "without a token, and tests)."};
     app.set_version_flag("--version", std::string("acme-agent ") + ACME_AGENT_VERSION);
     app.require_subcommand(1);
     app.add_option("--server", o.server, "ACME directory URL")->default_str(kDefaultServer);
@@ -44,6 +49,9 @@ int run(int argc, char** argv) {
     app.add_option("--state-dir", o.state_dir, "state directory (accounts, certificates)")
         ->default_str(o.state_dir)
         ->envname("ACME_AGENT_STATE_DIR");
+    app.add_option("--tcti", o.tcti,
+                   "TPM for tpm2: keys, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321 "
+                   "(default: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)");
     app.add_flag("--json", o.json_out, "print results as JSON on stdout");
     app.add_flag("-v,--verbose", o.verbose, "more detail on stderr (each retry, each request)");
     app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
@@ -54,7 +62,7 @@ int run(int argc, char** argv) {
 
     std::function<Result<Output>(const Options&, keystore::Registry&)> action;
     auto bind = [&](CLI::App* sub, auto fn) { sub->callback([&action, fn] { action = fn; }); };
-    const std::string key_help = "key URI (pkcs11:..., file:PATH)";
+    const std::string key_help = "key URI (pkcs11:..., tpm2:path=FILE.tss, tpm2:handle=0x81..., file:PATH)";
 
     auto* key = app.add_subcommand("key", "manage keys in a token or directory");
     key->require_subcommand(1);
@@ -145,6 +153,17 @@ int run(int argc, char** argv) {
     ren->add_option("--account-key", o.account_key, "account key URI (default: the stored account)");
     challenge_options(ren);
     bind(ren, renew);
+
+    auto* enr = app.add_subcommand("enroll",
+                                   "first-boot device enrollment with TPM keys; safe to run at every boot");
+    enr->add_option("-d,--domain", o.domains, "the device's name(s); the first names the certificate")->required();
+    enr->add_option("--key", o.key, "device key URI (default: tpm2:path=STATE/keys/NAME.tss)");
+    enr->add_option("--account-key", o.account_key, "account key URI (default: tpm2:path=STATE/keys/account.tss)");
+    enr->add_option("--email", o.emails, "contact, when the account is registered");
+    enr->add_flag("--agree-tos", o.agree_tos, "agree to the CA's terms of service");
+    enr->add_flag("--force", o.force, "issue again even when the certificate is valid");
+    challenge_options(enr);
+    bind(enr, enroll);
 
     auto* rev = app.add_subcommand("revoke", "revoke a certificate");
     rev->add_option("--cert", o.cert_file, "the certificate (PEM)")->required()->check(CLI::ExistingFile);

@@ -7,6 +7,7 @@
 #include "keystore/log.h"
 #include "keystore/ossl.h"
 #include "pkcs11/pkcs11_keystore.h"
+#include "tpm/tpm_keystore.h"
 
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -15,10 +16,11 @@
 
 namespace cli {
 
-keystore::Registry make_registry(const Options&) {
+keystore::Registry make_registry(const Options& o) {
     keystore::Registry r;
     r.add("file", [] { return Result<std::unique_ptr<keystore::Keystore>>(keystore::make_file_keystore()); });
     r.add("pkcs11", [] { return Result<std::unique_ptr<keystore::Keystore>>(pkcs11::make_keystore()); });
+    r.add("tpm2", [tcti = o.tcti] { return Result<std::unique_ptr<keystore::Keystore>>(tpm::make_keystore(tcti)); });
     return r;
 }
 

@@ -32,6 +32,7 @@ struct Options {
     std::string server = kDefaultServer;
     std::string ca_file;
     std::string state_dir = "/var/lib/acme-agent";
+    std::string tcti;  // --tcti: the TPM for tpm2: keys (empty: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)
     bool json_out = false;
     int verbose = 0;
     bool quiet = false;
@@ -114,6 +115,7 @@ Result<Output> account_deactivate(const Options& o, keystore::Registry& reg);
 Result<Output> account_rollover(const Options& o, keystore::Registry& reg);
 Result<Output> issue(const Options& o, keystore::Registry& reg);
 Result<Output> renew(const Options& o, keystore::Registry& reg);
+Result<Output> enroll(const Options& o, keystore::Registry& reg);
 Result<Output> revoke(const Options& o, keystore::Registry& reg);
 
 }  // namespace cli

@@ -1,6 +1,7 @@
 #include "store/state.h"
 
 #include "keystore/files.h"
+#include "store/failpoint.h"
 
 #include <nlohmann/json.hpp>
 
@@ -98,6 +99,7 @@ Result<void> StateDir::write_pems(const std::string& dir, const Certificate& cer
     if (auto r = write_file_atomic(dir + "/chain.pem", cert.chain_pem, 0644); !r) return r;
     if (auto r = write_file_atomic(dir + "/fullchain.pem", cert.cert_pem + cert.chain_pem, 0644); !r)
         return r;
+    failpoint("store-partial");
     return write_file_atomic(dir + "/cert.pem", cert.cert_pem, 0644);
 }
 
@@ -125,6 +127,24 @@ Result<std::optional<Certificate>> StateDir::certificate(const std::string& name
     while (!uri.empty() && (uri.back() == '\n' || uri.back() == '\r')) uri.pop_back();
     auto renewal = keystore::read_file(dir + "/renewal.json", 64 * 1024);
     return Certificate{*cert, *chain, uri, renewal ? *renewal : std::string()};
+}
+
+Result<void> StateDir::save_order(const std::string& name, const std::string& json_text) {
+    if (auto r = make_dir(dir_ + "/orders", 0700); !r) return r;
+    return keystore::write_file_atomic(dir_ + "/orders/" + safe_name(name) + ".json", json_text + "\n", 0600);
+}
+
+Result<std::optional<std::string>> StateDir::order(const std::string& name) const {
+    auto text = keystore::read_file(dir_ + "/orders/" + safe_name(name) + ".json", 64 * 1024);
+    if (!text) {
+        if (text.error().code == Errc::not_found) return std::optional<std::string>{};
+        return std::unexpected(text.error());
+    }
+    return std::optional<std::string>(std::move(*text));
+}
+
+Result<void> StateDir::remove_order(const std::string& name) {
+    return keystore::remove_file_durable(dir_ + "/orders/" + safe_name(name) + ".json");
 }
 
 Result<std::vector<std::string>> StateDir::certificate_names() const {

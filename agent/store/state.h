@@ -4,6 +4,7 @@
 //   DIR/                      0700
 //     lock                    flock()ed while an agent works here
 //     accounts/SERVER-ID.json {"server", "url", "key"}   one account per server
+//     orders/NAME.json        the order in flight for NAME and its key URI
 //     live/NAME/              cert.pem chain.pem fullchain.pem key.uri renewal.json
 //                             (never a private key)
 #pragma once
@@ -52,6 +53,13 @@ public:
     Result<void> save_certificate(const std::string& name, const Certificate& cert);
     Result<std::optional<Certificate>> certificate(const std::string& name) const;
     Result<std::vector<std::string>> certificate_names() const;
+
+    // Orders in flight (orders/NAME.json): written right after newOrder (and before a new
+    // key is generated for it), removed once the certificate is stored, so that a rerun
+    // after a crash resumes the same order with the same key.
+    Result<void> save_order(const std::string& name, const std::string& json_text);
+    Result<std::optional<std::string>> order(const std::string& name) const;
+    Result<void> remove_order(const std::string& name);
 
     // Writes cert.pem, chain.pem, fullchain.pem into any directory (--out).
     static Result<void> write_pems(const std::string& dir, const Certificate& cert);
