@@ -9,6 +9,8 @@
 #include "x509/cert.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 #include <cerrno>
 #include <sys/stat.h>
 
@@ -266,12 +268,18 @@ Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf, un
 // A fresh location for the replacement of `old` (--new-key): a new label or file name.
 Result<keystore::KeyUri> successor(const keystore::KeyUri& old) {
     keystore::KeyUri next = old;
-    const std::string stamp = "-r" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count());
+    // "-r" + the time and a random part in hex: unique even for two renewals in one second.
+    std::random_device rd;
+    char suffix[32];
+    std::snprintf(suffix, sizeof suffix, "-r%llx%04x",
+                  static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                      .count()),
+                  rd() & 0xffffu);
+    const std::string stamp = suffix;
     auto strip = [](std::string base) {
         if (auto p = base.rfind("-r"); p != std::string::npos && p + 2 < base.size() &&
-                                       std::all_of(base.begin() + static_cast<long>(p) + 2, base.end(), ::isdigit))
+                                       std::all_of(base.begin() + static_cast<long>(p) + 2, base.end(), ::isxdigit))
             base.resize(p);
         return base;
     };
@@ -430,10 +438,14 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
             // The new key's URI is recorded before it is generated: a rerun after a crash
             // finds (or makes) that one key, never a second.
             std::optional<keystore::KeyUri> next;
+            bool recorded = false;  // a crashed run chose this location (and may have made the key)
             if (auto rec = state->order(name); rec && *rec) {
                 auto j = json::parse(**rec, nullptr, false);
                 if (auto k = acme::json_string(j, "key"); !k.empty() && k != (*stored)->key_uri)
-                    if (auto u = keystore::KeyUri::parse(k)) next = *u;
+                    if (auto u = keystore::KeyUri::parse(k)) {
+                        next = *u;
+                        recorded = true;
+                    }
             }
             if (!next) {
                 auto made = successor(*old_uri);
@@ -443,8 +455,8 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
                     return std::unexpected(r.error());
             }
             store::failpoint("new-key-recorded");
-            key = reg.open(*next);
-            if (!key && key.error().code == Errc::not_found) {
+            if (recorded) key = reg.open(*next);
+            if (!recorded || (!key && key.error().code == Errc::not_found)) {
                 auto old_key = reg.open(*old_uri);
                 key = reg.generate(*next, old_key ? (*old_key)->algorithm() : keystore::KeyAlgorithm::ec_p256);
                 if (key) {

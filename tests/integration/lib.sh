@@ -16,6 +16,7 @@ cleanup() {
   for d in "$WORK"/pebble*; do
     [ -f "$d/pebble.pid" ] && "$SCRIPTS/pebble-down.sh" "$d" >/dev/null 2>&1
   done
+  [ -f "$WORK/swtpm/swtpm.pid" ] && "$SCRIPTS/swtpm-down.sh" "$WORK/swtpm" >/dev/null 2>&1
   [ -n "${WEB_PID:-}" ] && kill "$WEB_PID" 2>/dev/null
   return 0
 }
@@ -36,6 +37,11 @@ setup_hsm() {
 }
 # key URI for object NAME on the token
 hsm_key() { echo "${TOKEN/\?/;object=$1?}"; }
+
+# A fresh swtpm: sets ACME_AGENT_TCTI (and the tools' TCTI variables).
+setup_tpm() {
+  eval "$("$SCRIPTS/swtpm-setup.sh" "$WORK/swtpm")"
+}
 
 # Pebble with the current environment's knobs: sets PEBBLE_* (see scripts/pebble-up.sh).
 # setup_pebble [NAME]: NAME (default pebble) is its folder under $WORK; the last one set
