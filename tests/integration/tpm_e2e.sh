@@ -44,6 +44,15 @@ M2=$("$A" key generate --key "$(hsm_key mixed2)" --type ec-p256)
 run_agent 0 "${AGENT[@]}" issue --account-key "$ACCT" --key "$M2" -d mixed2.example.com --http-port "$HTTP" \
   && verify_cert "$STATE/live/mixed2.example.com" "$M2" && pass "TPM account, SoftHSM certificate key"
 
+# Roll-over from a key in the HSM to a key in the TPM: the old key is refused after it.
+R1=$("$A" key generate --key "$(hsm_key roll-from)" --type ec-p256)
+run_agent 0 "$A" key generate --key "tpm2:path=$WORK/roll-to.tss" --type ec-p256 && R2=$(cat "$OUT")
+run_agent 0 "${AGENT[@]}" account register --key "$R1" --agree-tos
+run_agent 0 "${AGENT[@]}" account rollover --new-key "$R2"
+R3=$("$A" key generate --key "$(hsm_key after-roll)" --type ec-p256)
+run_agent 0 "${AGENT[@]}" issue --key "$R3" -d rolled.example.com --http-port "$HTTP" \
+  && run_agent 3 "${AGENT[@]}" account show --account-key "$R1" && pass "roll-over HSM -> TPM; the old key is refused"
+
 # enroll: first boot makes the keys and the certificate; later boots do nothing.
 E=("$A" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$WORK/device-state")
 run_agent 0 "${E[@]}" --json enroll -d sensor-7.example.com --agree-tos --http-port "$HTTP" \
