@@ -210,8 +210,12 @@ Bytes jws_form(const TPMT_SIGNATURE& sig, KeyAlgorithm alg) {
 
 // ---- counting TPM commands in a pcap TCTI capture ----------------------------------------
 
+struct Command {
+    std::uint32_t code = 0;
+    std::uint32_t rc = 0xFFFFFFFF;  // the response code of the response that followed
+};
 struct Capture {
-    std::vector<std::uint32_t> commands;  // command codes, in order
+    std::vector<Command> commands;  // in order
 };
 
 std::uint32_t le32(const std::uint8_t* p) {
@@ -250,9 +254,10 @@ Capture parse_pcap(const std::string& path) {
             const std::uint16_t dport = be16(tcp + 2);
             const std::uint8_t* payload = tcp + thl;
             const std::size_t plen = caplen - ihl - thl;
-            if (dport == 2321 && plen >= 10) {
-                const std::uint16_t tag = be16(payload);
-                if (tag == 0x8001 || tag == 0x8002) c.commands.push_back(be32(payload + 6));
+            const std::uint16_t tag = plen >= 10 ? be16(payload) : 0;
+            if (tag == 0x8001 || tag == 0x8002) {
+                if (dport == 2321) c.commands.push_back({be32(payload + 6)});
+                else if (be16(tcp) == 2321 && !c.commands.empty()) c.commands.back().rc = be32(payload + 6);
             }
         }
         off += len;
@@ -286,6 +291,8 @@ struct CountResult {
     std::size_t total = 0;
     std::size_t per_sig_window = 0;  // commands after the warm-up signature, up to the last Sign
     std::size_t signs_in_window = 0;
+    std::size_t retries = 0;  // commands ESAPI resent after TPM_RC_RETRY / YIELDED / TESTING
+    std::size_t retries_before_window = 0;
     std::map<std::string, std::size_t> by_code;  // whole capture
     std::map<std::string, std::size_t> window_by_code;
 };
@@ -309,14 +316,24 @@ CountResult count_commands(const std::string& tcti, const std::string& pcap,
     const Capture c = parse_pcap(pcap);
     CountResult r;
     r.total = c.commands.size();
-    for (auto cc : c.commands) ++r.by_code[cc_name(cc)];
-    const auto first = std::find(c.commands.begin(), c.commands.end(), 0x15Du);
-    const auto last = std::find(c.commands.rbegin(), c.commands.rend(), 0x15Du);
+    auto is_retry = [](std::uint32_t rc) { return rc == 0x922 || rc == 0x908 || rc == 0x90A; };
+    for (const auto& cmd : c.commands) {
+        ++r.by_code[cc_name(cmd.code)];
+        if (is_retry(cmd.rc)) ++r.retries;
+    }
+    // The window starts after the warm-up signature's successful TPM2_Sign (the TPM may
+    // answer the first Sign after a load with TPM_RC_RETRY, which ESAPI resends itself).
+    const auto first = std::find_if(c.commands.begin(), c.commands.end(),
+                                    [](const Command& x) { return x.code == 0x15D && x.rc == 0; });
     if (first == c.commands.end()) return r;
-    for (auto it = first + 1; it != last.base(); ++it) {
+    for (auto it = c.commands.begin(); it != first; ++it)
+        if (is_retry(it->rc)) ++r.retries_before_window;
+    auto last = c.commands.end();
+    while (last != first && (last - 1)->code != 0x15D) --last;
+    for (auto it = first + 1; it != last; ++it) {
         ++r.per_sig_window;
-        ++r.window_by_code[cc_name(*it)];
-        if (*it == 0x15D) ++r.signs_in_window;
+        ++r.window_by_code[cc_name(it->code)];
+        if (it->code == 0x15D) ++r.signs_in_window;
     }
     return r;
 }
@@ -557,12 +574,14 @@ int main(int argc, char** argv) {
             std::string all, window;
             for (const auto& [name, k] : c.by_code) all += " " + name + "=" + std::to_string(k);
             for (const auto& [name, k] : c.window_by_code) window += " " + name + "=" + std::to_string(k);
-            // The window holds the commands of signatures 2..n+1 (after the first Sign up to
-            // the last), so n - 0 signatures: n Sign commands expected.
+            // The window holds the commands of signatures 2..n+1 (after the warm-up's
+            // successful Sign up to the last Sign): n Sign commands expected, nothing else.
             const double per = static_cast<double>(c.per_sig_window) / n_count;
             std::printf("  %s: %.3f commands per signature (%zu commands for %d signatures:%s); "
-                        "whole capture %zu commands:%s\n",
-                        a.jws, per, c.per_sig_window, n_count, window.c_str(), c.total, all.c_str());
+                        "whole capture %zu commands:%s; TPM retries (resent by ESAPI): %zu, of "
+                        "them %zu before the counted signatures\n",
+                        a.jws, per, c.per_sig_window, n_count, window.c_str(), c.total, all.c_str(),
+                        c.retries, c.retries_before_window);
         }
         std::printf("\nTargets: keystore >= 0.90 x raw Esys_Sign (paired run); exactly 1 TPM command "
                     "(TPM2_Sign) per signature:\n");

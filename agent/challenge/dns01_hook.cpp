@@ -6,6 +6,7 @@
 // fixed by the contract and the identifier is checked first, so nothing the ACME server
 // sends reaches a shell (SECURITY.md rule 8).
 #include "challenge/dns01.h"
+#include "challenge/listener.h"
 #include "keystore/log.h"
 
 #include <fcntl.h>
@@ -37,33 +38,6 @@ constexpr auto kHookTimeout = std::chrono::seconds(120);
 constexpr std::size_t kMaxOutput = 2048;      // what an error message quotes
 constexpr std::size_t kMaxDrain = 64 * 1024;  // read after the hook exited, then stop
 constexpr auto kReapInterval = std::chrono::milliseconds(50);  // only without a pidfd
-
-class Fd {
-  public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-
-    [[nodiscard]] int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-    void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-
-  private:
-    int fd_ = -1;
-};
 
 class FileActions {
   public:

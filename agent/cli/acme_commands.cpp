@@ -38,12 +38,10 @@ Result<Output> account_register(const Options& o, keystore::Registry& reg) {
 }
 
 Result<Output> account_show(const Options& o, keystore::Registry& reg) {
-    auto state = store::StateDir::open(o.state_dir);
-    if (!state) return std::unexpected(state.error());
-    auto client = connect(o);
-    if (!client) return std::unexpected(client.error());
-    auto ctx = account_for(o, reg, *state, **client, false);
-    if (!ctx) return std::unexpected(ctx.error());
+    auto session = open_session(o, reg, false);
+    if (!session) return std::unexpected(session.error());
+    auto* client = &session->client;
+    const AccountCtx* ctx = &session->account;
     auto acct = acme::fetch_account(**client, *ctx->key, ctx->url);
     if (!acct) return std::unexpected(acct.error());
     Output out;
@@ -59,12 +57,10 @@ Result<Output> account_show(const Options& o, keystore::Registry& reg) {
 
 Result<Output> account_update(const Options& o, keystore::Registry& reg) {
     if (o.emails.empty()) return fail(Errc::usage, "--email", "give the new contact addresses with --email");
-    auto state = store::StateDir::open(o.state_dir);
-    if (!state) return std::unexpected(state.error());
-    auto client = connect(o);
-    if (!client) return std::unexpected(client.error());
-    auto ctx = account_for(o, reg, *state, **client, false);
-    if (!ctx) return std::unexpected(ctx.error());
+    auto session = open_session(o, reg, false);
+    if (!session) return std::unexpected(session.error());
+    auto* client = &session->client;
+    const AccountCtx* ctx = &session->account;
     auto acct = acme::update_account(**client, *ctx->key, ctx->url, o.emails);
     if (!acct) return std::unexpected(acct.error());
     Output out;
@@ -74,12 +70,10 @@ Result<Output> account_update(const Options& o, keystore::Registry& reg) {
 }
 
 Result<Output> account_deactivate(const Options& o, keystore::Registry& reg) {
-    auto state = store::StateDir::open(o.state_dir);
-    if (!state) return std::unexpected(state.error());
-    auto client = connect(o);
-    if (!client) return std::unexpected(client.error());
-    auto ctx = account_for(o, reg, *state, **client, false);
-    if (!ctx) return std::unexpected(ctx.error());
+    auto session = open_session(o, reg, false);
+    if (!session) return std::unexpected(session.error());
+    auto* client = &session->client;
+    const AccountCtx* ctx = &session->account;
     if (auto r = acme::deactivate_account(**client, *ctx->key, ctx->url); !r) return std::unexpected(r.error());
     Output out;
     out.data = {{"account", ctx->url}, {"status", "deactivated"}};
@@ -90,14 +84,13 @@ Result<Output> account_deactivate(const Options& o, keystore::Registry& reg) {
 Result<Output> account_rollover(const Options& o, keystore::Registry& reg) {
     auto new_uri = parse_uri(o.new_key, "--new-key");
     if (!new_uri) return std::unexpected(new_uri.error());
-    auto state = store::StateDir::open(o.state_dir);
-    if (!state) return std::unexpected(state.error());
     auto new_key = reg.open(*new_uri);
     if (!new_key) return std::unexpected(new_key.error());
-    auto client = connect(o);
-    if (!client) return std::unexpected(client.error());
-    auto ctx = account_for(o, reg, *state, **client, false);
-    if (!ctx) return std::unexpected(ctx.error());
+    auto session = open_session(o, reg, false);
+    if (!session) return std::unexpected(session.error());
+    auto* client = &session->client;
+    auto* state = &session->state;
+    const AccountCtx* ctx = &session->account;
     if ((*new_key)->public_key_der() == ctx->key->public_key_der())
         return fail(Errc::usage, "--new-key", "that is the account's current key");
     if (auto r = acme::rollover(**client, *ctx->key, ctx->url, **new_key); !r) return std::unexpected(r.error());
@@ -202,7 +195,12 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
                            resume, record};
     auto issued = acme::issue(client, *account.key, account.url, req,
                               [](const std::string& line) { keystore::log::info(line); });
-    if (!issued) return std::unexpected(issued.error());
+    if (!issued) {
+        // A refused or broken order is over: forget it, leaving the state as it was. After a
+        // network fault the record stays, so that the next run resumes the order.
+        if (issued.error().code != Errc::network) (void)state.remove_order(name);
+        return std::unexpected(issued.error());
+    }
     store::Certificate cert{issued->cert_pem, issued->chain_pem, cert_key->uri().to_string(),
                             renewal_record(o, domains).dump(2)};
     if (!o.out.empty())

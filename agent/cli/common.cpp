@@ -156,4 +156,14 @@ Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store:
     return ctx;
 }
 
+Result<Session> open_session(const Options& o, keystore::Registry& reg, bool may_register) {
+    auto state = store::StateDir::open(o.state_dir);
+    if (!state) return std::unexpected(state.error());
+    auto client = connect(o);
+    if (!client) return std::unexpected(client.error());
+    auto account = account_for(o, reg, *state, **client, may_register);
+    if (!account) return std::unexpected(account.error());
+    return Session{std::move(*state), std::move(*client), std::move(*account)};
+}
+
 }  // namespace cli

@@ -103,6 +103,15 @@ struct AccountCtx {
 Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store::StateDir& state,
                                acme::Client& client, bool may_register);
 
+// What most ACME commands start with: the locked state dir, a client for --server and the
+// account (registered on the way when `may_register`).
+struct Session {
+    store::StateDir state;
+    std::unique_ptr<acme::Client> client;
+    AccountCtx account;
+};
+Result<Session> open_session(const Options& o, keystore::Registry& reg, bool may_register);
+
 Result<Output> key_generate(const Options& o, keystore::Registry& reg);
 Result<Output> key_list(const Options& o, keystore::Registry& reg);
 Result<Output> key_show(const Options& o, keystore::Registry& reg);
