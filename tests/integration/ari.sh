@@ -118,4 +118,16 @@ for n in "${NAMES[@]}"; do
   verify_cert "$STATE/live/$n" "${KEY[$n]}"
 done
 [ -z "$(find "$STATE" -name '*.tmp.*')" ] || fail "temp files left"
+
+# Profiles offered in meta.profiles (the proxy adds them to Pebble's directory): the chosen
+# one is sent in newOrder; one the CA does not offer is refused before anything is sent.
+rules '{"action": "ari", "start": "2000-01-01T00:00:00Z", "end": "2000-01-02T00:00:00Z", "profiles": {"classic": "the usual", "shortlived": "6 days"}}'
+PK=$("$ACME_AGENT" key generate --key "$(hsm_key profiled)" --type ec-p256)
+mark
+run_agent 0 "${P[@]}" issue --key "$PK" -d profiled.example.com --http-port "127.0.0.1:$PEBBLE_HTTP_PORT" --profile shortlived &&
+  expect "newOrder without the profile: $(since_mark | jq -c 'select(.path == "/order-plz") | .jws.payload')" \
+    [ "$(since_mark | jq -r 'select(.path == "/order-plz" and .status == 201) | .jws.payload.profile')" = shortlived ] &&
+  pass "--profile shortlived sent in newOrder"
+run_agent 2 "${P[@]}" issue --key "$PK" -d profiled2.example.com --http-port "127.0.0.1:$PEBBLE_HTTP_PORT" --profile tiny &&
+  contains "$ERR" "it offers: classic, shortlived" && pass "an unknown profile is refused, the offered ones named"
 finish

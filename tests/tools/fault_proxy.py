@@ -427,6 +427,8 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 d = json.loads(data)
                 d["renewalInfo"] = origin + ari_prefix
+                if "profiles" in ari:  # certificate profiles (Pebble 2.4 offers none)
+                    d.setdefault("meta", {})["profiles"] = ari["profiles"]
                 data = json.dumps(d, indent=3).encode()
                 entry["ari_directory"] = True
             except ValueError:
