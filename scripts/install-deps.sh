@@ -15,7 +15,7 @@ PACKAGES=(
   # the CA, and an authoritative DNS server for dns-01 over RFC 2136
   pebble bind9 bind9-dnsutils
   # used by tests and the demo
-  openssl curl ca-certificates
+  openssl curl ca-certificates jq python3 iproute2
 )
 
 missing=()

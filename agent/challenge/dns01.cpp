@@ -239,6 +239,7 @@ Result<DnsServer> parse_dns_server(const std::string& text) {
         return fail(Errc::usage, where,
                     "'" + text + "' " + why + " (expected IPV4[:PORT] or [IPV6][:PORT])");
     };
+    if (text.find('\0') != std::string::npos) return bad("contains a NUL byte");
     DnsServer out;
     std::string_view host = text, port;
     if (text.starts_with('[')) {

@@ -26,6 +26,10 @@ Result<ossl::X509Ptr> parse(std::string_view pem) {
     ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
     ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
     if (!cert) return fail(Errc::protocol, "certificate", "undecodable certificate: " + ossl::last_error());
+    if (!X509_get0_pubkey(cert.get())) {
+        ERR_clear_error();
+        return fail(Errc::protocol, "certificate", "the certificate's public key cannot be decoded");
+    }
     return cert;
 }
 
