@@ -6,7 +6,7 @@
 # eval (also written to DIR/env):
 #   eval "$(scripts/pebble-up.sh build/pebble)"   ...   scripts/pebble-down.sh build/pebble
 #
-# Ports are random in 20000-60000 unless set: PEBBLE_PORT, PEBBLE_MGMT_PORT,
+# Ports are random (below the ephemeral range: scripts/port-range.sh) unless set: PEBBLE_PORT, PEBBLE_MGMT_PORT,
 # PEBBLE_HTTP_PORT, PEBBLE_TLS_PORT (where the client's http-01 / tls-alpn-01
 # responders must listen; Pebble only dials them), CHALLTESTSRV_DNS_PORT,
 # CHALLTESTSRV_MGMT_PORT.
@@ -68,7 +68,7 @@ fi
 pick_port() {
   local p
   for _ in $(seq 200); do
-    p=$(shuf -i 20000-60000 -n 1)
+    p=$(shuf -i "$("$HERE/port-range.sh")" -n 1)
     [[ $TAKEN == *" $p "* ]] && continue
     [ -z "$(ss -Htln "sport = :$p")" ] || continue
     if [ "${2:-}" = udp ] && [ -n "$(ss -Huln "sport = :$p")" ]; then continue; fi
@@ -76,7 +76,7 @@ pick_port() {
     printf -v "$1" %s "$p"
     return
   done
-  die "no free port found in 20000-60000"
+  die "no free port found in $("$HERE/port-range.sh")"
 }
 
 # Throwaway certificate for Pebble's HTTPS listeners (ACME and management).

@@ -51,13 +51,13 @@ free() { [ -z "$(ss -Htln "( sport = :$1 or sport = :$(($1 + 1)) )")" ]; }
 pick_port() {
   local p
   for _ in $(seq 200); do
-    p=$(shuf -i 20000-60000 -n 1)
+    p=$(shuf -i "$("$HERE/port-range.sh")" -n 1)
     if free "$p"; then
       PORT=$p
       return
     fi
   done
-  die "no free port pair found in 20000-60001"
+  die "no free port pair found in $("$HERE/port-range.sh")"
 }
 
 for attempt in 1 2 3 4; do # the first try plus up to 3 retries on a port race

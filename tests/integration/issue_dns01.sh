@@ -93,7 +93,7 @@ cp "$FIXTURES/example.test.zone" "$NAMED_DIR/"
 start_named() {
   local attempt port deadline
   for attempt in 1 2 3 4; do
-    port=$(shuf -i 20000-60000 -n 1)
+    port=$(shuf -i "$("$SCRIPTS/port-range.sh")" -n 1)
     [ -z "$(ss -Htuln "sport = :$port")" ] || continue
     sed -e "s|@DIR@|$NAMED_DIR|g" -e "s|@PORT@|$port|g" "$FIXTURES/named.conf.in" >"$NAMED_DIR/named.conf"
     named -g -4 -n 1 -c "$NAMED_DIR/named.conf" </dev/null >"$NAMED_DIR/named.log" 2>&1 &
