@@ -3,7 +3,6 @@
 #include "challenge/listener.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -58,20 +57,10 @@ struct Connection {
 
 struct Http01Responder::Impl {
     Fd listener;
-    Fd wake;  // eventfd: the destructor writes to it so poll() returns
     unsigned short port = 0;
     std::mutex mutex;
     std::map<std::string, std::string, std::less<>> tokens;
-    std::thread thread;
-
-    ~Impl() {
-        if (thread.joinable()) {
-            const std::uint64_t one = 1;
-            // An eventfd write of 1 cannot fail short of a counter overflow.
-            [[maybe_unused]] const auto n = ::write(wake.get(), &one, sizeof one);
-            thread.join();
-        }
-    }
+    ServeThread server;  // last: it stops before the members its loop uses go
 
     std::string answer(std::string_view head) {
         const auto eol = head.find_first_of("\r\n");
@@ -165,7 +154,7 @@ struct Http01Responder::Impl {
 
             const bool accepting = conns.size() < kMaxConnections && now >= accept_paused_until;
             fds.clear();
-            fds.push_back({wake.get(), POLLIN, 0});
+            fds.push_back({server.wake_fd(), POLLIN, 0});
             fds.push_back({accepting ? listener.get() : -1, POLLIN, 0});
             auto next = Clock::time_point::max();
             if (!accepting && conns.size() < kMaxConnections) next = accept_paused_until;
@@ -226,15 +215,10 @@ Result<std::unique_ptr<Http01Responder>> Http01Responder::start(const std::strin
     auto impl = std::make_unique<Impl>();
     impl->listener = std::move(bound->fd);
     impl->port = bound->port;
-    impl->wake = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!impl->wake) return fail(Errc::io, where, std::string("eventfd: ") + std::strerror(errno));
+    if (auto r = impl->server.start([raw = impl.get()] { raw->run(); }, where); !r)
+        return std::unexpected(r.error());
 
     std::unique_ptr<Http01Responder> responder(new Http01Responder());
-    try {
-        impl->thread = std::thread([raw = impl.get()] { raw->run(); });
-    } catch (const std::system_error& e) {
-        return fail(Errc::internal, where, std::string("cannot start a thread: ") + e.what());
-    }
     responder->impl_ = std::move(impl);
     return responder;
 }

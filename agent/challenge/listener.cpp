@@ -3,13 +3,16 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <memory>
+#include <system_error>
 
 namespace challenge {
 
@@ -60,6 +63,26 @@ std::string display(const ListenSpec& spec) {
 void Fd::reset() noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
+}
+
+Result<void> ServeThread::start(std::function<void()> loop, const std::string& where) {
+    wake_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!wake_) return keystore::fail(keystore::Errc::io, where, std::string("eventfd: ") + std::strerror(errno));
+    try {
+        thread_ = std::thread(std::move(loop));
+    } catch (const std::system_error& e) {
+        return keystore::fail(keystore::Errc::internal, where, std::string("cannot start a thread: ") + e.what());
+    }
+    return {};
+}
+
+ServeThread::~ServeThread() {
+    if (thread_.joinable()) {
+        const std::uint64_t one = 1;
+        // An eventfd write of 1 cannot fail short of a counter overflow.
+        [[maybe_unused]] const auto n = ::write(wake_.get(), &one, sizeof one);
+        thread_.join();
+    }
 }
 
 Result<Listener> listen_on(const std::string& listen, std::string_view what) {

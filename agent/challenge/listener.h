@@ -4,8 +4,10 @@
 
 #include "keystore/error.h"
 
+#include <functional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace challenge {
@@ -47,5 +49,24 @@ struct Listener {
 // be bound, with `what` ("http-01") and ADDR:PORT in the error and the reason (e.g.
 // "Address already in use") in its message.
 Result<Listener> listen_on(const std::string& listen, std::string_view what);
+
+// The thread a responder serves on. Its loop polls wake_fd() beside its sockets and returns
+// once that is readable; the destructor makes it readable and joins. Declare it as the last
+// member of the responder's state, so that it stops before anything the loop uses is gone.
+class ServeThread {
+  public:
+    ServeThread() = default;
+    ServeThread(const ServeThread&) = delete;
+    ServeThread& operator=(const ServeThread&) = delete;
+    ~ServeThread();
+
+    // Creates the wake eventfd and runs `loop` on a new thread; errors name `where`.
+    Result<void> start(std::function<void()> loop, const std::string& where);
+    [[nodiscard]] int wake_fd() const { return wake_.get(); }
+
+  private:
+    Fd wake_;
+    std::thread thread_;
+};
 
 }  // namespace challenge

@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -261,21 +260,11 @@ struct Connection {
 
 struct TlsAlpn01Responder::Impl {
     Fd listener;
-    Fd wake;  // eventfd: the destructor writes to it so poll() returns
     unsigned short port = 0;
     SslCtx ctx;
     std::mutex mutex;
     std::map<std::string, std::shared_ptr<const Credential>, std::less<>> credentials;
-    std::thread thread;
-
-    ~Impl() {
-        if (thread.joinable()) {
-            const std::uint64_t one = 1;
-            // An eventfd write of 1 cannot fail short of a counter overflow.
-            [[maybe_unused]] const auto n = ::write(wake.get(), &one, sizeof one);
-            thread.join();
-        }
-    }
+    ServeThread server;  // last: it stops before the members its loop uses go
 
     // Runs on the ClientHello, before ALPN and certificate selection: both the ALPN offer
     // and the SNI are checked here because the ALPN callback is not called at all when
@@ -404,7 +393,7 @@ struct TlsAlpn01Responder::Impl {
 
             const bool accepting = conns.size() < kMaxConnections && now >= accept_paused_until;
             fds.clear();
-            fds.push_back({wake.get(), POLLIN, 0});
+            fds.push_back({server.wake_fd(), POLLIN, 0});
             fds.push_back({accepting ? listener.get() : -1, POLLIN, 0});
             auto next = Clock::time_point::max();
             if (!accepting && conns.size() < kMaxConnections) next = accept_paused_until;
@@ -467,15 +456,10 @@ Result<std::unique_ptr<TlsAlpn01Responder>> TlsAlpn01Responder::start(const std:
     impl->listener = std::move(bound->fd);
     impl->port = bound->port;
     if (auto r = impl->setup_tls(); !r) return std::unexpected(r.error());
-    impl->wake = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!impl->wake) return fail(Errc::io, where, std::string("eventfd: ") + std::strerror(errno));
+    if (auto r = impl->server.start([raw = impl.get()] { raw->run(); }, where); !r)
+        return std::unexpected(r.error());
 
     std::unique_ptr<TlsAlpn01Responder> responder(new TlsAlpn01Responder());
-    try {
-        impl->thread = std::thread([raw = impl.get()] { raw->run(); });
-    } catch (const std::system_error& e) {
-        return fail(Errc::internal, where, std::string("cannot start a thread: ") + e.what());
-    }
     responder->impl_ = std::move(impl);
     return responder;
 }
