@@ -3,6 +3,7 @@
 #pragma once
 
 #include "keystore/bytes.h"
+#include "keystore/deleter.h"
 #include "keystore/error.h"
 
 #include <openssl/bio.h>
@@ -17,13 +18,7 @@
 
 namespace keystore::ossl {
 
-template <auto Fn>
-struct Deleter {
-    template <typename T>
-    void operator()(T* p) const noexcept {
-        Fn(p);
-    }
-};
+using keystore::Deleter;
 
 using PKey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 using PKeyCtx = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;

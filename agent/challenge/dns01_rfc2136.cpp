@@ -3,6 +3,7 @@
 // once as unreachable for the rest of a resolver's life, and TCP rules out a forged UDP
 // answer to the propagation poll.
 #include "challenge/dns01.h"
+#include "keystore/deleter.h"
 #include "keystore/log.h"
 
 #include <ldns/ldns.h>
@@ -27,13 +28,7 @@ constexpr auto kQueryTimeout = std::chrono::seconds(5);
 constexpr auto kPollInterval = std::chrono::milliseconds(200);
 constexpr std::uint32_t kTtl = 60;
 
-template <auto F>
-struct Deleter {
-    template <typename T>
-    void operator()(T* p) const noexcept {
-        F(p);
-    }
-};
+using keystore::Deleter;
 using Pkt = std::unique_ptr<ldns_pkt, Deleter<ldns_pkt_free>>;
 using Rdf = std::unique_ptr<ldns_rdf, Deleter<ldns_rdf_deep_free>>;
 using Rr = std::unique_ptr<ldns_rr, Deleter<ldns_rr_free>>;

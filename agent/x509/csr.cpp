@@ -35,7 +35,7 @@ Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std
 
     // One GENERAL_NAME per name, built directly: a name can never smuggle in another SAN
     // the way text like "a.example,DNS:b.example" would through the config parser.
-    std::unique_ptr<GENERAL_NAMES, decltype([](GENERAL_NAMES* g) { GENERAL_NAMES_free(g); })> gens(
+    std::unique_ptr<GENERAL_NAMES, ossl::Deleter<GENERAL_NAMES_free>> gens(
         sk_GENERAL_NAME_new_null());
     for (auto& n : names) {
         GENERAL_NAME* gn =

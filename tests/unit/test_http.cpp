@@ -2,6 +2,7 @@
 // server is OpenSSL on a thread with a CA and leaf made at test time; it listens before
 // the constructor returns, so there is nothing to wait for.
 #include "acme/http.h"
+#include "keystore/deleter.h"
 
 #include <gtest/gtest.h>
 
@@ -37,12 +38,7 @@ namespace {
 using keystore::Errc;
 
 template <auto F>
-struct Free {
-    template <typename T>
-    void operator()(T* p) const noexcept {
-        F(p);
-    }
-};
+using Free = keystore::Deleter<F>;
 using PKey = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY_free>>;
 using Cert = std::unique_ptr<X509, Free<X509_free>>;
 using SslCtx = std::unique_ptr<SSL_CTX, Free<SSL_CTX_free>>;
