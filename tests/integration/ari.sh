@@ -9,34 +9,12 @@ export PEBBLE_VA_NOSLEEP=1
 setup_hsm
 setup_pebble
 HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
-PYTHON=${PYTHON:-python3}
 
-CONTROL=$WORK/control.json
-PLOG=$WORK/proxy.log
-GEN=0
-rules() { # 'RULE, RULE...': written atomically; the proxy re-reads it on every request
-  GEN=$((GEN + 1))
-  printf '{"generation": %d, "rules": [%s]}\n' "$GEN" "${1:-}" >"$CONTROL.new"
-  mv "$CONTROL.new" "$CONTROL"
-}
 # ari_window START END: the proxy serves renewalInfo with this suggestedWindow (RFC 3339).
 ari_window() { rules "{\"action\": \"ari\", \"start\": \"$1\", \"end\": \"$2\"}"; }
 at() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
 ari_window "$(at '+1 day')" "$(at '+2 days')"
-"$PYTHON" "$ACME_AGENT_SOURCE_DIR/tests/tools/fault_proxy.py" --listen 127.0.0.1:0 \
-  --upstream "${PEBBLE_URL%/dir}" --upstream-ca "$PEBBLE_CA_FILE" \
-  --cert "$PEBBLE_DIR/pebble.crt" --key "$PEBBLE_DIR/pebble.key" \
-  --control "$CONTROL" --log "$PLOG" --max-seconds 600 >"$WORK/proxy.out" 2>"$WORK/proxy.err" &
-PROXY_PID=$!
-trap 'kill "$PROXY_PID" 2>/dev/null || true; cleanup' EXIT
-for _ in $(seq 200); do # its ready line, 10 s at most
-  grep -q '^ready ' "$WORK/proxy.out" 2>/dev/null && break
-  kill -0 "$PROXY_PID" 2>/dev/null || break
-  read -rt 0.05 <> <(:) || true
-done
-PROXY=$(sed -n 's/^ready //p' "$WORK/proxy.out")
-[ -n "$PROXY" ] || { fail "fault_proxy did not start: $(cat "$WORK/proxy.err")"; finish; }
-P=("$ACME_AGENT" --server "$PROXY/dir" --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE")
+start_proxy 600
 mark() { MARK=$(wc -l <"$PLOG"); }
 since_mark() { tail -n +"$((MARK + 1))" "$PLOG"; }
 

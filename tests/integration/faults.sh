@@ -12,34 +12,9 @@ export PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 # no stray badNonce: exact r
 setup_hsm
 setup_pebble
 HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
-PYTHON=${PYTHON:-python3}
 
 # --- the proxy --------------------------------------------------------------------------
-CONTROL=$WORK/control.json
-PLOG=$WORK/proxy.log
-GEN=0
-# rules 'RULE, RULE...': the proxy's rules from now on (written atomically: it re-reads
-# the file on every request; a new generation resets the `times` counters).
-rules() {
-  GEN=$((GEN + 1))
-  printf '{"generation": %d, "rules": [%s]}\n' "$GEN" "${1:-}" >"$CONTROL.new"
-  mv "$CONTROL.new" "$CONTROL"
-}
-rules ''
-"$PYTHON" "$ACME_AGENT_SOURCE_DIR/tests/tools/fault_proxy.py" --listen 127.0.0.1:0 \
-  --upstream "${PEBBLE_URL%/dir}" --upstream-ca "$PEBBLE_CA_FILE" \
-  --cert "$PEBBLE_DIR/pebble.crt" --key "$PEBBLE_DIR/pebble.key" \
-  --control "$CONTROL" --log "$PLOG" --max-seconds 900 >"$WORK/proxy.out" 2>"$WORK/proxy.err" &
-PROXY_PID=$!
-trap 'kill "$PROXY_PID" 2>/dev/null || true; cleanup' EXIT
-for _ in $(seq 200); do # its ready line, 10 s at most
-  grep -q '^ready ' "$WORK/proxy.out" 2>/dev/null && break
-  kill -0 "$PROXY_PID" 2>/dev/null || break
-  read -rt 0.05 <> <(:) || true
-done
-PROXY=$(sed -n 's/^ready //p' "$WORK/proxy.out")
-[ -n "$PROXY" ] || { fail "fault_proxy did not start: $(cat "$WORK/proxy.err")"; finish; }
-P=("$ACME_AGENT" --server "$PROXY/dir" --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE")
+start_proxy 900
 ORIGIN=$PROXY
 
 # since_mark: the proxy log lines written since the last `mark`.

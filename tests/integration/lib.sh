@@ -17,7 +17,8 @@ cleanup() {
     [ -f "$d/pebble.pid" ] && "$SCRIPTS/pebble-down.sh" "$d" >/dev/null 2>&1
   done
   [ -f "$WORK/swtpm/swtpm.pid" ] && "$SCRIPTS/swtpm-down.sh" "$WORK/swtpm" >/dev/null 2>&1
-  [ -n "${WEB_PID:-}" ] && kill "$WEB_PID" 2>/dev/null
+  [ -z "${PROXY_PID:-}" ] || kill "$PROXY_PID" 2>/dev/null || true
+  [ -z "${WEB_PID:-}" ] || kill "$WEB_PID" 2>/dev/null || true
   return 0
 }
 trap cleanup EXIT
@@ -49,6 +50,37 @@ setup_tpm() {
 setup_pebble() {
   eval "$("$SCRIPTS/pebble-up.sh" "$WORK/${1:-pebble}")"
   AGENT=("$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE")
+}
+
+# The fault proxy (tests/tools/fault_proxy.py) between the agent and the current Pebble.
+# rules 'RULE, RULE...': its rules from now on (written atomically: it re-reads the file on
+# every request; a new generation resets the `times` counters).
+CONTROL=$WORK/control.json
+PLOG=$WORK/proxy.log
+GEN=0
+rules() {
+  GEN=$((GEN + 1))
+  printf '{"generation": %d, "rules": [%s]}\n' "$GEN" "${1:-}" >"$CONTROL.new"
+  mv "$CONTROL.new" "$CONTROL"
+}
+# start_proxy MAX_SECONDS: starts it (it stops by itself after MAX_SECONDS) and sets PROXY
+# (its origin) and P (the agent through it). PYTHON picks the interpreter.
+start_proxy() {
+  [ -e "$CONTROL" ] || rules ''
+  "${PYTHON:-python3}" "$ACME_AGENT_SOURCE_DIR/tests/tools/fault_proxy.py" --listen 127.0.0.1:0 \
+    --upstream "${PEBBLE_URL%/dir}" --upstream-ca "$PEBBLE_CA_FILE" \
+    --cert "$PEBBLE_DIR/pebble.crt" --key "$PEBBLE_DIR/pebble.key" \
+    --control "$CONTROL" --log "$PLOG" --max-seconds "$1" >"$WORK/proxy.out" 2>"$WORK/proxy.err" &
+  PROXY_PID=$!
+  local _
+  for _ in $(seq 200); do # its ready line, 10 s at most
+    grep -q '^ready ' "$WORK/proxy.out" 2>/dev/null && break
+    kill -0 "$PROXY_PID" 2>/dev/null || break
+    read -rt 0.05 <> <(:) || true
+  done
+  PROXY=$(sed -n 's/^ready //p' "$WORK/proxy.out")
+  [ -n "$PROXY" ] || { fail "fault_proxy did not start: $(cat "$WORK/proxy.err")"; finish; }
+  P=("$ACME_AGENT" --server "$PROXY/dir" --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE")
 }
 
 # run_agent EXPECTED_EXIT ARGS...: runs the agent, output in $OUT and $ERR (files).
