@@ -29,19 +29,19 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #ifndef ACME_AGENT_SOURCE_DIR
@@ -130,9 +130,11 @@ constexpr std::uint8_t kSha256DigestInfo[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09
 // host, then C_SignInit + C_Sign on a session it keeps open, with the key handle it found
 // once. The SHA-256 implementation is fetched once, as such a program would.
 class RawSigner {
-public:
+  public:
     RawSigner(std::shared_ptr<pkcs11::Module> module, const keystore::Key& key)
-        : module_(std::move(module)), fn_(module_->fn()), ec_(keystore::is_ec(key.algorithm())),
+        : module_(std::move(module)),
+          fn_(module_->fn()),
+          ec_(keystore::is_ec(key.algorithm())),
           siglen_(ec_ ? 2 * keystore::ec_field_size(key.algorithm())
                       : keystore::rsa_bits(key.algorithm()) / 8),
           md_(EVP_MD_fetch(nullptr, "SHA256", "provider=default")) {
@@ -199,7 +201,7 @@ public:
         return fn_->C_Sign(session_, input, off + dlen, sig, &len);
     }
 
-private:
+  private:
     static void check(CK_RV rv, const char* call) {
         if (rv != CKR_OK) die(std::string(call) + ": " + pkcs11::rv_name(rv));
     }
@@ -218,7 +220,7 @@ private:
 // One signature as a program with the key in its own memory makes it: a fresh MD context,
 // EVP_DigestSignInit_ex + EVP_DigestSign (DER ECDSA, no r||s conversion).
 class MemSigner {
-public:
+  public:
     explicit MemSigner(bool ec)
         : pkey_(ec ? EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")
                    : EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<std::size_t>(2048))) {
@@ -235,7 +237,7 @@ public:
                EVP_DigestSign(ctx.get(), sig, len, message.data(), message.size()) == 1;
     }
 
-private:
+  private:
     keystore::ossl::PKey pkey_;
     std::size_t max_ = 0;
 };
@@ -380,7 +382,7 @@ void bm_csr(benchmark::State& state, const KeyPtr& key) {
 // because SoftHSM runs in-process. With --benchmark_display_aggregates_only=true only the
 // "median" aggregates arrive, and those are used instead.
 class Collector : public benchmark::ConsoleReporter {
-public:
+  public:
     using benchmark::ConsoleReporter::ConsoleReporter;
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
@@ -401,12 +403,13 @@ public:
     // Median of a counter of `name` ("items_per_second", "ks/raw", "cpu_rate", ...); 0 when
     // the benchmark did not run.
     double get(const std::string& name, const std::string& counter) const {
-        if (auto it = samples_.find({name, counter}); it != samples_.end()) return median(it->second);
+        if (auto it = samples_.find({name, counter}); it != samples_.end())
+            return median(it->second);
         auto it = aggregate_.find({name, counter});
         return it == aggregate_.end() ? 0 : it->second;
     }
 
-private:
+  private:
     static double median(std::vector<double> v) {
         if (v.empty()) return 0;
         std::sort(v.begin(), v.end());
@@ -487,22 +490,28 @@ int main(int argc, char** argv) {
             hsm_keys[name] = hk;
             file_keys[name] = fk;
             const RawSigner& r = *raws.emplace_back(std::move(raw));
-            const MemSigner& m = *mems.emplace_back(std::make_unique<MemSigner>(a.alg == KeyAlgorithm::ec_p256));
+            const MemSigner& m =
+                *mems.emplace_back(std::make_unique<MemSigner>(a.alg == KeyAlgorithm::ec_p256));
 
-            benchmark::RegisterBenchmark(("sign/" + name + "/keystore_pkcs11").c_str(),
-                                         [hk, &msg](benchmark::State& s) { bm_keystore_sign(s, hk, msg); })
+            benchmark::RegisterBenchmark(
+                ("sign/" + name + "/keystore_pkcs11").c_str(),
+                [hk, &msg](benchmark::State& s) { bm_keystore_sign(s, hk, msg); })
                 ->UseRealTime();
-            benchmark::RegisterBenchmark(("sign/" + name + "/raw_C_Sign").c_str(),
-                                         [&r, &msg](benchmark::State& s) { bm_raw_sign(s, r, msg); })
+            benchmark::RegisterBenchmark(
+                ("sign/" + name + "/raw_C_Sign").c_str(),
+                [&r, &msg](benchmark::State& s) { bm_raw_sign(s, r, msg); })
                 ->UseRealTime();
-            benchmark::RegisterBenchmark(("paired/" + name + "/keystore_vs_raw").c_str(),
-                                         [hk, &r, &msg](benchmark::State& s) { bm_paired(s, hk, r, msg); })
+            benchmark::RegisterBenchmark(
+                ("paired/" + name + "/keystore_vs_raw").c_str(),
+                [hk, &r, &msg](benchmark::State& s) { bm_paired(s, hk, r, msg); })
                 ->UseRealTime();
-            benchmark::RegisterBenchmark(("sign/" + name + "/openssl_mem").c_str(),
-                                         [&m, &msg](benchmark::State& s) { bm_mem_sign(s, m, msg); })
+            benchmark::RegisterBenchmark(
+                ("sign/" + name + "/openssl_mem").c_str(),
+                [&m, &msg](benchmark::State& s) { bm_mem_sign(s, m, msg); })
                 ->UseRealTime();
-            benchmark::RegisterBenchmark(("sign/" + name + "/keystore_file").c_str(),
-                                         [fk, &msg](benchmark::State& s) { bm_keystore_sign(s, fk, msg); })
+            benchmark::RegisterBenchmark(
+                ("sign/" + name + "/keystore_file").c_str(),
+                [fk, &msg](benchmark::State& s) { bm_keystore_sign(s, fk, msg); })
                 ->UseRealTime();
             benchmark::RegisterBenchmark(("jws/" + name + "/softhsm").c_str(),
                                          [hk](benchmark::State& s) { bm_jws(s, hk); })
@@ -520,7 +529,8 @@ int main(int argc, char** argv) {
 
         // Diagnostics: the host-side hashing the keystore does per signature (a digest
         // fetched by name each call) against a digest fetched once.
-        benchmark::RegisterBenchmark("digest/SHA256/keystore_ossl_digest", [&msg](benchmark::State& s) {
+        benchmark::RegisterBenchmark("digest/SHA256/keystore_ossl_digest", [&msg](benchmark::State&
+                                                                                      s) {
             for (auto _ : s) benchmark::DoNotOptimize(keystore::ossl::digest("SHA256", msg).data());
             s.SetItemsProcessed(s.iterations());
         })->UseRealTime();
@@ -557,22 +567,28 @@ int main(int argc, char** argv) {
         static std::string bundle;
         if (FILE* f = std::fopen(kBundle, "rb")) {
             char chunk[8192];
-            for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, f)) > 0;) bundle.append(chunk, n);
+            for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, f)) > 0;)
+                bundle.append(chunk, n);
             std::fclose(f);
         }
         if (!bundle.empty())
-            benchmark::RegisterBenchmark("trust/system_bundle_parse", [](benchmark::State& s) {
-                std::size_t certs = 0;
-                for (auto _ : s) {
-                    keystore::ossl::Bio bio(BIO_new_mem_buf(bundle.data(), static_cast<int>(bundle.size())));
-                    STACK_OF(X509_INFO)* infos =
-                        PEM_X509_INFO_read_bio_ex(bio.get(), nullptr, nullptr, nullptr, nullptr, nullptr);
-                    certs = infos ? static_cast<std::size_t>(sk_X509_INFO_num(infos)) : 0;
-                    sk_X509_INFO_pop_free(infos, X509_INFO_free);
-                }
-                s.counters["certs"] = static_cast<double>(certs);
-                s.SetItemsProcessed(s.iterations());
-            })->UseRealTime()->Unit(benchmark::kMillisecond);
+            benchmark::RegisterBenchmark(
+                "trust/system_bundle_parse",
+                [](benchmark::State& s) {
+                    std::size_t certs = 0;
+                    for (auto _ : s) {
+                        keystore::ossl::Bio bio(
+                            BIO_new_mem_buf(bundle.data(), static_cast<int>(bundle.size())));
+                        STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio_ex(
+                            bio.get(), nullptr, nullptr, nullptr, nullptr, nullptr);
+                        certs = infos ? static_cast<std::size_t>(sk_X509_INFO_num(infos)) : 0;
+                        sk_X509_INFO_pop_free(infos, X509_INFO_free);
+                    }
+                    s.counters["certs"] = static_cast<double>(certs);
+                    s.SetItemsProcessed(s.iterations());
+                })
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
 
         const bool tty = ::isatty(STDOUT_FILENO) != 0;
         Collector collector(tty ? benchmark::ConsoleReporter::OO_ColorTabular
@@ -582,9 +598,10 @@ int main(int argc, char** argv) {
         // The summary the issue asks for: keystore / raw C_Sign, target >= 0.90.
         double load[3] = {0, 0, 0};
         ::getloadavg(load, 3);
-        std::printf("\nSignatures per second, medians of the repetitions (load average at end: "
-                    "%.2f %.2f %.2f)\n",
-                    load[0], load[1], load[2]);
+        std::printf(
+            "\nSignatures per second, medians of the repetitions (load average at end: "
+            "%.2f %.2f %.2f)\n",
+            load[0], load[1], load[2]);
         std::printf("%-6s %-22s %13s %13s %8s %13s %13s\n", "alg", "measure", "keystore_p11",
                     "raw_C_Sign", "ks/raw", "openssl_mem", "keystore_file");
         for (const auto& a : algs) {
@@ -611,8 +628,9 @@ int main(int argc, char** argv) {
                             collector.get(paired, "ks/raw_cpu"));
             }
         }
-        std::printf("\nTarget: keystore signing >= 0.90 x raw C_Sign (judged on the paired run, "
-                    "which alternates the two every few ms):\n");
+        std::printf(
+            "\nTarget: keystore signing >= 0.90 x raw C_Sign (judged on the paired run, "
+            "which alternates the two every few ms):\n");
         for (const auto& a : algs) {
             const std::string paired = std::string("paired/") + a.jws + "/keystore_vs_raw";
             const double w = collector.get(paired, "ks/raw");

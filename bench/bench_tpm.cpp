@@ -34,6 +34,7 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -46,7 +47,6 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #ifndef ACME_AGENT_SOURCE_DIR
@@ -82,7 +82,9 @@ std::string shell_quote(const std::string& s) {
     return out + "'";
 }
 
-std::string script(const char* name) { return std::string(ACME_AGENT_SOURCE_DIR) + "/scripts/" + name; }
+std::string script(const char* name) {
+    return std::string(ACME_AGENT_SOURCE_DIR) + "/scripts/" + name;
+}
 
 // ---- the simulators ------------------------------------------------------------------
 
@@ -90,9 +92,10 @@ std::vector<std::string> g_running;  // swtpm directories to stop at exit
 
 // scripts/swtpm-setup.sh DIR, eval'd; returns its ACME_AGENT_TCTI.
 std::string swtpm_up(const std::string& dir) {
-    const std::string cmd = "bash -c 'set -e; eval \"$(\"$0\" \"$1\")\"; printf %s \"$ACME_AGENT_TCTI\"' " +
-                            shell_quote(script("swtpm-setup.sh")) + " " + shell_quote(dir) +
-                            " 2>>" + shell_quote(dir + ".setup.log");
+    const std::string cmd =
+        "bash -c 'set -e; eval \"$(\"$0\" \"$1\")\"; printf %s \"$ACME_AGENT_TCTI\"' " +
+        shell_quote(script("swtpm-setup.sh")) + " " + shell_quote(dir) + " 2>>" +
+        shell_quote(dir + ".setup.log");
     FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) die("popen swtpm-setup.sh");
     std::string out;
@@ -107,7 +110,8 @@ std::string swtpm_up(const std::string& dir) {
 
 void swtpm_down(const std::string& dir) {
     const std::string cmd = shell_quote(script("swtpm-down.sh")) + " " + shell_quote(dir);
-    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "bench_tpm: swtpm-down.sh %s failed\n", dir.c_str());
+    if (std::system(cmd.c_str()) != 0)
+        std::fprintf(stderr, "bench_tpm: swtpm-down.sh %s failed\n", dir.c_str());
     std::erase(g_running, dir);
 }
 
@@ -122,8 +126,9 @@ void stop_all() {
 // a primary from the same template (flushed after the load), and per signature a host
 // SHA-256 plus one Esys_Sign with a password session.
 class RawTpm {
-public:
-    explicit RawTpm(const std::string& tcti) : md_(EVP_MD_fetch(nullptr, "SHA256", "provider=default")) {
+  public:
+    explicit RawTpm(const std::string& tcti)
+        : md_(EVP_MD_fetch(nullptr, "SHA256", "provider=default")) {
         if (!md_) die("EVP_MD_fetch SHA256");
         check("Tss2_TctiLdr_Initialize", Tss2_TctiLdr_Initialize(tcti.c_str(), &tcti_));
         check("Esys_Initialize", Esys_Initialize(&esys_, tcti_, nullptr));
@@ -151,9 +156,9 @@ public:
         TPML_PCR_SELECTION pcrs{};
         ESYS_TR primary = ESYS_TR_NONE;
         check("Esys_CreatePrimary",
-              Esys_CreatePrimary(esys_, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                                 &sensitive, &tmpl, &outside, &pcrs, &primary, nullptr, nullptr,
-                                 nullptr, nullptr));
+              Esys_CreatePrimary(esys_, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                 ESYS_TR_NONE, &sensitive, &tmpl, &outside, &pcrs, &primary,
+                                 nullptr, nullptr, nullptr, nullptr));
         ESYS_TR key = ESYS_TR_NONE;
         const TSS2_RC rc = Esys_Load(esys_, primary, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                                      &priv, &pub, &key);
@@ -177,8 +182,10 @@ public:
         TPMT_SIGNATURE* sig = nullptr;
         const TSS2_RC rc = Esys_Sign(esys_, keys_.at(alg), ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                      ESYS_TR_NONE, &digest, &scheme, &ticket, &sig);
-        if (out) *out = sig;
-        else Esys_Free(sig);
+        if (out)
+            *out = sig;
+        else
+            Esys_Free(sig);
         return rc;
     }
 
@@ -186,7 +193,7 @@ public:
         if (rc != TSS2_RC_SUCCESS) die(std::string(call) + ": " + Tss2_RC_Decode(rc));
     }
 
-private:
+  private:
     EVP_MD* md_;
     TSS2_TCTI_CONTEXT* tcti_ = nullptr;
     ESYS_CONTEXT* esys_ = nullptr;
@@ -200,8 +207,10 @@ Bytes jws_form(const TPMT_SIGNATURE& sig, KeyAlgorithm alg) {
         const auto& r = sig.signature.ecdsa.signatureR;
         const auto& s = sig.signature.ecdsa.signatureS;
         Bytes out(2 * w, 0);
-        std::copy(r.buffer, r.buffer + r.size, out.begin() + static_cast<std::ptrdiff_t>(w - r.size));
-        std::copy(s.buffer, s.buffer + s.size, out.begin() + static_cast<std::ptrdiff_t>(2 * w - s.size));
+        std::copy(r.buffer, r.buffer + r.size,
+                  out.begin() + static_cast<std::ptrdiff_t>(w - r.size));
+        std::copy(s.buffer, s.buffer + s.size,
+                  out.begin() + static_cast<std::ptrdiff_t>(2 * w - s.size));
         return out;
     }
     const auto& rs = sig.signature.rsassa.sig;
@@ -226,7 +235,9 @@ std::uint32_t be32(const std::uint8_t* p) {
     return static_cast<std::uint32_t>(p[0]) << 24 | static_cast<std::uint32_t>(p[1]) << 16 |
            static_cast<std::uint32_t>(p[2]) << 8 | static_cast<std::uint32_t>(p[3]);
 }
-std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+std::uint16_t be16(const std::uint8_t* p) {
+    return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+}
 
 // The tpm2-tss pcap TCTI writes pcapng (little endian as written here): one Enhanced
 // Packet Block per transmit/receive, link type 228 (raw IPv4), a fake TCP segment whose
@@ -256,8 +267,10 @@ Capture parse_pcap(const std::string& path) {
             const std::size_t plen = caplen - ihl - thl;
             const std::uint16_t tag = plen >= 10 ? be16(payload) : 0;
             if (tag == 0x8001 || tag == 0x8002) {
-                if (dport == 2321) c.commands.push_back({be32(payload + 6)});
-                else if (be16(tcp) == 2321 && !c.commands.empty()) c.commands.back().rc = be32(payload + 6);
+                if (dport == 2321)
+                    c.commands.push_back({be32(payload + 6)});
+                else if (be16(tcp) == 2321 && !c.commands.empty())
+                    c.commands.back().rc = be32(payload + 6);
             }
         }
         off += len;
@@ -267,23 +280,35 @@ Capture parse_pcap(const std::string& path) {
 
 std::string cc_name(std::uint32_t cc) {
     switch (cc) {
-    case 0x15D: return "Sign";
-    case 0x157: return "Load";
-    case 0x131: return "CreatePrimary";
-    case 0x165: return "FlushContext";
-    case 0x17A: return "GetCapability";
-    case 0x173: return "ReadPublic";
-    case 0x176: return "StartAuthSession";
-    case 0x186: return "HashSequenceStart";
-    case 0x15B: return "SequenceUpdate";
-    case 0x13E: return "SequenceComplete";
-    case 0x17D: return "Hash";
-    case 0x144: return "Startup";
-    default: {
-        char buf[16];
-        std::snprintf(buf, sizeof buf, "0x%03X", cc);
-        return buf;
-    }
+        case 0x15D:
+            return "Sign";
+        case 0x157:
+            return "Load";
+        case 0x131:
+            return "CreatePrimary";
+        case 0x165:
+            return "FlushContext";
+        case 0x17A:
+            return "GetCapability";
+        case 0x173:
+            return "ReadPublic";
+        case 0x176:
+            return "StartAuthSession";
+        case 0x186:
+            return "HashSequenceStart";
+        case 0x15B:
+            return "SequenceUpdate";
+        case 0x13E:
+            return "SequenceComplete";
+        case 0x17D:
+            return "Hash";
+        case 0x144:
+            return "Startup";
+        default: {
+            char buf[16];
+            std::snprintf(buf, sizeof buf, "0x%03X", cc);
+            return buf;
+        }
     }
 }
 
@@ -307,7 +332,8 @@ CountResult count_commands(const std::string& tcti, const std::string& pcap,
         auto ks = tpm::make_keystore("pcap:" + tcti);
         for (const auto& [name, uri] : keys_by_name) {
             if (name != which) continue;
-            KeyPtr k = must(ks->open(must(keystore::KeyUri::parse(uri), "KeyUri::parse")), "open " + uri);
+            KeyPtr k =
+                must(ks->open(must(keystore::KeyUri::parse(uri), "KeyUri::parse")), "open " + uri);
             (void)must(k->sign(msg), "warm-up sign");
             for (int i = 0; i < n; ++i) (void)must(k->sign(msg), "counted sign");
         }
@@ -393,7 +419,8 @@ void bm_paired(benchmark::State& state, const KeyPtr& key, const RawTpm& raw, co
                     }
                     benchmark::DoNotOptimize(r->data());
                 } else if (TSS2_RC rc = raw.sign(alg, msg); rc != TSS2_RC_SUCCESS) {
-                    state.SkipWithError((std::string("raw Esys_Sign: ") + Tss2_RC_Decode(rc)).c_str());
+                    state.SkipWithError(
+                        (std::string("raw Esys_Sign: ") + Tss2_RC_Decode(rc)).c_str());
                     ok = false;
                     break;
                 }
@@ -418,7 +445,7 @@ void bm_paired(benchmark::State& state, const KeyPtr& key, const RawTpm& raw, co
 // The console reporter, keeping per benchmark the medians over its repetitions of every
 // counter (or the "median" aggregates with --benchmark_display_aggregates_only=true).
 class Collector : public benchmark::ConsoleReporter {
-public:
+  public:
     using benchmark::ConsoleReporter::ConsoleReporter;
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
@@ -434,12 +461,13 @@ public:
         }
     }
     double get(const std::string& name, const std::string& counter) const {
-        if (auto it = samples_.find({name, counter}); it != samples_.end()) return median(it->second);
+        if (auto it = samples_.find({name, counter}); it != samples_.end())
+            return median(it->second);
         auto it = aggregate_.find({name, counter});
         return it == aggregate_.end() ? 0 : it->second;
     }
 
-private:
+  private:
     static double median(std::vector<double> v) {
         if (v.empty()) return 0;
         std::sort(v.begin(), v.end());
@@ -461,10 +489,12 @@ bool has_flag(int argc, char** argv, const char* prefix) {
 
 int main(int argc, char** argv) {
     std::vector<std::string> extra;
-    if (!has_flag(argc, argv, "--benchmark_repetitions")) extra.emplace_back("--benchmark_repetitions=5");
+    if (!has_flag(argc, argv, "--benchmark_repetitions"))
+        extra.emplace_back("--benchmark_repetitions=5");
     if (!has_flag(argc, argv, "--benchmark_enable_random_interleaving"))
         extra.emplace_back("--benchmark_enable_random_interleaving=true");
-    if (!has_flag(argc, argv, "--benchmark_min_time")) extra.emplace_back("--benchmark_min_time=0.5");
+    if (!has_flag(argc, argv, "--benchmark_min_time"))
+        extra.emplace_back("--benchmark_min_time=0.5");
     std::vector<char*> args(argv, argv + argc);
     for (auto& e : extra) args.push_back(e.data());
     int nargs = static_cast<int>(args.size());
@@ -488,11 +518,13 @@ int main(int argc, char** argv) {
     swtpm_down(dir_a);
     std::error_code ec;
     std::filesystem::create_directories(dir_b, ec);
-    std::filesystem::copy(dir_a + "/state", dir_b + "/state", std::filesystem::copy_options::recursive, ec);
+    std::filesystem::copy(dir_a + "/state", dir_b + "/state",
+                          std::filesystem::copy_options::recursive, ec);
     if (ec) die("copying the swtpm state: " + ec.message());
     const std::string tcti_a = swtpm_up(dir_a);
     const std::string tcti_b = swtpm_up(dir_b);
-    std::fprintf(stderr, "bench_tpm: keystore on %s, raw baseline on %s\n", tcti_a.c_str(), tcti_b.c_str());
+    std::fprintf(stderr, "bench_tpm: keystore on %s, raw baseline on %s\n", tcti_a.c_str(),
+                 tcti_b.c_str());
 
     struct Alg {
         const char* jws;
@@ -507,13 +539,15 @@ int main(int argc, char** argv) {
         std::map<std::string, KeyPtr> keys;
         for (const auto& a : algs) {
             const std::string uri = "tpm2:path=" + dir + "/" + a.jws + ".tss";
-            keys[a.jws] = must(ks->generate(must(keystore::KeyUri::parse(uri), "KeyUri::parse"), a.alg),
-                               std::string("generate ") + a.jws);
+            keys[a.jws] =
+                must(ks->generate(must(keystore::KeyUri::parse(uri), "KeyUri::parse"), a.alg),
+                     std::string("generate ") + a.jws);
             uris.emplace_back(a.jws, uri);
         }
         // Commands per signature, on B (before the raw baseline connects to it).
         for (const auto& a : algs)
-            counts[a.jws] = count_commands(tcti_b, dir + "/" + a.jws + ".pcap", uris, a.jws, n_count, msg);
+            counts[a.jws] =
+                count_commands(tcti_b, dir + "/" + a.jws + ".pcap", uris, a.jws, n_count, msg);
 
         auto raw = std::make_unique<RawTpm>(tcti_b);
         for (const auto& a : algs) raw->load(a.alg, dir + "/" + a.jws + ".tss");
@@ -534,14 +568,17 @@ int main(int argc, char** argv) {
             const std::string name = a.jws;
             KeyPtr k = keys[name];
             const KeyAlgorithm alg = a.alg;
-            benchmark::RegisterBenchmark(("sign/" + name + "/keystore_tpm").c_str(),
-                                         [k, &msg](benchmark::State& s) { bm_keystore_sign(s, k, msg); })
+            benchmark::RegisterBenchmark(
+                ("sign/" + name + "/keystore_tpm").c_str(),
+                [k, &msg](benchmark::State& s) { bm_keystore_sign(s, k, msg); })
                 ->UseRealTime();
-            benchmark::RegisterBenchmark(("sign/" + name + "/raw_Esys_Sign").c_str(),
-                                         [&r, alg, &msg](benchmark::State& s) { bm_raw_sign(s, r, alg, msg); })
+            benchmark::RegisterBenchmark(
+                ("sign/" + name + "/raw_Esys_Sign").c_str(),
+                [&r, alg, &msg](benchmark::State& s) { bm_raw_sign(s, r, alg, msg); })
                 ->UseRealTime();
-            benchmark::RegisterBenchmark(("paired/" + name + "/keystore_vs_raw").c_str(),
-                                         [k, &r, &msg](benchmark::State& s) { bm_paired(s, k, r, msg); })
+            benchmark::RegisterBenchmark(
+                ("paired/" + name + "/keystore_vs_raw").c_str(),
+                [k, &r, &msg](benchmark::State& s) { bm_paired(s, k, r, msg); })
                 ->UseRealTime();
         }
         const bool tty = ::isatty(STDOUT_FILENO) != 0;
@@ -551,48 +588,60 @@ int main(int argc, char** argv) {
 
         double load[3] = {0, 0, 0};
         ::getloadavg(load, 3);
-        std::printf("\nTPM signatures per second (swtpm), medians of the repetitions, wall clock "
-                    "(load average at end: %.2f %.2f %.2f)\n",
-                    load[0], load[1], load[2]);
-        std::printf("%-6s %-10s %13s %13s %8s\n", "alg", "measure", "keystore_tpm", "raw_Esys_Sign", "ks/raw");
+        std::printf(
+            "\nTPM signatures per second (swtpm), medians of the repetitions, wall clock "
+            "(load average at end: %.2f %.2f %.2f)\n",
+            load[0], load[1], load[2]);
+        std::printf("%-6s %-10s %13s %13s %8s\n", "alg", "measure", "keystore_tpm", "raw_Esys_Sign",
+                    "ks/raw");
         for (const auto& a : algs) {
             const std::string n = a.jws;
             const double ks_s = collector.get("sign/" + n + "/keystore_tpm", "items_per_second");
             const double raw_s = collector.get("sign/" + n + "/raw_Esys_Sign", "items_per_second");
             if (ks_s > 0 && raw_s > 0)
-                std::printf("%-6s %-10s %13.0f %13.0f %8.3f\n", a.jws, "separate", ks_s, raw_s, ks_s / raw_s);
+                std::printf("%-6s %-10s %13.0f %13.0f %8.3f\n", a.jws, "separate", ks_s, raw_s,
+                            ks_s / raw_s);
             const std::string p = "paired/" + n + "/keystore_vs_raw";
             if (collector.get(p, "ks/raw") > 0)
-                std::printf("%-6s %-10s %13.0f %13.0f %8.3f\n", a.jws, "paired", collector.get(p, "keystore_per_s"),
-                            collector.get(p, "raw_per_s"), collector.get(p, "ks/raw"));
+                std::printf("%-6s %-10s %13.0f %13.0f %8.3f\n", a.jws, "paired",
+                            collector.get(p, "keystore_per_s"), collector.get(p, "raw_per_s"),
+                            collector.get(p, "ks/raw"));
         }
-        std::printf("\nTPM commands per keystore signature (pcap TCTI, %d signatures after a "
-                    "warm-up one):\n",
-                    n_count);
+        std::printf(
+            "\nTPM commands per keystore signature (pcap TCTI, %d signatures after a "
+            "warm-up one):\n",
+            n_count);
         for (const auto& a : algs) {
             const CountResult& c = counts[a.jws];
             std::string all, window;
             for (const auto& [name, k] : c.by_code) all += " " + name + "=" + std::to_string(k);
-            for (const auto& [name, k] : c.window_by_code) window += " " + name + "=" + std::to_string(k);
+            for (const auto& [name, k] : c.window_by_code)
+                window += " " + name + "=" + std::to_string(k);
             // The window holds the commands of signatures 2..n+1 (after the warm-up's
             // successful Sign up to the last Sign): n Sign commands expected, nothing else.
             const double per = static_cast<double>(c.per_sig_window) / n_count;
-            std::printf("  %s: %.3f commands per signature (%zu commands for %d signatures:%s); "
-                        "whole capture %zu commands:%s; TPM retries (resent by ESAPI): %zu, of "
-                        "them %zu before the counted signatures\n",
-                        a.jws, per, c.per_sig_window, n_count, window.c_str(), c.total, all.c_str(),
-                        c.retries, c.retries_before_window);
+            std::printf(
+                "  %s: %.3f commands per signature (%zu commands for %d signatures:%s); "
+                "whole capture %zu commands:%s; TPM retries (resent by ESAPI): %zu, of "
+                "them %zu before the counted signatures\n",
+                a.jws, per, c.per_sig_window, n_count, window.c_str(), c.total, all.c_str(),
+                c.retries, c.retries_before_window);
         }
-        std::printf("\nTargets: keystore >= 0.90 x raw Esys_Sign (paired run); exactly 1 TPM command "
-                    "(TPM2_Sign) per signature:\n");
+        std::printf(
+            "\nTargets: keystore >= 0.90 x raw Esys_Sign (paired run); exactly 1 TPM command "
+            "(TPM2_Sign) per signature:\n");
         for (const auto& a : algs) {
-            const double w = collector.get(std::string("paired/") + a.jws + "/keystore_vs_raw", "ks/raw");
+            const double w =
+                collector.get(std::string("paired/") + a.jws + "/keystore_vs_raw", "ks/raw");
             const CountResult& c = counts[a.jws];
             const bool one = c.per_sig_window == static_cast<std::size_t>(n_count) &&
                              c.signs_in_window == static_cast<std::size_t>(n_count);
-            if (w <= 0) std::printf("  %s: paired benchmark did not run; ", a.jws);
-            else std::printf("  %s: ratio %.3f: %s; ", a.jws, w, w >= 0.90 ? "met" : "MISSED");
-            std::printf("commands per signature: %s\n", one ? "exactly 1 (TPM2_Sign): met" : "MISSED");
+            if (w <= 0)
+                std::printf("  %s: paired benchmark did not run; ", a.jws);
+            else
+                std::printf("  %s: ratio %.3f: %s; ", a.jws, w, w >= 0.90 ? "met" : "MISSED");
+            std::printf("commands per signature: %s\n",
+                        one ? "exactly 1 (TPM2_Sign): met" : "MISSED");
         }
         std::fflush(stdout);
         benchmark::ClearRegisteredBenchmarks();

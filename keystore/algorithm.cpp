@@ -29,29 +29,41 @@ std::optional<KeyAlgorithm> parse_algorithm(std::string_view name) {
 
 std::string_view jws_alg(KeyAlgorithm alg) {
     switch (alg) {
-        case KeyAlgorithm::ec_p256: return "ES256";
-        case KeyAlgorithm::ec_p384: return "ES384";
-        default: return "RS256";
+        case KeyAlgorithm::ec_p256:
+            return "ES256";
+        case KeyAlgorithm::ec_p384:
+            return "ES384";
+        default:
+            return "RS256";
     }
 }
 
 std::size_t ec_field_size(KeyAlgorithm alg) {
     switch (alg) {
-        case KeyAlgorithm::ec_p256: return 32;
-        case KeyAlgorithm::ec_p384: return 48;
-        default: return 0;
+        case KeyAlgorithm::ec_p256:
+            return 32;
+        case KeyAlgorithm::ec_p384:
+            return 48;
+        default:
+            return 0;
     }
 }
 
 unsigned rsa_bits(KeyAlgorithm alg) {
     switch (alg) {
-        case KeyAlgorithm::rsa_2048: return 2048;
-        case KeyAlgorithm::rsa_3072: return 3072;
-        case KeyAlgorithm::rsa_4096: return 4096;
-        default: return 0;
+        case KeyAlgorithm::rsa_2048:
+            return 2048;
+        case KeyAlgorithm::rsa_3072:
+            return 3072;
+        case KeyAlgorithm::rsa_4096:
+            return 4096;
+        default:
+            return 0;
     }
 }
 
-std::string_view algorithm_names() { return "ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096"; }
+std::string_view algorithm_names() {
+    return "ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096";
+}
 
 }  // namespace keystore

@@ -17,7 +17,9 @@ inline std::span<const std::uint8_t> as_bytes(std::string_view s) {
 }
 
 std::string base64url_encode(std::span<const std::uint8_t> data);
-inline std::string base64url_encode(std::string_view s) { return base64url_encode(as_bytes(s)); }
+inline std::string base64url_encode(std::string_view s) {
+    return base64url_encode(as_bytes(s));
+}
 // Rejects padding, whitespace and characters outside the URL-safe alphabet.
 std::optional<Bytes> base64url_decode(std::string_view text);
 
@@ -26,7 +28,7 @@ std::optional<Bytes> hex_decode(std::string_view text);
 
 // A string that wipes itself (OPENSSL_cleanse) when destroyed: PINs, auth values, MAC keys.
 class Secret {
-public:
+  public:
     Secret() = default;
     explicit Secret(std::string value) : value_(std::move(value)) {}
     Secret(const Secret&) = delete;
@@ -38,7 +40,7 @@ public:
     [[nodiscard]] const std::string& reveal() const { return value_; }
     [[nodiscard]] bool empty() const { return value_.empty(); }
 
-private:
+  private:
     void wipe() noexcept;
     std::string value_;
 };

@@ -6,21 +6,36 @@ namespace keystore {
 
 std::string_view errc_name(Errc code) {
     switch (code) {
-        case Errc::usage: return "usage";
-        case Errc::not_found: return "not_found";
-        case Errc::exists: return "exists";
-        case Errc::token_absent: return "token_absent";
-        case Errc::module_load: return "module_load";
-        case Errc::pin_incorrect: return "pin_incorrect";
-        case Errc::pin_locked: return "pin_locked";
-        case Errc::unsupported: return "unsupported";
-        case Errc::hardware: return "hardware";
-        case Errc::io: return "io";
-        case Errc::network: return "network";
-        case Errc::protocol: return "protocol";
-        case Errc::server: return "server";
-        case Errc::state: return "state";
-        case Errc::internal: return "internal";
+        case Errc::usage:
+            return "usage";
+        case Errc::not_found:
+            return "not_found";
+        case Errc::exists:
+            return "exists";
+        case Errc::token_absent:
+            return "token_absent";
+        case Errc::module_load:
+            return "module_load";
+        case Errc::pin_incorrect:
+            return "pin_incorrect";
+        case Errc::pin_locked:
+            return "pin_locked";
+        case Errc::unsupported:
+            return "unsupported";
+        case Errc::hardware:
+            return "hardware";
+        case Errc::io:
+            return "io";
+        case Errc::network:
+            return "network";
+        case Errc::protocol:
+            return "protocol";
+        case Errc::server:
+            return "server";
+        case Errc::state:
+            return "state";
+        case Errc::internal:
+            return "internal";
     }
     return "internal";
 }

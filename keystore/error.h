@@ -12,29 +12,29 @@ namespace keystore {
 // What went wrong, at the level a caller (and a user) can act on.
 // Each code maps to one process exit code in the CLI (see README "Exit codes").
 enum class Errc {
-    usage,           // bad command line, malformed URI, unknown algorithm
-    not_found,       // key or object absent
-    exists,          // object already there (generate refuses to overwrite)
-    token_absent,    // no token / slot matches the URI
-    module_load,     // PKCS#11 module or TSS library cannot be loaded
-    pin_incorrect,   // CKR_PIN_INCORRECT / TPM auth failure
-    pin_locked,      // CKR_PIN_LOCKED / TPM lockout
-    unsupported,     // the backend cannot do this (algorithm, operation)
-    hardware,        // any other failure reported by the token or TPM
-    io,              // file system
-    network,         // connect, TLS, timeouts
-    protocol,        // the server sent something that breaks the protocol
-    server,          // the server refused (an ACME problem document)
-    state,           // the state dir is locked or inconsistent
-    internal,        // a bug or an OpenSSL failure that should not happen
+    usage,          // bad command line, malformed URI, unknown algorithm
+    not_found,      // key or object absent
+    exists,         // object already there (generate refuses to overwrite)
+    token_absent,   // no token / slot matches the URI
+    module_load,    // PKCS#11 module or TSS library cannot be loaded
+    pin_incorrect,  // CKR_PIN_INCORRECT / TPM auth failure
+    pin_locked,     // CKR_PIN_LOCKED / TPM lockout
+    unsupported,    // the backend cannot do this (algorithm, operation)
+    hardware,       // any other failure reported by the token or TPM
+    io,             // file system
+    network,        // connect, TLS, timeouts
+    protocol,       // the server sent something that breaks the protocol
+    server,         // the server refused (an ACME problem document)
+    state,          // the state dir is locked or inconsistent
+    internal,       // a bug or an OpenSSL failure that should not happen
 };
 
 std::string_view errc_name(Errc code);
 
 struct Error {
     Errc code = Errc::internal;
-    std::string where;    // the call or step that failed, e.g. "C_Login"
-    std::string message;  // for a human; never holds a PIN or key material
+    std::string where;                    // the call or step that failed, e.g. "C_Login"
+    std::string message;                  // for a human; never holds a PIN or key material
     std::optional<std::uint64_t> native;  // CK_RV or TSS2_RC when there is one
 
     // "where: message (native 0x..)"

@@ -25,13 +25,14 @@ Result<KeyAlgorithm> algorithm_of(EVP_PKEY* pkey) {
             if (bits == 3072) return KeyAlgorithm::rsa_3072;
             if (bits == 4096) return KeyAlgorithm::rsa_4096;
             break;
-        default: break;
+        default:
+            break;
     }
     return fail(Errc::unsupported, "file key", "key type/size has no JWS algorithm here");
 }
 
 class FileKey final : public Key {
-public:
+  public:
     FileKey(KeyUri uri, ossl::PKey pkey, KeyAlgorithm alg, Bytes spki)
         : uri_(std::move(uri)), pkey_(std::move(pkey)), alg_(alg), spki_(std::move(spki)) {}
 
@@ -44,8 +45,8 @@ public:
         ossl::MdCtx ctx(EVP_MD_CTX_new());
         std::size_t len = 0;
         if (!ctx ||
-            EVP_DigestSignInit_ex(ctx.get(), nullptr, md, nullptr, "provider=default",
-                                  pkey_.get(), nullptr) != 1 ||
+            EVP_DigestSignInit_ex(ctx.get(), nullptr, md, nullptr, "provider=default", pkey_.get(),
+                                  nullptr) != 1 ||
             EVP_DigestSign(ctx.get(), nullptr, &len, message.data(), message.size()) != 1)
             return ossl::fail_ossl("EVP_DigestSign");
         Bytes sig(len);
@@ -63,7 +64,7 @@ public:
                                         {"sensitive", "false"}};
     }
 
-private:
+  private:
     KeyUri uri_;
     ossl::PKey pkey_;
     KeyAlgorithm alg_;
@@ -75,7 +76,8 @@ Result<KeyPtr> load(const KeyUri& uri, const std::string& pem) {
     ossl::PKey pkey(PEM_read_bio_PrivateKey_ex(bio.get(), nullptr, nullptr, nullptr, nullptr,
                                                "provider=default"));
     if (!pkey)
-        return fail(Errc::io, *uri.path_attr("path"), "not a PEM private key: " + ossl::last_error());
+        return fail(Errc::io, *uri.path_attr("path"),
+                    "not a PEM private key: " + ossl::last_error());
     auto alg = algorithm_of(pkey.get());
     if (!alg) return std::unexpected(alg.error());
     auto spki = ossl::spki_of(pkey.get());
@@ -84,20 +86,19 @@ Result<KeyPtr> load(const KeyUri& uri, const std::string& pem) {
 }
 
 class FileKeystore final : public Keystore {
-public:
+  public:
     Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg) override {
         const std::string path = *uri.path_attr("path");
         if (std::filesystem::exists(path))
             return fail(Errc::exists, path, "a key file is already there; refusing to overwrite");
-        ossl::PKey pkey(is_ec(alg) ? EVP_PKEY_Q_keygen(nullptr, "provider=default", "EC",
-                                                       alg == KeyAlgorithm::ec_p256 ? "P-256"
-                                                                                    : "P-384")
-                                   : EVP_PKEY_Q_keygen(nullptr, "provider=default", "RSA",
-                                                       static_cast<size_t>(rsa_bits(alg))));
+        ossl::PKey pkey(is_ec(alg)
+                            ? EVP_PKEY_Q_keygen(nullptr, "provider=default", "EC",
+                                                alg == KeyAlgorithm::ec_p256 ? "P-256" : "P-384")
+                            : EVP_PKEY_Q_keygen(nullptr, "provider=default", "RSA",
+                                                static_cast<size_t>(rsa_bits(alg))));
         if (!pkey) return ossl::fail_ossl("EVP_PKEY_Q_keygen");
         ossl::Bio bio(BIO_new(BIO_s_mem()));
-        if (!PEM_write_bio_PrivateKey(bio.get(), pkey.get(), nullptr, nullptr, 0, nullptr,
-                                      nullptr))
+        if (!PEM_write_bio_PrivateKey(bio.get(), pkey.get(), nullptr, nullptr, 0, nullptr, nullptr))
             return ossl::fail_ossl("PEM_write_bio_PrivateKey");
         char* data = nullptr;
         const long len = BIO_get_mem_data(bio.get(), &data);
@@ -149,6 +150,8 @@ public:
 
 }  // namespace
 
-std::unique_ptr<Keystore> make_file_keystore() { return std::make_unique<FileKeystore>(); }
+std::unique_ptr<Keystore> make_file_keystore() {
+    return std::make_unique<FileKeystore>();
+}
 
 }  // namespace keystore

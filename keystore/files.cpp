@@ -1,12 +1,12 @@
 #include "keystore/files.h"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
-#include <filesystem>
-#include <random>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
 
 namespace keystore {
 
@@ -15,7 +15,9 @@ std::string dir_of(const std::string& path) {
     auto parent = std::filesystem::path(path).parent_path();
     return parent.empty() ? "." : parent.string();
 }
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) {
+    return std::strerror(e);
+}
 
 struct Fd {
     int fd = -1;
@@ -30,8 +32,7 @@ struct Fd {
 
 Result<void> fsync_dir(const std::string& dir) {
     Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (d.fd < 0 || ::fsync(d.fd) != 0)
-        return fail(Errc::io, "fsync " + dir, errno_text(errno));
+    if (d.fd < 0 || ::fsync(d.fd) != 0) return fail(Errc::io, "fsync " + dir, errno_text(errno));
     return {};
 }
 
@@ -44,8 +45,7 @@ Result<void> write_file_atomic(const std::string& path, std::string_view data, m
     for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
         tmp = path + ".tmp." + std::to_string(rd());
         fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-        if (fd < 0 && errno != EEXIST)
-            return fail(Errc::io, "create " + tmp, errno_text(errno));
+        if (fd < 0 && errno != EEXIST) return fail(Errc::io, "create " + tmp, errno_text(errno));
     }
     if (fd < 0) return fail(Errc::io, "create " + tmp, "no free temporary name");
     Fd file(fd);

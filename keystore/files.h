@@ -4,9 +4,9 @@
 
 #include "keystore/error.h"
 
+#include <sys/types.h>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 
 namespace keystore {
 

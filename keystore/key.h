@@ -22,7 +22,7 @@ struct KeyProperty {
 };
 
 class Key {
-public:
+  public:
     virtual ~Key() = default;
 
     [[nodiscard]] virtual KeyAlgorithm algorithm() const = 0;

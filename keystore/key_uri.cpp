@@ -7,10 +7,19 @@ namespace keystore {
 
 namespace {
 
-constexpr std::array<std::string_view, 13> kPkcs11Path{
-    "token", "manufacturer", "serial", "model", "library-manufacturer", "library-description",
-    "library-version", "object", "type", "id", "slot-manufacturer", "slot-description",
-    "slot-id"};
+constexpr std::array<std::string_view, 13> kPkcs11Path{"token",
+                                                       "manufacturer",
+                                                       "serial",
+                                                       "model",
+                                                       "library-manufacturer",
+                                                       "library-description",
+                                                       "library-version",
+                                                       "object",
+                                                       "type",
+                                                       "id",
+                                                       "slot-manufacturer",
+                                                       "slot-description",
+                                                       "slot-id"};
 constexpr std::array<std::string_view, 4> kPkcs11Query{"pin-source", "pin-value", "module-name",
                                                        "module-path"};
 constexpr std::array<std::string_view, 2> kTpmPath{"handle", "path"};
@@ -22,8 +31,8 @@ bool known(const std::array<std::string_view, N>& names, std::string_view name) 
 }
 
 bool unreserved(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 Result<std::string> percent_decode(std::string_view in, std::string_view attr) {
@@ -41,8 +50,8 @@ Result<std::string> percent_decode(std::string_view in, std::string_view attr) {
             return -1;
         };
         if (i + 2 >= in.size())
-            return fail(Errc::usage, "key URI", "truncated percent-escape in '" +
-                                                    std::string(attr) + "'");
+            return fail(Errc::usage, "key URI",
+                        "truncated percent-escape in '" + std::string(attr) + "'");
         const int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
         if (hi < 0 || lo < 0)
             return fail(Errc::usage, "key URI",
@@ -73,8 +82,8 @@ Result<KeyUri::Attrs> parse_attrs(std::string_view text, char sep, std::string_v
                             : (query ? known(kTpmQuery, name) : known(kTpmPath, name));
         if (!ok)
             return fail(Errc::usage, "key URI",
-                        "unknown " + std::string(query ? "query" : "path") + " attribute '" +
-                            name + "' in a " + std::string(scheme) + ": URI");
+                        "unknown " + std::string(query ? "query" : "path") + " attribute '" + name +
+                            "' in a " + std::string(scheme) + ": URI");
         for (auto& [n, v] : out)
             if (n == name)
                 return fail(Errc::usage, "key URI", "attribute '" + name + "' is repeated");
@@ -142,7 +151,8 @@ Result<KeyUri> KeyUri::parse(std::string_view text) {
     if (uri.scheme_ == "tpm2") {
         const bool h = uri.path_attr("handle").has_value(), p = uri.path_attr("path").has_value();
         if (h == p)
-            return fail(Errc::usage, "key URI", "a tpm2: URI names exactly one of handle= or path=");
+            return fail(Errc::usage, "key URI",
+                        "a tpm2: URI names exactly one of handle= or path=");
     }
     if (uri.query_attr("pin-source") && uri.query_attr("pin-value"))
         return fail(Errc::usage, "key URI", "pin-source and pin-value exclude each other");

@@ -13,7 +13,7 @@
 namespace keystore {
 
 class KeyUri {
-public:
+  public:
     using Attrs = std::vector<std::pair<std::string, std::string>>;
 
     // Parses and validates: an unknown or repeated attribute, a bad percent-escape or an
@@ -38,7 +38,7 @@ public:
 
     friend bool operator==(const KeyUri&, const KeyUri&) = default;
 
-private:
+  private:
     std::string scheme_;
     Attrs path_;
     Attrs query_;

@@ -17,7 +17,7 @@ struct KeyInfo {
 };
 
 class Keystore {
-public:
+  public:
     virtual ~Keystore() = default;
     // Creates a new key inside the backend. Errc::exists if the URI's object is there.
     virtual Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm algorithm) = 0;
@@ -33,7 +33,7 @@ public:
 
 // Maps a URI scheme to a backend, created on first use and kept for the process.
 class Registry {
-public:
+  public:
     using Factory = std::function<Result<std::unique_ptr<Keystore>>()>;
 
     void add(std::string scheme, Factory factory);
@@ -44,7 +44,7 @@ public:
     Result<KeyPtr> open(const KeyUri& uri);
     Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg);
 
-private:
+  private:
     std::map<std::string, Factory, std::less<>> factories_;
     std::map<std::string, std::unique_ptr<Keystore>, std::less<>> backends_;
 };

@@ -18,10 +18,20 @@ void emit(Level at, const char* prefix, std::string_view message) {
 }
 }  // namespace
 
-void set_level(Level l) { g_level = l; }
-Level level() { return g_level.load(); }
-void warning(std::string_view m) { emit(Level::warning, "acme-agent: warning: ", m); }
-void info(std::string_view m) { emit(Level::info, "", m); }
-void debug(std::string_view m) { emit(Level::debug, "debug: ", m); }
+void set_level(Level l) {
+    g_level = l;
+}
+Level level() {
+    return g_level.load();
+}
+void warning(std::string_view m) {
+    emit(Level::warning, "acme-agent: warning: ", m);
+}
+void info(std::string_view m) {
+    emit(Level::info, "", m);
+}
+void debug(std::string_view m) {
+    emit(Level::debug, "debug: ", m);
+}
 
 }  // namespace keystore::log

@@ -11,14 +11,14 @@
 namespace keystore {
 
 class MacKey {
-public:
+  public:
     virtual ~MacKey() = default;
     // HMAC-SHA256 of `data`, computed by the backend; the key never leaves it.
     [[nodiscard]] virtual Result<Bytes> hmac_sha256(std::span<const std::uint8_t> data) const = 0;
 };
 
 class MacKeystore {
-public:
+  public:
     virtual ~MacKeystore() = default;
     // Stores `key` as a sensitive, non-extractable, sign-only secret key (Errc::exists if an
     // object with that label or id is there).

@@ -59,8 +59,9 @@ bool verify_jws_signature(const Bytes& spki, std::span<const std::uint8_t> messa
     }
     MdCtx ctx(EVP_MD_CTX_new());
     const bool ok =
-        ctx && EVP_DigestVerifyInit_ex(ctx.get(), nullptr, md, nullptr, nullptr, key->get(),
-                                       nullptr) == 1 &&
+        ctx &&
+        EVP_DigestVerifyInit_ex(ctx.get(), nullptr, md, nullptr, nullptr, key->get(), nullptr) ==
+            1 &&
         EVP_DigestVerify(ctx.get(), sig.data(), sig.size(), message.data(), message.size()) == 1;
     ERR_clear_error();
     return ok;

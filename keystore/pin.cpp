@@ -14,8 +14,10 @@ namespace {
 
 Result<Secret> pin_from_file(std::string source) {
     // RFC 7512 §2.4: pin-source is a URI; accept file:PATH, file:///PATH and a bare path.
-    if (source.starts_with("file://")) source.erase(0, 7);
-    else if (source.starts_with("file:")) source.erase(0, 5);
+    if (source.starts_with("file://"))
+        source.erase(0, 7);
+    else if (source.starts_with("file:"))
+        source.erase(0, 5);
     struct stat st{};
     if (::stat(source.c_str(), &st) != 0)
         return fail(Errc::not_found, "pin-source", "cannot read PIN file " + source);

@@ -24,7 +24,7 @@ std::unexpected<keystore::Error> rv_fail(const std::string& call, CK_RV rv,
                                          const std::string& context = "");
 
 class Module {
-public:
+  public:
     // Loads (or returns the already loaded) module at `path`. Errc::module_load with the
     // dlerror() text when it will not load or lacks C_GetFunctionList.
     static Result<std::shared_ptr<Module>> get(const std::string& path);
@@ -35,7 +35,7 @@ public:
     [[nodiscard]] CK_FUNCTION_LIST* fn() const { return fn_; }
     [[nodiscard]] const std::string& path() const { return path_; }
 
-private:
+  private:
     Module() = default;
     void* handle_ = nullptr;
     CK_FUNCTION_LIST* fn_ = nullptr;

@@ -20,11 +20,11 @@ namespace pkcs11 {
 
 using keystore::Bytes;
 using keystore::Errc;
+using keystore::fail;
 using keystore::KeyAlgorithm;
 using keystore::KeyInfo;
 using keystore::KeyPtr;
 using keystore::KeyUri;
-using keystore::fail;
 
 namespace {
 
@@ -46,7 +46,7 @@ CK_BBOOL kFalse = CK_FALSE;
 
 // A token in one slot: the login and a pool of sessions, shared by every Key on it.
 class Token {
-public:
+  public:
     Token(std::shared_ptr<Module> module, CK_SLOT_ID slot, const CK_TOKEN_INFO& info)
         : module_(std::move(module)), slot_(slot), info_(info) {}
     ~Token() {
@@ -72,7 +72,7 @@ public:
 
     // A session from the pool, returned on destruction unless marked broken.
     class Lease {
-    public:
+      public:
         Lease(Token* t, CK_SESSION_HANDLE h) : token_(t), handle_(h) {}
         Lease(Lease&& o) noexcept : token_(o.token_), handle_(o.handle_) { o.token_ = nullptr; }
         Lease(const Lease&) = delete;
@@ -83,7 +83,7 @@ public:
         CK_SESSION_HANDLE get() const { return handle_; }
         void broken() { broken_ = true; }
 
-    private:
+      private:
         Token* token_;
         CK_SESSION_HANDLE handle_;
         bool broken_ = false;
@@ -113,10 +113,10 @@ public:
         if (login_error_) return std::unexpected(*login_error_);
         if (login_session_ != CK_INVALID_HANDLE || !(info_.flags & CKF_LOGIN_REQUIRED)) return {};
         if (info_.flags & CKF_USER_PIN_LOCKED)
-            return remember(fail(Errc::pin_locked, "C_Login",
-                                 "the user PIN of token '" + label() +
-                                     "' is locked; unlock it with the SO PIN",
-                                 CKR_PIN_LOCKED));
+            return remember(
+                fail(Errc::pin_locked, "C_Login",
+                     "the user PIN of token '" + label() + "' is locked; unlock it with the SO PIN",
+                     CKR_PIN_LOCKED));
         auto pin = keystore::resolve_pin(uri, "PIN for token '" + label() + "'");
         if (!pin) return std::unexpected(pin.error());
         CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
@@ -140,7 +140,7 @@ public:
         return {};
     }
 
-private:
+  private:
     std::unexpected<keystore::Error> remember(std::unexpected<keystore::Error> e) {
         login_error_ = e.error();
         return e;
@@ -169,7 +169,8 @@ private:
 std::optional<Bytes> get_attr(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
                               CK_ATTRIBUTE_TYPE type) {
     CK_ATTRIBUTE a{type, nullptr, 0};
-    if (fn->C_GetAttributeValue(s, o, &a, 1) != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+    if (fn->C_GetAttributeValue(s, o, &a, 1) != CKR_OK ||
+        a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
         return std::nullopt;
     Bytes v(a.ulValueLen);
     a.pValue = v.data();
@@ -216,8 +217,9 @@ struct ObjectQuery {
     std::string describe() const {
         std::string d;
         if (label) d += "object=" + *label;
-        if (id) d += std::string(d.empty() ? "" : ";") + "id=" + keystore::percent_encode(
-                         std::string(id->begin(), id->end()));
+        if (id)
+            d += std::string(d.empty() ? "" : ";") +
+                 "id=" + keystore::percent_encode(std::string(id->begin(), id->end()));
         return d;
     }
 };
@@ -233,9 +235,12 @@ Result<ObjectQuery> object_query(const KeyUri& uri) {
 }
 
 class Pkcs11Key final : public keystore::Key {
-public:
+  public:
     Pkcs11Key(std::shared_ptr<Token> token, KeyUri uri, KeyAlgorithm alg, Bytes spki, Bytes id)
-        : token_(std::move(token)), uri_(std::move(uri)), alg_(alg), spki_(std::move(spki)),
+        : token_(std::move(token)),
+          uri_(std::move(uri)),
+          alg_(alg),
+          spki_(std::move(spki)),
           id_(std::move(id)) {}
 
     KeyAlgorithm algorithm() const override { return alg_; }
@@ -244,8 +249,8 @@ public:
 
     Result<Bytes> sign(std::span<const std::uint8_t> message) const override {
         const bool ec = keystore::is_ec(alg_);
-        Bytes input = keystore::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256",
-                                             message);
+        Bytes input =
+            keystore::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256", message);
         if (!ec) input.insert(input.begin(), kSha256DigestInfo.begin(), kSha256DigestInfo.end());
         CK_MECHANISM mech{ec ? CKM_ECDSA : CKM_RSA_PKCS, nullptr, 0};
         const std::size_t want =
@@ -305,8 +310,11 @@ public:
         flag("local", CKA_LOCAL);
         std::string usage;
         const std::pair<const char*, CK_ATTRIBUTE_TYPE> uses[] = {
-            {"sign", CKA_SIGN}, {"sign-recover", CKA_SIGN_RECOVER}, {"decrypt", CKA_DECRYPT},
-            {"unwrap", CKA_UNWRAP}, {"derive", CKA_DERIVE}};
+            {"sign", CKA_SIGN},
+            {"sign-recover", CKA_SIGN_RECOVER},
+            {"decrypt", CKA_DECRYPT},
+            {"unwrap", CKA_UNWRAP},
+            {"derive", CKA_DERIVE}};
         for (auto [name, t] : uses)
             if (get_bool(fn, lease->get(), *handle, t).value_or(false))
                 usage += std::string(usage.empty() ? "" : ",") + name;
@@ -319,7 +327,7 @@ public:
         return out;
     }
 
-private:
+  private:
     // Object handles are looked up per session use: they stay valid across sessions of
     // one application, but a token may renumber after a reinsert, and a lookup by CKA_ID
     // costs one find on the token.
@@ -364,9 +372,12 @@ Result<std::pair<KeyAlgorithm, Bytes>> public_key_of(CK_FUNCTION_LIST* fn, CK_SE
     Bytes point;
     if (kt == CKK_EC) {
         auto params = get_attr(fn, s, priv, CKA_EC_PARAMS);
-        if (params == kP256Oid) alg = KeyAlgorithm::ec_p256;
-        else if (params == kP384Oid) alg = KeyAlgorithm::ec_p384;
-        else return fail(Errc::unsupported, "pkcs11", "EC key on a curve other than P-256/P-384");
+        if (params == kP256Oid)
+            alg = KeyAlgorithm::ec_p256;
+        else if (params == kP384Oid)
+            alg = KeyAlgorithm::ec_p384;
+        else
+            return fail(Errc::unsupported, "pkcs11", "EC key on a curve other than P-256/P-384");
         // The point lives on the public key object (SoftHSM's private EC key has none).
         CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
         std::vector<CK_ATTRIBUTE> t{{CKA_CLASS, &cls, sizeof cls},
@@ -386,8 +397,7 @@ Result<std::pair<KeyAlgorithm, Bytes>> public_key_of(CK_FUNCTION_LIST* fn, CK_SE
             point.erase(point.begin(), point.begin() + 2);
         else if (point.size() == plen + 3 && point[0] == 0x04 && point[1] == 0x81)
             point.erase(point.begin(), point.begin() + 3);
-        if (point.size() != plen)
-            return fail(Errc::hardware, "pkcs11", "malformed CKA_EC_POINT");
+        if (point.size() != plen) return fail(Errc::hardware, "pkcs11", "malformed CKA_EC_POINT");
         kind = "EC";
         OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME,
                                         alg == KeyAlgorithm::ec_p256 ? "P-256" : "P-384", 0);
@@ -400,10 +410,17 @@ Result<std::pair<KeyAlgorithm, Bytes>> public_key_of(CK_FUNCTION_LIST* fn, CK_SE
         n.reset(BN_bin2bn(mod->data(), static_cast<int>(mod->size()), nullptr));
         e.reset(BN_bin2bn(exp->data(), static_cast<int>(exp->size()), nullptr));
         switch (BN_num_bits(n.get())) {
-            case 2048: alg = KeyAlgorithm::rsa_2048; break;
-            case 3072: alg = KeyAlgorithm::rsa_3072; break;
-            case 4096: alg = KeyAlgorithm::rsa_4096; break;
-            default: return fail(Errc::unsupported, "pkcs11", "RSA key of an unsupported size");
+            case 2048:
+                alg = KeyAlgorithm::rsa_2048;
+                break;
+            case 3072:
+                alg = KeyAlgorithm::rsa_3072;
+                break;
+            case 4096:
+                alg = KeyAlgorithm::rsa_4096;
+                break;
+            default:
+                return fail(Errc::unsupported, "pkcs11", "RSA key of an unsupported size");
         }
         kind = "RSA";
         OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get());
@@ -425,8 +442,9 @@ Result<std::pair<KeyAlgorithm, Bytes>> public_key_of(CK_FUNCTION_LIST* fn, CK_SE
 }
 
 class Pkcs11MacKey final : public keystore::MacKey {
-public:
-    Pkcs11MacKey(std::shared_ptr<Token> token, Bytes id) : token_(std::move(token)), id_(std::move(id)) {}
+  public:
+    Pkcs11MacKey(std::shared_ptr<Token> token, Bytes id)
+        : token_(std::move(token)), id_(std::move(id)) {}
     Result<Bytes> hmac_sha256(std::span<const std::uint8_t> data) const override {
         auto lease = token_->session();
         if (!lease) return std::unexpected(lease.error());
@@ -452,13 +470,13 @@ public:
         return mac;
     }
 
-private:
+  private:
     std::shared_ptr<Token> token_;
     Bytes id_;
 };
 
 class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeystore {
-public:
+  public:
     Result<KeyUri> import_hmac(const KeyUri& uri, const keystore::Secret& key) override {
         auto token = token_for(uri);
         if (!token) return std::unexpected(token.error());
@@ -476,19 +494,27 @@ public:
             if (!found) return std::unexpected(found.error());
             if (!found->empty())
                 return fail(Errc::exists, "pkcs11",
-                            "token '" + (*token)->label() + "' already holds an object with " + t.describe());
+                            "token '" + (*token)->label() + "' already holds an object with " +
+                                t.describe());
         }
         CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
         CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
         std::string lbl = *label;
         std::vector<CK_ATTRIBUTE> tmpl{
-            {CKA_CLASS, &cls, sizeof cls},   {CKA_KEY_TYPE, &kt, sizeof kt},
-            {CKA_TOKEN, &kTrue, 1},          {CKA_PRIVATE, &kTrue, 1},
-            {CKA_SENSITIVE, &kTrue, 1},      {CKA_EXTRACTABLE, &kFalse, 1},
-            {CKA_SIGN, &kTrue, 1},           {CKA_VERIFY, &kFalse, 1},
-            {CKA_ENCRYPT, &kFalse, 1},       {CKA_DECRYPT, &kFalse, 1},
-            {CKA_WRAP, &kFalse, 1},          {CKA_UNWRAP, &kFalse, 1},
-            {CKA_DERIVE, &kFalse, 1},        {CKA_LABEL, lbl.data(), lbl.size()},
+            {CKA_CLASS, &cls, sizeof cls},
+            {CKA_KEY_TYPE, &kt, sizeof kt},
+            {CKA_TOKEN, &kTrue, 1},
+            {CKA_PRIVATE, &kTrue, 1},
+            {CKA_SENSITIVE, &kTrue, 1},
+            {CKA_EXTRACTABLE, &kFalse, 1},
+            {CKA_SIGN, &kTrue, 1},
+            {CKA_VERIFY, &kFalse, 1},
+            {CKA_ENCRYPT, &kFalse, 1},
+            {CKA_DECRYPT, &kFalse, 1},
+            {CKA_WRAP, &kFalse, 1},
+            {CKA_UNWRAP, &kFalse, 1},
+            {CKA_DERIVE, &kFalse, 1},
+            {CKA_LABEL, lbl.data(), lbl.size()},
             {CKA_ID, id.data(), id.size()},
             {CKA_VALUE, const_cast<char*>(key.reveal().data()), key.reveal().size()}};
         CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
@@ -506,7 +532,8 @@ public:
         if (!token) return std::unexpected(token.error());
         ObjectQuery q{uri.path_attr("object"), std::nullopt, CKO_SECRET_KEY};
         if (auto id = uri.path_attr("id")) q.id = Bytes(id->begin(), id->end());
-        if (!q.label && !q.id) return fail(Errc::usage, "key URI", "name the HMAC key with object=LABEL");
+        if (!q.label && !q.id)
+            return fail(Errc::usage, "key URI", "name the HMAC key with object=LABEL");
         if (auto l = (*token)->login(uri); !l) return std::unexpected(l.error());
         auto lease = (*token)->session();
         if (!lease) return std::unexpected(lease.error());
@@ -514,10 +541,12 @@ public:
         if (!found) return std::unexpected(found.error());
         if (found->size() != 1)
             return fail(found->empty() ? Errc::not_found : Errc::usage, "pkcs11",
-                        found->empty() ? "no secret key with " + q.describe() + " on token '" + (*token)->label() + "'"
+                        found->empty() ? "no secret key with " + q.describe() + " on token '" +
+                                             (*token)->label() + "'"
                                        : "several secret keys match " + q.describe());
         auto id = get_attr((*token)->fn(), lease->get(), found->front(), CKA_ID).value_or(Bytes{});
-        return std::unique_ptr<keystore::MacKey>(std::make_unique<Pkcs11MacKey>(*token, std::move(id)));
+        return std::unique_ptr<keystore::MacKey>(
+            std::make_unique<Pkcs11MacKey>(*token, std::move(id)));
     }
 
     Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg) override {
@@ -555,11 +584,14 @@ public:
         std::uint8_t exponent[] = {0x01, 0x00, 0x01};
         std::string label = *q->label;
         Bytes id = *q->id;
-        std::vector<CK_ATTRIBUTE> pub{
-            {CKA_TOKEN, &kTrue, 1},      {CKA_PRIVATE, &kFalse, 1},
-            {CKA_VERIFY, &kTrue, 1},     {CKA_ENCRYPT, &kFalse, 1},
-            {CKA_WRAP, &kFalse, 1},      {CKA_DERIVE, &kFalse, 1},
-            {CKA_LABEL, label.data(), label.size()}, {CKA_ID, id.data(), id.size()}};
+        std::vector<CK_ATTRIBUTE> pub{{CKA_TOKEN, &kTrue, 1},
+                                      {CKA_PRIVATE, &kFalse, 1},
+                                      {CKA_VERIFY, &kTrue, 1},
+                                      {CKA_ENCRYPT, &kFalse, 1},
+                                      {CKA_WRAP, &kFalse, 1},
+                                      {CKA_DERIVE, &kFalse, 1},
+                                      {CKA_LABEL, label.data(), label.size()},
+                                      {CKA_ID, id.data(), id.size()}};
         if (keystore::is_ec(alg)) {
             pub.push_back({CKA_EC_PARAMS, const_cast<std::uint8_t*>(oid.data()), oid.size()});
         } else {
@@ -610,9 +642,9 @@ public:
         auto found = find(fn, lease->get(), q->tmpl());
         if (!found) return std::unexpected(found.error());
         if (found->empty())
-            return fail(Errc::not_found, "pkcs11",
-                        "no private key with " + q->describe() + " on token '" +
-                            (*token)->label() + "'");
+            return fail(
+                Errc::not_found, "pkcs11",
+                "no private key with " + q->describe() + " on token '" + (*token)->label() + "'");
         if (found->size() > 1)
             return fail(Errc::usage, "pkcs11",
                         std::to_string(found->size()) + " private keys match " + q->describe() +
@@ -673,7 +705,7 @@ public:
                "key on a PKCS#11 token (RFC 7512)";
     }
 
-private:
+  private:
     static KeyUri canonical_uri(const KeyUri& given, const Token& token, std::string label,
                                 const Bytes& id) {
         KeyUri out = given;
@@ -730,7 +762,8 @@ private:
                 !is("manufacturer", padded(info.manufacturerID, sizeof info.manufacturerID)) ||
                 !is("model", padded(info.model, sizeof info.model)) ||
                 !is("slot-id", std::to_string(slot)) ||
-                !is("slot-description", padded(sinfo.slotDescription, sizeof sinfo.slotDescription)) ||
+                !is("slot-description",
+                    padded(sinfo.slotDescription, sizeof sinfo.slotDescription)) ||
                 !is("slot-manufacturer", padded(sinfo.manufacturerID, sizeof sinfo.manufacturerID)))
                 continue;
             std::lock_guard lock(mutex_);
@@ -744,8 +777,8 @@ private:
                 wanted += (wanted.empty() ? "" : ";") + n + "=" + v;
         return fail(Errc::token_absent, "pkcs11",
                     "no token matches '" + (wanted.empty() ? std::string("any") : wanted) +
-                        "' in " + *path + "; tokens present: " +
-                        (present.empty() ? std::string("none") : present));
+                        "' in " + *path +
+                        "; tokens present: " + (present.empty() ? std::string("none") : present));
     }
 
     std::mutex mutex_;
@@ -754,6 +787,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<keystore::Keystore> make_keystore() { return std::make_unique<Pkcs11Keystore>(); }
+std::unique_ptr<keystore::Keystore> make_keystore() {
+    return std::make_unique<Pkcs11Keystore>();
+}
 
 }  // namespace pkcs11

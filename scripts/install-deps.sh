@@ -8,14 +8,20 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libssl-dev libp11-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libtss2-dev libldns-dev
+  libtss2-dev libldns-dev libtoml11-dev
+  # quality gates: formatting, static analysis, coverage (clang 14 cannot parse <expected>)
+  clang-19 clang-format-19 clang-tidy-19 libclang-rt-19-dev cppcheck gcovr
+  # install and packaging: man page from --help
+  help2man
   # hardware stand-ins and their tools
   softhsm2 opensc p11-kit
   swtpm swtpm-tools tpm2-tools tpm2-openssl
   # the CA, and an authoritative DNS server for dns-01 over RFC 2136
   pebble bind9 bind9-dnsutils
-  # used by tests and the demo
-  openssl curl ca-certificates jq python3 iproute2
+  # deployment: nginx serving with the key inside the HSM through the pkcs11 engine
+  nginx libengine-pkcs11-openssl
+  # used by tests, the demo and the benchmarks' plot
+  openssl curl ca-certificates jq python3 iproute2 gnuplot-nox
 )
 
 missing=()

@@ -58,10 +58,12 @@ keystore::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view w
             code = Errc::pin_incorrect;
             message = std::string(what.empty() ? "" : std::string(what) + ": ") +
                       "wrong auth value for the TPM key (not retried; each wrong try counts "
-                      "toward the TPM's dictionary-attack lockout) [" + decoded + "]";
+                      "toward the TPM's dictionary-attack lockout) [" +
+                      decoded + "]";
         } else if (auth == AuthOf::owner) {
-            message += " (the owner hierarchy has an authorization value; acme-agent needs an "
-                       "empty owner auth)";
+            message +=
+                " (the owner hierarchy has an authorization value; acme-agent needs an "
+                "empty owner auth)";
         }
     } else if (base == TPM2_RC_LOCKOUT) {
         code = Errc::pin_locked;
@@ -69,12 +71,14 @@ keystore::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view w
                   "the TPM is in dictionary-attack lockout after too many wrong auth values; "
                   "wait for its recovery time (tpm2_getcap properties-variable: "
                   "TPM2_PT_LOCKOUT_RECOVERY) or clear it with the lockout auth "
-                  "(tpm2_dictionarylockout --clear-lockout) [" + decoded + "]";
+                  "(tpm2_dictionarylockout --clear-lockout) [" +
+                  decoded + "]";
     } else if (base == TPM2_RC_NV_DEFINED) {
         code = Errc::exists;
     } else if (base == TPM2_RC_OBJECT_MEMORY) {
-        message += " (no free object slot in the TPM: another program left transient objects "
-                   "loaded — tpm2_flushcontext -t — or use a resource manager)";
+        message +=
+            " (no free object slot in the TPM: another program left transient objects "
+            "loaded — tpm2_flushcontext -t — or use a resource manager)";
     } else if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TCTI_RC_LAYER) {
         message += " (lost the connection to the TPM)";
     }
@@ -90,8 +94,10 @@ bool is_no_object(TSS2_RC rc) {
 void Object::reset() noexcept {
     if (tr_ == ESYS_TR_NONE) return;
     if (ref_ && ref_->esys && ref_->epoch == epoch_) {
-        if (kind_ == Kind::persistent) Esys_TR_Close(ref_->esys, &tr_);
-        else Esys_FlushContext(ref_->esys, tr_);  // transient object or session: frees the slot
+        if (kind_ == Kind::persistent)
+            Esys_TR_Close(ref_->esys, &tr_);
+        else
+            Esys_FlushContext(ref_->esys, tr_);  // transient object or session: frees the slot
     }
     tr_ = ESYS_TR_NONE;
 }
@@ -152,9 +158,9 @@ Result<void> Connection::connect() {
     // One capability read per connection: manufacturer, firmware, object slots.
     TPMS_CAPABILITY_DATA* caps = nullptr;
     TPMI_YES_NO more = TPM2_NO;
-    TSS2_RC rc = Esys_GetCapability(ref_.esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                    TPM2_CAP_TPM_PROPERTIES, TPM2_PT_MANUFACTURER, 16, &more,
-                                    &caps);
+    TSS2_RC rc =
+        Esys_GetCapability(ref_.esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                           TPM2_CAP_TPM_PROPERTIES, TPM2_PT_MANUFACTURER, 16, &more, &caps);
     if (tpm_base(rc) == TPM2_RC_INITIALIZE) {
         // A simulator started without startup-clear: do what the firmware would have done.
         if (TSS2_RC s = Esys_Startup(ref_.esys, TPM2_SU_CLEAR); s != TSS2_RC_SUCCESS)
@@ -216,7 +222,8 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
                 srk_persistent_ = false;
             } else {
                 note_failure(g, rc);
-                return std::unexpected(tss_error("Esys_TR_FromTPMPublic", rc, "reading the SRK 0x81000001"));
+                return std::unexpected(
+                    tss_error("Esys_TR_FromTPMPublic", rc, "reading the SRK 0x81000001"));
             }
         }
         if (*srk_persistent_) {
@@ -256,7 +263,8 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
                                         nullptr, nullptr, nullptr, nullptr);
         rc != TSS2_RC_SUCCESS) {
         note_failure(g, rc);
-        return std::unexpected(tss_error("Esys_CreatePrimary", rc, "creating the SRK", AuthOf::owner));
+        return std::unexpected(
+            tss_error("Esys_CreatePrimary", rc, "creating the SRK", AuthOf::owner));
     }
     out.handle = kOwnerParent;
     out.owned = Object(ref_, tr, Object::Kind::transient);
@@ -273,11 +281,12 @@ Result<ESYS_TR> Connection::hmac_session(Guard& g, ESYS_TR salt_key) {
         srk = std::move(*p);
         salt_key = srk.tr;
     }
-    const TPMT_SYM_DEF sym{.algorithm = TPM2_ALG_AES, .keyBits = {.aes = 128}, .mode = {.aes = TPM2_ALG_CFB}};
+    const TPMT_SYM_DEF sym{
+        .algorithm = TPM2_ALG_AES, .keyBits = {.aes = 128}, .mode = {.aes = TPM2_ALG_CFB}};
     ESYS_TR s = ESYS_TR_NONE;
-    if (TSS2_RC rc = Esys_StartAuthSession(ref_.esys, salt_key, ESYS_TR_NONE, ESYS_TR_NONE,
-                                           ESYS_TR_NONE, ESYS_TR_NONE, nullptr, TPM2_SE_HMAC,
-                                           &sym, TPM2_ALG_SHA256, &s);
+    if (TSS2_RC rc =
+            Esys_StartAuthSession(ref_.esys, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                  ESYS_TR_NONE, nullptr, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &s);
         rc != TSS2_RC_SUCCESS) {
         note_failure(g, rc);
         return std::unexpected(tss_error("Esys_StartAuthSession", rc, "salted HMAC session"));
@@ -291,7 +300,9 @@ Result<ESYS_TR> Connection::hmac_session(Guard& g, ESYS_TR salt_key) {
     return s;
 }
 
-void Connection::drop_session(Guard&) { session_.reset(); }
+void Connection::drop_session(Guard&) {
+    session_.reset();
+}
 
 void Connection::make_room(Guard&, std::size_t needed) {
     if (resource_managed_) return;
@@ -300,9 +311,12 @@ void Connection::make_room(Guard&, std::size_t needed) {
         for (auto& e : resident_) n += e.object.kind() == Object::Kind::transient;
         return n;
     };
-    for (auto it = resident_.begin(); it != resident_.end() && slots_used() + needed > info_.transient_min;) {
-        if (it->object.kind() == Object::Kind::transient) it = resident_.erase(it);  // flushes
-        else ++it;
+    for (auto it = resident_.begin();
+         it != resident_.end() && slots_used() + needed > info_.transient_min;) {
+        if (it->object.kind() == Object::Kind::transient)
+            it = resident_.erase(it);  // flushes
+        else
+            ++it;
     }
 }
 

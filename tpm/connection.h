@@ -26,7 +26,7 @@ enum class AuthOf { none, key, owner };
 // The error for a failed TSS call: `where` names the call ("Esys_Sign"), the message holds
 // `what` and Tss2_RC_Decode(rc), native holds the TSS2_RC.
 keystore::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view what = {},
-                         AuthOf auth = AuthOf::none);
+                          AuthOf auth = AuthOf::none);
 // check_rc("Esys_Sign", rc) in Botan's style: success, or the error above.
 inline keystore::Result<void> check_rc(std::string_view where, TSS2_RC rc,
                                        std::string_view what = {}, AuthOf auth = AuthOf::none) {
@@ -47,7 +47,7 @@ struct EsysRef {
 // owner goes, a persistent object only has its ESAPI metadata closed. Move-only; lives in
 // Connection or in a local under a Connection::Guard, so the lock is held when it goes.
 class Object {
-public:
+  public:
     enum class Kind { transient, persistent, session };
 
     Object() = default;
@@ -76,7 +76,7 @@ public:
     explicit operator bool() const { return tr_ != ESYS_TR_NONE; }
     void reset() noexcept;
 
-private:
+  private:
     const EsysRef* ref_ = nullptr;
     std::uint64_t epoch_ = 0;
     ESYS_TR tr_ = ESYS_TR_NONE;
@@ -96,7 +96,7 @@ struct TpmInfo {
 // below takes it. A TCTI failure (the TPM went away) drops the connection; the next
 // lock() reconnects and keys reload themselves.
 class Connection {
-public:
+  public:
     explicit Connection(std::string tcti) : tcti_(std::move(tcti)) {}
     ~Connection();
     Connection(const Connection&) = delete;
@@ -105,15 +105,16 @@ public:
     [[nodiscard]] const std::string& tcti() const { return tcti_; }
 
     class Guard {
-    public:
+      public:
         // Null after a TCTI failure dropped the connection (ESAPI calls then fail cleanly).
         [[nodiscard]] ESYS_CONTEXT* esys() const { return conn_->ref_.esys; }
         [[nodiscard]] const EsysRef& ref() const { return conn_->ref_; }
         [[nodiscard]] Connection& conn() const { return *conn_; }
 
-    private:
+      private:
         friend class Connection;
-        Guard(Connection* c, std::unique_lock<std::mutex> lock) : conn_(c), lock_(std::move(lock)) {}
+        Guard(Connection* c, std::unique_lock<std::mutex> lock)
+            : conn_(c), lock_(std::move(lock)) {}
         Connection* conn_;
         std::unique_lock<std::mutex> lock_;
     };
@@ -157,7 +158,7 @@ public:
     void make_room(Guard& g, std::size_t needed);
     [[nodiscard]] static std::uint64_t new_key_id();
 
-private:
+  private:
     keystore::Result<void> connect();
     void disconnect(bool flush) noexcept;
 

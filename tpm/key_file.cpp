@@ -50,7 +50,8 @@ struct PemDataDeleter {
 }  // namespace
 
 keystore::Result<std::string> encode_key_file(const KeyFile& key) {
-    Tss2KeyPtr k(reinterpret_cast<AcmeAgentTss2Key*>(ASN1_item_new(ASN1_ITEM_rptr(AcmeAgentTss2Key))));
+    Tss2KeyPtr k(
+        reinterpret_cast<AcmeAgentTss2Key*>(ASN1_item_new(ASN1_ITEM_rptr(AcmeAgentTss2Key))));
     if (!k) return keystore::ossl::fail_ossl("ASN1_item_new");
     ASN1_OBJECT_free(k->type);
     k->type = OBJ_txt2obj(kLoadableKeyOid, 1);

@@ -9,14 +9,14 @@
 namespace tpm {
 
 using keystore::Errc;
-using keystore::KeyAlgorithm;
 using keystore::fail;
+using keystore::KeyAlgorithm;
 
 namespace {
 
 constexpr TPMA_OBJECT kSigningAttrs = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                                      TPMA_OBJECT_SENSITIVEDATAORIGIN |
-                                      TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_SIGN_ENCRYPT;
+                                      TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+                                      TPMA_OBJECT_SIGN_ENCRYPT;
 
 }  // namespace
 
@@ -25,9 +25,9 @@ TPM2B_PUBLIC srk_template() {
     TPMT_PUBLIC& p = t.publicArea;
     p.type = TPM2_ALG_ECC;
     p.nameAlg = TPM2_ALG_SHA256;
-    p.objectAttributes = TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED |
-                         TPMA_OBJECT_DECRYPT | TPMA_OBJECT_NODA | TPMA_OBJECT_FIXEDTPM |
-                         TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN;
+    p.objectAttributes = TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT |
+                         TPMA_OBJECT_NODA | TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                         TPMA_OBJECT_SENSITIVEDATAORIGIN;
     p.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
     p.parameters.eccDetail.symmetric.keyBits.aes = 128;
     p.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
@@ -62,10 +62,12 @@ keystore::Result<TPM2B_PUBLIC> signing_template(KeyAlgorithm alg) {
             p.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
             p.parameters.rsaDetail.scheme.scheme = TPM2_ALG_RSASSA;
             p.parameters.rsaDetail.scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
-            p.parameters.rsaDetail.keyBits = static_cast<TPMI_RSA_KEY_BITS>(keystore::rsa_bits(alg));
+            p.parameters.rsaDetail.keyBits =
+                static_cast<TPMI_RSA_KEY_BITS>(keystore::rsa_bits(alg));
             p.parameters.rsaDetail.exponent = 0;  // 65537
             return t;
-        case KeyAlgorithm::rsa_4096: break;
+        case KeyAlgorithm::rsa_4096:
+            break;
     }
     return fail(Errc::unsupported, "tpm2",
                 std::string(keystore::algorithm_name(alg)) +
@@ -101,7 +103,8 @@ keystore::Result<KeyAlgorithm> algorithm_of(const TPMT_PUBLIC& pub) {
         if (d.exponent != 0 && d.exponent != 65537)
             return fail(Errc::unsupported, "tpm2", "RSA public exponent is not 65537");
         if (d.scheme.scheme != TPM2_ALG_NULL &&
-            (d.scheme.scheme != TPM2_ALG_RSASSA || d.scheme.details.rsassa.hashAlg != TPM2_ALG_SHA256))
+            (d.scheme.scheme != TPM2_ALG_RSASSA ||
+             d.scheme.details.rsassa.hashAlg != TPM2_ALG_SHA256))
             return fail(Errc::unsupported, "tpm2",
                         "the key's fixed signing scheme is not RSASSA-PKCS1-v1_5 with SHA-256");
         if (d.keyBits == 2048) return KeyAlgorithm::rsa_2048;
@@ -116,8 +119,7 @@ TPMT_SIG_SCHEME sig_scheme(KeyAlgorithm alg) {
     TPMT_SIG_SCHEME s{};
     if (keystore::is_ec(alg)) {
         s.scheme = TPM2_ALG_ECDSA;
-        s.details.ecdsa.hashAlg =
-            alg == KeyAlgorithm::ec_p384 ? TPM2_ALG_SHA384 : TPM2_ALG_SHA256;
+        s.details.ecdsa.hashAlg = alg == KeyAlgorithm::ec_p384 ? TPM2_ALG_SHA384 : TPM2_ALG_SHA256;
     } else {
         s.scheme = TPM2_ALG_RSASSA;
         s.details.rsassa.hashAlg = TPM2_ALG_SHA256;
@@ -146,14 +148,16 @@ keystore::Result<keystore::Bytes> spki_of(const TPMT_PUBLIC& pub) {
         std::copy(y.buffer, y.buffer + y.size, point.begin() + 1 + w + (w - y.size));
         if (!bld ||
             !OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME,
-                                             *alg == KeyAlgorithm::ec_p384 ? "P-384" : "P-256", 0) ||
+                                             *alg == KeyAlgorithm::ec_p384 ? "P-384" : "P-256",
+                                             0) ||
             !OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                               point.size()))
             return keystore::ossl::fail_ossl("OSSL_PARAM_BLD");
     } else {
         type = "RSA";
         const auto& m = pub.unique.rsa;
-        const std::uint32_t exp = pub.parameters.rsaDetail.exponent ? pub.parameters.rsaDetail.exponent : 65537;
+        const std::uint32_t exp =
+            pub.parameters.rsaDetail.exponent ? pub.parameters.rsaDetail.exponent : 65537;
         n.reset(BN_bin2bn(m.buffer, m.size, nullptr));
         e.reset(BN_new());
         if (!bld || !n || !e || !BN_set_word(e.get(), exp) ||
@@ -175,7 +179,8 @@ keystore::Result<keystore::Bytes> spki_of(const TPMT_PUBLIC& pub) {
 bool is_storage_key(const TPMT_PUBLIC& pub) {
     const TPMA_OBJECT a = pub.objectAttributes;
     return (a & TPMA_OBJECT_RESTRICTED) && (a & TPMA_OBJECT_DECRYPT) &&
-           !(a & TPMA_OBJECT_SIGN_ENCRYPT) && (pub.type == TPM2_ALG_ECC || pub.type == TPM2_ALG_RSA);
+           !(a & TPMA_OBJECT_SIGN_ENCRYPT) &&
+           (pub.type == TPM2_ALG_ECC || pub.type == TPM2_ALG_RSA);
 }
 
 std::vector<keystore::KeyProperty> attribute_properties(TPMA_OBJECT attrs) {
@@ -217,8 +222,8 @@ keystore::Result<TPM2B_PUBLIC> unmarshal_public(const keystore::Bytes& data) {
     std::size_t off = 0;
     if (TSS2_RC rc = Tss2_MU_TPM2B_PUBLIC_Unmarshal(data.data(), data.size(), &off, &pub);
         rc || off != data.size())
-        return fail(Errc::io, "Tss2_MU_TPM2B_PUBLIC_Unmarshal", "the key file's public part is malformed",
-                    rc);
+        return fail(Errc::io, "Tss2_MU_TPM2B_PUBLIC_Unmarshal",
+                    "the key file's public part is malformed", rc);
     return pub;
 }
 

@@ -19,13 +19,13 @@ namespace tpm {
 
 using keystore::Bytes;
 using keystore::Errc;
+using keystore::fail;
 using keystore::KeyAlgorithm;
 using keystore::KeyInfo;
 using keystore::KeyPtr;
 using keystore::KeyUri;
 using keystore::Result;
 using keystore::Secret;
-using keystore::fail;
 using Guard = Connection::Guard;
 
 namespace {
@@ -60,8 +60,9 @@ Result<std::uint32_t> parse_handle(const KeyUri& uri) {
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), h, base);
     if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() ||
         h < kPersistentFirst || h > kPersistentLast)
-        return fail(Errc::usage, "key URI",
-                    "tpm2:handle='" + text + "' is not a persistent handle (0x81000000-0x81ffffff)");
+        return fail(
+            Errc::usage, "key URI",
+            "tpm2:handle='" + text + "' is not a persistent handle (0x81000000-0x81ffffff)");
     return h;
 }
 
@@ -119,9 +120,9 @@ Result<Created> create_key(Guard& g, const Connection::Parent& parent, const TPM
     const TPML_PCR_SELECTION pcrs{};
     TPM2B_PRIVATE* priv = nullptr;
     TPM2B_PUBLIC* pub = nullptr;
-    const TSS2_RC rc = Esys_Create(g.esys(), parent.tr, session, ESYS_TR_NONE, ESYS_TR_NONE,
-                                   &sensitive, &tmpl, &outside, &pcrs, &priv, &pub, nullptr,
-                                   nullptr, nullptr);
+    const TSS2_RC rc =
+        Esys_Create(g.esys(), parent.tr, session, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl,
+                    &outside, &pcrs, &priv, &pub, nullptr, nullptr, nullptr);
     if (rc != TSS2_RC_SUCCESS) {
         if (session != ESYS_TR_PASSWORD) g.conn().drop_session(g);
         g.conn().note_failure(g, rc);
@@ -137,11 +138,15 @@ struct Place {
 };
 
 class TpmKey final : public keystore::Key {
-public:
+  public:
     TpmKey(std::shared_ptr<Connection> conn, KeyUri uri, KeyAlgorithm alg, Bytes spki, Place place,
            Secret auth)
-        : conn_(std::move(conn)), uri_(std::move(uri)), alg_(alg), spki_(std::move(spki)),
-          place_(std::move(place)), auth_(std::move(auth)) {}
+        : conn_(std::move(conn)),
+          uri_(std::move(uri)),
+          alg_(alg),
+          spki_(std::move(spki)),
+          place_(std::move(place)),
+          auth_(std::move(auth)) {}
     ~TpmKey() override { conn_->release(id_); }
     TpmKey(const TpmKey&) = delete;
     TpmKey& operator=(const TpmKey&) = delete;
@@ -152,8 +157,8 @@ public:
 
     Result<Bytes> sign(std::span<const std::uint8_t> message) const override {
         // Hash on the host, then exactly one TPM2_Sign (no TPM hash sequence).
-        const Bytes hash = keystore::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256",
-                                                  message);
+        const Bytes hash =
+            keystore::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256", message);
         TPM2B_DIGEST digest{};
         digest.size = static_cast<UINT16>(hash.size());
         std::memcpy(digest.buffer, hash.data(), hash.size());
@@ -221,7 +226,7 @@ public:
         return out;
     }
 
-private:
+  private:
     Result<ESYS_TR> session_for(Guard& g) const {
         if (auth_.empty()) return ESYS_TR_PASSWORD;  // fast path: one command per signature
         return conn_->hmac_session(g);
@@ -254,7 +259,8 @@ private:
                 auto e = tss_error("Esys_TR_FromTPMPublic", rc, uri_.to_string());
                 if (is_no_object(rc)) {
                     e.code = Errc::not_found;
-                    e.message = "no key at persistent handle " + hex32(place_.handle) + " [" + e.message + "]";
+                    e.message = "no key at persistent handle " + hex32(place_.handle) + " [" +
+                                e.message + "]";
                 }
                 return std::unexpected(std::move(e));
             }
@@ -271,10 +277,11 @@ private:
                                    ESYS_TR_NONE, &*priv, &*pub, &tr);
             rc != TSS2_RC_SUCCESS) {
             g.conn().note_failure(g, rc);
-            return std::unexpected(tss_error(
-                "Esys_Load", rc,
-                *uri_.path_attr("path") + " (a key file loads only in the TPM that made it, "
-                                          "under the same parent " + hex32(place_.file->parent) + ")"));
+            return std::unexpected(tss_error("Esys_Load", rc,
+                                             *uri_.path_attr("path") +
+                                                 " (a key file loads only in the TPM that made it, "
+                                                 "under the same parent " +
+                                                 hex32(place_.file->parent) + ")"));
         }
         return Object(g.ref(), tr, Object::Kind::transient);
         // `parent` goes here: a transient SRK is flushed right after the load.
@@ -304,7 +311,8 @@ private:
             if (r.size > w || s.size > w)
                 return fail(Errc::hardware, "Esys_Sign", "r or s is wider than the curve");
             Bytes out(2 * w, 0);  // r and s left-padded to the field width (RFC 7518 §3.4)
-            std::copy(r.buffer, r.buffer + r.size, out.begin() + static_cast<std::ptrdiff_t>(w - r.size));
+            std::copy(r.buffer, r.buffer + r.size,
+                      out.begin() + static_cast<std::ptrdiff_t>(w - r.size));
             std::copy(s.buffer, s.buffer + s.size,
                       out.begin() + static_cast<std::ptrdiff_t>(2 * w - s.size));
             return out;
@@ -313,9 +321,11 @@ private:
             return fail(Errc::hardware, "Esys_Sign", "the TPM returned a non-RSASSA signature");
         const std::size_t n = keystore::rsa_bits(alg_) / 8;
         const auto& rs = sig.signature.rsassa.sig;
-        if (rs.size > n) return fail(Errc::hardware, "Esys_Sign", "RSA signature longer than the modulus");
+        if (rs.size > n)
+            return fail(Errc::hardware, "Esys_Sign", "RSA signature longer than the modulus");
         Bytes out(n, 0);
-        std::copy(rs.buffer, rs.buffer + rs.size, out.begin() + static_cast<std::ptrdiff_t>(n - rs.size));
+        std::copy(rs.buffer, rs.buffer + rs.size,
+                  out.begin() + static_cast<std::ptrdiff_t>(n - rs.size));
         return out;
     }
 
@@ -330,7 +340,7 @@ private:
 };
 
 class TpmKeystore final : public keystore::Keystore {
-public:
+  public:
     explicit TpmKeystore(std::string tcti) : conn_(std::make_shared<Connection>(std::move(tcti))) {}
 
     Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg) override {
@@ -382,8 +392,9 @@ public:
             auto pem = keystore::read_file(*path, 64 * 1024);
             if (!pem) return std::unexpected(pem.error());
             if (auto f = decode_key_file(*pem, *path); !f)
-                return fail(Errc::usage, *path,
-                            "not a TSS2 key file; refusing to delete it (" + f.error().message + ")");
+                return fail(
+                    Errc::usage, *path,
+                    "not a TSS2 key file; refusing to delete it (" + f.error().message + ")");
             return keystore::remove_file_durable(*path);
         }
         auto h = parse_handle(uri);
@@ -391,8 +402,8 @@ public:
         auto g = conn_->lock();
         if (!g) return std::unexpected(g.error());
         ESYS_TR tr = ESYS_TR_NONE;
-        if (TSS2_RC rc = Esys_TR_FromTPMPublic(g->esys(), *h, ESYS_TR_NONE, ESYS_TR_NONE,
-                                               ESYS_TR_NONE, &tr);
+        if (TSS2_RC rc =
+                Esys_TR_FromTPMPublic(g->esys(), *h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
             rc != TSS2_RC_SUCCESS)
             return no_handle(*g, *h, rc);
         Object obj(g->ref(), tr, Object::Kind::persistent);
@@ -407,8 +418,8 @@ public:
                                            ESYS_TR_NONE, ESYS_TR_NONE, *h, &none);
             rc != TSS2_RC_SUCCESS) {
             conn_->note_failure(*g, rc);
-            return std::unexpected(tss_error("Esys_EvictControl", rc, "evicting " + hex32(*h),
-                                             AuthOf::owner));
+            return std::unexpected(
+                tss_error("Esys_EvictControl", rc, "evicting " + hex32(*h), AuthOf::owner));
         }
         return {};  // `obj` closes the stale ESYS_TR (a no-op if ESAPI already dropped it)
     }
@@ -418,7 +429,7 @@ public:
                "a TPM 2.0 (TCTI from --tcti or ACME_AGENT_TCTI, default device:/dev/tpmrm0)";
     }
 
-private:
+  private:
     Result<KeyPtr> generate_file(const KeyUri& uri, const std::string& path, KeyAlgorithm alg,
                                  const TPM2B_PUBLIC& tmpl) {
         std::error_code ec;
@@ -453,19 +464,21 @@ private:
         auto spki = spki_of(pub->publicArea);
         if (!spki) return std::unexpected(spki.error());
         keystore::log::debug("tpm2: created " + std::string(keystore::algorithm_name(alg)) +
-                            " key " + path + " under parent " + hex32(file.parent));
+                             " key " + path + " under parent " + hex32(file.parent));
         return std::make_shared<TpmKey>(conn_, uri, alg, std::move(*spki),
                                         Place{std::move(file), 0}, std::move(*auth));
     }
 
-    Result<KeyPtr> generate_persistent(const KeyUri& uri, KeyAlgorithm alg, const TPM2B_PUBLIC& tmpl) {
+    Result<KeyPtr> generate_persistent(const KeyUri& uri, KeyAlgorithm alg,
+                                       const TPM2B_PUBLIC& tmpl) {
         auto h = parse_handle(uri);
         if (!h) return std::unexpected(h.error());
         if (*h == kSrkHandle || *h >= kPlatformFirst)
             return fail(Errc::usage, "key URI",
-                        hex32(*h) + (*h == kSrkHandle ? " is the SRK's handle (TCG provisioning guidance)"
-                                                      : " is in the platform range, which needs "
-                                                        "platform authorization") +
+                        hex32(*h) +
+                            (*h == kSrkHandle ? " is the SRK's handle (TCG provisioning guidance)"
+                                              : " is in the platform range, which needs "
+                                                "platform authorization") +
                             "; pick another persistent handle, e.g. 0x81000002");
         auto auth = auth_value(uri, "auth value for the new TPM key", false);
         if (!auth) return std::unexpected(auth.error());
@@ -505,7 +518,7 @@ private:
         auto spki = spki_of(created->pub->publicArea);
         if (!spki) return std::unexpected(spki.error());
         keystore::log::debug("tpm2: created " + std::string(keystore::algorithm_name(alg)) +
-                            " key at persistent handle " + hex32(*h));
+                             " key at persistent handle " + hex32(*h));
         return std::make_shared<TpmKey>(conn_, with_handle(uri, *h), alg, std::move(*spki),
                                         Place{std::nullopt, *h}, std::move(*auth));
         // `transient` (the loaded copy) and a transient SRK are flushed here.
@@ -530,7 +543,8 @@ private:
         // emptyAuth TRUE: a pin-source is ignored, since sending a value to a key that has
         // none would count as a dictionary-attack failure.
         Result<Secret> auth = Secret{};
-        if (!file->empty_auth) auth = auth_value(uri, "auth value for TPM key " + path, true);
+        if (!file->empty_auth)
+            auth = auth_value(uri, "auth value for TPM key " + path, true);
         else if (uri.query_attr("pin-source"))
             keystore::log::debug("tpm2: " + path + " has no auth value; ignoring pin-source");
         if (!auth) return std::unexpected(auth.error());
@@ -581,10 +595,9 @@ private:
         std::uint32_t next = first;
         while (more == TPM2_YES && out.size() < count) {
             TPMS_CAPABILITY_DATA* raw = nullptr;
-            if (TSS2_RC rc = Esys_GetCapability(g.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                                TPM2_CAP_HANDLES, next,
-                                                std::min<std::uint32_t>(count, TPM2_MAX_CAP_HANDLES),
-                                                &more, &raw);
+            if (TSS2_RC rc = Esys_GetCapability(
+                    g.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES, next,
+                    std::min<std::uint32_t>(count, TPM2_MAX_CAP_HANDLES), &more, &raw);
                 rc != TSS2_RC_SUCCESS) {
                 conn_->note_failure(g, rc);
                 return std::unexpected(tss_error("Esys_GetCapability", rc, "persistent handles"));
@@ -615,8 +628,8 @@ private:
 
     Result<TPMT_PUBLIC> read_persistent(Guard& g, std::uint32_t h) {
         ESYS_TR tr = ESYS_TR_NONE;
-        if (TSS2_RC rc = Esys_TR_FromTPMPublic(g.esys(), h, ESYS_TR_NONE, ESYS_TR_NONE,
-                                               ESYS_TR_NONE, &tr);
+        if (TSS2_RC rc =
+                Esys_TR_FromTPMPublic(g.esys(), h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
             rc != TSS2_RC_SUCCESS)
             return no_handle(g, h, rc);
         Object obj(g.ref(), tr, Object::Kind::persistent);

@@ -22,7 +22,8 @@ Result<json> contacts_of(const std::vector<std::string>& emails) {
 
 Result<std::string> account_url(Client& client, const HttpResponse& r) {
     if (!r.location) return fail(Errc::protocol, "newAccount", "no Location header in the answer");
-    if (auto ok = client.check_origin(*r.location, "account URL"); !ok) return std::unexpected(ok.error());
+    if (auto ok = client.check_origin(*r.location, "account URL"); !ok)
+        return std::unexpected(ok.error());
     return *r.location;
 }
 }  // namespace
@@ -35,8 +36,9 @@ Result<std::string> register_account(Client& client, const keystore::Key& key,
                     "the CA's terms of service must be accepted: read " + *dir.terms_of_service +
                         " and pass --agree-tos");
     if (dir.eab_required && !request.eab)
-        return fail(Errc::usage, "account",
-                    "the CA requires External Account Binding: pass --eab-kid ID --eab-hmac-key SRC");
+        return fail(
+            Errc::usage, "account",
+            "the CA requires External Account Binding: pass --eab-kid ID --eab-hmac-key SRC");
     json payload{{"termsOfServiceAgreed", request.agree_tos}};
     if (!request.emails.empty()) {
         auto contacts = contacts_of(request.emails);
@@ -85,11 +87,13 @@ Result<void> deactivate_account(Client& client, const keystore::Key& key, const 
 Result<void> rollover(Client& client, const keystore::Key& old_key, const std::string& url,
                       const keystore::Key& new_key) {
     const std::string& key_change = client.directory().key_change;
-    if (key_change.empty()) return fail(Errc::unsupported, "rollover", "the CA's directory has no keyChange");
+    if (key_change.empty())
+        return fail(Errc::unsupported, "rollover", "the CA's directory has no keyChange");
     auto old_jwk = keystore::jwk_json(old_key.public_key_der());
     if (!old_jwk) return std::unexpected(old_jwk.error());
     const json inner_payload{{"account", url}, {"oldKey", json::parse(*old_jwk)}};
-    auto inner = jose::sign(new_key, {key_change, std::nullopt, std::nullopt}, inner_payload.dump());
+    auto inner =
+        jose::sign(new_key, {key_change, std::nullopt, std::nullopt}, inner_payload.dump());
     if (!inner) return std::unexpected(inner.error());
     auto r = client.post(key_change, old_key, url, *inner);
     if (!r) return std::unexpected(r.error());

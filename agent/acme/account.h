@@ -32,7 +32,8 @@ Result<std::string> register_account(Client& client, const keystore::Key& key,
 // has none.
 Result<std::optional<std::string>> find_account(Client& client, const keystore::Key& key);
 // Replaces the account's contacts (RFC 8555 §7.3.2).
-Result<nlohmann::json> update_account(Client& client, const keystore::Key& key, const std::string& url,
+Result<nlohmann::json> update_account(Client& client, const keystore::Key& key,
+                                      const std::string& url,
                                       const std::vector<std::string>& emails);
 // Deactivates the account (§7.3.6); the CA then refuses every request signed by it.
 Result<void> deactivate_account(Client& client, const keystore::Key& key, const std::string& url);
@@ -42,6 +43,7 @@ Result<void> rollover(Client& client, const keystore::Key& old_key, const std::s
                       const keystore::Key& new_key);
 
 // POST-as-GET of the account object.
-Result<nlohmann::json> fetch_account(Client& client, const keystore::Key& key, const std::string& url);
+Result<nlohmann::json> fetch_account(Client& client, const keystore::Key& key,
+                                     const std::string& url);
 
 }  // namespace acme

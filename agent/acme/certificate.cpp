@@ -15,7 +15,8 @@ constexpr std::size_t kMaxChainBytes = 1 << 20;
 constexpr std::size_t kMaxAlternates = 5;
 
 Result<Chain> fetch_chain(Client& client, const keystore::Key& account_key, const std::string& kid,
-                          const std::string& url, const keystore::Bytes& spki, HttpResponse* response) {
+                          const std::string& url, const keystore::Bytes& spki,
+                          HttpResponse* response) {
     auto r = client.post(url, account_key, kid, "", kMaxChainBytes);
     if (!r) return std::unexpected(r.error());
     auto blocks = x509::split_chain(r->body);
@@ -47,12 +48,14 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::st
 }
 }  // namespace
 
-Result<Chain> download_certificate(Client& client, const keystore::Key& account_key, const std::string& kid,
-                                   const std::string& url, const keystore::Bytes& spki,
+Result<Chain> download_certificate(Client& client, const keystore::Key& account_key,
+                                   const std::string& kid, const std::string& url,
+                                   const keystore::Bytes& spki,
                                    const std::string& preferred_issuer) {
     HttpResponse r;
     auto chain = fetch_chain(client, account_key, kid, url, spki, &r);
-    if (!chain || preferred_issuer.empty() || top_issuer_cn(*chain) == preferred_issuer) return chain;
+    if (!chain || preferred_issuer.empty() || top_issuer_cn(*chain) == preferred_issuer)
+        return chain;
     std::size_t tried = 0;
     for (auto& [link, rel] : parse_links(r.links)) {
         if (rel != "alternate") continue;
@@ -65,10 +68,16 @@ Result<Chain> download_certificate(Client& client, const keystore::Key& account_
 }
 
 std::optional<int> parse_reason(const std::string& text) {
-    static constexpr std::array<std::pair<const char*, int>, 9> kReasons{{
-        {"unspecified", 0}, {"keyCompromise", 1}, {"cACompromise", 2}, {"affiliationChanged", 3},
-        {"superseded", 4}, {"cessationOfOperation", 5}, {"certificateHold", 6},
-        {"privilegeWithdrawn", 9}, {"aACompromise", 10}}};
+    static constexpr std::array<std::pair<const char*, int>, 9> kReasons{
+        {{"unspecified", 0},
+         {"keyCompromise", 1},
+         {"cACompromise", 2},
+         {"affiliationChanged", 3},
+         {"superseded", 4},
+         {"cessationOfOperation", 5},
+         {"certificateHold", 6},
+         {"privilegeWithdrawn", 9},
+         {"aACompromise", 10}}};
     for (auto& [name, code] : kReasons)
         if (text == name) return code;
     if (!text.empty() && text.size() <= 2 && std::all_of(text.begin(), text.end(), ::isdigit)) {
@@ -78,8 +87,9 @@ std::optional<int> parse_reason(const std::string& text) {
     return std::nullopt;
 }
 
-Result<void> revoke(Client& client, const keystore::Key& signer, const std::optional<std::string>& kid,
-                    const keystore::Bytes& cert_der, std::optional<int> reason) {
+Result<void> revoke(Client& client, const keystore::Key& signer,
+                    const std::optional<std::string>& kid, const keystore::Bytes& cert_der,
+                    std::optional<int> reason) {
     if (client.directory().revoke_cert.empty())
         return fail(Errc::unsupported, "revoke", "the CA's directory has no revokeCert");
     json payload{{"certificate", keystore::base64url_encode(cert_der)}};
@@ -97,7 +107,8 @@ Result<std::optional<RenewalWindow>> renewal_info(Client& client, const x509::Ce
     const auto& base = client.directory().renewal_info;
     if (!base) return std::optional<RenewalWindow>{};
     if (cert.aki.empty())
-        return fail(Errc::protocol, "renewalInfo", "the certificate has no authority key identifier");
+        return fail(Errc::protocol, "renewalInfo",
+                    "the certificate has no authority key identifier");
     std::string url = *base;
     if (!url.ends_with("/")) url += "/";
     auto r = client.get(url + ari_cert_id(cert.aki, cert.serial_der));
@@ -110,7 +121,8 @@ Result<std::optional<RenewalWindow>> renewal_info(Client& client, const x509::Ce
     auto end = parse_rfc3339(json_string(w, "end"));
     if (!start || !end || *end < *start)
         return fail(Errc::protocol, "renewalInfo", "malformed suggestedWindow");
-    return std::optional<RenewalWindow>(RenewalWindow{*start, *end, json_string(j, "explanationURL")});
+    return std::optional<RenewalWindow>(
+        RenewalWindow{*start, *end, json_string(j, "explanationURL")});
 }
 
 }  // namespace acme

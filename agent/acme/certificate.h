@@ -32,8 +32,9 @@ std::optional<int> parse_reason(const std::string& text);
 
 // revokeCert signed by `signer`: the account key (kid = account URL) or the certificate's
 // own key (kid = nullopt: the JWS carries the key's jwk).
-Result<void> revoke(Client& client, const keystore::Key& signer, const std::optional<std::string>& kid,
-                    const keystore::Bytes& cert_der, std::optional<int> reason);
+Result<void> revoke(Client& client, const keystore::Key& signer,
+                    const std::optional<std::string>& kid, const keystore::Bytes& cert_der,
+                    std::optional<int> reason);
 
 // RFC 9773 §4.1: base64url(AKI keyIdentifier) "." base64url(serial content octets).
 std::string ari_cert_id(const keystore::Bytes& aki, const keystore::Bytes& serial_der);

@@ -39,16 +39,20 @@ bool transient(const keystore::Error& e) {
         case 55:  // CURLE_SEND_ERROR
         case 56:  // CURLE_RECV_ERROR
             return true;
-        default: return false;
+        default:
+            return false;
     }
 }
-bool transient(long status) { return status == 429 || status == 500 || status == 502 || status == 503 || status == 504; }
+bool transient(long status) {
+    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
 
 // Bounded retries of one request: jittered exponential backoff, or the server's wait.
 class Retrier {
-public:
+  public:
     Retrier(const ClientOptions& o, std::string what)
-        : what_(std::move(what)), left_(o.transient_retries),
+        : what_(std::move(what)),
+          left_(o.transient_retries),
           deadline_(std::chrono::steady_clock::now() + o.retry_deadline) {}
 
     // Waits and returns true when another try is allowed.
@@ -56,17 +60,18 @@ public:
         using namespace std::chrono;
         if (left_-- <= 0) return false;
         static thread_local std::mt19937 rng{std::random_device{}()};
-        const milliseconds jittered(std::uniform_int_distribution<long>(backoff_.count() / 2, backoff_.count())(rng));
+        const milliseconds jittered(
+            std::uniform_int_distribution<long>(backoff_.count() / 2, backoff_.count())(rng));
         const milliseconds wait = server_wait ? *server_wait : jittered;
         backoff_ = std::min(backoff_ * 2, milliseconds(8000));
         if (steady_clock::now() + wait > deadline_) return false;
-        keystore::log::debug(what_ + ": " + why + "; retrying in " + std::to_string(wait.count()) + " ms (" +
-                             std::to_string(left_) + " tries left)");
+        keystore::log::debug(what_ + ": " + why + "; retrying in " + std::to_string(wait.count()) +
+                             " ms (" + std::to_string(left_) + " tries left)");
         std::this_thread::sleep_for(wait);  // the server asked for it, or backoff: nothing to poll
         return true;
     }
 
-private:
+  private:
     std::string what_;
     int left_;
     std::chrono::steady_clock::time_point deadline_;
@@ -98,9 +103,10 @@ keystore::Error problem_error(long status, const std::string& body) {
     std::string type = str(j, "type").value_or("");
     std::string detail = str(j, "detail").value_or("");
     if (type.empty() && detail.empty())
-        return keystore::Error{Errc::protocol, "HTTP " + std::to_string(status),
-                               "the server answered " + std::to_string(status) +
-                                   " without a problem document", std::nullopt};
+        return keystore::Error{
+            Errc::protocol, "HTTP " + std::to_string(status),
+            "the server answered " + std::to_string(status) + " without a problem document",
+            std::nullopt};
     if (j.contains("subproblems") && j["subproblems"].is_array())
         for (auto& sp : j["subproblems"]) {
             detail += "; " + str(sp, "type").value_or("?");
@@ -151,26 +157,29 @@ Result<std::unique_ptr<Client>> Client::connect(const std::string& directory_url
     }
     c->origin_ = origin_of(directory_url);
     for (const std::string* u : {&d.new_nonce, &d.new_account, &d.new_order})
-        if (auto ok = c->check_origin(*u, "directory entry"); !ok) return std::unexpected(ok.error());
+        if (auto ok = c->check_origin(*u, "directory entry"); !ok)
+            return std::unexpected(ok.error());
     c->keep_nonce(*r);
     return c;
 }
 
-bool Client::same_origin(const std::string& url) const { return origin_of(url) == origin_; }
+bool Client::same_origin(const std::string& url) const {
+    return origin_of(url) == origin_;
+}
 
 Result<void> Client::check_origin(const std::string& url, const std::string& what) const {
     if (same_origin(url)) return {};
-    return fail(Errc::protocol, what,
-                "the server sent a URL outside its own origin (" + origin_ + "): " +
-                    url.substr(0, 200));
+    return fail(
+        Errc::protocol, what,
+        "the server sent a URL outside its own origin (" + origin_ + "): " + url.substr(0, 200));
 }
 
 void Client::keep_nonce(const HttpResponse& r) {
-    if (!r.replay_nonce || r.replay_nonce->empty() || r.replay_nonce->size() > kMaxNonceLength) return;
+    if (!r.replay_nonce || r.replay_nonce->empty() || r.replay_nonce->size() > kMaxNonceLength)
+        return;
     // RFC 8555 §6.5.1: a nonce is base64url.
-    if (!std::all_of(r.replay_nonce->begin(), r.replay_nonce->end(), [](unsigned char c) {
-            return std::isalnum(c) || c == '-' || c == '_';
-        }))
+    if (!std::all_of(r.replay_nonce->begin(), r.replay_nonce->end(),
+                     [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; }))
         return;
     nonces_.push_back(*r.replay_nonce);
     if (nonces_.size() > kMaxNonces) nonces_.pop_front();
@@ -201,11 +210,13 @@ std::optional<std::chrono::milliseconds> Client::server_wait(const HttpResponse&
         wait = std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::system_clock::from_time_t(timegm(&tm)) - std::chrono::system_clock::now());
     }
-    return std::clamp(wait, std::chrono::milliseconds(0),
-                      std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_after_cap));
+    return std::clamp(
+        wait, std::chrono::milliseconds(0),
+        std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_after_cap));
 }
 
-std::chrono::milliseconds Client::retry_after(const HttpResponse& r, std::chrono::milliseconds fallback) const {
+std::chrono::milliseconds Client::retry_after(const HttpResponse& r,
+                                              std::chrono::milliseconds fallback) const {
     return server_wait(r).value_or(fallback);
 }
 
@@ -251,7 +262,9 @@ Result<HttpResponse> Client::with_retries(const std::string& what, Send&& send) 
             return r;
         }
         keep_nonce(*r);
-        if (transient(r->status) && retry.again("HTTP " + std::to_string(r->status), server_wait(*r))) continue;
+        if (transient(r->status) &&
+            retry.again("HTTP " + std::to_string(r->status), server_wait(*r)))
+            continue;
         return r;
     }
 }
@@ -260,7 +273,8 @@ Result<HttpResponse> Client::get(const std::string& url) {
     if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
     auto r = with_retries("GET " + url, [&] { return http_.get(url); });
     if (!r) return r;
-    if (r->status < 200 || r->status >= 300) return std::unexpected(problem_error(r->status, r->body));
+    if (r->status < 200 || r->status >= 300)
+        return std::unexpected(problem_error(r->status, r->body));
     return r;
 }
 
@@ -290,7 +304,8 @@ Result<json> Client::poll(const std::string& url, const keystore::Key& key, cons
         if (steady_clock::now() + wait > deadline)
             return fail(Errc::network, url,
                         "timed out after " + std::to_string(options_.poll_deadline.count()) +
-                            " s waiting for status '" + json_string(*j, "status", "?") + "' to change");
+                            " s waiting for status '" + json_string(*j, "status", "?") +
+                            "' to change");
         std::this_thread::sleep_for(wait);  // the server asked us to wait: nothing to poll on
         backoff = std::min(backoff * 2, milliseconds(2000));
     }

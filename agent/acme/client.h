@@ -46,10 +46,10 @@ struct ClientOptions {
 };
 
 class Client {
-public:
+  public:
     // Fetches the directory. Errc::network / Errc::protocol.
     static Result<std::unique_ptr<Client>> connect(const std::string& directory_url,
-                                                    ClientOptions options);
+                                                   ClientOptions options);
 
     [[nodiscard]] const Directory& directory() const { return dir_; }
 
@@ -68,7 +68,8 @@ public:
 
     // The wait the server asked for in Retry-After (seconds or an HTTP date), capped;
     // `fallback` when it sent none or garbage.
-    std::chrono::milliseconds retry_after(const HttpResponse& r, std::chrono::milliseconds fallback) const;
+    std::chrono::milliseconds retry_after(const HttpResponse& r,
+                                          std::chrono::milliseconds fallback) const;
 
     // POST-as-GET `url` until `done(resource)` is true: the first poll at once, then from
     // 50 ms doubling up to 2 s, or the server's Retry-After (capped); Errc::network with
@@ -85,7 +86,7 @@ public:
     [[nodiscard]] long connections() const { return http_.connections(); }
     [[nodiscard]] const ClientOptions& options() const { return options_; }
 
-private:
+  private:
     explicit Client(ClientOptions options) : options_(std::move(options)), http_(options_.http) {}
     Result<std::string> nonce();
     std::optional<std::chrono::milliseconds> server_wait(const HttpResponse& r) const;

@@ -92,9 +92,11 @@ Result<std::vector<keystore::ossl::X509Ptr>> load_extra_roots(const std::string&
     if (!pem) return fail(Errc::io, "--ca-file " + ca_file, "cannot read the CA file");
     keystore::ossl::Bio bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
     std::vector<keystore::ossl::X509Ptr> roots;
-    while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) roots.emplace_back(cert);
+    while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
+        roots.emplace_back(cert);
     ERR_clear_error();
-    if (roots.empty()) return fail(Errc::usage, "--ca-file " + ca_file, "the file holds no PEM certificate");
+    if (roots.empty())
+        return fail(Errc::usage, "--ca-file " + ca_file, "the file holds no PEM certificate");
     return roots;
 }
 

@@ -20,15 +20,15 @@ struct HttpOptions {
     std::size_t max_body = 64 * 1024;  // cap enforced in the write callback
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds total_timeout{60'000};
-    long low_speed_bytes = 1;         // abort when below this many bytes/s ...
-    long low_speed_seconds = 15;      // ... for this long
+    long low_speed_bytes = 1;     // abort when below this many bytes/s ...
+    long low_speed_seconds = 15;  // ... for this long
     std::string user_agent = "acme-agent";
 };
 
 struct HttpResponse {
     long status = 0;
     std::string body;
-    std::string content_type;   // lower-cased media type, parameters dropped
+    std::string content_type;  // lower-cased media type, parameters dropped
     std::optional<std::string> location;
     std::optional<std::string> replay_nonce;
     std::optional<std::string> retry_after;  // raw header value
@@ -36,7 +36,7 @@ struct HttpResponse {
 };
 
 class Http {
-public:
+  public:
     explicit Http(HttpOptions options);
     ~Http();
     Http(const Http&) = delete;
@@ -56,13 +56,14 @@ public:
     [[nodiscard]] unsigned long requests() const { return requests_; }
     [[nodiscard]] long connections() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
     unsigned long requests_ = 0;
 };
 
 // Parses a Link header value list into (url, rel) pairs: `<url>;rel="up", <url2>;rel=alternate`.
-std::vector<std::pair<std::string, std::string>> parse_links(const std::vector<std::string>& values);
+std::vector<std::pair<std::string, std::string>> parse_links(
+    const std::vector<std::string>& values);
 
 }  // namespace acme

@@ -13,7 +13,9 @@ using nlohmann::json;
 
 namespace {
 
-std::string status_of(const json& j) { return json_string(j, "status"); }
+std::string status_of(const json& j) {
+    return json_string(j, "status");
+}
 
 std::string describe_identifier(const json& authz) {
     if (!authz.contains("identifier") || !authz["identifier"].is_object()) return "?";
@@ -42,7 +44,8 @@ struct Cleanup {
     }
 };
 
-Result<std::string> url_field(Client& client, const json& j, const char* key, const std::string& what) {
+Result<std::string> url_field(Client& client, const json& j, const char* key,
+                              const std::string& what) {
     if (!j.contains(key) || !j[key].is_string())
         return fail(Errc::protocol, what, std::string("the server's ") + what + " has no " + key);
     std::string url = j[key].get<std::string>();
@@ -84,11 +87,14 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
     }
     if (out.order_url.empty()) {
         HttpResponse created;
-        order = client.post_json(client.directory().new_order, account_key, kid, new_order.dump(), &created);
+        order = client.post_json(client.directory().new_order, account_key, kid, new_order.dump(),
+                                 &created);
         if (!order) return std::unexpected(order.error());
-        if (!created.location) return fail(Errc::protocol, "newOrder", "no Location for the new order");
+        if (!created.location)
+            return fail(Errc::protocol, "newOrder", "no Location for the new order");
         out.order_url = *created.location;
-        if (auto ok = client.check_origin(out.order_url, "order"); !ok) return std::unexpected(ok.error());
+        if (auto ok = client.check_origin(out.order_url, "order"); !ok)
+            return std::unexpected(ok.error());
         progress("order: " + out.order_url + " (" + status_of(*order) + ")");
     }
     if (request.on_order)
@@ -122,7 +128,8 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
         const json* chosen = nullptr;
         if ((*authz).contains("challenges") && (*authz)["challenges"].is_array())
             for (auto& ch : (*authz)["challenges"])
-                if (ch.is_object() && json_string(ch, "type") == request.solver->type()) chosen = &ch;
+                if (ch.is_object() && json_string(ch, "type") == request.solver->type())
+                    chosen = &ch;
         if (!chosen)
             return fail(Errc::server, "authorization " + who,
                         "the CA offers no " + request.solver->type() + " challenge for it");
@@ -131,13 +138,15 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
             return fail(Errc::protocol, "authorization " + who, "malformed challenge token");
         auto ch_url = url_field(client, *chosen, "url", "challenge");
         if (!ch_url) return std::unexpected(ch_url.error());
-        if (who == "?") return fail(Errc::protocol, "authorization", "no identifier in " + authz_url);
+        if (who == "?")
+            return fail(Errc::protocol, "authorization", "no identifier in " + authz_url);
         const std::string value = json_string((*authz)["identifier"], "value");
         if (auto p = request.solver->present(value, token, token + "." + *thumbprint); !p)
             return std::unexpected(p.error());
         cleanup.presented.emplace_back(value, token);
         progress("challenge: " + request.solver->type() + " for " + who + " ready");
-        if (auto r = client.post(*ch_url, account_key, kid, "{}"); !r) return std::unexpected(r.error());
+        if (auto r = client.post(*ch_url, account_key, kid, "{}"); !r)
+            return std::unexpected(r.error());
         pending.emplace_back(authz_url, who);
     }
     store::failpoint("challenges-answered");

@@ -2,9 +2,9 @@
 // finalize with a CSR signed by the certificate Key, download and check the chain.
 #pragma once
 
+#include "acme/certificate.h"
 #include "acme/client.h"
 #include "challenge/solver.h"
-#include "acme/certificate.h"
 
 #include <functional>
 #include <optional>
@@ -14,7 +14,7 @@
 namespace acme {
 
 struct OrderRequest {
-    std::vector<std::string> names;         // DNS names and IP literals (RFC 8738)
+    std::vector<std::string> names;  // DNS names and IP literals (RFC 8738)
     const keystore::Key* cert_key = nullptr;
     challenge::Solver* solver = nullptr;
     std::string profile;          // newOrder "profile" (checked against meta.profiles)

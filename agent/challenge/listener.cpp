@@ -67,11 +67,14 @@ void Fd::reset() noexcept {
 
 Result<void> ServeThread::start(std::function<void()> loop, const std::string& where) {
     wake_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!wake_) return keystore::fail(keystore::Errc::io, where, std::string("eventfd: ") + std::strerror(errno));
+    if (!wake_)
+        return keystore::fail(keystore::Errc::io, where,
+                              std::string("eventfd: ") + std::strerror(errno));
     try {
         thread_ = std::thread(std::move(loop));
     } catch (const std::system_error& e) {
-        return keystore::fail(keystore::Errc::internal, where, std::string("cannot start a thread: ") + e.what());
+        return keystore::fail(keystore::Errc::internal, where,
+                              std::string("cannot start a thread: ") + e.what());
     }
     return {};
 }
@@ -109,8 +112,7 @@ Result<Listener> listen_on(const std::string& listen, std::string_view what) {
         return fail(Errc::io, where, std::string("SO_REUSEADDR: ") + std::strerror(errno));
     }
     if (::bind(out.fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
-        return fail(Errc::io, where,
-                    "cannot bind " + display(*spec) + ": " + std::strerror(errno));
+        return fail(Errc::io, where, "cannot bind " + display(*spec) + ": " + std::strerror(errno));
     }
     if (::listen(out.fd.get(), 64) != 0) {
         return fail(Errc::io, where,

@@ -11,7 +11,7 @@ namespace challenge {
 using keystore::Result;
 
 class Solver {
-public:
+  public:
     virtual ~Solver() = default;
     // "http-01", "dns-01", "tls-alpn-01": the challenge type this solver answers.
     [[nodiscard]] virtual std::string type() const = 0;

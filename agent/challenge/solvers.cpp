@@ -4,10 +4,10 @@
 #include "keystore/log.h"
 #include "keystore/ossl.h"
 
+#include <sys/stat.h>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <sys/stat.h>
 
 namespace challenge {
 
@@ -17,7 +17,7 @@ using keystore::fail;
 namespace {
 
 class Http01Server final : public Solver {
-public:
+  public:
     explicit Http01Server(std::string listen) : listen_(std::move(listen)) {}
     std::string type() const override { return "http-01"; }
     Result<void> present(const std::string&, const std::string& token,
@@ -37,14 +37,14 @@ public:
         if (--live_ == 0) responder_.reset();  // up only while a challenge is live
     }
 
-private:
+  private:
     int live_ = 0;
     std::string listen_;
     std::unique_ptr<Http01Responder> responder_;
 };
 
 class Http01Webroot final : public Solver {
-public:
+  public:
     explicit Http01Webroot(std::string dir) : dir_(std::move(dir)) {}
     std::string type() const override { return "http-01"; }
     Result<void> present(const std::string&, const std::string& token,
@@ -63,18 +63,20 @@ public:
     }
     void cleanup(const std::string&, const std::string& token) override {
         if (!valid_token(token)) return;
-        if (auto r = keystore::remove_file_durable(dir_ + "/.well-known/acme-challenge/" + token); !r)
+        if (auto r = keystore::remove_file_durable(dir_ + "/.well-known/acme-challenge/" + token);
+            !r)
             keystore::log::warning("webroot cleanup: " + r.error().describe());
     }
 
-private:
+  private:
     std::string dir_;
 };
 
 }  // namespace
 
 std::string dns01_txt_value(const std::string& key_authorization) {
-    return keystore::base64url_encode(keystore::ossl::digest("SHA256", keystore::as_bytes(key_authorization)));
+    return keystore::base64url_encode(
+        keystore::ossl::digest("SHA256", keystore::as_bytes(key_authorization)));
 }
 
 std::unique_ptr<Solver> make_http01_server(std::string listen) {

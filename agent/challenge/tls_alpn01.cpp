@@ -129,11 +129,10 @@ Result<void> add_subject_alt_name(X509* cert, const Identifier& id) {
     GeneralName name(GENERAL_NAME_new());
     Asn1String value(id.ip.empty() ? ASN1_IA5STRING_new() : ASN1_OCTET_STRING_new());
     if (!names || !name || !value) return ossl::fail_ossl("GENERAL_NAME_new");
-    const bool set =
-        id.ip.empty()
-            ? ASN1_STRING_set(value.get(), id.dns_name.data(),
-                              static_cast<int>(id.dns_name.size())) == 1
-            : ASN1_STRING_set(value.get(), id.ip.data(), static_cast<int>(id.ip.size())) == 1;
+    const bool set = id.ip.empty() ? ASN1_STRING_set(value.get(), id.dns_name.data(),
+                                                     static_cast<int>(id.dns_name.size())) == 1
+                                   : ASN1_STRING_set(value.get(), id.ip.data(),
+                                                     static_cast<int>(id.ip.size())) == 1;
     if (!set) return ossl::fail_ossl("ASN1_STRING_set");
     GENERAL_NAME_set0_value(name.get(), id.ip.empty() ? GEN_DNS : GEN_IPADD, value.release());
     if (sk_GENERAL_NAME_push(names.get(), name.get()) == 0) {
@@ -149,8 +148,7 @@ Result<void> add_subject_alt_name(X509* cert, const Identifier& id) {
 }
 
 Result<void> add_acme_identifier(X509* cert, const std::string& key_authorization) {
-    const keystore::Bytes hash =
-        ossl::digest("SHA256", keystore::as_bytes(key_authorization));
+    const keystore::Bytes hash = ossl::digest("SHA256", keystore::as_bytes(key_authorization));
     // The extension value is the DER of an OCTET STRING holding the digest (RFC 8737 §3).
     keystore::Bytes der = {0x04, static_cast<std::uint8_t>(hash.size())};
     der.insert(der.end(), hash.begin(), hash.end());
@@ -272,8 +270,8 @@ struct TlsAlpn01Responder::Impl {
     int on_client_hello(SSL* ssl, int* alert) {
         const unsigned char* ext = nullptr;
         std::size_t len = 0;
-        if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
-                                      &ext, &len) != 1 ||
+        if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext,
+                                      &len) != 1 ||
             !offers_acme_tls1(ext, len)) {
             *alert = SSL_AD_NO_APPLICATION_PROTOCOL;
             return SSL_CLIENT_HELLO_ERROR;
@@ -362,15 +360,15 @@ struct TlsAlpn01Responder::Impl {
             return;
         }
         switch (SSL_get_error(c.ssl.get(), rc)) {
-        case SSL_ERROR_WANT_READ:
-            c.events = POLLIN;
-            break;
-        case SSL_ERROR_WANT_WRITE:
-            c.events = POLLOUT;
-            break;
-        default:  // handshake refused (alert already sent) or the client went away
-            c.done = true;
-            break;
+            case SSL_ERROR_WANT_READ:
+                c.events = POLLIN;
+                break;
+            case SSL_ERROR_WANT_WRITE:
+                c.events = POLLOUT;
+                break;
+            default:  // handshake refused (alert already sent) or the client went away
+                c.done = true;
+                break;
         }
         ERR_clear_error();
     }

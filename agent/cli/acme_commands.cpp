@@ -8,11 +8,11 @@
 #include "store/failpoint.h"
 #include "x509/cert.h"
 
+#include <sys/stat.h>
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <random>
-#include <cerrno>
-#include <sys/stat.h>
 
 namespace cli {
 
@@ -45,9 +45,13 @@ Result<Output> account_show(const Options& o, keystore::Registry& reg) {
     auto acct = acme::fetch_account(**client, *ctx->key, ctx->url);
     if (!acct) return std::unexpected(acct.error());
     Output out;
-    out.data = {{"account", ctx->url}, {"server", o.server}, {"key", ctx->key->uri().to_string()},
-                {"status", acme::json_string(*acct, "status")},
-                {"contact", acct->contains("contact") && (*acct)["contact"].is_array() ? (*acct)["contact"] : json::array()}};
+    out.data = {
+        {"account", ctx->url},
+        {"server", o.server},
+        {"key", ctx->key->uri().to_string()},
+        {"status", acme::json_string(*acct, "status")},
+        {"contact", acct->contains("contact") && (*acct)["contact"].is_array() ? (*acct)["contact"]
+                                                                               : json::array()}};
     out.text = "account: " + ctx->url + "\nstatus:  " + acme::json_string(*acct, "status") +
                "\nkey:     " + ctx->key->uri().to_string() + "\n";
     for (auto& c : out.data["contact"])
@@ -56,7 +60,8 @@ Result<Output> account_show(const Options& o, keystore::Registry& reg) {
 }
 
 Result<Output> account_update(const Options& o, keystore::Registry& reg) {
-    if (o.emails.empty()) return fail(Errc::usage, "--email", "give the new contact addresses with --email");
+    if (o.emails.empty())
+        return fail(Errc::usage, "--email", "give the new contact addresses with --email");
     auto session = open_session(o, reg, false);
     if (!session) return std::unexpected(session.error());
     auto* client = &session->client;
@@ -74,7 +79,8 @@ Result<Output> account_deactivate(const Options& o, keystore::Registry& reg) {
     if (!session) return std::unexpected(session.error());
     auto* client = &session->client;
     const AccountCtx* ctx = &session->account;
-    if (auto r = acme::deactivate_account(**client, *ctx->key, ctx->url); !r) return std::unexpected(r.error());
+    if (auto r = acme::deactivate_account(**client, *ctx->key, ctx->url); !r)
+        return std::unexpected(r.error());
     Output out;
     out.data = {{"account", ctx->url}, {"status", "deactivated"}};
     out.text = "account: " + ctx->url + " deactivated; the CA will refuse it from now on\n";
@@ -93,12 +99,15 @@ Result<Output> account_rollover(const Options& o, keystore::Registry& reg) {
     const AccountCtx* ctx = &session->account;
     if ((*new_key)->public_key_der() == ctx->key->public_key_der())
         return fail(Errc::usage, "--new-key", "that is the account's current key");
-    if (auto r = acme::rollover(**client, *ctx->key, ctx->url, **new_key); !r) return std::unexpected(r.error());
+    if (auto r = acme::rollover(**client, *ctx->key, ctx->url, **new_key); !r)
+        return std::unexpected(r.error());
     // Only now that the CA has confirmed: record the new key.
     if (auto r = state->save_account({o.server, ctx->url, (*new_key)->uri().to_string()}); !r)
         return std::unexpected(r.error());
     Output out;
-    out.data = {{"account", ctx->url}, {"key", (*new_key)->uri().to_string()}, {"old_key", ctx->key->uri().to_string()}};
+    out.data = {{"account", ctx->url},
+                {"key", (*new_key)->uri().to_string()},
+                {"old_key", ctx->key->uri().to_string()}};
     out.text = "account: " + ctx->url + " now uses " + (*new_key)->uri().to_string() + "\n";
     return out;
 }
@@ -154,10 +163,12 @@ Result<std::unique_ptr<challenge::Solver>> make_solver(const Options& o) {
             return fail(Errc::usage, "--dns-hook", "choose either --dns-hook or --rfc2136");
         if (!o.dns_hook.empty()) return challenge::make_dns01_hook(o.dns_hook);
         if (!o.rfc2136.empty()) {
-            if (o.tsig_key.empty()) return fail(Errc::usage, "--rfc2136", "RFC 2136 updates need --tsig-key FILE");
+            if (o.tsig_key.empty())
+                return fail(Errc::usage, "--rfc2136", "RFC 2136 updates need --tsig-key FILE");
             return challenge::make_dns01_rfc2136(o.rfc2136, o.tsig_key);
         }
-        return fail(Errc::usage, "--challenge", "dns-01 needs --dns-hook CMD or --rfc2136 SERVER --tsig-key FILE");
+        return fail(Errc::usage, "--challenge",
+                    "dns-01 needs --dns-hook CMD or --rfc2136 SERVER --tsig-key FILE");
     }
     return fail(Errc::usage, "--challenge",
                 "unknown challenge '" + o.challenge + "' (http-01, dns-01, tls-alpn-01)");
@@ -176,7 +187,8 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
         if (d.starts_with("*.") && o.challenge != "dns-01")
             return fail(Errc::usage, "-d", "the wildcard " + d + " needs --challenge dns-01");
     if (account.key->public_key_der() == cert_key->public_key_der())
-        return fail(Errc::usage, "--key", "the certificate key is the account key; use a separate key for each");
+        return fail(Errc::usage, "--key",
+                    "the certificate key is the account key; use a separate key for each");
     auto solver = make_solver(o);
     if (!solver) return std::unexpected(solver.error());
     // A crashed run's order for the same names and key is continued, not ordered again.
@@ -185,14 +197,16 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
     std::string resume;
     if (auto rec = state.order(name); rec && *rec) {
         auto j = json::parse(**rec, nullptr, false);
-        if (acme::json_string(j, "key") == key_uri && j.contains("domains") && j["domains"] == json(domains))
+        if (acme::json_string(j, "key") == key_uri && j.contains("domains") &&
+            j["domains"] == json(domains))
             resume = acme::json_string(j, "order");
     }
     auto record = [&](const std::string& url) {
-        return state.save_order(name, json{{"order", url}, {"key", key_uri}, {"domains", domains}}.dump(2));
+        return state.save_order(
+            name, json{{"order", url}, {"key", key_uri}, {"domains", domains}}.dump(2));
     };
-    acme::OrderRequest req{domains, cert_key.get(), solver->get(), o.profile, replaces, o.preferred_chain,
-                           resume, record};
+    acme::OrderRequest req{domains,  cert_key.get(),    solver->get(), o.profile,
+                           replaces, o.preferred_chain, resume,        record};
     auto issued = acme::issue(client, *account.key, account.url, req,
                               [](const std::string& line) { keystore::log::info(line); });
     if (!issued) {
@@ -204,12 +218,15 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
     store::Certificate cert{issued->cert_pem, issued->chain_pem, cert_key->uri().to_string(),
                             renewal_record(o, domains).dump(2)};
     if (!o.out.empty())
-        if (auto r = store::StateDir::write_pems(o.out, cert); !r) return std::unexpected(r.error());
-    if (auto r = state.save_certificate(domains.front(), cert); !r) return std::unexpected(r.error());
+        if (auto r = store::StateDir::write_pems(o.out, cert); !r)
+            return std::unexpected(r.error());
+    if (auto r = state.save_certificate(domains.front(), cert); !r)
+        return std::unexpected(r.error());
     store::failpoint("stored");
     if (auto r = state.remove_order(name); !r) return std::unexpected(r.error());
-    return IssueResult{std::move(*issued),
-                       o.out.empty() ? state.path() + "/live/" + store::safe_name(domains.front()) : o.out};
+    return IssueResult{
+        std::move(*issued),
+        o.out.empty() ? state.path() + "/live/" + store::safe_name(domains.front()) : o.out};
 }
 
 json describe(const IssueResult& r, const std::string& key_uri) {
@@ -244,7 +261,8 @@ struct Due {
     std::string why;
 };
 
-Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf, unsigned before_days) {
+Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf,
+                            unsigned before_days) {
     const auto now = std::chrono::system_clock::now();
     auto window = acme::renewal_info(client, leaf);
     if (!window) return std::unexpected(window.error());
@@ -269,15 +287,17 @@ Result<keystore::KeyUri> successor(const keystore::KeyUri& old) {
     // "-r" + the time and a random part in hex: unique even for two renewals in one second.
     std::random_device rd;
     char suffix[32];
-    std::snprintf(suffix, sizeof suffix, "-r%llx%04x",
-                  static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::seconds>(
-                                                      std::chrono::system_clock::now().time_since_epoch())
-                                                      .count()),
-                  rd() & 0xffffu);
+    std::snprintf(
+        suffix, sizeof suffix, "-r%llx%04x",
+        static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::seconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count()),
+        rd() & 0xffffu);
     const std::string stamp = suffix;
     auto strip = [](std::string base) {
-        if (auto p = base.rfind("-r"); p != std::string::npos && p + 2 < base.size() &&
-                                       std::all_of(base.begin() + static_cast<long>(p) + 2, base.end(), ::isxdigit))
+        if (auto p = base.rfind("-r");
+            p != std::string::npos && p + 2 < base.size() &&
+            std::all_of(base.begin() + static_cast<long>(p) + 2, base.end(), ::isxdigit))
             base.resize(p);
         return base;
     };
@@ -289,7 +309,8 @@ Result<keystore::KeyUri> successor(const keystore::KeyUri& old) {
     if (auto path = old.path_attr("path")) {
         std::string p = *path;
         std::string ext;
-        if (auto dot = p.rfind('.'); dot != std::string::npos && p.find('/', dot) == std::string::npos) {
+        if (auto dot = p.rfind('.');
+            dot != std::string::npos && p.find('/', dot) == std::string::npos) {
             ext = p.substr(dot);
             p.resize(dot);
         }
@@ -297,7 +318,8 @@ Result<keystore::KeyUri> successor(const keystore::KeyUri& old) {
         return next;
     }
     return fail(Errc::unsupported, "--new-key",
-                "cannot choose a new location for " + old.to_string() + "; generate a key and use issue --key");
+                "cannot choose a new location for " + old.to_string() +
+                    "; generate a key and use issue --key");
 }
 
 }  // namespace
@@ -329,7 +351,8 @@ Result<Output> issue(const Options& o, keystore::Registry& reg) {
 
 namespace {
 // The key at `uri`, generated there (ec-p256) on the first run only.
-Result<keystore::KeyPtr> open_or_generate(keystore::Registry& reg, const keystore::KeyUri& uri, bool& made) {
+Result<keystore::KeyPtr> open_or_generate(keystore::Registry& reg, const keystore::KeyUri& uri,
+                                          bool& made) {
     auto key = reg.open(uri);
     if (key || key.error().code != Errc::not_found) return key;
     made = true;
@@ -345,11 +368,13 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
     const std::string keys = state->path() + "/keys";
     if (::mkdir(keys.c_str(), 0700) != 0 && errno != EEXIST)
         return fail(Errc::io, keys, "cannot create the key directory");
-    auto account_uri = parse_uri(o.account_key.empty() ? "tpm2:path=" + keys + "/account.tss" : o.account_key,
-                                 "--account-key");
+    auto account_uri =
+        parse_uri(o.account_key.empty() ? "tpm2:path=" + keys + "/account.tss" : o.account_key,
+                  "--account-key");
     if (!account_uri) return std::unexpected(account_uri.error());
-    auto device_uri = parse_uri(o.key.empty() ? "tpm2:path=" + keys + "/" + store::safe_name(name) + ".tss" : o.key,
-                                "--key");
+    auto device_uri = parse_uri(
+        o.key.empty() ? "tpm2:path=" + keys + "/" + store::safe_name(name) + ".tss" : o.key,
+        "--key");
     if (!device_uri) return std::unexpected(device_uri.error());
 
     // Later boots: nothing to do while the certificate is there and not due.
@@ -359,10 +384,13 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
             const auto due = leaf->not_before + (leaf->not_after - leaf->not_before) * 2 / 3;
             if (now < due && !o.force) {
                 Output out;
-                out.data = {{"name", name}, {"enrolled", true}, {"issued", false},
-                            {"not_after", iso_time(leaf->not_after)}, {"key", (**stored).key_uri}};
-                out.text = name + ": enrolled; certificate valid until " + iso_time(leaf->not_after) +
-                           ", nothing to do\n";
+                out.data = {{"name", name},
+                            {"enrolled", true},
+                            {"issued", false},
+                            {"not_after", iso_time(leaf->not_after)},
+                            {"key", (**stored).key_uri}};
+                out.text = name + ": enrolled; certificate valid until " +
+                           iso_time(leaf->not_after) + ", nothing to do\n";
                 return out;
             }
         }
@@ -391,7 +419,8 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
 }
 
 Result<Output> renew(const Options& o, keystore::Registry& reg) {
-    if (o.name.empty() == !o.all) return fail(Errc::usage, "renew", "give either --name NAME or --all");
+    if (o.name.empty() == !o.all)
+        return fail(Errc::usage, "renew", "give either --name NAME or --all");
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
     std::vector<std::string> names{o.name};
@@ -410,10 +439,13 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
     for (auto& name : names) {
         auto stored = state->certificate(name);
         if (!stored) return std::unexpected(stored.error());
-        if (!*stored) return fail(Errc::not_found, "renew", "no certificate named '" + name + "' in " + state->path());
+        if (!*stored)
+            return fail(Errc::not_found, "renew",
+                        "no certificate named '" + name + "' in " + state->path());
         auto leaf = x509::inspect((*stored)->cert_pem);
         if (!leaf) return std::unexpected(leaf.error());
-        auto record = json::parse((*stored)->renewal.empty() ? "{}" : (*stored)->renewal, nullptr, false);
+        auto record =
+            json::parse((*stored)->renewal.empty() ? "{}" : (*stored)->renewal, nullptr, false);
         Options ro = with_renewal_record(o, record.is_object() ? record : json::object());
         std::vector<std::string> domains = leaf->names;
         if (record.is_object() && record.contains("domains") && record["domains"].is_array()) {
@@ -424,7 +456,8 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
         auto due = due_for_renewal(**client, *leaf, o.renew_before_days);
         if (!due) return std::unexpected(due.error());
         if (!o.force && !due->due) {
-            keystore::log::info("renew: " + name + " not due until " + iso_time(due->at) + " (" + due->why + ")");
+            keystore::log::info("renew: " + name + " not due until " + iso_time(due->at) + " (" +
+                                due->why + ")");
             out.data.push_back({{"name", name}, {"renewed", false}, {"due_at", iso_time(due->at)}});
             out.text += name + ": not due until " + iso_time(due->at) + "\n";
             continue;
@@ -456,10 +489,13 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
             if (recorded) key = reg.open(*next);
             if (!recorded || (!key && key.error().code == Errc::not_found)) {
                 auto old_key = reg.open(*old_uri);
-                key = reg.generate(*next, old_key ? (*old_key)->algorithm() : keystore::KeyAlgorithm::ec_p256);
+                key = reg.generate(
+                    *next, old_key ? (*old_key)->algorithm() : keystore::KeyAlgorithm::ec_p256);
                 if (key) {
                     // Record the full URI (the backend may add an id) for the order.
-                    if (auto r = state->save_order(name, json{{"key", (*key)->uri().to_string()}}.dump(2)); !r)
+                    if (auto r = state->save_order(
+                            name, json{{"key", (*key)->uri().to_string()}}.dump(2));
+                        !r)
                         return std::unexpected(r.error());
                 }
                 store::failpoint("new-key-generated");
@@ -468,8 +504,9 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
             key = reg.open(*old_uri);
         }
         if (!key) return std::unexpected(key.error());
-        const std::string replaces =
-            (*client)->directory().renewal_info && !leaf->aki.empty() ? acme::ari_cert_id(leaf->aki, leaf->serial_der) : "";
+        const std::string replaces = (*client)->directory().renewal_info && !leaf->aki.empty()
+                                         ? acme::ari_cert_id(leaf->aki, leaf->serial_der)
+                                         : "";
         auto r = obtain(ro, *state, **client, *account, *key, domains, replaces);
         if (!r) return std::unexpected(r.error());
         json entry = describe(*r, (*key)->uri().to_string());
@@ -478,8 +515,9 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
         out.text += describe_text(*r, (*key)->uri().to_string());
         if (o.renew_new_key) {
             entry["old_key"] = old_uri->to_string();
-            out.text += "the old key is no longer used; delete it with: acme-agent key delete --key '" +
-                        old_uri->to_string() + "'\n";
+            out.text +=
+                "the old key is no longer used; delete it with: acme-agent key delete --key '" +
+                old_uri->to_string() + "'\n";
         }
         out.data.push_back(entry);
     }
@@ -498,8 +536,9 @@ Result<Output> revoke(const Options& o, keystore::Registry& reg) {
         reason = acme::parse_reason(o.reason);
         if (!reason)
             return fail(Errc::usage, "--reason",
-                        "unknown reason '" + o.reason + "' (keyCompromise, superseded, cessationOfOperation, "
-                        "affiliationChanged, unspecified, or RFC 5280 code)");
+                        "unknown reason '" + o.reason +
+                            "' (keyCompromise, superseded, cessationOfOperation, "
+                            "affiliationChanged, unspecified, or RFC 5280 code)");
     }
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
@@ -512,7 +551,8 @@ Result<Output> revoke(const Options& o, keystore::Registry& reg) {
         auto key = reg.open(*uri);
         if (!key) return std::unexpected(key.error());
         if ((*key)->public_key_der() != leaf->spki)
-            return fail(Errc::usage, "--key", "that key is not the key of the certificate in " + o.cert_file);
+            return fail(Errc::usage, "--key",
+                        "that key is not the key of the certificate in " + o.cert_file);
         if (auto r = acme::revoke(**client, **key, std::nullopt, leaf->der, reason); !r)
             return std::unexpected(r.error());
         signed_by = (*key)->uri().to_string();

@@ -16,8 +16,10 @@ namespace {
 
 int report(const Options& o, const Result<Output>& r) {
     if (r) {
-        if (o.json_out) std::cout << r->data.dump(2) << "\n";
-        else std::cout << r->text;
+        if (o.json_out)
+            std::cout << r->data.dump(2) << "\n";
+        else
+            std::cout << r->text;
         return kOk;
     }
     const Error& e = r.error();
@@ -37,14 +39,16 @@ int run(int argc, char** argv) {
     // signal that kills the process mid-write.
     std::signal(SIGPIPE, SIG_IGN);
     Options o;
-    CLI::App app{"acme-agent: an ACME (RFC 8555) client whose private keys never leave hardware.\n"
-                 "Keys: pkcs11: (RFC 7512, a PKCS#11 token), tpm2: (a TPM 2.0: a TSS2 key file or a\n"
-                 "persistent handle), file: (software PEM keys, NO hardware protection: for machines\n"
-                 "without a token, and tests)."};
+    CLI::App app{
+        "acme-agent: an ACME (RFC 8555) client whose private keys never leave hardware.\n"
+        "Keys: pkcs11: (RFC 7512, a PKCS#11 token), tpm2: (a TPM 2.0: a TSS2 key file or a\n"
+        "persistent handle), file: (software PEM keys, NO hardware protection: for machines\n"
+        "without a token, and tests)."};
     app.set_version_flag("--version", std::string("acme-agent ") + ACME_AGENT_VERSION);
     app.require_subcommand(1);
     app.add_option("--server", o.server, "ACME directory URL")->default_str(kDefaultServer);
-    app.add_option("--ca-file", o.ca_file, "extra trusted CA (PEM) for the ACME server, e.g. a test CA")
+    app.add_option("--ca-file", o.ca_file,
+                   "extra trusted CA (PEM) for the ACME server, e.g. a test CA")
         ->check(CLI::ExistingFile);
     app.add_option("--state-dir", o.state_dir, "state directory (accounts, certificates)")
         ->default_str(o.state_dir)
@@ -55,26 +59,31 @@ int run(int argc, char** argv) {
     app.add_flag("--json", o.json_out, "print results as JSON on stdout");
     app.add_flag("-v,--verbose", o.verbose, "more detail on stderr (each retry, each request)");
     app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
-    app.footer("Exit codes: 0 ok, 1 internal, 2 usage, 3 not found, 4 exists, 5 token absent,\n"
-               "6 module load, 7 wrong PIN, 8 PIN locked, 9 unsupported, 10 hardware, 11 I/O,\n"
-               "12 network, 13 protocol, 14 CA refused, 15 state dir busy/damaged.\n"
-               "PINs come from the key URI's pin-source=file:PATH (mode 0600) or a prompt.");
+    app.footer(
+        "Exit codes: 0 ok, 1 internal, 2 usage, 3 not found, 4 exists, 5 token absent,\n"
+        "6 module load, 7 wrong PIN, 8 PIN locked, 9 unsupported, 10 hardware, 11 I/O,\n"
+        "12 network, 13 protocol, 14 CA refused, 15 state dir busy/damaged.\n"
+        "PINs come from the key URI's pin-source=file:PATH (mode 0600) or a prompt.");
 
     std::function<Result<Output>(const Options&, keystore::Registry&)> action;
     auto bind = [&](CLI::App* sub, auto fn) { sub->callback([&action, fn] { action = fn; }); };
-    const std::string key_help = "key URI (pkcs11:..., tpm2:path=FILE.tss, tpm2:handle=0x81..., file:PATH)";
+    const std::string key_help =
+        "key URI (pkcs11:..., tpm2:path=FILE.tss, tpm2:handle=0x81..., file:PATH)";
 
     auto* key = app.add_subcommand("key", "manage keys in a token or directory");
     key->require_subcommand(1);
-    auto* kgen = key->add_subcommand("generate", "generate a key inside the keystore; prints its full URI");
+    auto* kgen =
+        key->add_subcommand("generate", "generate a key inside the keystore; prints its full URI");
     kgen->add_option("--key", o.key, key_help)->required();
-    kgen->add_option("--type", o.type, std::string("algorithm: ") + std::string(keystore::algorithm_names()))
+    kgen->add_option("--type", o.type,
+                     std::string("algorithm: ") + std::string(keystore::algorithm_names()))
         ->required();
     bind(kgen, key_generate);
     auto* klist = key->add_subcommand("list", "list the keys of a token or directory");
     klist->add_option("--key", o.key, "token URI (pkcs11:token=...) or file:DIR")->required();
     bind(klist, key_list);
-    auto* kshow = key->add_subcommand("show", "algorithm, public key, JWK thumbprint and hardware properties");
+    auto* kshow = key->add_subcommand(
+        "show", "algorithm, public key, JWK thumbprint and hardware properties");
     kshow->add_option("--key", o.key, key_help)->required();
     bind(kshow, key_show);
     auto* kdel = key->add_subcommand("delete", "destroy a key (both halves)");
@@ -83,7 +92,8 @@ int run(int argc, char** argv) {
 
     auto* account = app.add_subcommand("account", "ACME account for --server");
     account->require_subcommand(1);
-    auto* areg = account->add_subcommand("register", "register (or find again) the account of a key");
+    auto* areg =
+        account->add_subcommand("register", "register (or find again) the account of a key");
     areg->add_option("--key", o.key, "account key URI")->required();
     areg->add_option("--email", o.emails, "contact address (repeatable)");
     areg->add_flag("--agree-tos", o.agree_tos, "agree to the CA's terms of service");
@@ -94,41 +104,57 @@ int run(int argc, char** argv) {
 
     auto eab = [&](CLI::App* sub) {
         sub->add_option("--eab-kid", o.eab_kid, "External Account Binding key id from the CA");
-        sub->add_option("--eab-hmac-key", o.eab_hmac_key,
-                        "EAB MAC key: a 0600 file holding it in base64url, or the pkcs11: URI of an HMAC key "
-                        "in a token (see key import-hmac)");
+        sub->add_option(
+            "--eab-hmac-key", o.eab_hmac_key,
+            "EAB MAC key: a 0600 file holding it in base64url, or the pkcs11: URI of an HMAC key "
+            "in a token (see key import-hmac)");
     };
     eab(areg);
     auto* aupd = account->add_subcommand("update", "replace the account's contact addresses");
     aupd->add_option("--email", o.emails, "contact address (repeatable)")->required();
     aupd->add_option("--account-key", o.account_key, "account key URI (default: the stored one)");
     bind(aupd, account_update);
-    auto* adeact = account->add_subcommand("deactivate", "deactivate the account at the CA (final)");
+    auto* adeact =
+        account->add_subcommand("deactivate", "deactivate the account at the CA (final)");
     adeact->add_option("--account-key", o.account_key, "account key URI (default: the stored one)");
     bind(adeact, account_deactivate);
-    auto* aroll = account->add_subcommand("rollover", "move the account to another key (RFC 8555 §7.3.5)");
-    aroll->add_option("--new-key", o.new_key, "the new account key URI (generate it first)")->required();
-    aroll->add_option("--account-key", o.account_key, "current account key URI (default: the stored one)");
+    auto* aroll =
+        account->add_subcommand("rollover", "move the account to another key (RFC 8555 §7.3.5)");
+    aroll->add_option("--new-key", o.new_key, "the new account key URI (generate it first)")
+        ->required();
+    aroll->add_option("--account-key", o.account_key,
+                      "current account key URI (default: the stored one)");
     bind(aroll, account_rollover);
 
-    auto* kimp = key->add_subcommand("import-hmac", "store an EAB MAC key in a token as a non-extractable HMAC key");
+    auto* kimp = key->add_subcommand(
+        "import-hmac", "store an EAB MAC key in a token as a non-extractable HMAC key");
     kimp->add_option("--key", o.key, "pkcs11: URI with object=LABEL for the new key")->required();
-    kimp->add_option("--from", o.from, "file (mode 0600) holding the base64url MAC key")->required();
+    kimp->add_option("--from", o.from, "file (mode 0600) holding the base64url MAC key")
+        ->required();
     bind(kimp, key_import_hmac);
 
     // Challenge options shared by issue and renew (renew defaults to the stored ones).
     auto challenge_options = [&](CLI::App* sub) {
-        sub->add_option("--challenge", o.challenge, "http-01, dns-01 or tls-alpn-01")->default_str("http-01");
-        auto* port = sub->add_option("--http-port", o.http_port, "built-in http-01 responder: [ADDR:]PORT")
-                         ->default_str("80");
-        sub->add_option("--webroot", o.webroot, "serve http-01 from DIR/.well-known/acme-challenge/")->excludes(port);
-        sub->add_option("--tls-alpn-port", o.tls_alpn_port, "built-in tls-alpn-01 responder: [ADDR:]PORT")
+        sub->add_option("--challenge", o.challenge, "http-01, dns-01 or tls-alpn-01")
+            ->default_str("http-01");
+        auto* port =
+            sub->add_option("--http-port", o.http_port, "built-in http-01 responder: [ADDR:]PORT")
+                ->default_str("80");
+        sub->add_option("--webroot", o.webroot,
+                        "serve http-01 from DIR/.well-known/acme-challenge/")
+            ->excludes(port);
+        sub->add_option("--tls-alpn-port", o.tls_alpn_port,
+                        "built-in tls-alpn-01 responder: [ADDR:]PORT")
             ->default_str("443");
-        sub->add_option("--dns-hook", o.dns_hook, "dns-01: run CMD present|cleanup FQDN VALUE (lego exec contract)");
+        sub->add_option("--dns-hook", o.dns_hook,
+                        "dns-01: run CMD present|cleanup FQDN VALUE (lego exec contract)");
         sub->add_option("--rfc2136", o.rfc2136, "dns-01: send RFC 2136 updates to SERVER[:PORT]");
-        sub->add_option("--tsig-key", o.tsig_key, "dns-01: TSIG key file (BIND format) for --rfc2136");
-        sub->add_option("--profile", o.profile, "certificate profile offered by the CA (meta.profiles)");
-        sub->add_option("--preferred-chain", o.preferred_chain, "pick the chain whose top issuer has this CN");
+        sub->add_option("--tsig-key", o.tsig_key,
+                        "dns-01: TSIG key file (BIND format) for --rfc2136");
+        sub->add_option("--profile", o.profile,
+                        "certificate profile offered by the CA (meta.profiles)");
+        sub->add_option("--preferred-chain", o.preferred_chain,
+                        "pick the chain whose top issuer has this CN");
         sub->add_option("--out", o.out, "also write cert.pem, chain.pem, fullchain.pem here");
         eab(sub);
     };
@@ -136,9 +162,11 @@ int run(int argc, char** argv) {
     auto* iss = app.add_subcommand("issue", "get a certificate for one or more names");
     iss->add_option("--key", o.key, "certificate key URI")->required();
     iss->add_option("-d,--domain", o.domains, "DNS name or IP address (repeatable)")->required();
-    iss->add_option("--account-key", o.account_key, "account key URI (default: the stored account)");
+    iss->add_option("--account-key", o.account_key,
+                    "account key URI (default: the stored account)");
     iss->add_option("--email", o.emails, "contact, when a new account is registered");
-    iss->add_flag("--agree-tos", o.agree_tos, "agree to the CA's terms, when a new account is registered");
+    iss->add_flag("--agree-tos", o.agree_tos,
+                  "agree to the CA's terms, when a new account is registered");
     challenge_options(iss);
     bind(iss, issue);
 
@@ -149,16 +177,21 @@ int run(int argc, char** argv) {
     ren->add_option("--renew-before-days", o.renew_before_days,
                     "due this many days before expiry (default: the last third of the lifetime; "
                     "the CA's ARI window comes first)");
-    ren->add_flag("--new-key", o.renew_new_key, "generate a fresh key (a new label) for the new certificate");
-    ren->add_option("--account-key", o.account_key, "account key URI (default: the stored account)");
+    ren->add_flag("--new-key", o.renew_new_key,
+                  "generate a fresh key (a new label) for the new certificate");
+    ren->add_option("--account-key", o.account_key,
+                    "account key URI (default: the stored account)");
     challenge_options(ren);
     bind(ren, renew);
 
-    auto* enr = app.add_subcommand("enroll",
-                                   "first-boot device enrollment with TPM keys; safe to run at every boot");
-    enr->add_option("-d,--domain", o.domains, "the device's name(s); the first names the certificate")->required();
+    auto* enr = app.add_subcommand(
+        "enroll", "first-boot device enrollment with TPM keys; safe to run at every boot");
+    enr->add_option("-d,--domain", o.domains,
+                    "the device's name(s); the first names the certificate")
+        ->required();
     enr->add_option("--key", o.key, "device key URI (default: tpm2:path=STATE/keys/NAME.tss)");
-    enr->add_option("--account-key", o.account_key, "account key URI (default: tpm2:path=STATE/keys/account.tss)");
+    enr->add_option("--account-key", o.account_key,
+                    "account key URI (default: tpm2:path=STATE/keys/account.tss)");
     enr->add_option("--email", o.emails, "contact, when the account is registered");
     enr->add_flag("--agree-tos", o.agree_tos, "agree to the CA's terms of service");
     enr->add_flag("--force", o.force, "issue again even when the certificate is valid");
@@ -166,11 +199,16 @@ int run(int argc, char** argv) {
     bind(enr, enroll);
 
     auto* rev = app.add_subcommand("revoke", "revoke a certificate");
-    rev->add_option("--cert", o.cert_file, "the certificate (PEM)")->required()->check(CLI::ExistingFile);
-    rev->add_option("--reason", o.reason, "keyCompromise, superseded, cessationOfOperation, ... or a code");
-    rev->add_flag("--with-cert-key", o.with_cert_key, "sign with the certificate's own key (--key) instead of the account");
+    rev->add_option("--cert", o.cert_file, "the certificate (PEM)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    rev->add_option("--reason", o.reason,
+                    "keyCompromise, superseded, cessationOfOperation, ... or a code");
+    rev->add_flag("--with-cert-key", o.with_cert_key,
+                  "sign with the certificate's own key (--key) instead of the account");
     rev->add_option("--key", o.key, "the certificate's key URI, with --with-cert-key");
-    rev->add_option("--account-key", o.account_key, "account key URI (default: the stored account)");
+    rev->add_option("--account-key", o.account_key,
+                    "account key URI (default: the stored account)");
     bind(rev, revoke);
 
     try {
@@ -185,7 +223,7 @@ int run(int argc, char** argv) {
         app.exit(e);
         return kUsage;
     }
-    keystore::log::set_level(o.quiet ? keystore::log::Level::warning
+    keystore::log::set_level(o.quiet         ? keystore::log::Level::warning
                              : o.verbose > 0 ? keystore::log::Level::debug
                                              : keystore::log::Level::info);
     if (!action) return kUsage;

@@ -3,8 +3,8 @@
 #include "acme/account.h"
 #include "keystore/file_backend.h"
 #include "keystore/files.h"
-#include "keystore/mac.h"
 #include "keystore/log.h"
+#include "keystore/mac.h"
 #include "keystore/ossl.h"
 #include "pkcs11/pkcs11_keystore.h"
 #include "tpm/tpm_keystore.h"
@@ -18,9 +18,14 @@ namespace cli {
 
 keystore::Registry make_registry(const Options& o) {
     keystore::Registry r;
-    r.add("file", [] { return Result<std::unique_ptr<keystore::Keystore>>(keystore::make_file_keystore()); });
-    r.add("pkcs11", [] { return Result<std::unique_ptr<keystore::Keystore>>(pkcs11::make_keystore()); });
-    r.add("tpm2", [tcti = o.tcti] { return Result<std::unique_ptr<keystore::Keystore>>(tpm::make_keystore(tcti)); });
+    r.add("file", [] {
+        return Result<std::unique_ptr<keystore::Keystore>>(keystore::make_file_keystore());
+    });
+    r.add("pkcs11",
+          [] { return Result<std::unique_ptr<keystore::Keystore>>(pkcs11::make_keystore()); });
+    r.add("tpm2", [tcti = o.tcti] {
+        return Result<std::unique_ptr<keystore::Keystore>>(tpm::make_keystore(tcti));
+    });
     return r;
 }
 
@@ -52,7 +57,6 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
     return buf;
 }
 
-
 Result<std::unique_ptr<acme::Client>> connect(const Options& o) {
     acme::ClientOptions co;
     co.http.ca_file = o.ca_file;
@@ -60,10 +64,10 @@ Result<std::unique_ptr<acme::Client>> connect(const Options& o) {
     return acme::Client::connect(o.server, co);
 }
 
-
 Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& reg) {
     if (o.eab_kid.empty() != o.eab_hmac_key.empty())
-        return fail(Errc::usage, "--eab-kid", "External Account Binding needs both --eab-kid and --eab-hmac-key");
+        return fail(Errc::usage, "--eab-kid",
+                    "External Account Binding needs both --eab-kid and --eab-hmac-key");
     if (o.eab_kid.empty()) return std::optional<acme::Eab>{};
     if (o.eab_hmac_key.starts_with("pkcs11:")) {
         auto uri = parse_uri(o.eab_hmac_key, "--eab-hmac-key");
@@ -71,35 +75,39 @@ Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& 
         auto ks = reg.keystore_for(*uri);
         if (!ks) return std::unexpected(ks.error());
         auto* macs = dynamic_cast<keystore::MacKeystore*>(*ks);
-        if (!macs) return fail(Errc::unsupported, "--eab-hmac-key", "this backend holds no HMAC keys");
+        if (!macs)
+            return fail(Errc::unsupported, "--eab-hmac-key", "this backend holds no HMAC keys");
         auto key = macs->open_mac(*uri);
         if (!key) return std::unexpected(key.error());
         std::shared_ptr<keystore::MacKey> shared(std::move(*key));
-        return std::optional<acme::Eab>(acme::Eab{o.eab_kid, [shared](std::span<const std::uint8_t> d) {
-                                                      return shared->hmac_sha256(d);
-                                                  }});
+        return std::optional<acme::Eab>(acme::Eab{
+            o.eab_kid,
+            [shared](std::span<const std::uint8_t> d) { return shared->hmac_sha256(d); }});
     }
     auto secret = read_mac_key_file(o.eab_hmac_key);
     if (!secret) return std::unexpected(secret.error());
     auto shared = std::make_shared<keystore::Secret>(std::move(*secret));
-    return std::optional<acme::Eab>(acme::Eab{o.eab_kid, [shared](std::span<const std::uint8_t> d)
-                                                               -> Result<keystore::Bytes> {
-        keystore::Bytes mac(EVP_MAX_MD_SIZE);
-        unsigned int len = 0;
-        if (!HMAC(EVP_sha256(), shared->reveal().data(), static_cast<int>(shared->reveal().size()), d.data(),
-                  d.size(), mac.data(), &len))
-            return keystore::ossl::fail_ossl("HMAC");
-        mac.resize(len);
-        return mac;
-    }});
+    return std::optional<acme::Eab>(
+        acme::Eab{o.eab_kid, [shared](std::span<const std::uint8_t> d) -> Result<keystore::Bytes> {
+                      keystore::Bytes mac(EVP_MAX_MD_SIZE);
+                      unsigned int len = 0;
+                      if (!HMAC(EVP_sha256(), shared->reveal().data(),
+                                static_cast<int>(shared->reveal().size()), d.data(), d.size(),
+                                mac.data(), &len))
+                          return keystore::ossl::fail_ossl("HMAC");
+                      mac.resize(len);
+                      return mac;
+                  }});
 }
 
 Result<keystore::Secret> read_mac_key_file(const std::string& source) {
     std::string path = source.starts_with("file:") ? source.substr(5) : source;
     struct stat st{};
-    if (::stat(path.c_str(), &st) != 0) return fail(Errc::not_found, "MAC key", "cannot read " + path);
+    if (::stat(path.c_str(), &st) != 0)
+        return fail(Errc::not_found, "MAC key", "cannot read " + path);
     if (st.st_mode & 077)
-        return fail(Errc::usage, "MAC key", path + " is readable by others; run: chmod 600 " + path);
+        return fail(Errc::usage, "MAC key",
+                    path + " is readable by others; run: chmod 600 " + path);
     auto text = keystore::read_file(path, 4096);
     if (!text) return std::unexpected(text.error());
     std::string& t = *text;

@@ -32,7 +32,8 @@ struct Options {
     std::string server = kDefaultServer;
     std::string ca_file;
     std::string state_dir = "/var/lib/acme-agent";
-    std::string tcti;  // --tcti: the TPM for tpm2: keys (empty: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)
+    std::string
+        tcti;  // --tcti: the TPM for tpm2: keys (empty: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)
     bool json_out = false;
     int verbose = 0;
     bool quiet = false;

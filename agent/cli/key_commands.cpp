@@ -5,7 +5,6 @@
 
 namespace cli {
 
-
 Result<Output> key_generate(const Options& o, keystore::Registry& reg) {
     auto uri = parse_uri(o.key, "--key");
     if (!uri) return std::unexpected(uri.error());
@@ -32,8 +31,10 @@ Result<Output> key_list(const Options& o, keystore::Registry& reg) {
     Output out;
     out.data = json::array();
     for (auto& k : *keys) {
-        out.data.push_back({{"uri", k.uri.to_string()}, {"algorithm", keystore::algorithm_name(k.algorithm)}});
-        out.text += std::string(keystore::algorithm_name(k.algorithm)) + "  " + k.uri.to_string() + "\n";
+        out.data.push_back(
+            {{"uri", k.uri.to_string()}, {"algorithm", keystore::algorithm_name(k.algorithm)}});
+        out.text +=
+            std::string(keystore::algorithm_name(k.algorithm)) + "  " + k.uri.to_string() + "\n";
     }
     return out;
 }
@@ -89,7 +90,9 @@ Result<Output> key_import_hmac(const Options& o, keystore::Registry& reg) {
     auto ks = reg.keystore_for(*uri);
     if (!ks) return std::unexpected(ks.error());
     auto* macs = dynamic_cast<keystore::MacKeystore*>(*ks);
-    if (!macs) return fail(Errc::unsupported, "--key", "this backend cannot hold HMAC keys; use a pkcs11: token");
+    if (!macs)
+        return fail(Errc::unsupported, "--key",
+                    "this backend cannot hold HMAC keys; use a pkcs11: token");
     auto stored = macs->import_hmac(*uri, *secret);
     if (!stored) return std::unexpected(stored.error());
     Output out;

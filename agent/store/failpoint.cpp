@@ -1,9 +1,9 @@
 #include "store/failpoint.h"
 
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <unistd.h>
 
 namespace store {
 

@@ -5,14 +5,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
-#include <filesystem>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 namespace store {
 
@@ -41,7 +41,8 @@ std::string server_id(const std::string& server) {
 std::string safe_name(const std::string& name) {
     std::string out = name.starts_with("*.") ? "_wildcard." + name.substr(2) : name;
     for (auto& c : out)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') c = '_';
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_')
+            c = '_';
     if (out.empty() || out[0] == '.') out.insert(0, "_");
     return out;
 }
@@ -59,7 +60,8 @@ Result<StateDir> StateDir::open(const std::string& dir) {
     return StateDir(dir, fd);
 }
 
-StateDir::StateDir(StateDir&& other) noexcept : dir_(std::move(other.dir_)), lock_fd_(other.lock_fd_) {
+StateDir::StateDir(StateDir&& other) noexcept
+    : dir_(std::move(other.dir_)), lock_fd_(other.lock_fd_) {
     other.lock_fd_ = -1;
 }
 
@@ -80,7 +82,8 @@ Result<std::optional<Account>> StateDir::account(const std::string& server) cons
     auto j = nlohmann::json::parse(*text, nullptr, false);
     if (j.is_discarded() || !j.contains("url") || !j.contains("key"))
         return fail(Errc::state, account_path(server), "damaged account record");
-    return Account{j.value("server", server), j["url"].get<std::string>(), j["key"].get<std::string>()};
+    return Account{j.value("server", server), j["url"].get<std::string>(),
+                   j["key"].get<std::string>()};
 }
 
 Result<void> StateDir::save_account(const Account& a) {
@@ -97,7 +100,8 @@ Result<void> StateDir::write_pems(const std::string& dir, const Certificate& cer
     if (auto r = make_dir(dir, 0755); !r) return r;
     using keystore::write_file_atomic;
     if (auto r = write_file_atomic(dir + "/chain.pem", cert.chain_pem, 0644); !r) return r;
-    if (auto r = write_file_atomic(dir + "/fullchain.pem", cert.cert_pem + cert.chain_pem, 0644); !r)
+    if (auto r = write_file_atomic(dir + "/fullchain.pem", cert.cert_pem + cert.chain_pem, 0644);
+        !r)
         return r;
     failpoint("store-partial");
     return write_file_atomic(dir + "/cert.pem", cert.cert_pem, 0644);
@@ -108,8 +112,11 @@ Result<void> StateDir::save_certificate(const std::string& name, const Certifica
     if (auto r = make_dir(dir_ + "/live", 0700); !r) return r;
     if (auto r = make_dir(dir, 0700); !r) return r;
     if (!cert.renewal.empty())
-        if (auto r = keystore::write_file_atomic(dir + "/renewal.json", cert.renewal + "\n", 0600); !r) return r;
-    if (auto r = keystore::write_file_atomic(dir + "/key.uri", cert.key_uri + "\n", 0600); !r) return r;
+        if (auto r = keystore::write_file_atomic(dir + "/renewal.json", cert.renewal + "\n", 0600);
+            !r)
+            return r;
+    if (auto r = keystore::write_file_atomic(dir + "/key.uri", cert.key_uri + "\n", 0600); !r)
+        return r;
     return write_pems(dir, cert);
 }
 
@@ -131,7 +138,8 @@ Result<std::optional<Certificate>> StateDir::certificate(const std::string& name
 
 Result<void> StateDir::save_order(const std::string& name, const std::string& json_text) {
     if (auto r = make_dir(dir_ + "/orders", 0700); !r) return r;
-    return keystore::write_file_atomic(dir_ + "/orders/" + safe_name(name) + ".json", json_text + "\n", 0600);
+    return keystore::write_file_atomic(dir_ + "/orders/" + safe_name(name) + ".json",
+                                       json_text + "\n", 0600);
 }
 
 Result<std::optional<std::string>> StateDir::order(const std::string& name) const {

@@ -29,11 +29,11 @@ struct Certificate {
     std::string cert_pem;   // the leaf
     std::string chain_pem;  // the issuers
     std::string key_uri;
-    std::string renewal;    // JSON: names and challenge settings for renew (renewal.json)
+    std::string renewal;  // JSON: names and challenge settings for renew (renewal.json)
 };
 
 class StateDir {
-public:
+  public:
     // Creates the dir (0700) if needed and takes the lock. Errc::state when another agent
     // holds it; Errc::io when the dir cannot be made.
     static Result<StateDir> open(const std::string& dir);
@@ -64,7 +64,7 @@ public:
     // Writes cert.pem, chain.pem, fullchain.pem into any directory (--out).
     static Result<void> write_pems(const std::string& dir, const Certificate& cert);
 
-private:
+  private:
     StateDir(std::string dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
     std::string account_path(const std::string& server) const;
     std::string dir_;

@@ -25,10 +25,13 @@ bool blank(std::string_view s) {
 Result<ossl::X509Ptr> parse(std::string_view pem) {
     ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
     ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    if (!cert) return fail(Errc::protocol, "certificate", "undecodable certificate: " + ossl::last_error());
+    if (!cert)
+        return fail(Errc::protocol, "certificate",
+                    "undecodable certificate: " + ossl::last_error());
     if (!X509_get0_pubkey(cert.get())) {
         ERR_clear_error();
-        return fail(Errc::protocol, "certificate", "the certificate's public key cannot be decoded");
+        return fail(Errc::protocol, "certificate",
+                    "the certificate's public key cannot be decoded");
     }
     return cert;
 }
@@ -68,7 +71,8 @@ Result<std::vector<std::string>> split_chain(std::string_view pem, std::size_t m
         }
         const std::size_t end = pem.find(kEnd, begin);
         if (end == std::string_view::npos ||
-            pem.substr(begin + kBegin.size(), end - begin - kBegin.size()).find("-----") != std::string_view::npos)
+            pem.substr(begin + kBegin.size(), end - begin - kBegin.size()).find("-----") !=
+                std::string_view::npos)
             return fail(Errc::protocol, "certificate chain", "unterminated CERTIFICATE block");
         std::string block(pem.substr(begin, end + kEnd.size() - begin));
         block += '\n';
@@ -79,7 +83,8 @@ Result<std::vector<std::string>> split_chain(std::string_view pem, std::size_t m
                         "more than " + std::to_string(max_certs) + " certificates");
         pos = end + kEnd.size();
     }
-    if (out.empty()) return fail(Errc::protocol, "certificate chain", "no certificate in the response");
+    if (out.empty())
+        return fail(Errc::protocol, "certificate chain", "no certificate in the response");
     return out;
 }
 
@@ -97,8 +102,10 @@ Result<CertInfo> inspect(std::string_view pem) {
     char* hex = BN_bn2hex(serial.get());
     info.serial_hex = hex;
     OPENSSL_free(hex);
-    for (auto& ch : info.serial_hex) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    info.serial_hex.erase(0, std::min(info.serial_hex.find_first_not_of('0'), info.serial_hex.size() - 1));
+    for (auto& ch : info.serial_hex)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    info.serial_hex.erase(
+        0, std::min(info.serial_hex.find_first_not_of('0'), info.serial_hex.size() - 1));
     {
         const ASN1_INTEGER* sn = X509_get0_serialNumber(c);
         const int len = i2d_ASN1_INTEGER(sn, nullptr);
@@ -108,27 +115,32 @@ Result<CertInfo> inspect(std::string_view pem) {
         // Skip tag and length (short or long form) to keep the content octets.
         std::size_t off = 2;
         if (der.size() > 1 && (der[1] & 0x80)) off = 2 + (der[1] & 0x7f);
-        info.serial_der.assign(der.begin() + static_cast<long>(std::min(off, der.size())), der.end());
+        info.serial_der.assign(der.begin() + static_cast<long>(std::min(off, der.size())),
+                               der.end());
     }
     info.not_before = to_time(X509_get0_notBefore(c));
     info.not_after = to_time(X509_get0_notAfter(c));
 
-    auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(c, NID_subject_alt_name, nullptr, nullptr));
+    auto* sans =
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(c, NID_subject_alt_name, nullptr, nullptr));
     for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); ++i) {
         const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
         if (gn->type == GEN_DNS) {
-            info.names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(gn->d.dNSName)),
-                                    static_cast<std::size_t>(ASN1_STRING_length(gn->d.dNSName)));
+            info.names.emplace_back(
+                reinterpret_cast<const char*>(ASN1_STRING_get0_data(gn->d.dNSName)),
+                static_cast<std::size_t>(ASN1_STRING_length(gn->d.dNSName)));
         } else if (gn->type == GEN_IPADD) {
             char buf[INET6_ADDRSTRLEN] = {};
             const int len = ASN1_STRING_length(gn->d.iPAddress);
-            inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(gn->d.iPAddress), buf, sizeof buf);
+            inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(gn->d.iPAddress), buf,
+                      sizeof buf);
             info.names.emplace_back(buf);
         }
     }
     GENERAL_NAMES_free(sans);
     if (const ASN1_OCTET_STRING* aki = X509_get0_authority_key_id(c))
-        info.aki.assign(ASN1_STRING_get0_data(aki), ASN1_STRING_get0_data(aki) + ASN1_STRING_length(aki));
+        info.aki.assign(ASN1_STRING_get0_data(aki),
+                        ASN1_STRING_get0_data(aki) + ASN1_STRING_length(aki));
 
     auto spki = ossl::spki_of(X509_get0_pubkey(c));
     if (!spki) return std::unexpected(spki.error());

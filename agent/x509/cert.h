@@ -16,14 +16,14 @@ using keystore::Result;
 struct CertInfo {
     std::string subject;
     std::string issuer;
-    std::string issuer_cn;            // the CN of the issuer, "" if none
-    std::string serial_hex;           // lower-case hex, no leading zeros
-    keystore::Bytes serial_der;       // the INTEGER's content octets (RFC 9773 CertID)
-    std::vector<std::string> names;   // dNSName and iPAddress SANs
+    std::string issuer_cn;           // the CN of the issuer, "" if none
+    std::string serial_hex;          // lower-case hex, no leading zeros
+    keystore::Bytes serial_der;      // the INTEGER's content octets (RFC 9773 CertID)
+    std::vector<std::string> names;  // dNSName and iPAddress SANs
     std::chrono::system_clock::time_point not_before, not_after;
-    keystore::Bytes spki;             // SubjectPublicKeyInfo DER
+    keystore::Bytes spki;  // SubjectPublicKeyInfo DER
     keystore::Bytes der;
-    keystore::Bytes aki;              // authority key identifier (keyIdentifier), may be empty
+    keystore::Bytes aki;  // authority key identifier (keyIdentifier), may be empty
 };
 
 // Splits a PEM chain into its CERTIFICATE blocks (PEM text each, leaf first). Anything else

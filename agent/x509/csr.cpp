@@ -14,7 +14,8 @@ using keystore::fail;
 
 bool is_ip_literal(const std::string& name) {
     unsigned char buf[16];
-    return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
+    return inet_pton(AF_INET, name.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
 Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std::string>& names) {
@@ -29,7 +30,8 @@ Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std
     for (auto& n : names)
         if (!is_ip_literal(n) && n.size() <= 64) {
             X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
-                                       reinterpret_cast<const unsigned char*>(n.c_str()), -1, -1, 0);
+                                       reinterpret_cast<const unsigned char*>(n.c_str()), -1, -1,
+                                       0);
             break;
         }
 
@@ -38,21 +40,23 @@ Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std
     std::unique_ptr<GENERAL_NAMES, ossl::Deleter<GENERAL_NAMES_free>> gens(
         sk_GENERAL_NAME_new_null());
     for (auto& n : names) {
-        GENERAL_NAME* gn =
-            a2i_GENERAL_NAME(nullptr, nullptr, nullptr, is_ip_literal(n) ? GEN_IPADD : GEN_DNS, n.c_str(), 0);
+        GENERAL_NAME* gn = a2i_GENERAL_NAME(nullptr, nullptr, nullptr,
+                                            is_ip_literal(n) ? GEN_IPADD : GEN_DNS, n.c_str(), 0);
         if (!gn || (!is_ip_literal(n) && n.find_first_of(",: ") != std::string::npos)) {
             GENERAL_NAME_free(gn);
             return fail(Errc::usage, "CSR", "'" + n + "' is not a valid name for a certificate");
         }
         sk_GENERAL_NAME_push(gens.get(), gn);
     }
-    std::unique_ptr<STACK_OF(X509_EXTENSION), decltype([](STACK_OF(X509_EXTENSION)* s) {
-        sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
-    })> exts(sk_X509_EXTENSION_new_null());
+    std::unique_ptr<STACK_OF(X509_EXTENSION), decltype([](STACK_OF(X509_EXTENSION) * s) {
+                        sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
+                    })>
+        exts(sk_X509_EXTENSION_new_null());
     X509_EXTENSION* ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens.get());
     if (!ext) return ossl::fail_ossl("X509V3_EXT_i2d");
     sk_X509_EXTENSION_push(exts.get(), ext);
-    if (!X509_REQ_add_extensions(req.get(), exts.get())) return ossl::fail_ossl("X509_REQ_add_extensions");
+    if (!X509_REQ_add_extensions(req.get(), exts.get()))
+        return ossl::fail_ossl("X509_REQ_add_extensions");
 
     // Sign the to-be-signed part through the Key (no EVP_PKEY with a private half exists).
     const keystore::KeyAlgorithm alg = key.algorithm();
@@ -60,7 +64,8 @@ Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std
                     : alg == keystore::KeyAlgorithm::ec_p384 ? NID_ecdsa_with_SHA384
                                                              : NID_sha256WithRSAEncryption;
     X509_ALGOR* algor = X509_ALGOR_new();
-    X509_ALGOR_set0(algor, OBJ_nid2obj(nid), keystore::is_ec(alg) ? V_ASN1_UNDEF : V_ASN1_NULL, nullptr);
+    X509_ALGOR_set0(algor, OBJ_nid2obj(nid), keystore::is_ec(alg) ? V_ASN1_UNDEF : V_ASN1_NULL,
+                    nullptr);
     const int set = X509_REQ_set1_signature_algo(req.get(), algor);
     X509_ALGOR_free(algor);
     if (!set) return ossl::fail_ossl("X509_REQ_set1_signature_algo");

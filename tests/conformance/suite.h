@@ -27,7 +27,7 @@ inline std::string unique_name(const std::string& base) {
 
 template <typename B>
 class KeystoreConformance : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() { B::set_up(); }
     static void TearDownTestSuite() { B::tear_down(); }
 
@@ -48,7 +48,8 @@ TYPED_TEST_P(KeystoreConformance, GeneratesEveryAlgorithmAndReopensIt) {
         EXPECT_EQ(key->algorithm(), alg);
         auto pub = keystore::ossl::pkey_from_spki(key->public_key_der());
         ASSERT_TRUE(pub.has_value());
-        EXPECT_EQ(EVP_PKEY_get_base_id(pub->get()), keystore::is_ec(alg) ? EVP_PKEY_EC : EVP_PKEY_RSA);
+        EXPECT_EQ(EVP_PKEY_get_base_id(pub->get()),
+                  keystore::is_ec(alg) ? EVP_PKEY_EC : EVP_PKEY_RSA);
         // The printed URI opens the same key again.
         auto again = keystore::KeyUri::parse(key->uri().to_string());
         ASSERT_TRUE(again.has_value());
@@ -70,8 +71,8 @@ TYPED_TEST_P(KeystoreConformance, TenThousandEcSignaturesAreFixedWidthAndVerify)
             const std::string msg = "message " + std::to_string(i);
             auto sig = key->sign(keystore::as_bytes(msg));
             ASSERT_TRUE(sig.has_value()) << sig.error().describe();
-            if (sig->size() != width ||
-                !keystore::ossl::verify_jws_signature(key->public_key_der(), keystore::as_bytes(msg), *sig))
+            if (sig->size() != width || !keystore::ossl::verify_jws_signature(
+                                            key->public_key_der(), keystore::as_bytes(msg), *sig))
                 ++bad;
         }
         EXPECT_EQ(bad, 0);
@@ -86,12 +87,14 @@ TYPED_TEST_P(KeystoreConformance, RsaSignaturesVerify) {
         auto sig = key->sign(keystore::as_bytes(msg));
         ASSERT_TRUE(sig.has_value()) << sig.error().describe();
         EXPECT_EQ(sig->size(), 256u);
-        EXPECT_TRUE(keystore::ossl::verify_jws_signature(key->public_key_der(), keystore::as_bytes(msg), *sig));
+        EXPECT_TRUE(keystore::ossl::verify_jws_signature(key->public_key_der(),
+                                                         keystore::as_bytes(msg), *sig));
     }
     // A signature over another message does not verify: the check above can fail.
     auto sig = key->sign(keystore::as_bytes("one"));
     ASSERT_TRUE(sig.has_value());
-    EXPECT_FALSE(keystore::ossl::verify_jws_signature(key->public_key_der(), keystore::as_bytes("two"), *sig));
+    EXPECT_FALSE(keystore::ossl::verify_jws_signature(key->public_key_der(),
+                                                      keystore::as_bytes("two"), *sig));
 }
 
 TYPED_TEST_P(KeystoreConformance, RefusesToGenerateOverAnExistingKey) {
@@ -152,7 +155,8 @@ TYPED_TEST_P(KeystoreConformance, HardwareKeysReportSensitiveAndSignOnly) {
 
 REGISTER_TYPED_TEST_SUITE_P(KeystoreConformance, GeneratesEveryAlgorithmAndReopensIt,
                             TenThousandEcSignaturesAreFixedWidthAndVerify, RsaSignaturesVerify,
-                            RefusesToGenerateOverAnExistingKey, CsrVerifiesAndCarriesTheKeysPublicKey,
-                            ListsAndDestroysKeys, HardwareKeysReportSensitiveAndSignOnly);
+                            RefusesToGenerateOverAnExistingKey,
+                            CsrVerifiesAndCarriesTheKeysPublicKey, ListsAndDestroysKeys,
+                            HardwareKeysReportSensitiveAndSignOnly);
 
 }  // namespace conformance

@@ -23,8 +23,9 @@ std::string scratch(const std::string& name) {
     return dir;
 }
 
-const std::vector<KeyAlgorithm> kAll{KeyAlgorithm::ec_p256, KeyAlgorithm::ec_p384, KeyAlgorithm::rsa_2048,
-                                     KeyAlgorithm::rsa_3072, KeyAlgorithm::rsa_4096};
+const std::vector<KeyAlgorithm> kAll{KeyAlgorithm::ec_p256, KeyAlgorithm::ec_p384,
+                                     KeyAlgorithm::rsa_2048, KeyAlgorithm::rsa_3072,
+                                     KeyAlgorithm::rsa_4096};
 
 struct FileBackend {
     static inline std::string dir;
@@ -35,7 +36,9 @@ struct FileBackend {
         ks = keystore::make_file_keystore();
     }
     static keystore::Keystore& store() { return *ks; }
-    static keystore::KeyUri uri(const std::string& name) { return *keystore::KeyUri::parse("file:" + dir + "/" + name + ".pem"); }
+    static keystore::KeyUri uri(const std::string& name) {
+        return *keystore::KeyUri::parse("file:" + dir + "/" + name + ".pem");
+    }
     static keystore::KeyUri container() { return *keystore::KeyUri::parse("file:" + dir); }
     static std::vector<KeyAlgorithm> algorithms() { return kAll; }
     static std::map<std::string, std::string> expected_properties() { return {}; }
@@ -50,7 +53,9 @@ struct SoftHsmBackend {
         if (ks) return;
         if (token_uri.empty()) {
             const std::string dir = scratch("softhsm");
-            auto o = testsupport::run({std::string(ACME_AGENT_SOURCE_DIR) + "/scripts/softhsm-setup.sh", dir, "conformance"});
+            auto o =
+                testsupport::run({std::string(ACME_AGENT_SOURCE_DIR) + "/scripts/softhsm-setup.sh",
+                                  dir, "conformance"});
             ASSERT_EQ(o.code, 0) << o.err;
             testsupport::apply_exports(o.out);
             token_uri = std::getenv("ACME_AGENT_TOKEN_URI");
@@ -68,10 +73,10 @@ struct SoftHsmBackend {
     static keystore::KeyUri container() { return *keystore::KeyUri::parse(token_uri); }
     static std::vector<KeyAlgorithm> algorithms() { return kAll; }
     static std::map<std::string, std::string> expected_properties() {
-        return {{"sensitive", "true"},         {"always-sensitive", "true"},
-                {"extractable", "false"},      {"never-extractable", "true"},
-                {"token-object", "true"},      {"private", "true"},
-                {"usage", "sign"},             {"private-value-readable", "false"}};
+        return {{"sensitive", "true"},    {"always-sensitive", "true"},
+                {"extractable", "false"}, {"never-extractable", "true"},
+                {"token-object", "true"}, {"private", "true"},
+                {"usage", "sign"},        {"private-value-readable", "false"}};
     }
     static constexpr bool hardware = true;
 };
@@ -82,7 +87,7 @@ INSTANTIATE_TYPED_TEST_SUITE_P(All, KeystoreConformance, Backends);
 // ---- PKCS#11 only: what the token itself says, through its own API -------------------
 
 class SoftHsmAttributes : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() { SoftHsmBackend::set_up(); }
     static void TearDownTestSuite() { SoftHsmBackend::tear_down(); }
 };
@@ -103,7 +108,8 @@ TEST_F(SoftHsmAttributes, GeneratedKeysAreSensitiveNeverExtractableSignOnly) {
         // The backend's login is shared by every session of the process.
         const std::string id = *(*key)->uri().path_attr("id");
         CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-        CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, const_cast<char*>(id.data()), id.size()}};
+        CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                               {CKA_ID, const_cast<char*>(id.data()), id.size()}};
         ASSERT_EQ(fn->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
         CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
         CK_ULONG found = 0;
@@ -111,12 +117,21 @@ TEST_F(SoftHsmAttributes, GeneratedKeysAreSensitiveNeverExtractableSignOnly) {
         fn->C_FindObjectsFinal(s);
         ASSERT_EQ(found, 1u);
 
-        struct Want { CK_ATTRIBUTE_TYPE type; CK_BBOOL value; const char* name; };
-        const Want wants[] = {{CKA_TOKEN, CK_TRUE, "CKA_TOKEN"}, {CKA_PRIVATE, CK_TRUE, "CKA_PRIVATE"},
-                              {CKA_SENSITIVE, CK_TRUE, "CKA_SENSITIVE"}, {CKA_ALWAYS_SENSITIVE, CK_TRUE, "CKA_ALWAYS_SENSITIVE"},
-                              {CKA_EXTRACTABLE, CK_FALSE, "CKA_EXTRACTABLE"}, {CKA_NEVER_EXTRACTABLE, CK_TRUE, "CKA_NEVER_EXTRACTABLE"},
-                              {CKA_SIGN, CK_TRUE, "CKA_SIGN"}, {CKA_DECRYPT, CK_FALSE, "CKA_DECRYPT"},
-                              {CKA_UNWRAP, CK_FALSE, "CKA_UNWRAP"}, {CKA_DERIVE, CK_FALSE, "CKA_DERIVE"}};
+        struct Want {
+            CK_ATTRIBUTE_TYPE type;
+            CK_BBOOL value;
+            const char* name;
+        };
+        const Want wants[] = {{CKA_TOKEN, CK_TRUE, "CKA_TOKEN"},
+                              {CKA_PRIVATE, CK_TRUE, "CKA_PRIVATE"},
+                              {CKA_SENSITIVE, CK_TRUE, "CKA_SENSITIVE"},
+                              {CKA_ALWAYS_SENSITIVE, CK_TRUE, "CKA_ALWAYS_SENSITIVE"},
+                              {CKA_EXTRACTABLE, CK_FALSE, "CKA_EXTRACTABLE"},
+                              {CKA_NEVER_EXTRACTABLE, CK_TRUE, "CKA_NEVER_EXTRACTABLE"},
+                              {CKA_SIGN, CK_TRUE, "CKA_SIGN"},
+                              {CKA_DECRYPT, CK_FALSE, "CKA_DECRYPT"},
+                              {CKA_UNWRAP, CK_FALSE, "CKA_UNWRAP"},
+                              {CKA_DERIVE, CK_FALSE, "CKA_DERIVE"}};
         for (auto& w : wants) {
             CK_BBOOL v = 2;
             CK_ATTRIBUTE a{w.type, &v, sizeof v};
@@ -136,7 +151,8 @@ TEST_F(SoftHsmAttributes, GeneratedKeysAreSensitiveNeverExtractableSignOnly) {
 }
 
 TEST_F(SoftHsmAttributes, ConcurrentSigningFromSeveralThreads) {
-    auto key = SoftHsmBackend::store().generate(SoftHsmBackend::uri(unique_name("threads")), KeyAlgorithm::ec_p256);
+    auto key = SoftHsmBackend::store().generate(SoftHsmBackend::uri(unique_name("threads")),
+                                                KeyAlgorithm::ec_p256);
     ASSERT_TRUE(key.has_value());
     std::atomic<int> bad{0};
     std::vector<std::thread> threads;
@@ -145,7 +161,8 @@ TEST_F(SoftHsmAttributes, ConcurrentSigningFromSeveralThreads) {
             for (int i = 0; i < 500; ++i) {
                 const std::string msg = std::to_string(t) + ":" + std::to_string(i);
                 auto sig = (*key)->sign(keystore::as_bytes(msg));
-                if (!sig || !keystore::ossl::verify_jws_signature((*key)->public_key_der(), keystore::as_bytes(msg), *sig))
+                if (!sig || !keystore::ossl::verify_jws_signature((*key)->public_key_der(),
+                                                                  keystore::as_bytes(msg), *sig))
                     ++bad;
             }
         });

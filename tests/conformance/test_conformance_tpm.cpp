@@ -50,7 +50,7 @@ testsupport::Outcome tool(std::vector<std::string> argv) {
 // ---- one swtpm per test process (ctest runs every case in its own process) ----------
 
 class Swtpm {
-public:
+  public:
     // Starts the simulator on first use and refuses anything that is not swtpm.
     static void ensure() {
         if (!tcti_.empty()) return;
@@ -76,9 +76,11 @@ public:
     }
     // Starts swtpm on the state in dir()/swtpm (a fresh port each time).
     static void start() {
-        auto up = testsupport::run({ACME_AGENT_SOURCE_DIR "/scripts/swtpm-setup.sh", dir_ + "/swtpm"});
+        auto up =
+            testsupport::run({ACME_AGENT_SOURCE_DIR "/scripts/swtpm-setup.sh", dir_ + "/swtpm"});
         ASSERT_EQ(up.code, 0) << "scripts/swtpm-setup.sh failed (apt-get install -y swtpm "
-                                 "swtpm-tools tpm2-tools):\n" << up.err;
+                                 "swtpm-tools tpm2-tools):\n"
+                              << up.err;
         std::smatch m;
         ASSERT_TRUE(std::regex_search(up.out, m, std::regex(R"(ACME_AGENT_TCTI=(\S+))"))) << up.out;
         tcti_ = m[1].str();
@@ -86,18 +88,19 @@ public:
             ::setenv(var, tcti_.c_str(), 1);
     }
     static void stop() {
-        if (!dir_.empty()) testsupport::run({ACME_AGENT_SOURCE_DIR "/scripts/swtpm-down.sh", dir_ + "/swtpm"});
+        if (!dir_.empty())
+            testsupport::run({ACME_AGENT_SOURCE_DIR "/scripts/swtpm-down.sh", dir_ + "/swtpm"});
     }
     static const std::string& tcti() { return tcti_; }
     static const std::string& dir() { return dir_; }
 
-private:
+  private:
     static inline std::string dir_;
     static inline std::string tcti_;
 };
 
 class SwtpmCleanup : public ::testing::Environment {
-public:
+  public:
     void TearDown() override {
         Swtpm::stop();
         if (!Swtpm::dir().empty() && !::testing::UnitTest::GetInstance()->Failed()) {
@@ -115,10 +118,10 @@ const std::vector<KeyAlgorithm> kTpmAlgorithms{KeyAlgorithm::ec_p256, KeyAlgorit
                                                KeyAlgorithm::rsa_2048, KeyAlgorithm::rsa_3072};
 
 std::map<std::string, std::string> tpm_properties() {
-    return {{"backend", "tpm2"},        {"sensitive", "true"},           {"extractable", "false"},
-            {"fixedTPM", "true"},       {"fixedParent", "true"},         {"sensitiveDataOrigin", "true"},
-            {"userWithAuth", "true"},   {"sign", "true"},                {"decrypt", "false"},
-            {"restricted", "false"},    {"noDA", "false"}};
+    return {{"backend", "tpm2"},      {"sensitive", "true"},   {"extractable", "false"},
+            {"fixedTPM", "true"},     {"fixedParent", "true"}, {"sensitiveDataOrigin", "true"},
+            {"userWithAuth", "true"}, {"sign", "true"},        {"decrypt", "false"},
+            {"restricted", "false"},  {"noDA", "false"}};
 }
 
 struct TpmFileBackend {
@@ -133,7 +136,9 @@ struct TpmFileBackend {
     }
     static void tear_down() { ks.reset(); }  // flush while swtpm is still there
     static keystore::Keystore& store() { return *ks; }
-    static KeyUri uri(const std::string& name) { return *KeyUri::parse("tpm2:path=" + dir + "/" + name + ".tss"); }
+    static KeyUri uri(const std::string& name) {
+        return *KeyUri::parse("tpm2:path=" + dir + "/" + name + ".tss");
+    }
     static KeyUri container() { return *KeyUri::parse("tpm2:path=" + dir); }
     static std::vector<KeyAlgorithm> algorithms() { return kTpmAlgorithms; }
     static std::map<std::string, std::string> expected_properties() { return tpm_properties(); }
@@ -230,12 +235,13 @@ bool contains(const std::string& haystack, std::span<const std::uint8_t> needle)
 }
 
 class TpmOnly : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() { Swtpm::ensure(); }
 
     void SetUp() override {
         ASSERT_FALSE(Swtpm::tcti().empty());
-        keys_ = Swtpm::dir() + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+        keys_ =
+            Swtpm::dir() + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
         fs::create_directories(keys_);
     }
     void TearDown() override { ks_.reset(); }
@@ -396,7 +402,8 @@ TEST_F(TpmOnly, AuthValueSignsAndAWrongOneReachesTheTpmOnce) {
 TEST_F(TpmOnly, TooManyWrongAuthValuesGivePinLocked) {
     const std::string good = pin_file("good.pin", "1234");
     const std::string bad = pin_file("bad.pin", "0000");
-    auto key = ks().generate(uri(file_uri("lock.tss", "?pin-source=file:" + good)), KeyAlgorithm::ec_p256);
+    auto key =
+        ks().generate(uri(file_uri("lock.tss", "?pin-source=file:" + good)), KeyAlgorithm::ec_p256);
     ASSERT_TRUE(key) << key.error().describe();
     key->reset();
     disconnect();
@@ -436,7 +443,8 @@ TEST_F(TpmOnly, AuthValueAndDigestNeverCrossTheWireInClear) {
     const Bytes msg_auth = random_bytes(64), msg_plain = random_bytes(64);
     {
         auto pcap = tpm::make_keystore("pcap:" + Swtpm::tcti());
-        auto with = pcap->generate(uri(file_uri("secret.tss", "?pin-source=file:" + pin)), KeyAlgorithm::ec_p256);
+        auto with = pcap->generate(uri(file_uri("secret.tss", "?pin-source=file:" + pin)),
+                                   KeyAlgorithm::ec_p256);
         ASSERT_TRUE(with) << with.error().describe();
         ASSERT_TRUE((*with)->sign(msg_auth));
         auto without = pcap->generate(uri(file_uri("plain.tss")), KeyAlgorithm::ec_p256);
@@ -464,7 +472,8 @@ TEST_F(TpmOnly, ManySignaturesAndKeysLeaveNoTransientObjects) {
         auto b = ks().generate(uri(file_uri("b.tss")), KeyAlgorithm::ec_p384);
         auto c = ks().generate(uri(file_uri("c.tss")), KeyAlgorithm::rsa_2048);
         const std::string pin = pin_file("p.pin", "pw");
-        auto d = ks().generate(uri(file_uri("d.tss", "?pin-source=file:" + pin)), KeyAlgorithm::ec_p256);
+        auto d =
+            ks().generate(uri(file_uri("d.tss", "?pin-source=file:" + pin)), KeyAlgorithm::ec_p256);
         auto e = ks().generate(uri("tpm2:handle=0x81000206"), KeyAlgorithm::ec_p256);
         ASSERT_TRUE(b && c && d && e);
         for (int round = 0; round < 20; ++round)
@@ -491,7 +500,8 @@ TEST_F(TpmOnly, SignsFromSeveralThreads) {
             for (int i = 0; i < 250; ++i) {
                 const Bytes msg = random_bytes(40);
                 auto sig = (*key)->sign(msg);
-                if (sig && keystore::ossl::verify_jws_signature((*key)->public_key_der(), msg, *sig))
+                if (sig &&
+                    keystore::ossl::verify_jws_signature((*key)->public_key_der(), msg, *sig))
                     ++good;
             }
         });
@@ -514,12 +524,16 @@ TEST_F(TpmOnly, KeyFilesInteroperateWithTpm2Openssl) {
         const char* digest;
         bool auth;
     };
-    for (Case c : {Case{KeyAlgorithm::ec_p256, "sha256", false}, Case{KeyAlgorithm::ec_p384, "sha384", false},
-                   Case{KeyAlgorithm::rsa_2048, "sha256", false}, Case{KeyAlgorithm::ec_p256, "sha256", true}}) {
-        const std::string name = "ossl-" + std::string(keystore::algorithm_name(c.alg)) + (c.auth ? "-auth" : "");
+    for (Case c : {Case{KeyAlgorithm::ec_p256, "sha256", false},
+                   Case{KeyAlgorithm::ec_p384, "sha384", false},
+                   Case{KeyAlgorithm::rsa_2048, "sha256", false},
+                   Case{KeyAlgorithm::ec_p256, "sha256", true}}) {
+        const std::string name =
+            "ossl-" + std::string(keystore::algorithm_name(c.alg)) + (c.auth ? "-auth" : "");
         const std::string pin = c.auth ? pin_file(name + ".pin", "open sesame") : "";
         const std::string path = keys_ + "/" + name + ".tss";
-        auto key = ks().generate(uri("tpm2:path=" + path + (c.auth ? "?pin-source=file:" + pin : "")), c.alg);
+        auto key = ks().generate(
+            uri("tpm2:path=" + path + (c.auth ? "?pin-source=file:" + pin : "")), c.alg);
         ASSERT_TRUE(key) << key.error().describe();
         made.push_back({path, c.digest, (*key)->public_key_der(), pin});
     }
@@ -529,9 +543,10 @@ TEST_F(TpmOnly, KeyFilesInteroperateWithTpm2Openssl) {
     ASSERT_TRUE(keystore::write_file_atomic(msg_path, std::string(msg.begin(), msg.end()), 0600));
     for (const Made& m : made) {
         SCOPED_TRACE(m.path);
-        std::vector<std::string> argv{"openssl", "pkeyutl", "-provider", "tpm2", "-provider", "default",
-                                      "-sign", "-inkey", m.path, "-rawin", "-digest", m.digest,
-                                      "-in", msg_path, "-out", m.path + ".sig"};
+        std::vector<std::string> argv{"openssl",   "pkeyutl", "-provider", "tpm2",
+                                      "-provider", "default", "-sign",     "-inkey",
+                                      m.path,      "-rawin",  "-digest",   m.digest,
+                                      "-in",       msg_path,  "-out",      m.path + ".sig"};
         if (!m.pin.empty()) argv.insert(argv.end(), {"-passin", "file:" + m.pin});
         auto r = tool(argv);
         ASSERT_EQ(r.code, 0) << r.err;
@@ -540,7 +555,8 @@ TEST_F(TpmOnly, KeyFilesInteroperateWithTpm2Openssl) {
         auto pkey = keystore::ossl::pkey_from_spki(m.spki);
         ASSERT_TRUE(pkey);
         if (EVP_PKEY_get_base_id(pkey->get()) == EVP_PKEY_EC) {
-            auto raw = keystore::ecdsa_der_to_raw(sig, static_cast<std::size_t>(EVP_PKEY_get_bits(pkey->get()) / 8));
+            auto raw = keystore::ecdsa_der_to_raw(
+                sig, static_cast<std::size_t>(EVP_PKEY_get_bits(pkey->get()) / 8));
             ASSERT_TRUE(raw);
             sig = *raw;
         }
@@ -549,8 +565,8 @@ TEST_F(TpmOnly, KeyFilesInteroperateWithTpm2Openssl) {
     }
 
     const std::string theirs = keys_ + "/theirs.tss";
-    auto g = tool({"openssl", "genpkey", "-provider", "tpm2", "-provider", "default", "-algorithm", "EC",
-                   "-pkeyopt", "group:P-256", "-out", theirs});
+    auto g = tool({"openssl", "genpkey", "-provider", "tpm2", "-provider", "default", "-algorithm",
+                   "EC", "-pkeyopt", "group:P-256", "-out", theirs});
     ASSERT_EQ(g.code, 0) << g.err;
     auto key = ks().open(uri("tpm2:path=" + theirs));
     ASSERT_TRUE(key) << key.error().describe();
@@ -581,14 +597,16 @@ TEST_F(TpmOnly, UsesThePersistentSrkWhenPresent) {
     auto key = ks().generate(uri("tpm2:path=" + path), KeyAlgorithm::ec_p256);
     ASSERT_TRUE(key) << key.error().describe();
     expect_signs(*key, 3);
-    EXPECT_NE(prop(*key, "storage").find("parent 0x81000001"), std::string::npos) << prop(*key, "storage");
+    EXPECT_NE(prop(*key, "storage").find("parent 0x81000001"), std::string::npos)
+        << prop(*key, "storage");
     const Bytes spki = (*key)->public_key_der();
     key->reset();
     disconnect();
     const std::string msg_path = keys_ + "/m.bin";
     ASSERT_TRUE(keystore::write_file_atomic(msg_path, "hello", 0600));
-    auto r = tool({"openssl", "pkeyutl", "-provider", "tpm2", "-provider", "default", "-sign", "-inkey", path,
-                   "-rawin", "-digest", "sha256", "-in", msg_path, "-out", path + ".sig"});
+    auto r =
+        tool({"openssl", "pkeyutl", "-provider", "tpm2", "-provider", "default", "-sign", "-inkey",
+              path, "-rawin", "-digest", "sha256", "-in", msg_path, "-out", path + ".sig"});
     ASSERT_EQ(r.code, 0) << r.err;
     const std::string der = read_all(path + ".sig");
     auto raw = keystore::ecdsa_der_to_raw(Bytes(der.begin(), der.end()), 32);

@@ -35,8 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             for (const auto& [name, value] : d.profiles.items())
                 (void)acme::json_string(d.profiles, name.c_str());
     }
-    for (const std::string* u : {&d.new_nonce, &d.new_account, &d.new_order, &d.revoke_cert,
-                                 &d.key_change})
+    for (const std::string* u :
+         {&d.new_nonce, &d.new_account, &d.new_order, &d.revoke_cert, &d.key_change})
         (void)(acme::origin_of(*u) == origin);
     return 0;
 }

@@ -27,8 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)u->query_attr("pin-source");
     const std::string printed = u->to_string();
     auto again = KeyUri::parse(printed);
-    FUZZ_CHECK(again.has_value(), "to_string() gave an unparsable URI: '%s' (%s)",
-               printed.c_str(), again ? "" : again.error().describe().c_str());
+    FUZZ_CHECK(again.has_value(), "to_string() gave an unparsable URI: '%s' (%s)", printed.c_str(),
+               again ? "" : again.error().describe().c_str());
     FUZZ_CHECK(again->scheme() == u->scheme(), "scheme changed: '%s'", printed.c_str());
     FUZZ_CHECK(again->path_attrs() == u->path_attrs(), "path attributes changed: '%s'",
                printed.c_str());

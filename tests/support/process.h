@@ -1,15 +1,15 @@
 // Test support: run a command (no shell), capture its output and exit code.
 #pragma once
 
-#include <array>
-#include <cstdio>
-#include <cstdlib>
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
-#include <string>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 extern char** environ;
@@ -24,7 +24,8 @@ struct Outcome {
 
 // Runs argv with the current environment plus `extra_env` ("NAME=VALUE"), stdin from
 // /dev/null. Returns exit code (or 128+signal), stdout and stderr.
-inline Outcome run(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {}) {
+inline Outcome run(const std::vector<std::string>& argv,
+                   const std::vector<std::string>& extra_env = {}) {
     int out_pipe[2], err_pipe[2];
     if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return {};
     posix_spawn_file_actions_t fa;
@@ -91,13 +92,16 @@ inline void apply_exports(const std::string& text) {
         char quote = 0;
         auto flush = [&] {
             auto eq = item.find('=');
-            if (eq != std::string::npos) setenv(item.substr(0, eq).c_str(), item.substr(eq + 1).c_str(), 1);
+            if (eq != std::string::npos)
+                setenv(item.substr(0, eq).c_str(), item.substr(eq + 1).c_str(), 1);
             item.clear();
         };
         for (char c : line) {
             if (quote) {
-                if (c == quote) quote = 0;
-                else item += c;
+                if (c == quote)
+                    quote = 0;
+                else
+                    item += c;
             } else if (c == '\'' || c == '"') {
                 quote = c;
             } else if (c == ' ') {

@@ -16,7 +16,8 @@ const Bytes kAki{0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3,
 
 TEST(Ari, CertIdMatchesRfc9773Example) {
     // RFC 9773 §4.1: AKI 69:88:5B:..:D4 and serial 00:87:65:43:21.
-    EXPECT_EQ(acme::ari_cert_id(kAki, Bytes{0x00, 0x87, 0x65, 0x43, 0x21}), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    EXPECT_EQ(acme::ari_cert_id(kAki, Bytes{0x00, 0x87, 0x65, 0x43, 0x21}),
+              "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
 }
 
 // A certificate with serial 0x87654321 (DER content 00 87 65 43 21: the high bit needs the
@@ -50,7 +51,8 @@ TEST(Ari, CertIdFromACertificate) {
     EXPECT_EQ(info->serial_der, (Bytes{0x00, 0x87, 0x65, 0x43, 0x21}));
     EXPECT_EQ(info->aki, kAki);
     EXPECT_EQ(info->serial_hex, "87654321");
-    EXPECT_EQ(acme::ari_cert_id(info->aki, info->serial_der), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    EXPECT_EQ(acme::ari_cert_id(info->aki, info->serial_der),
+              "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
 }
 
 TEST(Revoke, ReasonsByNameAndCode) {

@@ -14,7 +14,9 @@ using keystore::base64url_decode;
 using keystore::base64url_encode;
 using keystore::Bytes;
 
-Bytes bytes_of(std::string_view s) { return Bytes(s.begin(), s.end()); }
+Bytes bytes_of(std::string_view s) {
+    return Bytes(s.begin(), s.end());
+}
 
 // Independent reference: OpenSSL's standard base64, moved to the URL-safe alphabet and
 // stripped of its padding.
@@ -37,7 +39,7 @@ TEST(Base64Url, Rfc4648TestVectorsWithoutPadding) {
     };
     // RFC 4648 §10, padding removed.
     const Case cases[] = {
-        {"", ""},         {"f", "Zg"},         {"fo", "Zm8"},        {"foo", "Zm9v"},
+        {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
         {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
     };
     for (const auto& c : cases) {
@@ -55,13 +57,10 @@ TEST(Base64Url, UsesTheUrlSafeAlphabet) {
         std::string_view encoded;
     };
     const Case cases[] = {
-        {{0xfb, 0xff}, "-_8"},           // standard base64: "+/8="
-        {{0xfb, 0xef, 0xbe}, "----"},    // "++++"
-        {{0xff, 0xff, 0xff}, "____"},    // "////"
-        {{0x00, 0x00, 0x00}, "AAAA"},
-        {{0x00}, "AA"},
-        {{0xff}, "_w"},
-        {{0x03, 0xe0}, "A-A"},
+        {{0xfb, 0xff}, "-_8"},         // standard base64: "+/8="
+        {{0xfb, 0xef, 0xbe}, "----"},  // "++++"
+        {{0xff, 0xff, 0xff}, "____"},  // "////"
+        {{0x00, 0x00, 0x00}, "AAAA"}, {{0x00}, "AA"}, {{0xff}, "_w"}, {{0x03, 0xe0}, "A-A"},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(std::string(c.encoded));
@@ -91,29 +90,29 @@ TEST(Base64Url, RandomBytesOfEveryLengthRoundTrip) {
 
 TEST(Base64Url, DecodeRejectsWhatIsNotUnpaddedBase64Url) {
     const std::string_view bad[] = {
-        "Zg==",      // padding
-        "Zg=",       //
-        "Zm9v=",     //
-        "=",         //
-        "+/8",       // standard alphabet
-        "Zm+v",      //
-        "Zm/v",      //
-        " Zm9v",     // whitespace anywhere
-        "Zm9v ",     //
-        "Zm\n9v",    //
-        "Zm9v\r\n",  //
-        "Zm\t9v",    //
-        "Z",         // length % 4 == 1 cannot be produced by an encoder
-        "Zm9vY",     //
+        "Zg==",       // padding
+        "Zg=",        //
+        "Zm9v=",      //
+        "=",          //
+        "+/8",        // standard alphabet
+        "Zm+v",       //
+        "Zm/v",       //
+        " Zm9v",      // whitespace anywhere
+        "Zm9v ",      //
+        "Zm\n9v",     //
+        "Zm9v\r\n",   //
+        "Zm\t9v",     //
+        "Z",          // length % 4 == 1 cannot be produced by an encoder
+        "Zm9vY",      //
         "Zm9vYmFyZ",  //
-        "Zh",        // non-zero trailing bits: "f" is only "Zg"
-        "Zm9",       // "fo" is only "Zm8"
-        "_x",        // 0xff is only "_w"
-        "Zm9vYh",    // "foob" is only "Zm9vYg"
-        "Zm9vYmF",   // "fooba" is only "Zm9vYmE"
-        "Zm.v",      // other punctuation
-        "Zm9v\xff",  // non-ASCII
-        "\xc3\xa9",  //
+        "Zh",         // non-zero trailing bits: "f" is only "Zg"
+        "Zm9",        // "fo" is only "Zm8"
+        "_x",         // 0xff is only "_w"
+        "Zm9vYh",     // "foob" is only "Zm9vYg"
+        "Zm9vYmF",    // "fooba" is only "Zm9vYmE"
+        "Zm.v",       // other punctuation
+        "Zm9v\xff",   // non-ASCII
+        "\xc3\xa9",   //
     };
     for (auto text : bad) {
         SCOPED_TRACE(testing::PrintToString(std::string(text)));

@@ -18,7 +18,9 @@ using keystore::Bytes;
 using keystore::Errc;
 namespace ossl = keystore::ossl;
 
-ossl::PKey ec_key() { return ossl::PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")); }
+ossl::PKey ec_key() {
+    return ossl::PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+}
 
 std::string pem_of(X509* cert) {
     ossl::Bio bio(BIO_new(BIO_s_mem()));
@@ -90,7 +92,7 @@ Bytes spki_of(EVP_PKEY* key) {
 
 // A CA and a leaf it issued, made once for the whole file.
 class Chain : public testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() {
         ca_key_ = ec_key().release();
         leaf_key_ = ec_key().release();
@@ -174,8 +176,8 @@ TEST_F(Chain, PrivateKeyBlockIsRefusedWithoutEchoingTheKey) {
     const std::string key_pem = private_key_pem(key.get());
     ASSERT_EQ(key_pem.rfind("-----BEGIN PRIVATE KEY-----\n", 0), 0u);
     const std::string key_body_line = key_pem.substr(28, 40);
-    for (const std::string& pem : {*leaf_pem_ + key_pem, key_pem + *leaf_pem_, key_pem,
-                                   *leaf_pem_ + *ca_pem_ + key_pem}) {
+    for (const std::string& pem :
+         {*leaf_pem_ + key_pem, key_pem + *leaf_pem_, key_pem, *leaf_pem_ + *ca_pem_ + key_pem}) {
         auto blocks = x509::split_chain(pem);
         ASSERT_FALSE(blocks);
         EXPECT_EQ(blocks.error().code, Errc::protocol);
@@ -190,11 +192,11 @@ TEST_F(Chain, PrivateKeyBlockIsRefusedWithoutEchoingTheKey) {
 
 TEST_F(Chain, OtherBlockTypesAreNotCertificates) {
     const std::string body = "MIIBAAAA\n";
-    for (const char* type : {"EC PRIVATE KEY", "RSA PRIVATE KEY", "CERTIFICATE REQUEST",
-                             "X509 CRL", "TRUSTED CERTIFICATE", "PUBLIC KEY"}) {
+    for (const char* type : {"EC PRIVATE KEY", "RSA PRIVATE KEY", "CERTIFICATE REQUEST", "X509 CRL",
+                             "TRUSTED CERTIFICATE", "PUBLIC KEY"}) {
         SCOPED_TRACE(type);
-        const std::string block = std::string("-----BEGIN ") + type + "-----\n" + body +
-                                  "-----END " + type + "-----\n";
+        const std::string block =
+            std::string("-----BEGIN ") + type + "-----\n" + body + "-----END " + type + "-----\n";
         expect_protocol_error(*leaf_pem_ + block, "not a certificate");
     }
 }
@@ -215,12 +217,13 @@ TEST_F(Chain, UndecodableCertificatesAreRefused) {
     expect_protocol_error("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
                           "undecodable");
     expect_protocol_error("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", "");
-    expect_protocol_error("-----BEGIN CERTIFICATE-----\nnot base64 !!!\n-----END CERTIFICATE-----\n", "");
+    expect_protocol_error(
+        "-----BEGIN CERTIFICATE-----\nnot base64 !!!\n-----END CERTIFICATE-----\n", "");
     // A real certificate with its DER cut short (the PEM still decodes as base64).
     const std::string& leaf = *leaf_pem_;
     const std::size_t body = leaf.find('\n') + 1;
-    const std::string truncated = leaf.substr(0, body) + leaf.substr(body, 128) + "\n" +
-                                  "-----END CERTIFICATE-----\n";
+    const std::string truncated =
+        leaf.substr(0, body) + leaf.substr(body, 128) + "\n" + "-----END CERTIFICATE-----\n";
     expect_protocol_error(*ca_pem_ + truncated, "undecodable");
 }
 
@@ -251,8 +254,8 @@ TEST_F(Chain, AtMostMaxCertsCertificates) {
 TEST_F(Chain, InspectLeaf) {
     auto info = x509::inspect(*leaf_pem_);
     ASSERT_TRUE(info) << info.error().describe();
-    EXPECT_EQ(info->names, (std::vector<std::string>{"leaf.example", "www.leaf.example", "192.0.2.7",
-                                                     "2001:db8::7"}));
+    EXPECT_EQ(info->names, (std::vector<std::string>{"leaf.example", "www.leaf.example",
+                                                     "192.0.2.7", "2001:db8::7"}));
     EXPECT_EQ(info->serial_hex, "1a2b3c4d5e6f708192a3b4");
     EXPECT_EQ(info->issuer_cn, "Test Intermediate CA");
     EXPECT_EQ(info->subject, "CN=leaf.example,O=Test Org");
@@ -270,7 +273,8 @@ TEST_F(Chain, InspectLeaf) {
     EXPECT_EQ(info->der, der);
     const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(ca_);
     ASSERT_NE(ski, nullptr);
-    EXPECT_EQ(info->aki, Bytes(ASN1_STRING_get0_data(ski), ASN1_STRING_get0_data(ski) + ASN1_STRING_length(ski)));
+    EXPECT_EQ(info->aki, Bytes(ASN1_STRING_get0_data(ski),
+                               ASN1_STRING_get0_data(ski) + ASN1_STRING_length(ski)));
 }
 
 TEST_F(Chain, InspectCaWithoutSans) {
@@ -301,16 +305,14 @@ TEST_F(Chain, SerialHexHasNoLeadingZeros) {
         const char* shown;
     };
     const Case cases[] = {
-        {"0A", "a"},
-        {"01", "1"},
-        {"0123456789ABCDEF", "123456789abcdef"},
-        {"00FF", "ff"},
-        {"ABCDEF", "abcdef"},
+        {"0A", "a"},    {"01", "1"},          {"0123456789ABCDEF", "123456789abcdef"},
+        {"00FF", "ff"}, {"ABCDEF", "abcdef"},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.serial);
-        ossl::X509Ptr cert = make_cert({"s.example", "Test Intermediate CA", c.serial, "DNS:s.example"},
-                                       leaf_key_, ca_key_, ca_);
+        ossl::X509Ptr cert =
+            make_cert({"s.example", "Test Intermediate CA", c.serial, "DNS:s.example"}, leaf_key_,
+                      ca_key_, ca_);
         auto info = x509::inspect(pem_of(cert.get()));
         ASSERT_TRUE(info) << info.error().describe();
         EXPECT_EQ(info->serial_hex, c.shown);
@@ -318,8 +320,9 @@ TEST_F(Chain, SerialHexHasNoLeadingZeros) {
 }
 
 TEST_F(Chain, InspectRefusesWhatIsNotACertificate) {
-    for (const std::string& pem : {std::string(), std::string("hello"),
-                                   std::string("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}) {
+    for (const std::string& pem :
+         {std::string(), std::string("hello"),
+          std::string("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}) {
         auto info = x509::inspect(pem);
         ASSERT_FALSE(info);
         EXPECT_EQ(info.error().code, Errc::protocol);

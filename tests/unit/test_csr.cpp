@@ -4,8 +4,8 @@
 #include "keystore/file_backend.h"
 #include "keystore/ossl.h"
 
-#include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -21,9 +21,10 @@ using keystore::Bytes;
 using keystore::KeyAlgorithm;
 
 class TempDir {
-public:
+  public:
     TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "acme-test-csr-XXXXXX").string();
+        std::string tmpl =
+            (std::filesystem::temp_directory_path() / "acme-test-csr-XXXXXX").string();
         if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
     }
     ~TempDir() {
@@ -34,7 +35,7 @@ public:
     TempDir& operator=(const TempDir&) = delete;
     [[nodiscard]] const std::filesystem::path& path() const { return path_; }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 
@@ -90,10 +91,10 @@ ParsedCsr parse_csr(const Bytes& der, const Bytes& key_spki) {
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
         const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
         if (gn->type == GEN_DNS) {
-            out.sans.push_back("DNS:" + std::string(reinterpret_cast<const char*>(
-                                                        ASN1_STRING_get0_data(gn->d.dNSName)),
-                                                    static_cast<std::size_t>(
-                                                        ASN1_STRING_length(gn->d.dNSName))));
+            out.sans.push_back(
+                "DNS:" +
+                std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(gn->d.dNSName)),
+                            static_cast<std::size_t>(ASN1_STRING_length(gn->d.dNSName))));
         } else if (gn->type == GEN_IPADD) {
             char buf[INET6_ADDRSTRLEN] = {};
             const int len = ASN1_STRING_length(gn->d.iPAddress);
@@ -121,10 +122,12 @@ struct AlgCase {
     int sig_param_type;  // RFC 5758 §3.2: absent for ECDSA; RFC 4055: NULL for RSA
 };
 
-void PrintTo(const AlgCase& c, std::ostream* os) { *os << keystore::algorithm_name(c.alg); }
+void PrintTo(const AlgCase& c, std::ostream* os) {
+    *os << keystore::algorithm_name(c.alg);
+}
 
 class Csr : public testing::TestWithParam<AlgCase> {
-protected:
+  protected:
     void SetUp() override {
         ASSERT_FALSE(dir_.path().empty());
         store_ = keystore::make_file_keystore();
@@ -158,7 +161,8 @@ TEST_P(Csr, DnsAndIpNamesSignedByTheKey) {
 }
 
 TEST_P(Csr, FirstDnsNameBecomesTheCnEvenAfterIps) {
-    auto der = x509::make_csr(*key_, {"192.0.2.1", "2001:db8::7", "www.example.org", "example.org"});
+    auto der =
+        x509::make_csr(*key_, {"192.0.2.1", "2001:db8::7", "www.example.org", "example.org"});
     ASSERT_TRUE(der) << der.error().describe();
     const ParsedCsr csr = parse_csr(*der, key_->public_key_der());
     ASSERT_TRUE(csr.parsed);
@@ -178,25 +182,28 @@ TEST_P(Csr, OnlyIpsGiveAnEmptySubject) {
     EXPECT_EQ(csr.sans, std::vector<std::string>{"IP:192.0.2.1"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Keys, Csr,
-                         testing::Values(AlgCase{KeyAlgorithm::ec_p256, NID_ecdsa_with_SHA256, V_ASN1_UNDEF},
-                                         AlgCase{KeyAlgorithm::ec_p384, NID_ecdsa_with_SHA384, V_ASN1_UNDEF},
-                                         AlgCase{KeyAlgorithm::rsa_2048, NID_sha256WithRSAEncryption,
-                                                 V_ASN1_NULL}),
-                         [](const testing::TestParamInfo<AlgCase>& param_info) {
-                             switch (param_info.param.alg) {
-                                 case KeyAlgorithm::ec_p256: return std::string("EcP256");
-                                 case KeyAlgorithm::ec_p384: return std::string("EcP384");
-                                 default: return std::string("Rsa2048");
-                             }
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Keys, Csr,
+    testing::Values(AlgCase{KeyAlgorithm::ec_p256, NID_ecdsa_with_SHA256, V_ASN1_UNDEF},
+                    AlgCase{KeyAlgorithm::ec_p384, NID_ecdsa_with_SHA384, V_ASN1_UNDEF},
+                    AlgCase{KeyAlgorithm::rsa_2048, NID_sha256WithRSAEncryption, V_ASN1_NULL}),
+    [](const testing::TestParamInfo<AlgCase>& param_info) {
+        switch (param_info.param.alg) {
+            case KeyAlgorithm::ec_p256:
+                return std::string("EcP256");
+            case KeyAlgorithm::ec_p384:
+                return std::string("EcP384");
+            default:
+                return std::string("Rsa2048");
+        }
+    });
 
 class CsrEc : public Csr {};
 
 TEST_P(CsrEc, LongFirstNameIsNotTheCn) {
     // A CN is at most 64 characters (RFC 5280 ub-common-name); a longer first DNS name
     // stays a SAN only and the next one that fits is the CN.
-    const std::string longname = std::string(60, 'a') + ".example";  // 68 chars
+    const std::string longname = std::string(60, 'a') + ".example";   // 68 chars
     const std::string exactly64 = std::string(56, 'b') + ".example";  // 64 chars
     auto der = x509::make_csr(*key_, {longname, exactly64});
     ASSERT_TRUE(der) << der.error().describe();
@@ -249,9 +256,10 @@ TEST_P(CsrEc, SignatureDoesNotVerifyWithAnotherKey) {
     EXPECT_TRUE(parse_csr(*der, key_->public_key_der()).signature_valid);
 }
 
-INSTANTIATE_TEST_SUITE_P(Keys, CsrEc,
-                         testing::Values(AlgCase{KeyAlgorithm::ec_p256, NID_ecdsa_with_SHA256, V_ASN1_UNDEF}),
-                         [](const testing::TestParamInfo<AlgCase>&) { return std::string("EcP256"); });
+INSTANTIATE_TEST_SUITE_P(
+    Keys, CsrEc,
+    testing::Values(AlgCase{KeyAlgorithm::ec_p256, NID_ecdsa_with_SHA256, V_ASN1_UNDEF}),
+    [](const testing::TestParamInfo<AlgCase>&) { return std::string("EcP256"); });
 
 TEST(IsIpLiteral, Table) {
     struct Case {
@@ -284,7 +292,8 @@ TEST(IsIpLiteral, Table) {
         {"2001:db8::1::2", false},
         {"12345::1", false},
     };
-    for (const auto& c : cases) EXPECT_EQ(x509::is_ip_literal(c.name), c.ip) << '"' << c.name << '"';
+    for (const auto& c : cases)
+        EXPECT_EQ(x509::is_ip_literal(c.name), c.ip) << '"' << c.name << '"';
 }
 
 }  // namespace

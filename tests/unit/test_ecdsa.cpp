@@ -20,7 +20,8 @@ using keystore::ecdsa_raw_to_der;
 Bytes der_length(std::size_t n) {
     if (n < 0x80) return {static_cast<std::uint8_t>(n)};
     Bytes out;
-    for (std::size_t v = n; v; v >>= 8) out.insert(out.begin(), static_cast<std::uint8_t>(v & 0xff));
+    for (std::size_t v = n; v; v >>= 8)
+        out.insert(out.begin(), static_cast<std::uint8_t>(v & 0xff));
     out.insert(out.begin(), static_cast<std::uint8_t>(0x80 | out.size()));
     return out;
 }
@@ -54,7 +55,9 @@ Bytes concat(const Bytes& a, const Bytes& b) {
     return out;
 }
 
-Bytes repeat(std::uint8_t b, std::size_t n) { return Bytes(n, b); }
+Bytes repeat(std::uint8_t b, std::size_t n) {
+    return Bytes(n, b);
+}
 
 // Left-pads to `width` bytes.
 Bytes pad(const Bytes& v, std::size_t width) {
@@ -125,8 +128,10 @@ TEST(EcdsaDerToRaw, RejectsMalformedOrOversizedInput) {
         std::size_t width;
     };
     const Case cases[] = {
-        {"33-significant-byte r for width 32", der_sig(concat({0x01}, repeat(0x00, 32)), {0x01}), 32},
-        {"33-significant-byte s for width 32", der_sig({0x01}, concat({0x7f}, repeat(0xff, 32))), 32},
+        {"33-significant-byte r for width 32", der_sig(concat({0x01}, repeat(0x00, 32)), {0x01}),
+         32},
+        {"33-significant-byte s for width 32", der_sig({0x01}, concat({0x7f}, repeat(0xff, 32))),
+         32},
         {"49-byte r for width 48", der_sig(concat({0x01}, repeat(0x00, 48)), {0x01}), 48},
         {"trailing garbage after the SEQUENCE", concat(good, {0x00}), 32},
         {"a second SEQUENCE after the first", concat(good, good), 32},
@@ -138,8 +143,12 @@ TEST(EcdsaDerToRaw, RejectsMalformedOrOversizedInput) {
         {"OCTET STRINGs", octets_not_ints, 32},
         {"raw r||s passed as DER", concat(repeat(0x11, 32), repeat(0x22, 32)), 32},
         {"negative r", {0x30, 0x06, 0x02, 0x01, 0xff, 0x02, 0x01, 0x01}, 32},
-        {"INTEGER with a redundant 0x00", {0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01}, 32},
-        {"indefinite length (BER)", {0x30, 0x80, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x00, 0x00}, 32},
+        {"INTEGER with a redundant 0x00",
+         {0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01},
+         32},
+        {"indefinite length (BER)",
+         {0x30, 0x80, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x00, 0x00},
+         32},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
@@ -168,7 +177,8 @@ TEST(EcdsaRawToDer, ProducesMinimalDer) {
         {"high bit in r and s", repeat(0x80, 32), repeat(0xff, 32)},
         {"zero byte then high bit", concat({0x00}, repeat(0x80, 31)), repeat(0x01, 32)},
         {"P-384", concat({0x00, 0x00}, repeat(0x9c, 46)), repeat(0x7f, 48)},
-        {"P-521 (long-form length)", concat({0x01}, repeat(0xee, 65)), concat({0x00}, repeat(0xdd, 65))},
+        {"P-521 (long-form length)", concat({0x01}, repeat(0xee, 65)),
+         concat({0x00}, repeat(0xdd, 65))},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
@@ -226,10 +236,15 @@ void check_real_signatures(const char* curve, const char* md, std::size_t width,
         const std::string msg = "message " + std::to_string(i);
         keystore::ossl::MdCtx ctx(EVP_MD_CTX_new());
         std::size_t len = 0;
-        ASSERT_EQ(EVP_DigestSignInit_ex(ctx.get(), nullptr, md, nullptr, nullptr, key.get(), nullptr), 1);
-        ASSERT_EQ(EVP_DigestSign(ctx.get(), nullptr, &len, keystore::as_bytes(msg).data(), msg.size()), 1);
+        ASSERT_EQ(
+            EVP_DigestSignInit_ex(ctx.get(), nullptr, md, nullptr, nullptr, key.get(), nullptr), 1);
+        ASSERT_EQ(
+            EVP_DigestSign(ctx.get(), nullptr, &len, keystore::as_bytes(msg).data(), msg.size()),
+            1);
         Bytes der(len);
-        ASSERT_EQ(EVP_DigestSign(ctx.get(), der.data(), &len, keystore::as_bytes(msg).data(), msg.size()), 1);
+        ASSERT_EQ(
+            EVP_DigestSign(ctx.get(), der.data(), &len, keystore::as_bytes(msg).data(), msg.size()),
+            1);
         der.resize(len);
 
         auto raw = ecdsa_der_to_raw(der, width);
@@ -266,16 +281,21 @@ TEST(EcdsaRealSignatures, TamperedRawSignatureFailsToVerify) {
     const std::string msg = "hello";
     keystore::ossl::MdCtx ctx(EVP_MD_CTX_new());
     std::size_t len = 0;
-    ASSERT_EQ(EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, key.get(), nullptr), 1);
-    ASSERT_EQ(EVP_DigestSign(ctx.get(), nullptr, &len, keystore::as_bytes(msg).data(), msg.size()), 1);
+    ASSERT_EQ(
+        EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, key.get(), nullptr),
+        1);
+    ASSERT_EQ(EVP_DigestSign(ctx.get(), nullptr, &len, keystore::as_bytes(msg).data(), msg.size()),
+              1);
     Bytes der(len);
-    ASSERT_EQ(EVP_DigestSign(ctx.get(), der.data(), &len, keystore::as_bytes(msg).data(), msg.size()), 1);
+    ASSERT_EQ(
+        EVP_DigestSign(ctx.get(), der.data(), &len, keystore::as_bytes(msg).data(), msg.size()), 1);
     der.resize(len);
     auto raw = ecdsa_der_to_raw(der, 32);
     ASSERT_TRUE(raw);
     ASSERT_TRUE(keystore::ossl::verify_jws_signature(*spki, keystore::as_bytes(msg), *raw));
     // r and s swapped, a flipped bit, a DER signature where r||s is expected, a short one.
-    Bytes swapped = concat(Bytes(raw->begin() + 32, raw->end()), Bytes(raw->begin(), raw->begin() + 32));
+    Bytes swapped =
+        concat(Bytes(raw->begin() + 32, raw->end()), Bytes(raw->begin(), raw->begin() + 32));
     Bytes flipped = *raw;
     flipped[63] ^= 0x80;
     Bytes shorter(raw->begin(), raw->end() - 1);

@@ -2,11 +2,11 @@
 #include "keystore/jwk.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
+#include <nlohmann/json.hpp>
 
 #include <memory>
 #include <string>
@@ -57,7 +57,9 @@ PKey rsa_public_key(std::string_view n_b64, std::string_view e_b64) {
     return PKey(key);
 }
 
-PKey ec_key(const char* curve) { return PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve)); }
+PKey ec_key(const char* curve) {
+    return PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve));
+}
 
 // The affine coordinates of an EC key at full field width.
 std::pair<Bytes, Bytes> ec_coordinates(EVP_PKEY* key, std::size_t width) {
@@ -84,7 +86,8 @@ std::size_t significant_bytes(EVP_PKEY* key, const char* param) {
 constexpr std::string_view kRfc7638N =
     "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_"
     "BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_"
-    "FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6"
+    "FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-"
+    "bFTWhAI4vMQFh6"
     "WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
 
 TEST(Jwk, Rfc7638ThumbprintExample) {
@@ -95,8 +98,8 @@ TEST(Jwk, Rfc7638ThumbprintExample) {
 
     auto json = keystore::jwk_json(spki);
     ASSERT_TRUE(json) << json.error().describe();
-    EXPECT_EQ(*json, std::string(R"({"e":"AQAB","kty":"RSA","n":")") + std::string(kRfc7638N) +
-                         "\"}");
+    EXPECT_EQ(*json,
+              std::string(R"({"e":"AQAB","kty":"RSA","n":")") + std::string(kRfc7638N) + "\"}");
 
     auto thumbprint = keystore::jwk_thumbprint(spki);
     ASSERT_TRUE(thumbprint) << thumbprint.error().describe();
@@ -219,7 +222,8 @@ TEST(Jwk, RsaExponentOtherThan65537) {
     ASSERT_TRUE(key);
     auto json = keystore::jwk_json(spki_of(key.get()));
     ASSERT_TRUE(json) << json.error().describe();
-    EXPECT_EQ(*json, std::string(R"({"e":"Aw","kty":"RSA","n":")") + std::string(kRfc7638N) + "\"}");
+    EXPECT_EQ(*json,
+              std::string(R"({"e":"Aw","kty":"RSA","n":")") + std::string(kRfc7638N) + "\"}");
     auto thumbprint = keystore::jwk_thumbprint(spki_of(key.get()));
     ASSERT_TRUE(thumbprint);
     EXPECT_NE(*thumbprint, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");

@@ -7,10 +7,10 @@
 #include "keystore/ossl.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -26,9 +26,10 @@ using keystore::KeyUri;
 using nlohmann::json;
 
 class TempDir {
-public:
+  public:
     TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "acme-test-jws-XXXXXX").string();
+        std::string tmpl =
+            (std::filesystem::temp_directory_path() / "acme-test-jws-XXXXXX").string();
         if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
     }
     ~TempDir() {
@@ -39,7 +40,7 @@ public:
     TempDir& operator=(const TempDir&) = delete;
     [[nodiscard]] const std::filesystem::path& path() const { return path_; }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 
@@ -62,38 +63,51 @@ KeyUri file_uri(const std::filesystem::path& p) {
 // RFC 7515 Appendix A.2: RSASSA-PKCS1-v1_5 with SHA-256.
 
 constexpr std::string_view kA2N =
-    "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4Ql"
-    "L-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYU"
+    "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-"
+    "4qPCJrcS2mJPMEzP1Pt0Bm4d4Ql"
+    "L-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-"
+    "bSf63kpaSHSXndS5z5rexMdbBYU"
     "sLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNm"
     "oudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
 constexpr std::string_view kA2E = "AQAB";
 constexpr std::string_view kA2D =
     "Eq5xpGnNCivDflJsRQBXHx1hdR1k6Ulwe2JZD50LpXyWPEAeP88vLNO97IjlA7_GQ5sLKMgvfTeXZx9SE-7YwVol2NXOoA"
-    "Je46sui395IW_GO-pWJ1O0BkTGoVEn2bKVRUCgu-GjBVaYLU6f3l9kJfFNS3E0QbVdxzubSu3Mkqzjkn439X0M_V51gfpRL"
-    "I9JYanrC4D4qAdGcopV_0ZHHzQlBjudU2QvXt4ehNYTCBr6XCLQUShb1juUO1ZdiYoFaFQT5Tw8bGUl_x_jTj3ccPDVZFD9"
+    "Je46sui395IW_GO-pWJ1O0BkTGoVEn2bKVRUCgu-GjBVaYLU6f3l9kJfFNS3E0QbVdxzubSu3Mkqzjkn439X0M_"
+    "V51gfpRL"
+    "I9JYanrC4D4qAdGcopV_0ZHHzQlBjudU2QvXt4ehNYTCBr6XCLQUShb1juUO1ZdiYoFaFQT5Tw8bGUl_x_"
+    "jTj3ccPDVZFD9"
     "pIuhLhBOneufuBiB4cS98l2SR_RQyGWSeWjnczT0QU91p1DhOVRuOopznQ";
 constexpr std::string_view kA2P =
-    "4BzEEOtIpmVdVEZNCqS7baC4crd0pqnRH_5IB3jw3bcxGn6QLvnEtfdUdiYrqBdss1l58BQ3KhooKeQTa9AB0Hw_Py5PJdT"
+    "4BzEEOtIpmVdVEZNCqS7baC4crd0pqnRH_5IB3jw3bcxGn6QLvnEtfdUdiYrqBdss1l58BQ3KhooKeQTa9AB0Hw_"
+    "Py5PJdT"
     "JNPY8cQn7ouZ2KKDcmnPGBY5t7yLc1QlQ5xHdwW1VhvKn-nXqhJTBgIPgtldC-KDV5z-y2XDwGUc";
 constexpr std::string_view kA2Q =
-    "uQPEfgmVtjL0Uyyx88GZFF1fOunH3-7cepKmtH4pxhtCoHqpWmT8YAmZxaewHgHAjLYsp1ZSe7zFYHj7C6ul7TjeLQeZD_Y"
+    "uQPEfgmVtjL0Uyyx88GZFF1fOunH3-7cepKmtH4pxhtCoHqpWmT8YAmZxaewHgHAjLYsp1ZSe7zFYHj7C6ul7TjeLQeZD_"
+    "Y"
     "wD66t62wDmpe_HlB-TnBA-njbglfIsRLtXlnDzQkv5dTltRJ11BKBBypeeF6689rjcJIDEz9RWdc";
 constexpr std::string_view kA2Dp =
-    "BwKfV3Akq5_MFZDFZCnW-wzl-CCo83WoZvnLQwCTeDv8uzluRSnm71I3QCLdhrqE2e9YkxvuxdBfpT_PI7Yz-FOKnu1R6Hs"
+    "BwKfV3Akq5_MFZDFZCnW-wzl-CCo83WoZvnLQwCTeDv8uzluRSnm71I3QCLdhrqE2e9YkxvuxdBfpT_PI7Yz-"
+    "FOKnu1R6Hs"
     "JeDCjn12Sk3vmAktV2zb34MCdy7cpdTh_YVr7tss2u6vneTwrA86rZtu5Mbr1C1XsmvkxHQAdYo0";
 constexpr std::string_view kA2Dq =
-    "h_96-mK1R_7glhsum81dZxjTnYynPbZpHziZjeeHcXYsXaaMwkOlODsWa7I9xXDoRwbKgB719rrmI2oKr6N3Do9U0ajaHF-"
+    "h_96-mK1R_"
+    "7glhsum81dZxjTnYynPbZpHziZjeeHcXYsXaaMwkOlODsWa7I9xXDoRwbKgB719rrmI2oKr6N3Do9U0ajaHF-"
     "NKJnwgjMd2w9cjz3_-kyNlxAr2v4IKhGNpmM5iIgOS1VZnOZ68m6_pbLBSp3nssTdlqvd0tIiTHU";
 constexpr std::string_view kA2Qi =
-    "IYd7DHOhrWvxkwPQsRM2tOgrjbcrfvtQJipd-DlcxyVuuM9sQLdgjVk2oy26F0EmpScGLq2MowX7fhd_QJQ3ydy5cY7YIBi"
+    "IYd7DHOhrWvxkwPQsRM2tOgrjbcrfvtQJipd-DlcxyVuuM9sQLdgjVk2oy26F0EmpScGLq2MowX7fhd_"
+    "QJQ3ydy5cY7YIBi"
     "87w93IKLEdfnbJtoOPLUW0ITrJReOgo1cq9SbsxYawBgfp_gh6A5603k2-ZQwVK0JKSHuLFkuQ3U";
 constexpr std::string_view kA2SigningInput =
     "eyJhbGciOiJSUzI1NiJ9."
-    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlf"
+    "Q";
 constexpr std::string_view kA2Signature =
-    "cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5juj"
-    "Gbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7"
-    "K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8n"
+    "cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_"
+    "O8W2Fp5juj"
+    "Gbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_"
+    "nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7"
+    "K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-"
+    "eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8n"
     "p6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw";
 
 // The A.2.1 key as a PKCS#8 PEM, "" on failure.
@@ -103,10 +117,10 @@ std::string rfc7515_a2_private_key_pem() {
         std::string_view b64;
     };
     const Param params[] = {
-        {OSSL_PKEY_PARAM_RSA_N, kA2N},           {OSSL_PKEY_PARAM_RSA_E, kA2E},
-        {OSSL_PKEY_PARAM_RSA_D, kA2D},           {OSSL_PKEY_PARAM_RSA_FACTOR1, kA2P},
-        {OSSL_PKEY_PARAM_RSA_FACTOR2, kA2Q},     {OSSL_PKEY_PARAM_RSA_EXPONENT1, kA2Dp},
-        {OSSL_PKEY_PARAM_RSA_EXPONENT2, kA2Dq},  {OSSL_PKEY_PARAM_RSA_COEFFICIENT1, kA2Qi},
+        {OSSL_PKEY_PARAM_RSA_N, kA2N},          {OSSL_PKEY_PARAM_RSA_E, kA2E},
+        {OSSL_PKEY_PARAM_RSA_D, kA2D},          {OSSL_PKEY_PARAM_RSA_FACTOR1, kA2P},
+        {OSSL_PKEY_PARAM_RSA_FACTOR2, kA2Q},    {OSSL_PKEY_PARAM_RSA_EXPONENT1, kA2Dp},
+        {OSSL_PKEY_PARAM_RSA_EXPONENT2, kA2Dq}, {OSSL_PKEY_PARAM_RSA_COEFFICIENT1, kA2Qi},
     };
     OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
     std::vector<BIGNUM*> bns;
@@ -147,8 +161,8 @@ TEST(Jws, Rfc7515A2Rs256KnownAnswerThroughAFileKey) {
         std::ofstream out(path);
         out << pem;
     }
-    std::filesystem::permissions(path, std::filesystem::perms::owner_read |
-                                           std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 
     auto store = keystore::make_file_keystore();
     auto key = store->open(file_uri(path));
@@ -168,14 +182,14 @@ TEST(Jws, Rfc7515A2Rs256KnownAnswerThroughAFileKey) {
     EXPECT_EQ(keystore::base64url_encode(*sig), kA2Signature);
 
     // And the RFC's signature verifies with the public key.
-    EXPECT_TRUE(keystore::ossl::verify_jws_signature((*key)->public_key_der(),
-                                                     keystore::as_bytes(kA2SigningInput),
-                                                     decode(kA2Signature)));
+    EXPECT_TRUE(keystore::ossl::verify_jws_signature(
+        (*key)->public_key_der(), keystore::as_bytes(kA2SigningInput), decode(kA2Signature)));
 }
 
 TEST(Jws, SigningInputIsProtectedDotPayload) {
     EXPECT_EQ(jose::signing_input("eyJhbGciOiJSUzI1NiJ9",
-                                  "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"),
+                                  "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt"
+                                  "cGxlLmNvbS9pc19yb290Ijp0cnVlfQ"),
               kA2SigningInput);
     EXPECT_EQ(jose::signing_input("abc", ""), "abc.");
 }
@@ -206,8 +220,10 @@ TEST(Jws, Rfc7515A3Es256SignatureVerifies) {
 
     const std::string input =
         "eyJhbGciOiJFUzI1NiJ9."
-        "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
-    Bytes sig = decode("DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q");
+        "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cn"
+        "VlfQ";
+    Bytes sig = decode(
+        "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q");
     ASSERT_EQ(sig.size(), 64u);
     EXPECT_TRUE(keystore::ossl::verify_jws_signature(*spki, keystore::as_bytes(input), sig));
     sig[10] ^= 0x01;
@@ -223,10 +239,12 @@ struct AlgCase {
     std::size_t sig_size;
 };
 
-void PrintTo(const AlgCase& c, std::ostream* os) { *os << keystore::algorithm_name(c.alg); }
+void PrintTo(const AlgCase& c, std::ostream* os) {
+    *os << keystore::algorithm_name(c.alg);
+}
 
 class JwsSign : public testing::TestWithParam<AlgCase> {
-protected:
+  protected:
     void SetUp() override {
         ASSERT_FALSE(dir_.path().empty());
         store_ = keystore::make_file_keystore();
@@ -250,8 +268,8 @@ protected:
         const Bytes sig = decode(s);
         EXPECT_EQ(sig.size(), GetParam().sig_size);
         EXPECT_EQ(decode_text(pl), payload);
-        EXPECT_TRUE(keystore::ossl::verify_jws_signature(
-            key_->public_key_der(), keystore::as_bytes(p + "." + pl), sig));
+        EXPECT_TRUE(keystore::ossl::verify_jws_signature(key_->public_key_der(),
+                                                         keystore::as_bytes(p + "." + pl), sig));
         // and not over anything else
         EXPECT_FALSE(keystore::ossl::verify_jws_signature(
             key_->public_key_der(), keystore::as_bytes(p + "." + pl + "x"), sig));
@@ -271,8 +289,9 @@ TEST_P(JwsSign, ProtectedHeaderWithJwkWhenNoKid) {
     auto jwk = keystore::jwk_json(key_->public_key_der());
     ASSERT_TRUE(jwk);
     // Exactly these members: alg, jwk (the key's RFC 7638 form), nonce, url.
-    EXPECT_EQ(protected_text, R"({"alg":")" + std::string(GetParam().jws_alg) + R"(","jwk":)" + *jwk +
-                                  R"(,"nonce":"nonce-abc_123","url":"https://ca.example/acme/new-account"})");
+    EXPECT_EQ(protected_text,
+              R"({"alg":")" + std::string(GetParam().jws_alg) + R"(","jwk":)" + *jwk +
+                  R"(,"nonce":"nonce-abc_123","url":"https://ca.example/acme/new-account"})");
     const json prot = json::parse(protected_text);
     EXPECT_FALSE(prot.contains("kid"));
     EXPECT_EQ(prot.at("jwk"), json::parse(*jwk));
@@ -281,7 +300,8 @@ TEST_P(JwsSign, ProtectedHeaderWithJwkWhenNoKid) {
 TEST_P(JwsSign, ProtectedHeaderWithKidHasNoJwk) {
     const jose::Header header{"https://ca.example/acme/order/1", "n2",
                               "https://ca.example/acme/acct/42"};
-    const json jws = sign_and_check(header, R"({"identifiers":[{"type":"dns","value":"a.example"}]})");
+    const json jws =
+        sign_and_check(header, R"({"identifiers":[{"type":"dns","value":"a.example"}]})");
     ASSERT_TRUE(jws.is_object());
     const json prot = json::parse(decode_text(jws.at("protected").get<std::string>()));
     EXPECT_EQ(prot, (json{{"alg", std::string(GetParam().jws_alg)},
@@ -292,7 +312,8 @@ TEST_P(JwsSign, ProtectedHeaderWithKidHasNoJwk) {
 }
 
 TEST_P(JwsSign, PostAsGetHasEmptyPayload) {
-    const jose::Header header{"https://ca.example/acme/authz/7", "n3", "https://ca.example/acme/acct/42"};
+    const jose::Header header{"https://ca.example/acme/authz/7", "n3",
+                              "https://ca.example/acme/acct/42"};
     const json jws = sign_and_check(header, "");
     ASSERT_TRUE(jws.is_object());
     EXPECT_EQ(jws.at("payload"), "");  // not "e30" ({}), not absent (RFC 8555 §6.3)
@@ -321,7 +342,8 @@ TEST_P(JwsSign, UrlAndNonceAreSentExactlyAsGiven) {
 }
 
 TEST_P(JwsSign, SignaturesOfTheSameInputAllVerify) {
-    const jose::Header header{"https://ca.example/acme/new-order", "n", "https://ca.example/acme/acct/1"};
+    const jose::Header header{"https://ca.example/acme/new-order", "n",
+                              "https://ca.example/acme/acct/1"};
     for (int i = 0; i < 20; ++i) sign_and_check(header, "{\"i\":" + std::to_string(i) + "}");
 }
 
@@ -330,9 +352,12 @@ INSTANTIATE_TEST_SUITE_P(Algorithms, JwsSign,
                                          AlgCase{KeyAlgorithm::ec_p384, "ES384", 96},
                                          AlgCase{KeyAlgorithm::rsa_2048, "RS256", 256}),
                          [](const testing::TestParamInfo<AlgCase>& param_info) {
-                             return std::string(keystore::algorithm_name(param_info.param.alg) == "ec-p256"   ? "EcP256"
-                                                : keystore::algorithm_name(param_info.param.alg) == "ec-p384" ? "EcP384"
-                                                                                                        : "Rsa2048");
+                             return std::string(
+                                 keystore::algorithm_name(param_info.param.alg) == "ec-p256"
+                                     ? "EcP256"
+                                 : keystore::algorithm_name(param_info.param.alg) == "ec-p384"
+                                     ? "EcP384"
+                                     : "Rsa2048");
                          });
 
 }  // namespace

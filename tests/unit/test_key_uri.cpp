@@ -57,7 +57,8 @@ const std::vector<Rfc7512Case>& rfc7512_examples() {
          {{"token", "Software PKCS#11 softtoken"}, {"manufacturer", "Snake Oil, Inc."}},
          {{"pin-value", "the-pin"}}},
         {"pkcs11:slot-description=Sun%20Metaslot", {{"slot-description", "Sun Metaslot"}}, {}},
-        {"pkcs11:library-manufacturer=Snake%20Oil,%20Inc.;library-description=Soft%20Token%20Library;"
+        {"pkcs11:library-manufacturer=Snake%20Oil,%20Inc.;library-description=Soft%20Token%"
+         "20Library;"
          "library-version=1.23",
          {{"library-manufacturer", "Snake Oil, Inc."},
           {"library-description", "Soft Token Library"},

@@ -258,10 +258,10 @@ TEST(TlsAlpn01, ServerNames) {
               "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa");
     EXPECT_EQ(name("2001:db8::567:89ab"),
               "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
-    for (const std::string& bad : std::vector<std::string>{
-             "", "*.example.com", "a..b", ".a", "a.", "exa mple.com", "a/b", "-a.com", "a-.com",
-             "a_b.com", std::string(64, 'a') + ".com", std::string("a\0b", 3), "[::1]",
-             "1.2.3.4:80", "example.com\n"}) {
+    for (const std::string& bad :
+         std::vector<std::string>{"", "*.example.com", "a..b", ".a", "a.", "exa mple.com", "a/b",
+                                  "-a.com", "a-.com", "a_b.com", std::string(64, 'a') + ".com",
+                                  std::string("a\0b", 3), "[::1]", "1.2.3.4:80", "example.com\n"}) {
         auto r = challenge::tls_alpn01_server_name(bad);
         ASSERT_FALSE(r) << bad;
         EXPECT_EQ(r.error().code, Errc::protocol) << bad;
@@ -307,8 +307,9 @@ TEST(TlsAlpn01, WithoutAcmeTls1TheHandshakeFails) {
     for (const auto& alpn : std::vector<std::vector<std::string>>{
              {}, {"h2"}, {"http/1.1"}, {"h2", "http/1.1"}, {"acme-tls/2"}, {"acme-tls/1x"}}) {
         for (const int version : {0, TLS1_2_VERSION}) {
-            Probe p = probe(r->port(), ProbeOptions{.sni = "example.com", .alpn = alpn,
-                                                    .max_version = version});
+            Probe p =
+                probe(r->port(),
+                      ProbeOptions{.sni = "example.com", .alpn = alpn, .max_version = version});
             EXPECT_FALSE(p.ok) << alpn.size() << " protocols, version " << version;
             EXPECT_EQ(p.cert, nullptr);
             // The no_application_protocol alert of RFC 7301 §3.2, not some other failure.
