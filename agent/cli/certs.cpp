@@ -1,0 +1,309 @@
+#include "cli/certs.h"
+
+#include "acme/order.h"
+#include "challenge/solver.h"
+#include "keystore/log.h"
+#include "store/failpoint.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+namespace cli {
+
+namespace {
+// The challenge settings of a certificate, as kept in live/NAME/renewal.json.
+json renewal_record(const Options& o, const std::vector<std::string>& domains) {
+    json r{{"server", o.server}, {"domains", domains}, {"challenge", o.challenge}};
+    auto put = [&](const char* k, const std::string& v) {
+        if (!v.empty()) r[k] = v;
+    };
+    if (o.challenge == "http-01") {
+        if (o.webroot.empty()) put("http_port", o.http_port);
+        put("webroot", o.webroot);
+    }
+    if (o.challenge == "tls-alpn-01") put("tls_alpn_port", o.tls_alpn_port);
+    if (o.challenge == "dns-01") {
+        put("dns_hook", o.dns_hook);
+        put("rfc2136", o.rfc2136);
+        put("tsig_key", o.tsig_key);
+    }
+    put("profile", o.profile);
+    put("preferred_chain", o.preferred_chain);
+    return r;
+}
+
+// Options for renewing: the stored settings, unless given on this command line.
+Options with_renewal_record(const Options& given, const json& r) {
+    Options o = given;
+    auto take = [&](const char* k, std::string& field, const std::string& dflt) {
+        if (field == dflt) field = acme::json_string(r, k, dflt);
+    };
+    take("challenge", o.challenge, "http-01");
+    take("http_port", o.http_port, "80");
+    take("webroot", o.webroot, "");
+    take("tls_alpn_port", o.tls_alpn_port, "443");
+    take("dns_hook", o.dns_hook, "");
+    take("rfc2136", o.rfc2136, "");
+    take("tsig_key", o.tsig_key, "");
+    take("profile", o.profile, "");
+    take("preferred_chain", o.preferred_chain, "");
+    return o;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<challenge::Solver>> make_solver(const Options& o) {
+    if (o.challenge == "http-01")
+        return o.webroot.empty() ? challenge::make_http01_server(o.http_port)
+                                 : challenge::make_http01_webroot(o.webroot);
+    if (o.challenge == "tls-alpn-01") return challenge::make_tls_alpn01(o.tls_alpn_port);
+    if (o.challenge == "dns-01") {
+        if (!o.dns_hook.empty() && !o.rfc2136.empty())
+            return fail(Errc::usage, "--dns-hook", "choose either --dns-hook or --rfc2136");
+        if (!o.dns_hook.empty()) return challenge::make_dns01_hook(o.dns_hook);
+        if (!o.rfc2136.empty()) {
+            if (o.tsig_key.empty())
+                return fail(Errc::usage, "--rfc2136", "RFC 2136 updates need --tsig-key FILE");
+            return challenge::make_dns01_rfc2136(o.rfc2136, o.tsig_key);
+        }
+        return fail(Errc::usage, "--challenge",
+                    "dns-01 needs --dns-hook CMD or --rfc2136 SERVER --tsig-key FILE");
+    }
+    return fail(Errc::usage, "--challenge",
+                "unknown challenge '" + o.challenge + "' (http-01, dns-01, tls-alpn-01)");
+}
+
+Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Client& client,
+                           const AccountCtx& account, const keystore::KeyPtr& cert_key,
+                           const std::vector<std::string>& domains, const std::string& replaces) {
+    for (auto& d : domains)
+        if (d.starts_with("*.") && o.challenge != "dns-01")
+            return fail(Errc::usage, "-d", "the wildcard " + d + " needs --challenge dns-01");
+    if (account.key->public_key_der() == cert_key->public_key_der())
+        return fail(Errc::usage, "--key",
+                    "the certificate key is the account key; use a separate key for each");
+    auto solver = make_solver(o);
+    if (!solver) return std::unexpected(solver.error());
+    // A crashed run's order for the same names and key is continued, not ordered again.
+    const std::string name = domains.front();
+    const std::string key_uri = cert_key->uri().to_string();
+    std::string resume;
+    if (auto rec = state.order(name); rec && *rec) {
+        auto j = json::parse(**rec, nullptr, false);
+        if (acme::json_string(j, "key") == key_uri && j.contains("domains") &&
+            j["domains"] == json(domains))
+            resume = acme::json_string(j, "order");
+    }
+    auto record = [&](const std::string& url) {
+        return state.save_order(
+            name, json{{"order", url}, {"key", key_uri}, {"domains", domains}}.dump(2));
+    };
+    acme::OrderRequest req{domains,  cert_key.get(),    solver->get(), o.profile,
+                           replaces, o.preferred_chain, resume,        record};
+    auto issued = acme::issue(client, *account.key, account.url, req,
+                              [](const std::string& line) { keystore::log::info(line); });
+    if (!issued) {
+        // A refused or broken order is over: forget it, leaving the state as it was. After a
+        // network fault the record stays, so that the next run resumes the order.
+        if (issued.error().code != Errc::network) (void)state.remove_order(name);
+        return std::unexpected(issued.error());
+    }
+    store::Certificate cert{issued->cert_pem, issued->chain_pem, cert_key->uri().to_string(),
+                            renewal_record(o, domains).dump(2)};
+    if (!o.out.empty())
+        if (auto r = store::StateDir::write_pems(o.out, cert); !r)
+            return std::unexpected(r.error());
+    if (auto r = state.save_certificate(domains.front(), cert); !r)
+        return std::unexpected(r.error());
+    store::failpoint("stored");
+    if (auto r = state.remove_order(name); !r) return std::unexpected(r.error());
+    return IssueResult{
+        std::move(*issued),
+        o.out.empty() ? state.path() + "/live/" + store::safe_name(domains.front()) : o.out};
+}
+
+json describe(const IssueResult& r, const std::string& key_uri) {
+    const auto& leaf = r.issued.leaf;
+    return {{"name", leaf.names.empty() ? "" : leaf.names.front()},
+            {"domains", leaf.names},
+            {"serial", leaf.serial_hex},
+            {"subject", leaf.subject},
+            {"issuer", leaf.issuer},
+            {"not_before", iso_time(leaf.not_before)},
+            {"not_after", iso_time(leaf.not_after)},
+            {"key", key_uri},
+            {"order", r.issued.order_url},
+            {"directory", r.where}};
+}
+
+std::string describe_text(const IssueResult& r, const std::string& key_uri) {
+    const auto& leaf = r.issued.leaf;
+    std::string names;
+    for (auto& n : leaf.names) names += (names.empty() ? "" : ", ") + n;
+    return "certificate: " + r.where + "/cert.pem\n" + "subject:     " + leaf.subject + "\n" +
+           "names:       " + names + "\n" + "issuer:      " + leaf.issuer + "\n" +
+           "valid:       " + iso_time(leaf.not_before) + " .. " + iso_time(leaf.not_after) + "\n" +
+           "serial:      " + leaf.serial_hex + "\n" + "key:         " + key_uri + "\n";
+}
+
+namespace {
+
+// When a certificate is due: inside the CA's ARI window (at a point spread by the serial),
+// else `before_days` before it expires, else in the last third of its lifetime.
+struct Due {
+    bool due;
+    std::chrono::system_clock::time_point at;
+    std::string why;
+};
+
+Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf,
+                            unsigned before_days) {
+    const auto now = std::chrono::system_clock::now();
+    auto window = acme::renewal_info(client, leaf);
+    if (!window) return std::unexpected(window.error());
+    if (*window) {
+        const auto span = (*window)->end - (*window)->start;
+        unsigned spread = 0;
+        for (auto b : leaf.serial_der) spread = spread * 31 + b;
+        const auto at = (*window)->start + span * (spread % 1000) / 1000;
+        return Due{now >= at, at, "the CA's renewal window (ARI)"};
+    }
+    if (before_days > 0) {
+        const auto at = leaf.not_after - std::chrono::hours(24) * before_days;
+        return Due{now >= at, at, std::to_string(before_days) + " days before it expires"};
+    }
+    const auto at = leaf.not_before + (leaf.not_after - leaf.not_before) * 2 / 3;
+    return Due{now >= at, at, "two thirds of its lifetime"};
+}
+
+// A fresh location for the replacement of `old` (--new-key): a new label or file name.
+Result<keystore::KeyUri> successor(const keystore::KeyUri& old) {
+    keystore::KeyUri next = old;
+    // "-r" + the time and a random part in hex: unique even for two renewals in one second.
+    std::random_device rd;
+    char suffix[32];
+    std::snprintf(
+        suffix, sizeof suffix, "-r%llx%04x",
+        static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::seconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count()),
+        rd() & 0xffffu);
+    const std::string stamp = suffix;
+    auto strip = [](std::string base) {
+        if (auto p = base.rfind("-r");
+            p != std::string::npos && p + 2 < base.size() &&
+            std::all_of(base.begin() + static_cast<long>(p) + 2, base.end(), ::isxdigit))
+            base.resize(p);
+        return base;
+    };
+    if (old.scheme() == "pkcs11") {
+        next.set_path_attr("object", strip(old.path_attr("object").value_or("key")) + stamp);
+        next.erase_path_attr("id");
+        return next;
+    }
+    if (auto path = old.path_attr("path")) {
+        std::string p = *path;
+        std::string ext;
+        if (auto dot = p.rfind('.');
+            dot != std::string::npos && p.find('/', dot) == std::string::npos) {
+            ext = p.substr(dot);
+            p.resize(dot);
+        }
+        next.set_path_attr("path", strip(p) + stamp + ext);
+        return next;
+    }
+    return fail(Errc::unsupported, "--new-key",
+                "cannot choose a new location for " + old.to_string() +
+                    "; generate a key and use issue --key");
+}
+
+}  // namespace
+
+Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::StateDir& state,
+                          acme::Client& client, const AccountCtx& account,
+                          const std::string& name) {
+    auto stored = state.certificate(name);
+    if (!stored) return std::unexpected(stored.error());
+    if (!*stored)
+        return fail(Errc::not_found, "renew",
+                    "no certificate named '" + name + "' in " + state.path());
+    auto leaf = x509::inspect((*stored)->cert_pem);
+    if (!leaf) return std::unexpected(leaf.error());
+    auto record =
+        json::parse((*stored)->renewal.empty() ? "{}" : (*stored)->renewal, nullptr, false);
+    Options ro = with_renewal_record(o, record.is_object() ? record : json::object());
+    std::vector<std::string> domains = leaf->names;
+    if (record.is_object() && record.contains("domains") && record["domains"].is_array()) {
+        domains.clear();
+        for (auto& d : record["domains"])
+            if (d.is_string()) domains.push_back(d.get<std::string>());
+    }
+    auto due = due_for_renewal(client, *leaf, o.renew_before_days);
+    if (!due) return std::unexpected(due.error());
+    if (!o.force && !due->due) {
+        keystore::log::info("renew: " + name + " not due until " + iso_time(due->at) + " (" +
+                            due->why + ")");
+        return Renewal{{{"name", name}, {"renewed", false}, {"due_at", iso_time(due->at)}},
+                       name + ": not due until " + iso_time(due->at) + "\n"};
+    }
+    auto old_uri = parse_uri((*stored)->key_uri, "key.uri");
+    if (!old_uri) return std::unexpected(old_uri.error());
+    Result<keystore::KeyPtr> key = std::unexpected(Error{});
+    if (o.renew_new_key) {
+        // The new key's URI is recorded before it is generated: a rerun after a crash
+        // finds (or makes) that one key, never a second.
+        std::optional<keystore::KeyUri> next;
+        bool recorded = false;  // a crashed run chose this location (and may have made the key)
+        if (auto rec = state.order(name); rec && *rec) {
+            auto j = json::parse(**rec, nullptr, false);
+            if (auto k = acme::json_string(j, "key"); !k.empty() && k != (*stored)->key_uri)
+                if (auto u = keystore::KeyUri::parse(k)) {
+                    next = *u;
+                    recorded = true;
+                }
+        }
+        if (!next) {
+            auto made = successor(*old_uri);
+            if (!made) return std::unexpected(made.error());
+            next = *made;
+            if (auto r = state.save_order(name, json{{"key", next->to_string()}}.dump(2)); !r)
+                return std::unexpected(r.error());
+        }
+        store::failpoint("new-key-recorded");
+        if (recorded) key = reg.open(*next);
+        if (!recorded || (!key && key.error().code == Errc::not_found)) {
+            auto old_key = reg.open(*old_uri);
+            key = reg.generate(*next,
+                               old_key ? (*old_key)->algorithm() : keystore::KeyAlgorithm::ec_p256);
+            if (key) {
+                // Record the full URI (the backend may add an id) for the order.
+                if (auto r =
+                        state.save_order(name, json{{"key", (*key)->uri().to_string()}}.dump(2));
+                    !r)
+                    return std::unexpected(r.error());
+            }
+            store::failpoint("new-key-generated");
+        }
+    } else {
+        key = reg.open(*old_uri);
+    }
+    if (!key) return std::unexpected(key.error());
+    const std::string replaces = client.directory().renewal_info && !leaf->aki.empty()
+                                     ? acme::ari_cert_id(leaf->aki, leaf->serial_der)
+                                     : "";
+    auto r = obtain(ro, state, client, account, *key, domains, replaces);
+    if (!r) return std::unexpected(r.error());
+    json entry = describe(*r, (*key)->uri().to_string());
+    entry["name"] = name;
+    entry["renewed"] = true;
+    std::string text = describe_text(*r, (*key)->uri().to_string());
+    if (o.renew_new_key) {
+        entry["old_key"] = old_uri->to_string();
+        text += "the old key is no longer used; delete it with: acme-agent key delete --key '" +
+                old_uri->to_string() + "'\n";
+    }
+    return Renewal{std::move(entry), std::move(text)};
+}
+
+}  // namespace cli
