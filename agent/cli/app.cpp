@@ -46,10 +46,13 @@ int run(int argc, char** argv) {
         "without a token, and tests)."};
     app.set_version_flag("--version", std::string("acme-agent ") + ACME_AGENT_VERSION);
     app.require_subcommand(1);
-    app.add_option("--server", o.server, "ACME directory URL")->default_str(kDefaultServer);
+    app.add_option("--server", o.server, "ACME directory URL")
+        ->default_str(kDefaultServer)
+        ->envname("ACME_AGENT_SERVER");
     app.add_option("--ca-file", o.ca_file,
                    "extra trusted CA (PEM) for the ACME server, e.g. a test CA")
-        ->check(CLI::ExistingFile);
+        ->check(CLI::ExistingFile)
+        ->envname("ACME_AGENT_CA_FILE");
     app.add_option("--state-dir", o.state_dir, "state directory (accounts, certificates)")
         ->default_str(o.state_dir)
         ->envname("ACME_AGENT_STATE_DIR");

@@ -19,22 +19,6 @@ for tool in named:bind9 tsig-keygen:bind9 dig:bind9-dnsutils jq:jq curl:curl ss:
 done
 
 NAMED_DIR=$WORK/named
-NAMED_PID=
-stop_named() {
-  [ -n "$NAMED_PID" ] || return 0
-  kill -TERM "$NAMED_PID" 2>/dev/null || true
-  local deadline=$((SECONDS + 10))
-  while kill -0 "$NAMED_PID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do read -rt 0.05 <> <(:) || true; done
-  kill -KILL "$NAMED_PID" 2>/dev/null || true
-  wait "$NAMED_PID" 2>/dev/null || true
-  NAMED_PID=
-}
-dns_cleanup() {
-  stop_named
-  [ -f "$WORK/pebble-bind/pebble.pid" ] && "$SCRIPTS/pebble-down.sh" "$WORK/pebble-bind" >/dev/null 2>&1
-  cleanup
-}
-trap dns_cleanup EXIT
 
 # dig_txt SERVER PORT NAME: the TXT values SERVER answers for NAME, one a line.
 dig_txt() { dig @"$1" -p "$2" "$3" TXT +short +time=2 +tries=1 | tr -d '"'; }
@@ -88,32 +72,8 @@ sed 's|secret ".*";|secret "'"$(openssl rand -base64 32)"'";|' "$NAMED_DIR/acme-
 SECRET=$(sed -n 's/.*secret "\(.*\)";.*/\1/p' "$NAMED_DIR/acme-test.key")
 cp "$FIXTURES/example.test.zone" "$NAMED_DIR/"
 
-# start_named: BIND on a free port (both TCP and UDP), polled with dig until it answers the
-# zone's SOA; a few new ports on a bind race.
-start_named() {
-  local attempt port deadline
-  for attempt in 1 2 3 4; do
-    port=$(shuf -i "$("$SCRIPTS/port-range.sh")" -n 1)
-    [ -z "$(ss -Htuln "sport = :$port")" ] || continue
-    sed -e "s|@DIR@|$NAMED_DIR|g" -e "s|@PORT@|$port|g" "$FIXTURES/named.conf.in" >"$NAMED_DIR/named.conf"
-    named -g -4 -n 1 -c "$NAMED_DIR/named.conf" </dev/null >"$NAMED_DIR/named.log" 2>&1 &
-    NAMED_PID=$!
-    deadline=$((SECONDS + 20))
-    while [ $SECONDS -lt $deadline ] && kill -0 "$NAMED_PID" 2>/dev/null; do
-      if dig @127.0.0.1 -p "$port" example.test SOA +short +time=1 +tries=1 2>/dev/null | grep -q hostmaster; then
-        NAMED_PORT=$port
-        return 0
-      fi
-      read -rt 0.1 <> <(:) || true
-    done
-    echo "named did not come up on port $port (attempt $attempt): $(tail -n 5 "$NAMED_DIR/named.log")" >&2
-    stop_named
-  done
-  fail "named would not start: $(tail -n 20 "$NAMED_DIR/named.log")"
-  return 1
-}
-
-if start_named; then
+sed -e "s|@DIR@|$NAMED_DIR|g" "$FIXTURES/named.conf.in" >"$NAMED_DIR/named.conf.in"
+if start_named "$NAMED_DIR"; then
   NS=127.0.0.1:$NAMED_PORT
   eval "$(PEBBLE_DNS_SERVER=$NS "$SCRIPTS/pebble-up.sh" "$WORK/pebble-bind")"
   STATE_B=$WORK/state-bind

@@ -19,6 +19,7 @@ cleanup() {
   [ -f "$WORK/swtpm/swtpm.pid" ] && "$SCRIPTS/swtpm-down.sh" "$WORK/swtpm" >/dev/null 2>&1
   [ -z "${PROXY_PID:-}" ] || kill "$PROXY_PID" 2>/dev/null || true
   [ -z "${WEB_PID:-}" ] || kill "$WEB_PID" 2>/dev/null || true
+  stop_named
   return 0
 }
 trap cleanup EXIT
@@ -139,4 +140,40 @@ verify_cert() {
     openssl pkey -pubin -outform DER >"$WORK/key-pub.der"
   [ -s "$WORK/key-pub.der" ] && cmp -s "$WORK/cert-pub.der" "$WORK/key-pub.der" ||
     { fail "certificate key differs from $key"; return 1; }
+}
+
+# start_named DIR: BIND 9 (authoritative only) from DIR/named.conf.in, whose @PORT@ becomes
+# a free port, polled with dig until it answers; sets NAMED_PORT and NAMED_PID. Its zone
+# example.test must exist. A few new ports on a bind race.
+NAMED_PID=
+start_named() {
+  local dir=$1 attempt port deadline
+  for attempt in 1 2 3 4; do
+    port=$(shuf -i "$("$SCRIPTS/port-range.sh")" -n 1)
+    [ -z "$(ss -Htuln "sport = :$port")" ] || continue
+    sed -e "s|@PORT@|$port|g" "$dir/named.conf.in" >"$dir/named.conf"
+    named -g -4 -n 1 -c "$dir/named.conf" </dev/null >"$dir/named.log" 2>&1 &
+    NAMED_PID=$!
+    deadline=$((SECONDS + 20))
+    while [ $SECONDS -lt $deadline ] && kill -0 "$NAMED_PID" 2>/dev/null; do
+      if dig @127.0.0.1 -p "$port" example.test SOA +short +time=1 +tries=1 2>/dev/null | grep -q hostmaster; then
+        NAMED_PORT=$port
+        return 0
+      fi
+      read -rt 0.1 <> <(:) || true
+    done
+    echo "named did not come up on port $port (attempt $attempt): $(tail -n 5 "$dir/named.log")" >&2
+    stop_named
+  done
+  fail "named would not start: $(tail -n 20 "$dir/named.log")"
+  return 1
+}
+stop_named() {
+  [ -n "${NAMED_PID:-}" ] || return 0
+  kill -TERM "$NAMED_PID" 2>/dev/null || true
+  local deadline=$((SECONDS + 10))
+  while kill -0 "$NAMED_PID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do read -rt 0.05 <> <(:) || true; done
+  kill -KILL "$NAMED_PID" 2>/dev/null || true
+  wait "$NAMED_PID" 2>/dev/null || true
+  NAMED_PID=
 }
