@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The how-tos in docs/ run as written: every ```sh block of docs/hsm.md, docs/tpm.md and
-# docs/dns.md, in order, in one bash per page (set -euo pipefail), with the page's
+# The how-tos in docs/ run as written: every ```sh block of docs/hsm.md,
+# docs/troubleshooting.md, docs/tpm.md and docs/dns.md, in order, in one bash per page (set -euo pipefail), with the page's
 # variables pointed at what this test starts: Pebble, a SoftHSM token store, swtpm, BIND
 # (configured with the page's own ```conf block). Then what a reader would check: the
 # certificates verify against Pebble's root and carry the keys the pages made.
@@ -63,6 +63,14 @@ if run_doc "$DOCS/hsm.md"; then
       grep -q '^ec-p256 *pkcs11:token=acme;object=www;.*?pin-source=' "$WORK/hsm.log" &&
     expect "hsm.md: the PIN file is 0600" [ "$(stat -c %a "$CONF_DIR/hsm.pin")" = 600 ] &&
     pass "hsm.md: key show, key list through p11-kit, the PIN file"
+fi
+
+# ---- docs/troubleshooting.md: the errors it shows are the ones a reader gets ----
+if run_doc "$ACME_AGENT_SOURCE_DIR/docs/troubleshooting.md"; then
+  L=$WORK/troubleshooting.log
+  contains "$L" "no-such-token" && contains "$L" "exit 5" && contains "$L" "exit 6" &&
+    contains "$L" "no-such-module.so" && contains "$L" "exit 7" && lacks "$L" "0000" &&
+    pass "troubleshooting.md: token absent 5, module 6, wrong PIN 7, the PIN never shown"
 fi
 
 # ---- docs/tpm.md ----
