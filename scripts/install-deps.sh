@@ -16,6 +16,8 @@ PACKAGES=(
   # hardware stand-ins and their tools
   softhsm2 opensc p11-kit
   swtpm swtpm-tools tpm2-tools tpm2-openssl
+  # a TPM resource manager for TLS servers on swtpm (openssl s_server -provider tpm2)
+  tpm2-abrmd libtss2-tcti-tabrmd0 dbus
   # the CA, and an authoritative DNS server for dns-01 over RFC 2136
   pebble bind9 bind9-dnsutils
   # deployment: nginx serving with the key inside the HSM through the pkcs11 engine
