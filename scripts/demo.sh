@@ -4,11 +4,16 @@
 # certificate key INSIDE the token, register, issue a certificate over http-01, show it
 # together with the token's own word that the key is sensitive and never extractable,
 # then stop Pebble. Key types: ACCOUNT_KEY_TYPE / CERT_KEY_TYPE (default ec-p256).
+# ACME_AGENT=BINARY uses that build instead of building; DEMO_DIR (default build/demo) is
+# where the token, Pebble and the state dir go (tests/integration/quickstart.sh sets both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
-A=$PWD/build/agent/acme-agent
-WORK=$PWD/build/demo
+if [ -z "${ACME_AGENT:-}" ]; then
+  bash scripts/build.sh
+  ACME_AGENT=$PWD/build/agent/acme-agent
+fi
+A=$ACME_AGENT
+WORK=${DEMO_DIR:-$PWD/build/demo}
 rm -rf "$WORK"
 mkdir -p "$WORK"
 trap 'scripts/pebble-down.sh "$WORK/pebble" >/dev/null 2>&1 || true' EXIT
