@@ -16,13 +16,13 @@ constexpr std::array<std::pair<KeyAlgorithm, std::string_view>, 5> kNames{{
 }
 
 std::string_view algorithm_name(KeyAlgorithm alg) {
-    for (auto& [a, n] : kNames)
+    for (const auto& [a, n] : kNames)
         if (a == alg) return n;
     return "unknown";
 }
 
 std::optional<KeyAlgorithm> parse_algorithm(std::string_view name) {
-    for (auto& [a, n] : kNames)
+    for (const auto& [a, n] : kNames)
         if (n == name) return a;
     return std::nullopt;
 }

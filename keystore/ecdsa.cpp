@@ -9,7 +9,8 @@ Result<Bytes> ecdsa_der_to_raw(std::span<const std::uint8_t> der, std::size_t wi
     ossl::EcdsaSig sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
     if (!sig || p != der.data() + der.size())
         return fail(Errc::hardware, "ECDSA signature", "not a DER ECDSA-Sig-Value");
-    const BIGNUM *r = nullptr, *s = nullptr;
+    const BIGNUM* r = nullptr;
+    const BIGNUM* s = nullptr;
     ECDSA_SIG_get0(sig.get(), &r, &s);
     Bytes out(width * 2);
     if (BN_bn2binpad(r, out.data(), static_cast<int>(width)) < 0 ||
@@ -27,8 +28,8 @@ Result<Bytes> ecdsa_raw_to_der(std::span<const std::uint8_t> raw) {
     ossl::EcdsaSig sig(ECDSA_SIG_new());
     if (!r || !s || !sig || !ECDSA_SIG_set0(sig.get(), r.get(), s.get()))
         return ossl::fail_ossl("ECDSA_SIG_set0");
-    r.release();
-    s.release();
+    (void)r.release();  // sig owns them now
+    (void)s.release();
     const int len = i2d_ECDSA_SIG(sig.get(), nullptr);
     if (len <= 0) return ossl::fail_ossl("i2d_ECDSA_SIG");
     Bytes out(static_cast<std::size_t>(len));

@@ -127,7 +127,7 @@ class FileKeystore final : public Keystore {
             out.push_back({(*key)->uri(), (*key)->algorithm()});
             return out;
         }
-        for (auto& entry : std::filesystem::directory_iterator(path, ec)) {
+        for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
             if (entry.path().extension() != ".pem" || !entry.is_regular_file()) continue;
             KeyUri k = uri;
             k.set_path_attr("path", entry.path().string());

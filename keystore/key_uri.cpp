@@ -189,7 +189,7 @@ void KeyUri::set_query_attr(std::string_view name, std::string value) {
     set_attr(query_, name, std::move(value));
 }
 void KeyUri::erase_path_attr(std::string_view name) {
-    std::erase_if(path_, [&](auto& a) { return a.first == name; });
+    std::erase_if(path_, [&](const auto& a) { return a.first == name; });
 }
 
 std::string KeyUri::to_string() const {

@@ -7,6 +7,7 @@ void Registry::add(std::string scheme, Factory factory) {
 }
 
 Result<Keystore*> Registry::keystore_for(const KeyUri& uri) {
+    std::lock_guard lock(*mutex_);
     if (auto it = backends_.find(uri.scheme()); it != backends_.end()) return it->second.get();
     auto f = factories_.find(uri.scheme());
     if (f == factories_.end())

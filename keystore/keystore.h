@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace keystore {
@@ -47,6 +48,8 @@ class Registry {
   private:
     std::map<std::string, Factory, std::less<>> factories_;
     std::map<std::string, std::unique_ptr<Keystore>, std::less<>> backends_;
+    // keystore_for() may run on several threads (concurrent orders); the registry stays movable.
+    std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
 };
 
 }  // namespace keystore

@@ -14,7 +14,7 @@ void emit(Level at, const char* prefix, std::string_view message) {
     if (g_level.load() < at) return;
     const std::string line = std::string(prefix) + std::string(message) + "\n";
     std::lock_guard lock(g_mutex);
-    std::fwrite(line.data(), 1, line.size(), stderr);
+    (void)std::fwrite(line.data(), 1, line.size(), stderr);  // nowhere to report a failure
 }
 }  // namespace
 

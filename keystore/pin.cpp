@@ -46,7 +46,7 @@ Result<Secret> pin_from_terminal(std::string_view what) {
     noecho.c_lflag &= ~static_cast<tcflag_t>(ECHO);
     ::tcsetattr(tty, TCSAFLUSH, &noecho);
     std::string value;
-    char c;
+    char c = 0;
     while (::read(tty, &c, 1) == 1 && c != '\n' && c != '\r' && value.size() < 1024) value += c;
     ::tcsetattr(tty, TCSAFLUSH, &old);
     (void)!::write(tty, "\n", 1);

@@ -102,8 +102,27 @@ class Token {
         if (CK_RV rv = fn()->C_OpenSession(slot_, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
                                            nullptr, &h);
             rv != CKR_OK)
-            return rv_fail("C_OpenSession", rv, "token '" + label() + "'");
+            return call_failed("C_OpenSession", rv, "token '" + label() + "'");
         return Lease(this, h);
+    }
+
+    // Whether the token is still in its slot after a call failed. A token pulled out
+    // mid-run does not always say so: SoftHSM, its directory gone, answers C_SignInit with
+    // CKR_OBJECT_HANDLE_INVALID, and only C_GetTokenInfo tells what happened.
+    bool present() const {
+        CK_TOKEN_INFO now{};
+        return fn()->C_GetTokenInfo(slot_, &now) == CKR_OK && (now.flags & CKF_TOKEN_INITIALIZED) &&
+               padded(now.serialNumber, sizeof now.serialNumber) == serial();
+    }
+    // The error for a failed call on this token: token_absent when the token is gone.
+    std::unexpected<keystore::Error> call_failed(const std::string& call, CK_RV rv,
+                                                 const std::string& context) const {
+        if (rv_errc(rv) != Errc::hardware || present()) return rv_fail(call, rv, context);
+        return fail(Errc::token_absent, call,
+                    "token '" + label() + "' (serial " + serial() + ") is no longer in slot " +
+                        std::to_string(slot_) + " (" + rv_name(rv) +
+                        "); reinsert it and run the command again",
+                    rv);
     }
 
     // Logs in once per process. A wrong PIN is tried once: the error is remembered and
@@ -266,14 +285,14 @@ class Pkcs11Key final : public keystore::Key {
         auto* fn = token_->fn();
         if (CK_RV rv = fn->C_SignInit(lease->get(), &mech, *handle); rv != CKR_OK) {
             lease->broken();
-            return rv_fail("C_SignInit", rv, uri_.to_string());
+            return token_->call_failed("C_SignInit", rv, uri_.to_string());
         }
         Bytes sig(want);
         CK_ULONG len = sig.size();
         if (CK_RV rv = fn->C_Sign(lease->get(), input.data(), input.size(), sig.data(), &len);
             rv != CKR_OK) {
             lease->broken();
-            return rv_fail("C_Sign", rv, uri_.to_string());
+            return token_->call_failed("C_Sign", rv, uri_.to_string());
         }
         // CKM_ECDSA already gives r||s at the order's width (PKCS#11 v2.40 §2.3.1).
         if (len != want)

@@ -12,7 +12,7 @@ PACKAGES=(
   # quality gates: formatting, static analysis, coverage (clang 14 cannot parse <expected>)
   clang-19 clang-format-19 clang-tidy-19 libclang-rt-19-dev cppcheck gcovr
   # install and packaging: man page from --help
-  help2man
+  help2man man-db dpkg-dev systemd
   # hardware stand-ins and their tools
   softhsm2 opensc p11-kit
   swtpm swtpm-tools tpm2-tools tpm2-openssl

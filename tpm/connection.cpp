@@ -29,7 +29,7 @@ TPM2_RC tpm_base(TSS2_RC rc) {
 
 std::string hex32(std::uint32_t v) {
     char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%08x", v);
+    (void)std::snprintf(buf, sizeof buf, "0x%08x", v);
     return buf;
 }
 

@@ -76,7 +76,7 @@ keystore::Result<std::string> encode_key_file(const KeyFile& key) {
 }
 
 keystore::Result<KeyFile> decode_key_file(std::string_view pem, const std::string& name) {
-    auto bad = [&](std::string why) {
+    auto bad = [&](const std::string& why) {
         return fail(Errc::io, name, "not a TSS2 PRIVATE KEY file usable here: " + why);
     };
     keystore::ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));

@@ -81,8 +81,8 @@ keystore::Result<KeyAlgorithm> algorithm_of(const TPMT_PUBLIC& pub) {
         return fail(Errc::unsupported, "tpm2", "the object is not an unrestricted signing key");
     if (pub.type == TPM2_ALG_ECC) {
         const auto& d = pub.parameters.eccDetail;
-        KeyAlgorithm alg;
-        TPMI_ALG_HASH hash;
+        KeyAlgorithm alg{};
+        TPMI_ALG_HASH hash{};
         if (d.curveID == TPM2_ECC_NIST_P256) {
             alg = KeyAlgorithm::ec_p256;
             hash = TPM2_ALG_SHA256;
@@ -132,9 +132,11 @@ keystore::Result<keystore::Bytes> spki_of(const TPMT_PUBLIC& pub) {
     if (!alg) return std::unexpected(alg.error());
     std::unique_ptr<OSSL_PARAM_BLD, keystore::ossl::Deleter<OSSL_PARAM_BLD_free>> bld(
         OSSL_PARAM_BLD_new());
-    keystore::ossl::Bn n, e;
+    keystore::ossl::Bn n;
+    keystore::ossl::Bn e;
+    // cppcheck-suppress variableScope ; OSSL_PARAM_BLD_to_param() below reads it, after the if
     keystore::Bytes point;
-    const char* type;
+    const char* type = nullptr;
     if (keystore::is_ec(*alg)) {
         type = "EC";
         const std::size_t w = keystore::ec_field_size(*alg);
@@ -144,8 +146,11 @@ keystore::Result<keystore::Bytes> spki_of(const TPMT_PUBLIC& pub) {
             return fail(Errc::hardware, "tpm2", "ECC public point wider than its curve");
         point.assign(1 + 2 * w, 0);
         point[0] = 0x04;  // uncompressed; coordinates left-padded to the field width
-        std::copy(x.buffer, x.buffer + x.size, point.begin() + 1 + (w - x.size));
-        std::copy(y.buffer, y.buffer + y.size, point.begin() + 1 + w + (w - y.size));
+        const auto at = [&](std::size_t i) {
+            return point.begin() + static_cast<std::ptrdiff_t>(i);
+        };
+        std::copy(x.buffer, x.buffer + x.size, at(1 + (w - x.size)));
+        std::copy(y.buffer, y.buffer + y.size, at(1 + w + (w - y.size)));
         if (!bld ||
             !OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME,
                                              *alg == KeyAlgorithm::ec_p384 ? "P-384" : "P-256",

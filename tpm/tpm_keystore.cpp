@@ -424,6 +424,26 @@ class TpmKeystore final : public keystore::Keystore {
         return {};  // `obj` closes the stale ESYS_TR (a no-op if ESAPI already dropped it)
     }
 
+    // TPM2_GetCapability(TPM2_CAP_HANDLES) from TPM2_HT_TRANSIENT, on this connection.
+    Result<std::size_t> transient_handles() {
+        auto g = conn_->lock();
+        if (!g) return std::unexpected(g.error());
+        TPMS_CAPABILITY_DATA* raw = nullptr;
+        TPMI_YES_NO more = TPM2_NO;
+        if (TSS2_RC rc = Esys_GetCapability(g->esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                            TPM2_CAP_HANDLES, TPM2_HT_TRANSIENT << TPM2_HR_SHIFT,
+                                            TPM2_MAX_CAP_HANDLES, &more, &raw);
+            rc != TSS2_RC_SUCCESS) {
+            conn_->note_failure(*g, rc);
+            return std::unexpected(tss_error("Esys_GetCapability", rc, "transient handles"));
+        }
+        EsysPtr<TPMS_CAPABILITY_DATA> caps(raw);
+        std::size_t n = 0;
+        for (UINT32 i = 0; i < caps->data.handles.count; ++i)
+            n += (caps->data.handles.handle[i] >> TPM2_HR_SHIFT) == TPM2_HT_TRANSIENT;
+        return n;
+    }
+
     std::string description() const override {
         return "tpm2:path=FILE.tss or tpm2:handle=0x81xxxxxx [?pin-source=file:PIN]  key inside "
                "a TPM 2.0 (TCTI from --tcti or ACME_AGENT_TCTI, default device:/dev/tpmrm0)";
@@ -650,6 +670,12 @@ class TpmKeystore final : public keystore::Keystore {
 };
 
 }  // namespace
+
+Result<std::size_t> transient_handles(keystore::Keystore& ks) {
+    auto* tpm = dynamic_cast<TpmKeystore*>(&ks);
+    if (!tpm) return fail(Errc::usage, "tpm2", "not a TPM keystore");
+    return tpm->transient_handles();
+}
 
 std::unique_ptr<keystore::Keystore> make_keystore(std::string tcti) {
     if (tcti.empty()) {

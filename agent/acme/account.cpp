@@ -12,7 +12,7 @@ using nlohmann::json;
 namespace {
 Result<json> contacts_of(const std::vector<std::string>& emails) {
     json contacts = json::array();
-    for (auto& e : emails) {
+    for (const auto& e : emails) {
         if (e.find_first_of(",\r\n ") != std::string::npos || e.find('@') == std::string::npos)
             return fail(Errc::usage, "--email", "'" + e + "' is not an email address");
         contacts.push_back("mailto:" + e);
@@ -20,7 +20,7 @@ Result<json> contacts_of(const std::vector<std::string>& emails) {
     return contacts;
 }
 
-Result<std::string> account_url(Client& client, const HttpResponse& r) {
+Result<std::string> account_url(const Client& client, const HttpResponse& r) {
     if (!r.location) return fail(Errc::protocol, "newAccount", "no Location header in the answer");
     if (auto ok = client.check_origin(*r.location, "account URL"); !ok)
         return std::unexpected(ok.error());

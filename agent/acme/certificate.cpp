@@ -78,9 +78,9 @@ std::optional<int> parse_reason(const std::string& text) {
          {"certificateHold", 6},
          {"privilegeWithdrawn", 9},
          {"aACompromise", 10}}};
-    for (auto& [name, code] : kReasons)
+    for (const auto& [name, code] : kReasons)
         if (text == name) return code;
-    if (!text.empty() && text.size() <= 2 && std::all_of(text.begin(), text.end(), ::isdigit)) {
+    if (!text.empty() && text.size() <= 2 && std::ranges::all_of(text, ::isdigit)) {
         const int code = std::stoi(text);
         if (code >= 0 && code <= 10 && code != 7) return code;
     }

@@ -124,10 +124,49 @@ std::string problem_type(const keystore::Error& error) {
     return error.where.substr(prefix.size());
 }
 
+template <typename Send>
+auto Client::with_http(Send&& send) {
+    Http* h = nullptr;
+    {
+        std::lock_guard lock(mutex_);
+        if (idle_.empty()) {
+            https_.push_back(std::make_unique<Http>(options_.http, &share_));
+            idle_.push_back(https_.back().get());
+        }
+        h = idle_.back();  // the most recently used: its connection is the likeliest alive
+        idle_.pop_back();
+    }
+    struct Return {
+        Client* c;
+        Http* h;
+        ~Return() {
+            std::lock_guard lock(c->mutex_);
+            c->idle_.push_back(h);
+        }
+    } give_back{this, h};
+    return send(*h);
+}
+
+unsigned long Client::requests() const {
+    std::lock_guard lock(mutex_);
+    unsigned long n = 0;
+    for (auto& h : https_) n += h->requests();
+    return n;
+}
+
+long Client::connections() const {
+    std::lock_guard lock(mutex_);
+    long n = 0;
+    for (auto& h : https_) n += h->connections();
+    return n;
+}
+
 Result<std::unique_ptr<Client>> Client::connect(const std::string& directory_url,
                                                 ClientOptions options) {
     std::unique_ptr<Client> c(new Client(std::move(options)));
-    auto r = c->with_retries("GET " + directory_url, [&] { return c->http_.get(directory_url); });
+    auto r = c->with_retries("GET " + directory_url, [&] {
+        return c->with_http([&](Http& h) { return h.get(directory_url); });
+    });
     if (!r) return std::unexpected(r.error());
     if (r->status != 200)
         return fail(Errc::protocol, "directory",
@@ -181,20 +220,30 @@ void Client::keep_nonce(const HttpResponse& r) {
     if (!std::all_of(r.replay_nonce->begin(), r.replay_nonce->end(),
                      [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; }))
         return;
+    std::lock_guard lock(mutex_);
     nonces_.push_back(*r.replay_nonce);
     if (nonces_.size() > kMaxNonces) nonces_.pop_front();
 }
 
 Result<std::string> Client::nonce() {
-    if (nonces_.empty()) {
-        auto r = with_retries("HEAD " + dir_.new_nonce, [&] { return http_.head(dir_.new_nonce); });
+    for (int tries = 0;; ++tries) {
+        {
+            std::lock_guard lock(mutex_);
+            if (!nonces_.empty()) {
+                std::string n = std::move(nonces_.back());  // the newest: likeliest fresh
+                nonces_.pop_back();
+                return n;
+            }
+        }
+        // Another thread may take the nonce this HEAD brings; then ask again (bounded).
+        if (tries == 4) return fail(Errc::protocol, "newNonce", "the server sent no Replay-Nonce");
+        auto r = with_retries("HEAD " + dir_.new_nonce, [&] {
+            return with_http([&](Http& h) { return h.head(dir_.new_nonce); });
+        });
         if (!r) return std::unexpected(r.error());
-        if (nonces_.empty())
+        if (!r->replay_nonce)
             return fail(Errc::protocol, "newNonce", "the server sent no Replay-Nonce");
     }
-    std::string n = std::move(nonces_.back());  // the newest is the likeliest to be fresh
-    nonces_.pop_back();
-    return n;
 }
 
 std::optional<std::chrono::milliseconds> Client::server_wait(const HttpResponse& r) const {
@@ -230,7 +279,8 @@ Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& k
         if (!n) return std::unexpected(n.error());
         auto jws = jose::sign(key, {url, *n, kid}, payload);
         if (!jws) return std::unexpected(jws.error());
-        auto r = http_.post(url, *jws, "application/jose+json", max_body);
+        auto r = with_http(
+            [&](Http& h) { return h.post(url, *jws, "application/jose+json", max_body); });
         if (!r) {
             if (transient(r.error()) && retry.again(r.error().message, std::nullopt)) continue;
             return std::unexpected(r.error());
@@ -271,7 +321,8 @@ Result<HttpResponse> Client::with_retries(const std::string& what, Send&& send) 
 
 Result<HttpResponse> Client::get(const std::string& url) {
     if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
-    auto r = with_retries("GET " + url, [&] { return http_.get(url); });
+    auto r =
+        with_retries("GET " + url, [&] { return with_http([&](Http& h) { return h.get(url); }); });
     if (!r) return r;
     if (r->status < 200 || r->status >= 300)
         return std::unexpected(problem_error(r->status, r->body));

@@ -11,8 +11,11 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace acme {
 
@@ -45,6 +48,10 @@ struct ClientOptions {
     std::chrono::seconds retry_deadline{90};
 };
 
+// Thread-safe: concurrent orders share one Client. Each request borrows an Http (a curl
+// handle with its own keep-alive connection) from a pool that grows to the number of
+// requests in flight; the handles share DNS answers and TLS sessions, and every Replay-Nonce
+// goes into one pool.
 class Client {
   public:
     // Fetches the directory. Errc::network / Errc::protocol.
@@ -82,12 +89,16 @@ class Client {
     [[nodiscard]] bool same_origin(const std::string& url) const;
     Result<void> check_origin(const std::string& url, const std::string& what) const;
 
-    [[nodiscard]] unsigned long requests() const { return http_.requests(); }
-    [[nodiscard]] long connections() const { return http_.connections(); }
+    // Requests sent and connections opened so far, over every pooled handle.
+    [[nodiscard]] unsigned long requests() const;
+    [[nodiscard]] long connections() const;
     [[nodiscard]] const ClientOptions& options() const { return options_; }
 
   private:
-    explicit Client(ClientOptions options) : options_(std::move(options)), http_(options_.http) {}
+    explicit Client(ClientOptions options) : options_(std::move(options)) {}
+    // Runs `send(Http&)` on a handle borrowed from the pool.
+    template <typename Send>
+    auto with_http(Send&& send);
     Result<std::string> nonce();
     std::optional<std::chrono::milliseconds> server_wait(const HttpResponse& r) const;
     template <typename Send>
@@ -95,8 +106,11 @@ class Client {
     void keep_nonce(const HttpResponse& r);
 
     ClientOptions options_;
-    Http http_;
-    Directory dir_;
+    HttpShare share_;           // before the handles: they go first
+    mutable std::mutex mutex_;  // guards the pool and nonces_
+    std::vector<std::unique_ptr<Http>> https_;
+    std::vector<Http*> idle_;
+    Directory dir_;  // set once by connect(), read-only afterwards
     std::string origin_;
     std::deque<std::string> nonces_;
 };

@@ -130,6 +130,33 @@ Result<void> check_url(const std::string& url) {
 
 }  // namespace
 
+struct HttpShare::Impl {
+    CURLSH* handle = nullptr;
+    std::mutex locks[CURL_LOCK_DATA_LAST];
+
+    static void lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+        static_cast<Impl*>(user)->locks[data].lock();
+    }
+    static void unlock(CURL*, curl_lock_data data, void* user) {
+        static_cast<Impl*>(user)->locks[data].unlock();
+    }
+};
+
+HttpShare::HttpShare() : impl_(std::make_unique<Impl>()) {
+    global_init_once();
+    impl_->handle = curl_share_init();
+    if (!impl_->handle) return;  // each Http then works alone
+    curl_share_setopt(impl_->handle, CURLSHOPT_LOCKFUNC, &Impl::lock);
+    curl_share_setopt(impl_->handle, CURLSHOPT_UNLOCKFUNC, &Impl::unlock);
+    curl_share_setopt(impl_->handle, CURLSHOPT_USERDATA, impl_.get());
+    curl_share_setopt(impl_->handle, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(impl_->handle, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+}
+
+HttpShare::~HttpShare() {
+    if (impl_->handle) curl_share_cleanup(impl_->handle);
+}
+
 struct Http::Impl {
     HttpOptions options;
     CurlEasy handle;
@@ -326,7 +353,8 @@ struct Http::Impl {
     }
 };
 
-Http::Http(HttpOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+Http::Http(HttpOptions options, HttpShare* share)
+    : impl_(std::make_unique<Impl>(std::move(options))) {
     global_init_once();
     impl_->handle.reset(curl_easy_init());
     if (!impl_->handle) {
@@ -335,6 +363,7 @@ Http::Http(HttpOptions options) : impl_(std::make_unique<Impl>(std::move(options
         return;
     }
     impl_->configure();
+    if (share && share->impl_->handle) impl_->set(CURLOPT_SHARE, share->impl_->handle);
 }
 
 Http::~Http() = default;

@@ -1,6 +1,7 @@
 // HTTPS transport for the ACME client over libcurl: one handle reused for every request
 // (keep-alive, one TLS connection, the trust store loaded once), bounded everything
-// (SECURITY.md rules 5-7). Not thread-safe: one Http per thread.
+// (SECURITY.md rules 5-7). An Http is not thread-safe: one per thread at a time; several
+// may share DNS answers and TLS sessions through an HttpShare.
 #pragma once
 
 #include "keystore/error.h"
@@ -35,9 +36,25 @@ struct HttpResponse {
     std::vector<std::string> links;          // every Link header value, raw
 };
 
+// What several Http handles (one per worker thread) share: the DNS cache and TLS sessions
+// (so a second connection resumes instead of a full handshake). Thread-safe.
+class HttpShare {
+  public:
+    HttpShare();
+    ~HttpShare();
+    HttpShare(const HttpShare&) = delete;
+    HttpShare& operator=(const HttpShare&) = delete;
+
+  private:
+    friend class Http;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
 class Http {
   public:
-    explicit Http(HttpOptions options);
+    // `share`, when given, must outlive this Http.
+    explicit Http(HttpOptions options, HttpShare* share = nullptr);
     ~Http();
     Http(const Http&) = delete;
     Http& operator=(const Http&) = delete;

@@ -27,7 +27,7 @@ std::string describe_identifier(const json& authz) {
 // The error inside an invalid authorization's challenges, as text.
 std::string challenge_error(const json& authz) {
     if (authz.contains("challenges") && authz["challenges"].is_array())
-        for (auto& ch : authz["challenges"])
+        for (const auto& ch : authz["challenges"])
             if (ch.is_object() && ch.contains("error") && ch["error"].is_object()) {
                 const json& e = ch["error"];
                 return json_string(e, "type") + ": " + json_string(e, "detail");
@@ -39,12 +39,14 @@ std::string challenge_error(const json& authz) {
 struct Cleanup {
     challenge::Solver* solver;
     std::vector<std::pair<std::string, std::string>> presented;
+    Cleanup(const Cleanup&) = delete;
+    Cleanup& operator=(const Cleanup&) = delete;
     ~Cleanup() {
-        for (auto& [id, token] : presented) solver->cleanup(id, token);
+        for (const auto& [id, token] : presented) solver->cleanup(id, token);
     }
 };
 
-Result<std::string> url_field(Client& client, const json& j, const char* key,
+Result<std::string> url_field(const Client& client, const json& j, const char* key,
                               const std::string& what) {
     if (!j.contains(key) || !j[key].is_string())
         return fail(Errc::protocol, what, std::string("the server's ") + what + " has no " + key);
@@ -58,7 +60,7 @@ Result<std::string> url_field(Client& client, const json& j, const char* key,
 Result<Issued> issue(Client& client, const keystore::Key& account_key, const std::string& kid,
                      const OrderRequest& request, const Progress& progress) {
     json ids = json::array();
-    for (auto& n : request.names)
+    for (const auto& n : request.names)
         ids.push_back({{"type", x509::is_ip_literal(n) ? "ip" : "dns"}, {"value", n}});
 
     json new_order{{"identifiers", ids}};
@@ -68,7 +70,7 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
             return fail(Errc::usage, "--profile", "the CA offers no certificate profiles");
         if (!offered.contains(request.profile)) {
             std::string names;
-            for (auto& [name, _] : offered.items()) names += (names.empty() ? "" : ", ") + name;
+            for (const auto& [name, _] : offered.items()) names += (names.empty() ? "" : ", ") + name;
             return fail(Errc::usage, "--profile",
                         "the CA offers no profile '" + request.profile + "'; it offers: " + names);
         }

@@ -56,10 +56,8 @@ std::string rcode_name(ldns_pkt_rcode rcode) {
 }
 
 std::string dname_text(const ldns_rdf* d) {
-    char* s = ldns_rdf2str(d);
-    std::string out = s ? s : "?";
-    std::free(s);
-    return out;
+    const std::unique_ptr<char, keystore::Deleter<std::free>> s(ldns_rdf2str(d));
+    return s ? s.get() : "?";
 }
 
 // The TSIG error field (RFC 8945 §4.3) of a reply, 0 when there is none.
@@ -214,7 +212,7 @@ class Rfc2136 final : public Solver {
         Rdf name(ldns_dname_new_frm_str(fqdn.c_str()));
         if (!name) return fail(Errc::internal, "dns-01", "cannot make a DNS name of " + fqdn);
         while (ldns_dname_label_count(name.get()) > 0) {
-            const std::string candidate = dname_text(name.get());
+            std::string candidate = dname_text(name.get());
             auto reply = query(candidate, LDNS_RR_TYPE_SOA, query_timeout_);
             if (!reply) return std::unexpected(reply.error());
             const ldns_pkt_rcode rc = ldns_pkt_get_rcode(reply->get());
@@ -268,7 +266,7 @@ class Rfc2136 final : public Solver {
         RrList updates(ldns_rr_list_new());
         if (!updates || !ldns_rr_list_push_rr(updates.get(), rr.get()))
             return fail(Errc::internal, where, "cannot build the update for " + what);
-        rr.release();  // the list owns it now
+        (void)rr.release();  // the list owns it now
 
         ldns_rdf* zone = ldns_dname_new_frm_str(rec.zone.c_str());
         if (!zone) return fail(Errc::internal, where, "cannot make a DNS name of " + rec.zone);
@@ -310,7 +308,7 @@ class Rfc2136 final : public Solver {
         return {};
     }
 
-    bool answers(const Record& rec, const ldns_pkt* reply) const {
+    static bool answers(const Record& rec, const ldns_pkt* reply) {
         if (ldns_pkt_get_rcode(reply) != LDNS_RCODE_NOERROR) return false;
         Rdf owner(ldns_dname_new_frm_str(rec.fqdn.c_str()));
         const ldns_rr_list* an = ldns_pkt_answer(reply);

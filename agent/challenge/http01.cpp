@@ -127,7 +127,7 @@ struct Http01Responder::Impl {
         }
     }
 
-    void on_writable(Connection& c) {
+    static void on_writable(Connection& c) {
         while (c.sent < c.out.size()) {
             const ssize_t n =
                 ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);

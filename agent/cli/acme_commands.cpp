@@ -1,7 +1,9 @@
 #include "cli/common.h"
 
 #include "acme/account.h"
+#include "cli/batch.h"
 #include "cli/certs.h"
+#include "cli/exit_codes.h"
 #include "keystore/files.h"
 #include "keystore/log.h"
 #include "store/failpoint.h"
@@ -111,7 +113,134 @@ Result<Output> account_rollover(const Options& o, keystore::Registry& reg) {
     return out;
 }
 
+namespace {
+
+// --jobs N: 1..64.
+Result<void> check_jobs(const Options& o) {
+    if (o.jobs < kMinJobs || o.jobs > kMaxJobs)
+        return fail(Errc::usage, "--jobs",
+                    "give between " + std::to_string(kMinJobs) + " and " +
+                        std::to_string(kMaxJobs) + " concurrent orders");
+    return {};
+}
+
+// The JSON entry of an order that failed.
+json failure_entry(const std::string& name, const Error& e) {
+    json err{{"code", keystore::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
+    if (e.native) err["native"] = *e.native;
+    return {{"name", name}, {"ok", false}, {"exit_code", exit_code(e.code)}, {"error", err}};
+}
+
+// The summary line of several orders; `first` is the first failure in input order, if any:
+// it becomes the command's failure (its exit code), its message counting the failures.
+void summarize(Output& out, const std::string& line, std::size_t total, std::size_t failed,
+               const std::optional<Error>& first, const std::string& first_label) {
+    out.text += line + "\n";
+    if (!first) return;
+    Error e = *first;
+    e.message = std::to_string(failed) + " of " + std::to_string(total) +
+                " failed; the first: " + first_label + ": " + first->describe();
+    e.where = "";
+    e.native.reset();
+    out.failure = e;
+}
+
+// issue --batch FILE: every line checked and every key opened before any order starts,
+// then the orders run --jobs at a time on one client, one account and shared responders.
+Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
+    if (!o.key.empty() || !o.domains.empty())
+        return fail(Errc::usage, "--batch",
+                    "the batch file gives each order's key and names; drop --key and -d");
+    if (!o.out.empty())
+        return fail(Errc::usage, "--out",
+                    "--out holds one certificate; with --batch they go to the state dir");
+    if (auto r = check_jobs(o); !r) return std::unexpected(r.error());
+    auto orders = read_batch(o.batch);
+    if (!orders) return std::unexpected(orders.error());
+    auto where = [&](const BatchOrder& b) { return o.batch + ":" + std::to_string(b.line); };
+    for (auto& b : *orders)
+        for (auto& d : b.names)
+            if (d.starts_with("*.") && o.challenge != "dns-01")
+                return fail(Errc::usage, where(b),
+                            "the wildcard " + d + " needs --challenge dns-01");
+    if (auto solver = make_solver(o); !solver) return std::unexpected(solver.error());
+    auto state = store::StateDir::open(o.state_dir);
+    if (!state) return std::unexpected(state.error());
+    std::vector<keystore::KeyPtr> keys;
+    for (auto& b : *orders) {
+        auto key = reg.open(b.key);
+        if (!key) {
+            Error e = key.error();
+            e.where = where(b) + (e.where.empty() ? "" : ": " + e.where);
+            return std::unexpected(e);
+        }
+        keys.push_back(std::move(*key));
+    }
+    auto client = connect(o);
+    if (!client) return std::unexpected(client.error());
+    auto account = account_for(o, reg, *state, **client, true);
+    if (!account) return std::unexpected(account.error());
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        if (keys[i]->public_key_der() == account->key->public_key_der())
+            return fail(Errc::usage, where((*orders)[i]),
+                        "the certificate key is the account key; use a separate key for each");
+
+    const std::size_t n = orders->size();
+    std::vector<Result<IssueResult>> results(n, std::unexpected(Error{}));
+    SharedSolvers shared;
+    run_parallel(
+        n, o.jobs,
+        [&](std::size_t i) {
+            results[i] =
+                obtain(o, *state, **client, *account, keys[i], (*orders)[i].names, "", &shared);
+        },
+        [&](std::size_t i, const char* what) {
+            results[i] = fail(Errc::internal, "issue", std::string("internal error: ") + what);
+        });
+
+    Output out;
+    out.data = json::array();
+    std::size_t failed = 0;
+    std::optional<Error> first;
+    std::string first_label;
+    for (std::size_t i = 0; i < n; ++i) {
+        const BatchOrder& b = (*orders)[i];
+        const std::string& name = b.names.front();
+        const std::string key_uri = keys[i]->uri().to_string();
+        json entry;
+        if (results[i]) {
+            entry = describe(*results[i], key_uri);
+            entry["name"] = name;
+            entry["ok"] = true;
+            out.text += describe_text(*results[i], key_uri) + "\n";
+        } else {
+            entry = failure_entry(name, results[i].error());
+            entry["key"] = key_uri;
+            out.text +=
+                name + " (" + where(b) + "): error: " + results[i].error().describe() + "\n\n";
+            if (!failed++) {
+                first = results[i].error();
+                first_label = where(b) + " " + name;
+            }
+        }
+        entry["line"] = b.line;
+        out.data.push_back(std::move(entry));
+    }
+    summarize(out,
+              "issued " + std::to_string(n - failed) + " of " + std::to_string(n) +
+                  (failed ? ", " + std::to_string(failed) + " failed" : ""),
+              n, failed, first, first_label);
+    keystore::log::debug("batch: " + std::to_string((*client)->requests()) + " requests over " +
+                         std::to_string((*client)->connections()) + " connections");
+    return out;
+}
+
+}  // namespace
+
 Result<Output> issue(const Options& o, keystore::Registry& reg) {
+    if (!o.batch.empty()) return issue_batch(o, reg);
+    if (o.jobs != 1)
+        return fail(Errc::usage, "--jobs", "--jobs runs the orders of --batch FILE side by side");
     if (o.domains.empty()) return fail(Errc::usage, "-d", "name at least one domain with -d");
     auto uri = parse_uri(o.key, "--key");
     if (!uri) return std::unexpected(uri.error());
@@ -208,6 +337,9 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
 Result<Output> renew(const Options& o, keystore::Registry& reg) {
     if (o.name.empty() == !o.all)
         return fail(Errc::usage, "renew", "give either --name NAME or --all");
+    if (auto r = check_jobs(o); !r) return std::unexpected(r.error());
+    if (o.jobs > 1 && !o.all)
+        return fail(Errc::usage, "--jobs", "--jobs runs the renewals of --all side by side");
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
     std::vector<std::string> names{o.name};
@@ -223,12 +355,48 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
 
     Output out;
     out.data = json::array();
-    for (auto& name : names) {
-        auto r = renew_one(o, reg, *state, **client, *account, name);
+    if (!o.all) {
+        auto r = renew_one(o, reg, *state, **client, *account, o.name);
         if (!r) return std::unexpected(r.error());
         out.data.push_back(r->entry);
         out.text += r->text;
+        return out;
     }
+    // --all: every certificate, --jobs at a time; one that fails does not stop the others.
+    std::vector<Result<Renewal>> results(names.size(), std::unexpected(Error{}));
+    SharedSolvers shared;
+    run_parallel(
+        names.size(), o.jobs,
+        [&](std::size_t i) {
+            results[i] = renew_one(o, reg, *state, **client, *account, names[i], &shared);
+        },
+        [&](std::size_t i, const char* what) {
+            results[i] = fail(Errc::internal, "renew", std::string("internal error: ") + what);
+        });
+    std::size_t failed = 0, renewed = 0;
+    std::optional<Error> first;
+    std::string first_name;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (results[i]) {
+            if (acme::json_bool(results[i]->entry, "renewed")) ++renewed;
+            results[i]->entry["ok"] = true;
+            out.data.push_back(results[i]->entry);
+            out.text += results[i]->text;
+            continue;
+        }
+        out.data.push_back(failure_entry(names[i], results[i].error()));
+        out.text += names[i] + ": error: " + results[i].error().describe() + "\n";
+        if (!failed++) {
+            first = results[i].error();
+            first_name = names[i];
+        }
+    }
+    summarize(out,
+              "renew: " + std::to_string(names.size()) + " certificates, " +
+                  std::to_string(renewed) + " renewed, " +
+                  std::to_string(names.size() - renewed - failed) + " not due, " +
+                  std::to_string(failed) + " failed",
+              names.size(), failed, first, first_name);
     return out;
 }
 

@@ -20,7 +20,10 @@ int report(const Options& o, const Result<Output>& r) {
             std::cout << r->data.dump(2) << "\n";
         else
             std::cout << r->text;
-        return kOk;
+        if (!r->failure) return r->status;
+        std::cout.flush();
+        std::fprintf(stderr, "acme-agent: error: %s\n", r->failure->describe().c_str());
+        return exit_code(r->failure->code);
     }
     const Error& e = r.error();
     std::fprintf(stderr, "acme-agent: error: %s\n", e.describe().c_str());
@@ -65,7 +68,8 @@ int run(int argc, char** argv) {
     app.footer(
         "Exit codes: 0 ok, 1 internal, 2 usage, 3 not found, 4 exists, 5 token absent,\n"
         "6 module load, 7 wrong PIN, 8 PIN locked, 9 unsupported, 10 hardware, 11 I/O,\n"
-        "12 network, 13 protocol, 14 CA refused, 15 state dir busy/damaged.\n"
+        "12 network, 13 protocol, 14 CA refused, 15 state dir busy/damaged,\n"
+        "16 deploy hook failed (run).\n"
         "PINs come from the key URI's pin-source=file:PATH (mode 0600) or a prompt.");
 
     std::function<Result<Output>(const Options&, keystore::Registry&)> action;
@@ -163,8 +167,19 @@ int run(int argc, char** argv) {
     };
 
     auto* iss = app.add_subcommand("issue", "get a certificate for one or more names");
-    iss->add_option("--key", o.key, "certificate key URI")->required();
-    iss->add_option("-d,--domain", o.domains, "DNS name or IP address (repeatable)")->required();
+    iss->add_option("--key", o.key, "certificate key URI (required without --batch)");
+    iss->add_option("-d,--domain", o.domains,
+                    "DNS name or IP address (repeatable; required without --batch)");
+    iss->add_option("--batch", o.batch,
+                    "one order per line: KEY-URI NAME [NAME...] ('#' comments, blank lines); "
+                    "every line is checked before any order starts");
+    auto jobs_option = [&](CLI::App* sub, const char* what) {
+        sub->add_option("--jobs", o.jobs,
+                        std::string("orders run at once (1-64) for ") + what +
+                            "; they share one connection pool, account and responder")
+            ->default_str("1");
+    };
+    jobs_option(iss, "--batch");
     iss->add_option("--account-key", o.account_key,
                     "account key URI (default: the stored account)");
     iss->add_option("--email", o.emails, "contact, when a new account is registered");
@@ -180,6 +195,7 @@ int run(int argc, char** argv) {
     ren->add_option("--renew-before-days", o.renew_before_days,
                     "due this many days before expiry (default: the last third of the lifetime; "
                     "the CA's ARI window comes first)");
+    jobs_option(ren, "--all");
     ren->add_flag("--new-key", o.renew_new_key,
                   "generate a fresh key (a new label) for the new certificate");
     ren->add_option("--account-key", o.account_key,
@@ -214,6 +230,35 @@ int run(int argc, char** argv) {
                     "account key URI (default: the stored account)");
     bind(rev, revoke);
 
+    auto* runc = app.add_subcommand(
+        "run", "keep the certificates of a config file issued and fresh (a daemon, or --once)");
+    runc->add_option("--config", o.config, "the TOML config file")->required();
+    runc->add_flag("--once", o.once,
+                   "issue what is missing, renew what is due, run pending deploy hooks, exit");
+    runc->footer(
+        "Config (TOML): top level server, ca_file, state_dir, account_key, email (one or a list),\n"
+        "agree_tos, eab_kid + eab_hmac_key (a 0600 file or a pkcs11: URI), deploy_hook_timeout\n"
+        "(seconds, default 300); one [[certificate]] table per certificate: domains (a list),\n"
+        "key (URI), name (default: the first domain; its directory live/NAME/), challenge\n"
+        "(http-01, dns-01, tls-alpn-01) with http_port or webroot, tls_alpn_port, dns_hook or\n"
+        "rfc2136 + tsig_key; deploy_hook, renew_before_days, profile, preferred_chain.\n"
+        "Relative paths are relative to the config file. An unknown key or a bad value is an\n"
+        "error naming FILE:LINE (exit 2) and nothing is done. The config is the truth: a\n"
+        "certificate is issued again when its key or domains change there. --server, --ca-file\n"
+        "and --state-dir (or their environment variables), when given, win over the config's.\n"
+        "Without --once: checks again when a certificate is due (the CA's ARI window, else\n"
+        "renew_before_days, else two thirds of its lifetime; at least every 6 hours), retries a\n"
+        "failed certificate with backoff, reloads the config on SIGHUP (a bad one is reported\n"
+        "and the old one kept), exits 0 on SIGTERM or SIGINT.\n"
+        "deploy_hook runs with /bin/sh -c after each new certificate, with ACME_AGENT_NAME,\n"
+        "ACME_AGENT_DOMAINS (space-separated), ACME_AGENT_CERT, ACME_AGENT_CHAIN,\n"
+        "ACME_AGENT_FULLCHAIN (paths) and ACME_AGENT_KEY_URI (no pin-value, no pin-source); its\n"
+        "stdout goes to stderr. A hook that fails or times out is reported and runs again on\n"
+        "the next pass (live/NAME/deploy-pending); the certificate stays stored.\n"
+        "run --once exits 0 when every certificate is fine, with the code of the first failed\n"
+        "certificate's error when one failed, else 16 when only a deploy hook failed.");
+    bind(runc, run_config);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -226,6 +271,9 @@ int run(int argc, char** argv) {
         app.exit(e);
         return kUsage;
     }
+    o.server_given = app.get_option("--server")->count() > 0;
+    o.ca_file_given = app.get_option("--ca-file")->count() > 0;
+    o.state_dir_given = app.get_option("--state-dir")->count() > 0;
     keystore::log::set_level(o.quiet         ? keystore::log::Level::warning
                              : o.verbose > 0 ? keystore::log::Level::debug
                                              : keystore::log::Level::info);

@@ -74,19 +74,68 @@ Result<std::unique_ptr<challenge::Solver>> make_solver(const Options& o) {
                 "unknown challenge '" + o.challenge + "' (http-01, dns-01, tls-alpn-01)");
 }
 
+namespace {
+// One solver used by several threads: its calls one at a time.
+class Serialized final : public challenge::Solver {
+  public:
+    explicit Serialized(std::unique_ptr<challenge::Solver> inner) : inner_(std::move(inner)) {}
+    std::string type() const override { return inner_->type(); }
+    Result<void> present(const std::string& identifier, const std::string& token,
+                         const std::string& key_authorization) override {
+        std::lock_guard lock(mutex_);
+        return inner_->present(identifier, token, key_authorization);
+    }
+    void cleanup(const std::string& identifier, const std::string& token) override {
+        std::lock_guard lock(mutex_);
+        inner_->cleanup(identifier, token);
+    }
+
+  private:
+    std::mutex mutex_;
+    std::unique_ptr<challenge::Solver> inner_;
+};
+}  // namespace
+
+Result<challenge::Solver*> SharedSolvers::get(const Options& o) {
+    std::string key;
+    if (o.challenge == "http-01" && o.webroot.empty()) key = "http-01 " + o.http_port;
+    if (o.challenge == "tls-alpn-01") key = "tls-alpn-01 " + o.tls_alpn_port;
+    if (key.empty()) return nullptr;
+    std::lock_guard lock(mutex_);
+    auto& slot = solvers_[key];
+    if (!slot) {
+        auto made = make_solver(o);
+        if (!made) return std::unexpected(made.error());
+        slot = std::make_unique<Serialized>(std::move(*made));
+    }
+    return slot.get();
+}
+
 Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Client& client,
                            const AccountCtx& account, const keystore::KeyPtr& cert_key,
-                           const std::vector<std::string>& domains, const std::string& replaces) {
+                           const std::vector<std::string>& domains, const std::string& replaces,
+                           SharedSolvers* shared) {
     for (auto& d : domains)
         if (d.starts_with("*.") && o.challenge != "dns-01")
             return fail(Errc::usage, "-d", "the wildcard " + d + " needs --challenge dns-01");
     if (account.key->public_key_der() == cert_key->public_key_der())
         return fail(Errc::usage, "--key",
                     "the certificate key is the account key; use a separate key for each");
-    auto solver = make_solver(o);
-    if (!solver) return std::unexpected(solver.error());
+    std::unique_ptr<challenge::Solver> own;
+    challenge::Solver* solver = nullptr;
+    if (shared) {
+        auto s = shared->get(o);
+        if (!s) return std::unexpected(s.error());
+        solver = *s;
+    }
+    if (!solver) {
+        auto made = make_solver(o);
+        if (!made) return std::unexpected(made.error());
+        own = std::move(*made);
+        solver = own.get();
+    }
     // A crashed run's order for the same names and key is continued, not ordered again.
-    const std::string name = domains.front();
+    const std::string name = o.name.empty() ? domains.front() : o.name;
     const std::string key_uri = cert_key->uri().to_string();
     std::string resume;
     if (auto rec = state.order(name); rec && *rec) {
@@ -99,10 +148,12 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
         return state.save_order(
             name, json{{"order", url}, {"key", key_uri}, {"domains", domains}}.dump(2));
     };
-    acme::OrderRequest req{domains,  cert_key.get(),    solver->get(), o.profile,
-                           replaces, o.preferred_chain, resume,        record};
+    acme::OrderRequest req{domains,  cert_key.get(),    solver, o.profile,
+                           replaces, o.preferred_chain, resume, record};
+    // Orders running side by side (--jobs) tag their progress lines with the name.
+    const std::string tag = o.jobs > 1 ? name + ": " : "";
     auto issued = acme::issue(client, *account.key, account.url, req,
-                              [](const std::string& line) { keystore::log::info(line); });
+                              [&tag](const std::string& line) { keystore::log::info(tag + line); });
     if (!issued) {
         // A refused or broken order is over: forget it, leaving the state as it was. After a
         // network fault the record stays, so that the next run resumes the order.
@@ -114,13 +165,11 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
     if (!o.out.empty())
         if (auto r = store::StateDir::write_pems(o.out, cert); !r)
             return std::unexpected(r.error());
-    if (auto r = state.save_certificate(domains.front(), cert); !r)
-        return std::unexpected(r.error());
+    if (auto r = state.save_certificate(name, cert); !r) return std::unexpected(r.error());
     store::failpoint("stored");
     if (auto r = state.remove_order(name); !r) return std::unexpected(r.error());
-    return IssueResult{
-        std::move(*issued),
-        o.out.empty() ? state.path() + "/live/" + store::safe_name(domains.front()) : o.out};
+    return IssueResult{std::move(*issued),
+                       o.out.empty() ? state.path() + "/live/" + store::safe_name(name) : o.out};
 }
 
 json describe(const IssueResult& r, const std::string& key_uri) {
@@ -147,16 +196,6 @@ std::string describe_text(const IssueResult& r, const std::string& key_uri) {
            "serial:      " + leaf.serial_hex + "\n" + "key:         " + key_uri + "\n";
 }
 
-namespace {
-
-// When a certificate is due: inside the CA's ARI window (at a point spread by the serial),
-// else `before_days` before it expires, else in the last third of its lifetime.
-struct Due {
-    bool due;
-    std::chrono::system_clock::time_point at;
-    std::string why;
-};
-
 Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf,
                             unsigned before_days) {
     const auto now = std::chrono::system_clock::now();
@@ -176,6 +215,8 @@ Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf,
     const auto at = leaf.not_before + (leaf.not_after - leaf.not_before) * 2 / 3;
     return Due{now >= at, at, "two thirds of its lifetime"};
 }
+
+namespace {
 
 // A fresh location for the replacement of `old` (--new-key): a new label or file name.
 Result<keystore::KeyUri> successor(const keystore::KeyUri& old) {
@@ -221,8 +262,8 @@ Result<keystore::KeyUri> successor(const keystore::KeyUri& old) {
 }  // namespace
 
 Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::StateDir& state,
-                          acme::Client& client, const AccountCtx& account,
-                          const std::string& name) {
+                          acme::Client& client, const AccountCtx& account, const std::string& name,
+                          SharedSolvers* shared) {
     auto stored = state.certificate(name);
     if (!stored) return std::unexpected(stored.error());
     if (!*stored)
@@ -233,6 +274,7 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
     auto record =
         json::parse((*stored)->renewal.empty() ? "{}" : (*stored)->renewal, nullptr, false);
     Options ro = with_renewal_record(o, record.is_object() ? record : json::object());
+    ro.name = name;  // stored back under the name it has, whatever its first domain
     std::vector<std::string> domains = leaf->names;
     if (record.is_object() && record.contains("domains") && record["domains"].is_array()) {
         domains.clear();
@@ -292,7 +334,7 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
     const std::string replaces = client.directory().renewal_info && !leaf->aki.empty()
                                      ? acme::ari_cert_id(leaf->aki, leaf->serial_der)
                                      : "";
-    auto r = obtain(ro, state, client, account, *key, domains, replaces);
+    auto r = obtain(ro, state, client, account, *key, domains, replaces, shared);
     if (!r) return std::unexpected(r.error());
     json entry = describe(*r, (*key)->uri().to_string());
     entry["name"] = name;

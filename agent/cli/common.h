@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,12 +71,27 @@ struct Options {
     bool force = false;
     bool renew_new_key = false;
     unsigned renew_before_days = 0;  // 0: the last third of the lifetime
+    // issue --batch FILE, and the orders of a batch or of renew --all run at once
+    std::string batch;
+    unsigned jobs = 1;
+    // run --config FILE [--once]; the global options given on the command line (or in their
+    // environment variables) win over the config file's
+    std::string config;
+    bool once = false;
+    bool server_given = false;
+    bool ca_file_given = false;
+    bool state_dir_given = false;
 };
 
 // What a command returns: JSON for --json, and the text a person reads.
 struct Output {
     json data = json::object();
     std::string text;
+    // Set when some of several orders failed (issue --batch, renew --all): the output is
+    // printed, then this error, and its exit code is the process's.
+    std::optional<Error> failure;
+    // The exit code when there is no failure (run: kDeployHook when only a deploy hook failed).
+    int status = 0;
 };
 
 using Command = Result<Output> (*)(const Options&, keystore::Registry&);
@@ -127,5 +143,6 @@ Result<Output> issue(const Options& o, keystore::Registry& reg);
 Result<Output> renew(const Options& o, keystore::Registry& reg);
 Result<Output> enroll(const Options& o, keystore::Registry& reg);
 Result<Output> revoke(const Options& o, keystore::Registry& reg);
+Result<Output> run_config(const Options& o, keystore::Registry& reg);
 
 }  // namespace cli

@@ -22,6 +22,7 @@ enum ExitCode : int {
     kProtocol = 13,
     kServer = 14,
     kState = 15,
+    kDeployHook = 16,  // run: a certificate was stored but its deploy hook failed
 };
 
 int exit_code(keystore::Errc code);

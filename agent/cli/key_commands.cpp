@@ -51,7 +51,7 @@ Result<Output> key_show(const Options& o, keystore::Registry& reg) {
     Output out;
     const std::string pem = pem_public_key((*key)->public_key_der());
     json p = json::object();
-    for (auto& kp : *props) p[kp.name] = kp.value;
+    for (const auto& kp : *props) p[kp.name] = kp.value;
     out.data = {{"uri", (*key)->uri().to_string()},
                 {"algorithm", keystore::algorithm_name((*key)->algorithm())},
                 {"jwk_thumbprint", *thumb},

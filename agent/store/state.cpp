@@ -155,12 +155,24 @@ Result<void> StateDir::remove_order(const std::string& name) {
     return keystore::remove_file_durable(dir_ + "/orders/" + safe_name(name) + ".json");
 }
 
+Result<void> StateDir::set_deploy_pending(const std::string& name, bool pending) {
+    const std::string path = dir_ + "/orders/" + safe_name(name) + ".deploy-pending";
+    if (!pending) return keystore::remove_file_durable(path);
+    if (auto r = make_dir(dir_ + "/orders", 0700); !r) return r;
+    return keystore::write_file_atomic(path, name + "\n", 0600);
+}
+
+bool StateDir::deploy_pending(const std::string& name) const {
+    struct stat st{};
+    return ::stat((dir_ + "/orders/" + safe_name(name) + ".deploy-pending").c_str(), &st) == 0;
+}
+
 Result<std::vector<std::string>> StateDir::certificate_names() const {
     std::vector<std::string> out;
     std::error_code ec;
-    for (auto& e : fs::directory_iterator(dir_ + "/live", ec))
+    for (const auto& e : fs::directory_iterator(dir_ + "/live", ec))
         if (e.is_directory()) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
+    std::ranges::sort(out);
     return out;
 }
 

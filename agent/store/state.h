@@ -40,6 +40,7 @@ class StateDir {
     StateDir(StateDir&& other) noexcept;
     StateDir& operator=(StateDir&&) = delete;
     StateDir(const StateDir&) = delete;
+    StateDir& operator=(const StateDir&) = delete;
     ~StateDir();
 
     [[nodiscard]] const std::string& path() const { return dir_; }
@@ -60,6 +61,12 @@ class StateDir {
     Result<void> save_order(const std::string& name, const std::string& json_text);
     Result<std::optional<std::string>> order(const std::string& name) const;
     Result<void> remove_order(const std::string& name);
+
+    // A deploy hook owed for certificate `name` (orders/NAME.deploy-pending): `run` records it
+    // before ordering the certificate the hook deploys, so that a crash at any later point
+    // leaves it owed, and clears it once the hook succeeded.
+    Result<void> set_deploy_pending(const std::string& name, bool pending);
+    bool deploy_pending(const std::string& name) const;
 
     // Writes cert.pem, chain.pem, fullchain.pem into any directory (--out).
     static Result<void> write_pems(const std::string& dir, const Certificate& cert);

@@ -27,7 +27,7 @@ Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std
         return ossl::fail_ossl("X509_REQ");
 
     X509_NAME* subject = X509_REQ_get_subject_name(req.get());
-    for (auto& n : names)
+    for (const auto& n : names)
         if (!is_ip_literal(n) && n.size() <= 64) {
             X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
                                        reinterpret_cast<const unsigned char*>(n.c_str()), -1, -1,
@@ -39,7 +39,7 @@ Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std
     // the way text like "a.example,DNS:b.example" would through the config parser.
     std::unique_ptr<GENERAL_NAMES, ossl::Deleter<GENERAL_NAMES_free>> gens(
         sk_GENERAL_NAME_new_null());
-    for (auto& n : names) {
+    for (const auto& n : names) {
         GENERAL_NAME* gn = a2i_GENERAL_NAME(nullptr, nullptr, nullptr,
                                             is_ip_literal(n) ? GEN_IPADD : GEN_DNS, n.c_str(), 0);
         if (!gn || (!is_ip_literal(n) && n.find_first_of(",: ") != std::string::npos)) {

@@ -149,7 +149,7 @@ TYPED_TEST_P(KeystoreConformance, HardwareKeysReportSensitiveAndSignOnly) {
     auto props = key->properties();
     ASSERT_TRUE(props.has_value()) << props.error().describe();
     std::map<std::string, std::string> p;
-    for (auto& kp : *props) p[kp.name] = kp.value;
+    for (const auto& kp : *props) p[kp.name] = kp.value;
     for (auto& [name, want] : TypeParam::expected_properties()) EXPECT_EQ(p[name], want) << name;
 }
 

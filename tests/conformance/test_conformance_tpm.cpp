@@ -192,7 +192,7 @@ std::string prop(const KeyPtr& key, const std::string& name) {
     auto props = key->properties();
     EXPECT_TRUE(props) << (props ? "" : props.error().describe());
     if (!props) return {};
-    for (auto& p : *props)
+    for (const auto& p : *props)
         if (p.name == name) return p.value;
     return "<absent>";
 }

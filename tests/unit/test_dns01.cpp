@@ -2,6 +2,7 @@
 // (SECURITY.md rule 8: nothing from the server reaches a shell), the TSIG key-file parser
 // and the RFC 2136 solver's failures that need no DNS server.
 #include "challenge/dns01.h"
+#include "challenge/listener.h"
 
 #include <gtest/gtest.h>
 
@@ -393,7 +394,8 @@ TEST(Dns01Rfc2136, BadKeyFileOrServerFailsBeforeAnyNetwork) {
 
 TEST(Dns01Rfc2136, UnreachableServerIsANetworkError) {
     // A port with nothing listening: bind without listen, so connects are refused.
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const challenge::Fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int fd = sock.get();
     ASSERT_GE(fd, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -410,7 +412,6 @@ TEST(Dns01Rfc2136, UnreachableServerIsANetworkError) {
     auto r =
         challenge::make_dns01_rfc2136("127.0.0.1:" + std::to_string(port), key.string(), 2s, 1s)
             ->present("example.com", kToken, kKeyAuth);
-    ::close(fd);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, Errc::network) << r.error().describe();
     EXPECT_NE(r.error().describe().find("127.0.0.1:" + std::to_string(port)), std::string::npos)

@@ -203,6 +203,7 @@ TEST(EcdsaRawToDer, RejectsOddOrEmptyInput) {
 }
 
 TEST(EcdsaRoundTrip, RandomValuesIncludingLeadingZeroBytes) {
+    // NOLINTNEXTLINE(cert-msc32-c,cert-msc51-cpp): a fixed seed makes a failure reproducible
     std::mt19937 rng(7518);
     std::uniform_int_distribution<int> byte(0, 255);
     for (std::size_t width : {32u, 48u, 66u}) {
@@ -231,7 +232,9 @@ void check_real_signatures(const char* curve, const char* md, std::size_t width,
     ASSERT_TRUE(key);
     auto spki = keystore::ossl::spki_of(key.get());
     ASSERT_TRUE(spki);
-    int short_r = 0, short_s = 0, high_r = 0;
+    int short_r = 0;
+    int short_s = 0;
+    int high_r = 0;
     for (int i = 0; i < count; ++i) {
         const std::string msg = "message " + std::to_string(i);
         keystore::ossl::MdCtx ctx(EVP_MD_CTX_new());

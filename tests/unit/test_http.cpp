@@ -2,6 +2,7 @@
 // server is OpenSSL on a thread with a CA and leaf made at test time; it listens before
 // the constructor returns, so there is nothing to wait for.
 #include "acme/http.h"
+#include "challenge/listener.h"
 #include "keystore/deleter.h"
 
 #include <gtest/gtest.h>
@@ -47,10 +48,7 @@ using Bio = std::unique_ptr<BIO, Free<BIO_free>>;
 
 // The server writes to sockets the client may have abandoned (that is the point of the
 // body-cap tests); a SIGPIPE would kill the test binary.
-const bool kIgnoreSigpipe = [] {
-    std::signal(SIGPIPE, SIG_IGN);
-    return true;
-}();
+const bool kIgnoreSigpipe = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
 
 Cert make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, bool ca) {
     static long serial = 1;
@@ -102,9 +100,11 @@ struct Pki {
         dir = ::mkdtemp(tmpl);
         ca_file = (dir / "ca.pem").string();
         FILE* f = std::fopen(ca_file.c_str(), "w");
-        PEM_write_X509(f, ca.get());
-        std::fclose(f);
+        EXPECT_EQ(PEM_write_X509(f, ca.get()), 1);
+        EXPECT_EQ(std::fclose(f), 0);
     }
+    Pki(const Pki&) = delete;
+    Pki& operator=(const Pki&) = delete;
     ~Pki() {
         std::error_code ec;
         std::filesystem::remove_all(dir, ec);
@@ -129,11 +129,11 @@ struct Reply {
 class TlsServer {
   public:
     TlsServer(const Pki& pki, std::function<Reply(const Request&)> handler)
-        : handler_(std::move(handler)) {
+        : handler_(std::move(handler)),
+          listener_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
         ctx_.reset(SSL_CTX_new(TLS_server_method()));
         SSL_CTX_use_certificate(ctx_.get(), pki.leaf.get());
         SSL_CTX_use_PrivateKey(ctx_.get(), pki.leaf_key.get());
-        listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -184,7 +184,7 @@ class TlsServer {
         if (SSL_accept(ssl.get()) != 1) return;  // e.g. the client refused our certificate
         std::string buffer;
         while (!stop_) {
-            std::size_t end;
+            std::size_t end = 0;
             while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
                 if (!read_more(ssl.get(), buffer)) return;
             }
@@ -491,7 +491,8 @@ TEST_F(HttpTest, TotalTimeoutIsANetworkError) {
 
 TEST(Http, ConnectionRefusedIsANetworkErrorNamingTheHost) {
     // A bound socket that does not listen holds the port: connecting to it is refused.
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const challenge::Fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int fd = sock.get();
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -502,7 +503,6 @@ TEST(Http, ConnectionRefusedIsANetworkErrorNamingTheHost) {
 
     acme::Http http(acme::HttpOptions{});
     auto r = http.get("https://" + hostport + "/dir");
-    ::close(fd);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, Errc::network);
     EXPECT_NE(r.error().describe().find("cannot connect to " + hostport), std::string::npos)

@@ -286,6 +286,7 @@ TEST(Http01, IdleConnectionsAreDroppedAtTheDeadline) {
     ASSERT_TRUE(r->add(kToken, kKeyAuth));
     // Fill every slot; the extra request waits in the backlog until the idle ones expire.
     std::vector<Socket> idle;
+    idle.reserve(16);
     for (int i = 0; i < 16; ++i) idle.push_back(connect_to(r->port()));
     const auto start = std::chrono::steady_clock::now();
     const std::string reply = get(r->port(), kPath);

@@ -1,0 +1,128 @@
+#include "cli/batch.h"
+
+#include "keystore/files.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <exception>
+#include <map>
+#include <thread>
+
+namespace cli {
+
+using keystore::Errc;
+using keystore::fail;
+using keystore::Result;
+
+namespace {
+
+std::string lower(std::string s) {
+    std::ranges::transform(s, s.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+bool looks_like_key_uri(const std::string& field) {
+    return field.starts_with("pkcs11:") || field.starts_with("tpm2:") || field.starts_with("file:");
+}
+
+// The fields of one line, up to a comment.
+std::vector<std::string> fields_of(std::string_view line) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+        if (i >= line.size() || line[i] == '#') break;
+        const std::size_t start = i;
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') ++i;
+        out.emplace_back(line.substr(start, i - start));
+    }
+    return out;
+}
+
+}  // namespace
+
+Result<std::vector<BatchOrder>> parse_batch(std::string_view text, const std::string& file) {
+    std::vector<BatchOrder> orders;
+    std::map<std::string, std::size_t> first_names;  // lower-cased certificate name -> line
+    std::size_t number = 0;
+    for (std::size_t pos = 0; pos < text.size();) {
+        const std::size_t eol = std::min(text.find('\n', pos), text.size());
+        const std::string_view line = text.substr(pos, eol - pos);
+        pos = eol + 1;
+        ++number;
+        const std::string where = file + ":" + std::to_string(number);
+        if (std::ranges::any_of(line, [](unsigned char c) {
+                return (c < 0x20 && c != '\t' && c != '\r') || c == 0x7f;
+            }))
+            return fail(Errc::usage, where, "a control character; the file must be plain text");
+        auto fields = fields_of(line);
+        if (fields.empty()) continue;
+        if (!looks_like_key_uri(fields.front()))
+            return fail(Errc::usage, where,
+                        "'" + fields.front().substr(0, 80) +
+                            "' is not a key URI; each line is KEY-URI NAME [NAME...]");
+        auto uri = keystore::KeyUri::parse(fields.front());
+        if (!uri) return fail(Errc::usage, where, "bad key URI: " + uri.error().describe());
+        if (fields.size() < 2)
+            return fail(Errc::usage, where,
+                        "no name after the key URI; each line is KEY-URI NAME [NAME...]");
+        BatchOrder order{number, std::move(*uri), {}};
+        for (std::size_t i = 1; i < fields.size(); ++i) {
+            const std::string& name = fields[i];
+            if (looks_like_key_uri(name))
+                return fail(Errc::usage, where,
+                            "a second key URI where a name belongs; one order (one key) per line");
+            if (std::ranges::any_of(order.names,
+                                    [&](const std::string& n) { return lower(n) == lower(name); }))
+                return fail(Errc::usage, where, "the name " + name + " is given twice");
+            order.names.push_back(name);
+        }
+        const std::string cert = lower(order.names.front());
+        if (auto [it, fresh] = first_names.emplace(cert, number); !fresh)
+            return fail(Errc::usage, where,
+                        "the certificate " + order.names.front() + " is already ordered on line " +
+                            std::to_string(it->second) + "; one line per certificate");
+        orders.push_back(std::move(order));
+    }
+    if (orders.empty())
+        return fail(Errc::usage, file, "no orders; each line is KEY-URI NAME [NAME...]");
+    return orders;
+}
+
+Result<std::vector<BatchOrder>> read_batch(const std::string& file) {
+    auto text = keystore::read_file(file, 1 << 20);
+    if (!text) {
+        keystore::Error e = text.error();
+        e.where = "--batch " + e.where;
+        return std::unexpected(e);
+    }
+    return parse_batch(*text, file);
+}
+
+void run_parallel(std::size_t count, unsigned jobs, const std::function<void(std::size_t)>& work,
+                  const std::function<void(std::size_t, const char*)>& on_exception) {
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+        for (std::size_t i; (i = next.fetch_add(1)) < count;) {
+            try {
+                work(i);
+            } catch (const std::exception& e) {
+                on_exception(i, e.what());
+            } catch (...) {
+                on_exception(i, "unknown exception");
+            }
+        }
+    };
+    const std::size_t threads = std::min<std::size_t>(std::max(jobs, 1u), count);
+    if (threads <= 1) {
+        worker();
+        return;
+    }
+    std::vector<std::jthread> pool;
+    pool.reserve(threads);
+    for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(worker);
+}
+
+}  // namespace cli

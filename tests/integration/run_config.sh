@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# `acme-agent run --config FILE`: two certificates from a TOML config (keys in SoftHSM,
+# http-01 against Pebble) issued once, left alone on the next run, renewed when due; the
+# deploy hook fires once per new certificate with exactly its six variables, a failing or
+# hanging hook costs nothing but is retried (alone) on the next run; a bad config is exit 2
+# with FILE:LINE and an untouched state dir; the daemon issues, reloads on SIGHUP and
+# stops on SIGTERM.
+source "$(dirname "$0")/lib.sh"
+export PEBBLE_VA_NOSLEEP=1
+setup_hsm
+setup_pebble
+A=("${AGENT[@]}")
+HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
+
+ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
+K_WEB=$("$ACME_AGENT" key generate --key "$(hsm_key cert-web)" --type ec-p256)
+K_API=$("$ACME_AGENT" key generate --key "$(hsm_key cert-api)" --type rsa-2048)
+
+# The hook appends "---" and its ACME_AGENT_* variables; $WORK/hook-mode makes it fail or hang.
+HOOKLOG=$WORK/hook.log
+cat >"$WORK/hook.sh" <<EOF
+#!/bin/sh
+{ echo ---; env | grep '^ACME_AGENT_' | sort; } >>"$HOOKLOG"
+case "\$(cat "$WORK/hook-mode" 2>/dev/null)" in
+  fail) echo "hook: cannot reload" >&2; exit 3 ;;
+  hang) exec sleep 60 ;;
+esac
+EOF
+chmod +x "$WORK/hook.sh"
+: >"$HOOKLOG"
+hook_runs() { grep -c '^---$' "$HOOKLOG"; }
+
+CONF=$WORK/agent.toml
+# conf [EXTRA-FOR-WEB] [MORE-TOML]
+conf() {
+  cat >"$CONF" <<EOF
+# state_dir is overridden by --state-dir on the command line
+state_dir = "other-state"
+account_key = "$ACCT"
+email = "ops@example.com"
+agree_tos = true
+deploy_hook_timeout = 2
+
+[[certificate]]
+name = "web"
+domains = ["web.example.com", "www.example.com"]
+key = "$K_WEB"
+http_port = "$HTTP"
+deploy_hook = "$WORK/hook.sh"
+${1:-}
+
+[[certificate]]
+domains = ["api.example.com"]
+key = "$K_API"
+http_port = "$HTTP"
+deploy_hook = "$WORK/hook.sh"
+${2:-}
+EOF
+}
+actions() { jq -c '[.certificates[].action]' "$OUT"; }
+
+# 1. Both issued, the hook once for each with exactly the six variables.
+conf
+if run_agent 0 "${A[@]}" --json run --config "$CONF" --once; then
+  expect "actions $(actions)" [ "$(actions)" = '["issued","issued"]' ]
+  verify_cert "$STATE/live/web" "$K_WEB" && verify_cert "$STATE/live/api.example.com" "$K_API" &&
+    pass "run --once issues both configured certificates"
+  expect "state_dir of the config used despite --state-dir" [ ! -e "$WORK/other-state" ]
+  expect "hook runs: $(hook_runs)" [ "$(hook_runs)" = 2 ]
+  names=$(grep '^ACME_AGENT_' "$HOOKLOG" | cut -d= -f1 | sort | uniq -c | awk '{print $1 " " $2}' | tr '\n' ' ')
+  want="2 ACME_AGENT_CERT 2 ACME_AGENT_CHAIN 2 ACME_AGENT_DOMAINS 2 ACME_AGENT_FULLCHAIN 2 ACME_AGENT_KEY_URI 2 ACME_AGENT_NAME "
+  expect "hook variables: $names" [ "$names" = "$want" ]
+  contains "$HOOKLOG" "ACME_AGENT_NAME=web"
+  contains "$HOOKLOG" "ACME_AGENT_DOMAINS=web.example.com www.example.com"
+  contains "$HOOKLOG" "ACME_AGENT_NAME=api.example.com"
+  contains "$HOOKLOG" "ACME_AGENT_CERT=$STATE/live/web/cert.pem"
+  for f in $(grep -E '^ACME_AGENT_(CERT|CHAIN|FULLCHAIN)=' "$HOOKLOG" | cut -d= -f2); do
+    expect "hook path $f missing" [ -s "$f" ]
+  done
+  lacks "$HOOKLOG" "pin-"
+  lacks "$HOOKLOG" "$PIN_FILE"
+  contains "$HOOKLOG" "ACME_AGENT_KEY_URI=${TOKEN%%\?*};object=cert-web"
+  contains "$HOOKLOG" "module-path="
+  expect "deploy-pending left" [ ! -e "$STATE/orders/web.deploy-pending" ]
+  pass "deploy hook: once per certificate, six variables, no PIN material"
+fi
+
+# 2. Nothing to do: nothing issued, no hook.
+SERIAL_WEB=$(serial_of "$STATE/live/web/cert.pem")
+if run_agent 0 "${A[@]}" --json run --config "$CONF" --once; then
+  expect "actions $(actions)" [ "$(actions)" = '["unchanged","unchanged"]' ] &&
+    expect "hook ran again" [ "$(hook_runs)" = 2 ] &&
+    expect "web reissued" [ "$(serial_of "$STATE/live/web/cert.pem")" = "$SERIAL_WEB" ] &&
+    pass "second run --once: nothing issued, no hook"
+fi
+
+# 3. renew_before_days longer than the lifetime makes web due: renewed, its hook fires.
+conf "renew_before_days = 3650"
+if run_agent 0 "${A[@]}" --json run --config "$CONF" --once; then
+  expect "actions $(actions)" [ "$(actions)" = '["renewed","unchanged"]' ] &&
+    expect "same serial after renewal" [ "$(serial_of "$STATE/live/web/cert.pem")" != "$SERIAL_WEB" ] &&
+    verify_cert "$STATE/live/web" "$K_WEB" &&
+    expect "hook runs: $(hook_runs)" [ "$(hook_runs)" = 3 ] &&
+    expect "hook for web" [ "$(tail -n 6 "$HOOKLOG" | grep '^ACME_AGENT_NAME=')" = ACME_AGENT_NAME=web ] &&
+    pass "due certificate renewed by run --once, hook fired"
+fi
+
+# 4. A failing hook: the certificate stays, exit 16, the hook (only) runs again next time.
+echo fail >"$WORK/hook-mode"
+conf "" "[[certificate]]
+domains = [\"hookfail.example.com\"]
+key = \"$K_API\"
+http_port = \"$HTTP\"
+deploy_hook = \"$WORK/hook.sh\""
+if run_agent 16 "${A[@]}" --json run --config "$CONF" --once; then
+  verify_cert "$STATE/live/hookfail.example.com" "$K_API"
+  contains "$ERR" "hookfail.example.com: deploy hook exited with status 3"
+  contains "$ERR" "hook: cannot reload"
+  jq -e '.hooks_failed == 1 and .certificates[2].deploy_hook.ok == false and .certificates[2].action == "issued"' "$OUT" >/dev/null ||
+    fail "JSON: $(cat "$OUT")"
+  expect "no deploy-pending" [ -f "$STATE/orders/hookfail.example.com.deploy-pending" ] &&
+    pass "failing hook: exit 16, reported, certificate stored, retry recorded"
+fi
+SERIAL_FAIL=$(serial_of "$STATE/live/hookfail.example.com/cert.pem")
+# A hanging hook is stopped at deploy_hook_timeout (2 s) and stays pending.
+echo hang >"$WORK/hook-mode"
+start=$(date +%s)
+if run_agent 16 "${A[@]}" run --config "$CONF" --once; then
+  contains "$ERR" "deploy hook timed out after 2 s"
+  expect "took $(($(date +%s) - start)) s" [ $(($(date +%s) - start)) -lt 30 ] &&
+    pass "hanging hook stopped at its timeout"
+fi
+rm -f "$WORK/hook-mode"
+runs=$(hook_runs)
+if run_agent 0 "${A[@]}" --json run --config "$CONF" --once; then
+  expect "actions $(actions)" [ "$(actions)" = '["unchanged","unchanged","unchanged"]' ]
+  expect "hook runs $(hook_runs), want $((runs + 1))" [ "$(hook_runs)" = $((runs + 1)) ]
+  expect "retried hook's name" [ "$(tail -n 6 "$HOOKLOG" | grep '^ACME_AGENT_NAME=')" = ACME_AGENT_NAME=hookfail.example.com ]
+  expect "certificate reissued" [ "$(serial_of "$STATE/live/hookfail.example.com/cert.pem")" = "$SERIAL_FAIL" ]
+  expect "deploy-pending stays" [ ! -e "$STATE/orders/hookfail.example.com.deploy-pending" ] &&
+    pass "next run retries the hook only"
+fi
+run_agent 0 "${A[@]}" run --config "$CONF" --once &&
+  expect "hook ran a third time" [ "$(hook_runs)" = $((runs + 1)) ] && pass "retried hook not run again"
+
+# 5. Bad configs: exit 2, FILE:LINE, the state dir untouched.
+BEFORE=$(tree_digest "$STATE")
+BAD=$WORK/bad.toml
+conf "colour = \"blue\""
+cp "$CONF" "$BAD"
+line=$(grep -n '^colour' "$BAD" | cut -d: -f1)
+run_agent 2 "${A[@]}" run --config "$BAD" --once &&
+  contains "$ERR" "$BAD:$line: unknown key 'colour' in [[certificate]]" && pass "unknown key: exit 2 with FILE:LINE"
+conf "" "renew_before_days = \"ten\""
+cp "$CONF" "$BAD"
+line=$(grep -n '^renew_before_days' "$BAD" | cut -d: -f1)
+run_agent 2 "${A[@]}" run --config "$BAD" &&
+  contains "$ERR" "$BAD:$line: renew_before_days must be a whole number" && pass "bad value: exit 2 with FILE:LINE"
+expect "state dir changed by a bad config" [ "$(tree_digest "$STATE")" = "$BEFORE" ]
+
+# 6. The daemon: issues, reloads on SIGHUP (a new certificate appears), stops on SIGTERM.
+K_D1=$("$ACME_AGENT" key generate --key "$(hsm_key cert-d1)" --type ec-p256)
+K_D2=$("$ACME_AGENT" key generate --key "$(hsm_key cert-d2)" --type ec-p256)
+DSTATE=$WORK/dstate
+DCONF=$WORK/daemon.toml
+dcert() { printf '[[certificate]]\ndomains = ["%s"]\nkey = "%s"\nhttp_port = "%s"\n' "$1" "$2" "$HTTP"; }
+{ printf 'account_key = "%s"\nagree_tos = true\nstate_dir = "dstate"\n' "$ACCT"; dcert d1.example.com "$K_D1"; } >"$DCONF"
+"$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" run --config "$DCONF" \
+  >"$WORK/daemon.out" 2>"$WORK/daemon.err" </dev/null &
+DAEMON=$!
+# wait_file FILE SECONDS: polls until FILE exists while the daemon lives.
+wait_file() {
+  local _
+  for _ in $(seq $(($2 * 20))); do
+    [ -s "$1" ] && return 0
+    kill -0 "$DAEMON" 2>/dev/null || break
+    read -rt 0.05 <> <(:) || true
+  done
+  fail "$1 did not appear; daemon stderr: $(tail -c 600 "$WORK/daemon.err")"
+  return 1
+}
+if wait_file "$DSTATE/live/d1.example.com/cert.pem" 60; then
+  verify_cert "$DSTATE/live/d1.example.com" "$K_D1" && pass "daemon issues its certificate"
+  dcert d2.example.com "$K_D2" >>"$DCONF"
+  kill -HUP "$DAEMON"
+  wait_file "$DSTATE/live/d2.example.com/cert.pem" 60 &&
+    verify_cert "$DSTATE/live/d2.example.com" "$K_D2" && pass "SIGHUP reloads the config: new certificate issued"
+  contains "$WORK/daemon.err" "reloaded $DCONF"
+fi
+kill -TERM "$DAEMON" 2>/dev/null
+for _ in $(seq 200); do # 10 s
+  kill -0 "$DAEMON" 2>/dev/null || break
+  read -rt 0.05 <> <(:) || true
+done
+if kill -0 "$DAEMON" 2>/dev/null; then
+  fail "daemon still running 10 s after SIGTERM"
+  kill -KILL "$DAEMON"
+fi
+rc=0
+wait "$DAEMON" || rc=$?
+expect "daemon exit $rc after SIGTERM; stderr: $(tail -c 400 "$WORK/daemon.err")" [ "$rc" = 0 ] &&
+  pass "SIGTERM: exits 0 promptly"
+finish
