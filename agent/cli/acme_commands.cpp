@@ -126,9 +126,8 @@ Result<void> check_jobs(const Options& o) {
 
 // The JSON entry of an order that failed.
 json failure_entry(const std::string& name, const Error& e) {
-    json err{{"code", keystore::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
-    if (e.native) err["native"] = *e.native;
-    return {{"name", name}, {"ok", false}, {"exit_code", exit_code(e.code)}, {"error", err}};
+    return {
+        {"name", name}, {"ok", false}, {"exit_code", exit_code(e.code)}, {"error", error_json(e)}};
 }
 
 // The summary line of several orders; `first` is the first failure in input order, if any:

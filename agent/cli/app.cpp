@@ -28,9 +28,7 @@ int report(const Options& o, const Result<Output>& r) {
     const Error& e = r.error();
     std::fprintf(stderr, "acme-agent: error: %s\n", e.describe().c_str());
     if (o.json_out) {
-        json err{{"code", keystore::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
-        if (e.native) err["native"] = *e.native;
-        std::cout << json{{"error", err}}.dump(2) << "\n";
+        std::cout << json{{"error", error_json(e)}}.dump(2) << "\n";
     }
     return exit_code(e.code);
 }

@@ -29,6 +29,12 @@ keystore::Registry make_registry(const Options& o) {
     return r;
 }
 
+json error_json(const Error& e) {
+    json err{{"code", keystore::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
+    if (e.native) err["native"] = *e.native;
+    return err;
+}
+
 Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option) {
     if (text.empty()) return fail(Errc::usage, option, "a key URI is required");
     auto uri = keystore::KeyUri::parse(text);
@@ -52,8 +58,8 @@ std::string pem_public_key(const keystore::Bytes& spki) {
 
 std::string iso_time(std::chrono::system_clock::time_point t) {
     const std::time_t tt = std::chrono::system_clock::to_time_t(t);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&tt));
+    char buf[32] = {};
+    (void)std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&tt));  // 20 chars
     return buf;
 }
 

@@ -100,6 +100,8 @@ using Command = Result<Output> (*)(const Options&, keystore::Registry&);
 keystore::Registry make_registry(const Options& o);
 // Parses a key URI given to `option`; errors name the option.
 Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option);
+// An error as --json prints it: {"code", "where", "message"[, "native"]}.
+json error_json(const Error& e);
 std::string pem_public_key(const keystore::Bytes& spki);
 std::string iso_time(std::chrono::system_clock::time_point t);
 

@@ -159,12 +159,6 @@ std::string run_hook(const std::string& command, const std::vector<std::string>&
     return "killed by signal " + std::to_string(WTERMSIG(status));
 }
 
-json error_json(const Error& e) {
-    json err{{"code", keystore::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
-    if (e.native) err["native"] = *e.native;
-    return err;
-}
-
 // What happened to one configured certificate in one pass.
 struct Outcome {
     json entry;
