@@ -14,7 +14,7 @@ namespace keystore {
 
 struct KeyInfo {
     KeyUri uri;
-    KeyAlgorithm algorithm;
+    KeyAlgorithm algorithm{};
 };
 
 class Keystore {

@@ -212,7 +212,7 @@ Result<std::vector<CK_OBJECT_HANDLE>> find(CK_FUNCTION_LIST* fn, CK_SESSION_HAND
     std::vector<CK_OBJECT_HANDLE> out;
     CK_OBJECT_HANDLE batch[32];
     CK_ULONG n = 0;
-    CK_RV rv;
+    CK_RV rv = CKR_OK;
     while ((rv = fn->C_FindObjects(s, batch, 32, &n)) == CKR_OK && n > 0)
         out.insert(out.end(), batch, batch + n);
     fn->C_FindObjectsFinal(s);
@@ -381,13 +381,15 @@ Result<std::pair<KeyAlgorithm, Bytes>> public_key_of(CK_FUNCTION_LIST* fn, CK_SE
     auto type = get_attr(fn, s, priv, CKA_KEY_TYPE);
     if (!type || type->size() != sizeof(CK_KEY_TYPE))
         return fail(Errc::hardware, "C_GetAttributeValue", "cannot read the key type");
-    CK_KEY_TYPE kt;
+    CK_KEY_TYPE kt = 0;
     std::memcpy(&kt, type->data(), sizeof kt);
     std::unique_ptr<OSSL_PARAM_BLD, keystore::ossl::Deleter<OSSL_PARAM_BLD_free>> bld(
         OSSL_PARAM_BLD_new());
-    KeyAlgorithm alg;
-    const char* kind;
-    keystore::ossl::Bn n, e;
+    KeyAlgorithm alg{};
+    const char* kind = nullptr;
+    keystore::ossl::Bn n;
+    keystore::ossl::Bn e;
+    // cppcheck-suppress variableScope ; OSSL_PARAM_BLD_to_param() below reads it, after the if
     Bytes point;
     if (kt == CKK_EC) {
         auto params = get_attr(fn, s, priv, CKA_EC_PARAMS);
@@ -625,7 +627,8 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
             {CKA_DECRYPT, &kFalse, 1},     {CKA_UNWRAP, &kFalse, 1},
             {CKA_DERIVE, &kFalse, 1},      {CKA_LABEL, label.data(), label.size()},
             {CKA_ID, id.data(), id.size()}};
-        CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
+        CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE;
+        CK_OBJECT_HANDLE hpriv = CK_INVALID_HANDLE;
         if (CK_RV rv = fn->C_GenerateKeyPair(s, &mech, pub.data(), pub.size(), priv.data(),
                                              priv.size(), &hpub, &hpriv);
             rv != CKR_OK)
@@ -791,9 +794,9 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
             return cached;
         }
         std::string wanted;
-        for (auto& [n, v] : uri.path_attrs())
+        for (const auto& [n, v] : uri.path_attrs())
             if (n != "object" && n != "id" && n != "type")
-                wanted += (wanted.empty() ? "" : ";") + n + "=" + v;
+                wanted.append(wanted.empty() ? "" : ";").append(n).append("=").append(v);
         return fail(Errc::token_absent, "pkcs11",
                     "no token matches '" + (wanted.empty() ? std::string("any") : wanted) +
                         "' in " + *path +

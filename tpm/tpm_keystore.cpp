@@ -44,7 +44,7 @@ using EsysPtr = std::unique_ptr<T, EsysFree>;
 
 std::string hex32(std::uint32_t v) {
     char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%08x", v);
+    (void)std::snprintf(buf, sizeof buf, "0x%08x", v);
     return buf;
 }
 
@@ -93,7 +93,7 @@ TPM2B_AUTH to_auth(const Secret& s) {
 
 // Wipes a TPM2B_AUTH / TPM2B_SENSITIVE_CREATE copy of an auth value on scope exit.
 template <typename T>
-struct Wipe {
+struct Wipe {  // NOLINT(cppcoreguidelines-special-member-functions): an aggregate, never copied
     T& value;
     ~Wipe() { OPENSSL_cleanse(&value, sizeof value); }
 };
@@ -575,7 +575,7 @@ class TpmKeystore final : public keystore::Keystore {
         return key;
     }
 
-    Result<std::vector<KeyInfo>> list_files(const KeyUri& uri, const std::string& path) {
+    static Result<std::vector<KeyInfo>> list_files(const KeyUri& uri, const std::string& path) {
         std::vector<KeyInfo> out;
         auto add = [&](const std::string& file) -> Result<void> {
             auto pem = keystore::read_file(file, 64 * 1024);
@@ -597,11 +597,11 @@ class TpmKeystore final : public keystore::Keystore {
             return out;
         }
         std::vector<std::string> files;
-        for (auto& entry : std::filesystem::directory_iterator(path, ec))
+        for (const auto& entry : std::filesystem::directory_iterator(path, ec))
             if (entry.path().extension() == ".tss" && entry.is_regular_file())
                 files.push_back(entry.path().string());
         if (ec) return fail(Errc::io, path, ec.message());
-        std::sort(files.begin(), files.end());
+        std::ranges::sort(files);
         for (auto& f : files)
             if (auto r = add(f); !r) keystore::log::debug("tpm2: skipping " + r.error().describe());
         return out;

@@ -19,8 +19,8 @@ constexpr std::size_t kMaxNonces = 16;
 constexpr std::size_t kMaxNonceLength = 256;
 
 std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::ranges::transform(s, s.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return s;
 }
 
@@ -136,6 +136,7 @@ auto Client::with_http(Send&& send) {
         h = idle_.back();  // the most recently used: its connection is the likeliest alive
         idle_.pop_back();
     }
+    // NOLINTNEXTLINE(cppcoreguidelines-special-member-functions): an aggregate, never copied
     struct Return {
         Client* c;
         Http* h;
@@ -150,14 +151,14 @@ auto Client::with_http(Send&& send) {
 unsigned long Client::requests() const {
     std::lock_guard lock(mutex_);
     unsigned long n = 0;
-    for (auto& h : https_) n += h->requests();
+    for (const auto& h : https_) n += h->requests();
     return n;
 }
 
 long Client::connections() const {
     std::lock_guard lock(mutex_);
     long n = 0;
-    for (auto& h : https_) n += h->connections();
+    for (const auto& h : https_) n += h->connections();
     return n;
 }
 
@@ -250,7 +251,7 @@ std::optional<std::chrono::milliseconds> Client::server_wait(const HttpResponse&
     if (!r.retry_after) return std::nullopt;
     const std::string& v = *r.retry_after;
     std::chrono::milliseconds wait;
-    if (!v.empty() && v.size() < 9 && std::all_of(v.begin(), v.end(), ::isdigit)) {
+    if (!v.empty() && v.size() < 9 && std::ranges::all_of(v, ::isdigit)) {
         wait = std::chrono::seconds(std::stol(v));
     } else {
         struct tm tm{};

@@ -290,6 +290,7 @@ struct Http::Impl {
     Result<HttpResponse> perform(const char* method, const std::string& url) {
         if (setup_error) return std::unexpected(*setup_error);
         set(CURLOPT_URL, url.c_str());
+        // cppcheck-suppress knownConditionTrueFalse ; set() fills setup_error when it fails
         if (setup_error) return std::unexpected(*setup_error);
         const CURLcode rc = curl_easy_perform(handle.get());
         long opened = 0;

@@ -36,11 +36,10 @@ std::string challenge_error(const json& authz) {
 }
 
 // Takes every presented challenge down again, whatever happens.
+// NOLINTNEXTLINE(cppcoreguidelines-special-member-functions): an aggregate, never copied
 struct Cleanup {
     challenge::Solver* solver;
     std::vector<std::pair<std::string, std::string>> presented;
-    Cleanup(const Cleanup&) = delete;
-    Cleanup& operator=(const Cleanup&) = delete;
     ~Cleanup() {
         for (const auto& [id, token] : presented) solver->cleanup(id, token);
     }
@@ -70,7 +69,8 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
             return fail(Errc::usage, "--profile", "the CA offers no certificate profiles");
         if (!offered.contains(request.profile)) {
             std::string names;
-            for (const auto& [name, _] : offered.items()) names += (names.empty() ? "" : ", ") + name;
+            for (const auto& [name, _] : offered.items())
+                names += (names.empty() ? "" : ", ") + name;
             return fail(Errc::usage, "--profile",
                         "the CA offers no profile '" + request.profile + "'; it offers: " + names);
         }

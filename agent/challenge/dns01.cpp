@@ -112,7 +112,7 @@ std::optional<std::string> canonical_algorithm(std::string_view name) {
 }
 
 bool valid_key_name(std::string_view name) {
-    return !name.empty() && name.size() <= 253 && std::all_of(name.begin(), name.end(), [](char c) {
+    return !name.empty() && name.size() <= 253 && std::ranges::all_of(name, [](char c) {
         return is_alnum(c) || c == '.' || c == '-' || c == '_';
     });
 }
@@ -241,7 +241,8 @@ Result<DnsServer> parse_dns_server(const std::string& text) {
     };
     if (text.find('\0') != std::string::npos) return bad("contains a NUL byte");
     DnsServer out;
-    std::string_view host = text, port;
+    std::string_view host = text;
+    std::string_view port;
     if (text.starts_with('[')) {
         const auto close = text.find(']');
         if (close == std::string::npos) return bad("has no closing ']'");

@@ -11,13 +11,13 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <map>
 #include <utility>
@@ -41,7 +41,7 @@ constexpr auto kReapInterval = std::chrono::milliseconds(50);  // only without a
 
 class FileActions {
   public:
-    FileActions() { ok_ = ::posix_spawn_file_actions_init(&fa_) == 0; }
+    FileActions() : ok_(::posix_spawn_file_actions_init(&fa_) == 0) {}
     ~FileActions() {
         if (ok_) ::posix_spawn_file_actions_destroy(&fa_);
     }
@@ -57,7 +57,7 @@ class FileActions {
 
 class SpawnAttr {
   public:
-    SpawnAttr() { ok_ = ::posix_spawnattr_init(&attr_) == 0; }
+    SpawnAttr() : ok_(::posix_spawnattr_init(&attr_) == 0) {}
     ~SpawnAttr() {
         if (ok_) ::posix_spawnattr_destroy(&attr_);
     }

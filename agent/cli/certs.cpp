@@ -189,7 +189,7 @@ json describe(const IssueResult& r, const std::string& key_uri) {
 std::string describe_text(const IssueResult& r, const std::string& key_uri) {
     const auto& leaf = r.issued.leaf;
     std::string names;
-    for (auto& n : leaf.names) names += (names.empty() ? "" : ", ") + n;
+    for (const auto& n : leaf.names) names += (names.empty() ? "" : ", ") + n;
     return "certificate: " + r.where + "/cert.pem\n" + "subject:     " + leaf.subject + "\n" +
            "names:       " + names + "\n" + "issuer:      " + leaf.issuer + "\n" +
            "valid:       " + iso_time(leaf.not_before) + " .. " + iso_time(leaf.not_after) + "\n" +

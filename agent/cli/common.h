@@ -16,6 +16,7 @@
 #include <vector>
 
 #ifndef ACME_AGENT_VERSION
+// NOLINTNEXTLINE(cppcoreguidelines-macro-usage): CMake passes it as -D; this is the fallback
 #define ACME_AGENT_VERSION "dev"
 #endif
 

@@ -107,7 +107,10 @@ std::string run_hook(const std::string& command, const std::vector<std::string>&
     std::vector<char*> envp;
     for (auto& s : env) envp.push_back(s.data());
     envp.push_back(nullptr);
-    std::string sh = "/bin/sh", dash_c = "-c", cmd = command;
+    std::string sh = "/bin/sh";
+    std::string dash_c = "-c";
+    std::string cmd = command;
+    // cppcheck-suppress variableScope ; built before fork(): the child may not allocate
     char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
 
     const pid_t pid = ::fork();
@@ -272,7 +275,7 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
         return ec ? live + "/" + file : p.string();
     };
     std::string domains;
-    for (auto& d : c.domains) domains += (domains.empty() ? "" : " ") + d;
+    for (const auto& d : c.domains) domains += (domains.empty() ? "" : " ") + d;
     auto current = state.certificate(c.name);
     const std::string key_uri = current && *current ? (*current)->key_uri : uri->to_string();
     keystore::log::info("run: " + c.name + ": deploy hook" + (fresh ? "" : " (retry)"));

@@ -22,8 +22,8 @@ using keystore::fail;
 // first error reported is the first in the file.
 std::vector<std::pair<std::string, const toml::value*>> in_file_order(const toml::value& table) {
     std::vector<std::pair<std::string, const toml::value*>> out;
-    for (auto& [k, v] : table.as_table()) out.emplace_back(k, &v);
-    std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
+    for (const auto& [k, v] : table.as_table()) out.emplace_back(k, &v);
+    std::ranges::sort(out, [](const auto& a, const auto& b) {
         return a.second->location().line() < b.second->location().line();
     });
     return out;
@@ -39,15 +39,16 @@ std::string toml_message(const std::string& what) {
     while (std::getline(in, line)) {
         if (head.empty() && line.starts_with("[error] ")) {
             head = line.substr(8);
-            if (auto colon = head.find(": "); head.starts_with("toml::") && colon != head.npos)
+            if (auto colon = head.find(": ");
+                head.starts_with("toml::") && colon != std::string::npos)
                 head = head.substr(colon + 2);
             else if (head.starts_with("toml::") && head.ends_with(":"))
                 head.clear();
             continue;
         }
         if (auto mark = line.find_first_of("^~");
-            mark != line.npos && line.find(" | ") != line.npos)
-            if (auto sp = line.find(' ', mark); sp != line.npos) note = line.substr(sp + 1);
+            mark != std::string::npos && line.find(" | ") != std::string::npos)
+            if (auto sp = line.find(' ', mark); sp != std::string::npos) note = line.substr(sp + 1);
     }
     while (!head.empty() && (head.back() == ' ' || head.back() == '.')) head.pop_back();
     if (!head.empty()) return "TOML syntax: " + head;
@@ -109,7 +110,7 @@ class Reader {
         }
         if (!v.is_array())
             return bad(v, key + " must be a list of strings, e.g. " + key + " = [\"a\", \"b\"]");
-        for (auto& e : v.as_array()) {
+        for (const auto& e : v.as_array()) {
             auto s = string(key, e);
             if (!s) return std::unexpected(s.error());
             out.push_back(*s);
@@ -127,7 +128,7 @@ class Reader {
 
 bool valid_name(const std::string& name) {
     const std::string rest = name.starts_with("*.") ? name.substr(2) : name;
-    return !rest.empty() && rest[0] != '.' && std::all_of(rest.begin(), rest.end(), [](char c) {
+    return !rest.empty() && rest[0] != '.' && std::ranges::all_of(rest, [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
     });
 }
@@ -273,7 +274,7 @@ Result<Config> parse(std::string_view text, const std::string& path) {
                                               [](auto& t) { return t.is_table(); }))
                 return r.bad(v, "certificate must be [[certificate]] tables");
             std::set<std::string> names;
-            for (auto& t : v.as_array()) {
+            for (const auto& t : v.as_array()) {
                 auto cert = r.certificate(t);
                 if (!cert) return std::unexpected(cert.error());
                 if (!names.insert(cert->name).second)

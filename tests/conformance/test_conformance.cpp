@@ -132,7 +132,7 @@ TEST_F(SoftHsmAttributes, GeneratedKeysAreSensitiveNeverExtractableSignOnly) {
                               {CKA_DECRYPT, CK_FALSE, "CKA_DECRYPT"},
                               {CKA_UNWRAP, CK_FALSE, "CKA_UNWRAP"},
                               {CKA_DERIVE, CK_FALSE, "CKA_DERIVE"}};
-        for (auto& w : wants) {
+        for (const auto& w : wants) {
             CK_BBOOL v = 2;
             CK_ATTRIBUTE a{w.type, &v, sizeof v};
             ASSERT_EQ(fn->C_GetAttributeValue(s, h, &a, 1), CKR_OK) << w.name;
@@ -156,6 +156,7 @@ TEST_F(SoftHsmAttributes, ConcurrentSigningFromSeveralThreads) {
     ASSERT_TRUE(key.has_value());
     std::atomic<int> bad{0};
     std::vector<std::thread> threads;
+    threads.reserve(4);
     for (int t = 0; t < 4; ++t)
         threads.emplace_back([&, t] {
             for (int i = 0; i < 500; ++i) {

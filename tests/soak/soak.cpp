@@ -54,14 +54,15 @@ struct Sample {
 
 long rss_kib() {
     std::ifstream f("/proc/self/statm");
-    long size = 0, resident = 0;
+    long size = 0;
+    long resident = 0;
     f >> size >> resident;
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 long open_fds() {
     long n = 0;
-    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
     return n - 1;  // the iterator's own descriptor
 }
 
@@ -99,9 +100,9 @@ int main() {
     o.agree_tos = true;
     o.quiet = true;
     const std::string shim = env("SOAK_SHIM");
-    const int count = std::atoi(env("SOAK_COUNT", "300").c_str());
-    const int from = std::atoi(env("SOAK_FROM", "50").c_str());
-    const long rss_budget = std::atol(env("SOAK_RSS_KIB", "512").c_str());
+    const int count = std::stoi(env("SOAK_COUNT", "300"));
+    const int from = std::stoi(env("SOAK_FROM", "50"));
+    const long rss_budget = std::stol(env("SOAK_RSS_KIB", "512"));
     std::vector<std::string> keys;
     {
         std::istringstream in(env("SOAK_CERT_KEYS"));

@@ -26,7 +26,8 @@ struct Outcome {
 // /dev/null. Returns exit code (or 128+signal), stdout and stderr.
 inline Outcome run(const std::vector<std::string>& argv,
                    const std::vector<std::string>& extra_env = {}) {
-    int out_pipe[2], err_pipe[2];
+    int out_pipe[2];
+    int err_pipe[2];
     if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return {};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -34,12 +35,14 @@ inline Outcome run(const std::vector<std::string>& argv,
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
     posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
     std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.reserve(argv.size() + 1);
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     std::vector<std::string> env_store;
     for (char** e = environ; *e; ++e) env_store.emplace_back(*e);
-    for (auto& e : extra_env) env_store.push_back(e);
+    for (const auto& e : extra_env) env_store.push_back(e);
     std::vector<char*> env;
+    env.reserve(env_store.size() + 1);
     for (auto& e : env_store) env.push_back(const_cast<char*>(e.c_str()));
     env.push_back(nullptr);
     pid_t pid = -1;
@@ -85,7 +88,7 @@ inline void apply_exports(const std::string& text) {
         if (eol == std::string::npos) eol = text.size();
         std::string line = text.substr(pos, eol - pos);
         pos = eol + 1;
-        if (line.rfind("export ", 0) != 0) continue;
+        if (!line.starts_with("export ")) continue;
         line.erase(0, 7);
         // split on spaces outside quotes
         std::string item;

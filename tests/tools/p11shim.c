@@ -29,6 +29,7 @@
 
 static CK_FUNCTION_LIST shim;
 static CK_FUNCTION_LIST_PTR real;
+static void* real_module; /* the real module's dlopen handle, kept until the process exits */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static long open_sessions;
 static long sign_calls;
@@ -127,12 +128,18 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
     if (!list) return CKR_ARGUMENTS_BAD;
     if (!real) {
         const char* path = getenv("P11SHIM_MODULE");
-        void* h =
+        real_module =
             dlopen(path && *path ? path : "/usr/lib/softhsm/libsofthsm2.so", RTLD_NOW | RTLD_LOCAL);
-        if (!h) return CKR_GENERAL_ERROR;
+        if (!real_module) return CKR_GENERAL_ERROR;
         CK_C_GetFunctionList get = NULL;
-        *(void**)&get = dlsym(h, "C_GetFunctionList"); /* POSIX's way round ISO C's cast rule */
-        if (!get || get(&real) != CKR_OK || !real) return CKR_GENERAL_ERROR;
+        /* POSIX's way round ISO C's cast rule */
+        *(void**)&get = dlsym(real_module, "C_GetFunctionList");
+        if (!get || get(&real) != CKR_OK || !real) {
+            real = NULL;
+            dlclose(real_module);
+            real_module = NULL;
+            return CKR_GENERAL_ERROR;
+        }
         shim = *real;
         shim.C_Initialize = shim_initialize;
         shim.C_GetTokenInfo = shim_get_token_info;

@@ -93,7 +93,8 @@ TEST(Batch, RunParallelTakesEachIndexOnceOnAtMostJobsThreads) {
     for (unsigned jobs : {1u, 3u, 8u}) {
         constexpr std::size_t kCount = 40;
         std::vector<std::atomic<int>> taken(kCount);
-        std::atomic<int> running{0}, peak{0};
+        std::atomic<int> running{0};
+        std::atomic<int> peak{0};
         std::mutex m;
         std::set<std::thread::id> threads;
         cli::run_parallel(

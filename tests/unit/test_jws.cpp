@@ -262,7 +262,9 @@ class JwsSign : public testing::TestWithParam<AlgCase> {
         const json jws = json::parse(*text);
         EXPECT_TRUE(jws.is_object());
         EXPECT_EQ(jws.size(), 3u) << *text;
-        const std::string p = jws.at("protected"), pl = jws.at("payload"), s = jws.at("signature");
+        const std::string p = jws.at("protected");
+        const std::string pl = jws.at("payload");
+        const std::string s = jws.at("signature");
         EXPECT_TRUE(keystore::base64url_decode(p)) << p;
         EXPECT_TRUE(keystore::base64url_decode(pl)) << pl;
         const Bytes sig = decode(s);

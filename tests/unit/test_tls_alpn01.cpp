@@ -43,8 +43,7 @@ const std::vector<std::string> kAcmeTls = {"acme-tls/1"};
 
 // A test client writing to a socket the responder has closed must not die of SIGPIPE.
 [[maybe_unused]] const bool kSigpipeIgnored = [] {
-    std::signal(SIGPIPE, SIG_IGN);
-    return true;
+    return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
 }();
 
 class Socket {
@@ -457,6 +456,7 @@ TEST(TlsAlpn01, AtMost16ConnectionsAndIdleOnesExpire) {
     ASSERT_TRUE(r->add("example.com", kKeyAuth));
     // Fill every slot; the extra client waits in the backlog until the idle ones expire.
     std::vector<Socket> idle;
+    idle.reserve(16);
     for (int i = 0; i < 16; ++i) idle.push_back(connect_to(r->port()));
     const auto start = std::chrono::steady_clock::now();
     Probe p = probe(r->port(), "example.com");

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Line and branch coverage of the whole CTest suite (unit, conformance, integration).
+#   scripts/coverage.sh
+# Installs what is missing, builds the `coverage` preset (CMakePresets.json) into
+# build-coverage/, runs every CTest test (the integration tests' acme-agent processes write
+# their counters at exit too), then reports with gcovr per module: keystore/, pkcs11/, tpm/,
+# agent/ (and, for information, each agent/ part). Exits 1 when a test failed or when one of
+# the four modules is below COVERAGE_MIN percent of lines (default 85).
+# Reports under build-coverage/coverage/: lines.txt and branches.txt (every file with its
+# uncovered lines / branches), html/index.html (annotated sources), summary.json.
+# Not counted: processes that stop on purpose with _exit (the crash tests' failpoints, exit
+# 86) or are killed by a signal write no counters; what they ran before is run again by the
+# tests that resume them.
+# Only tests/, bench/ and the build dirs are left out; no line is excluded. Branches that the
+# compiler adds for exception unwinding (--exclude-throw-branches) and those on lines with
+# no code (--exclude-unreachable-branches) are not counted: they are no path of the source.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COVERAGE_MIN=${COVERAGE_MIN:-85}
+JOBS=${JOBS:-$(nproc)}
+start=$SECONDS
+
+bash scripts/install-deps.sh # gcovr, and everything the tests start
+launcher=()
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+cmake --preset coverage "${launcher[@]}" >/dev/null
+cmake --build --preset coverage -j"$JOBS" 2>&1 | grep -Ev '^\[ *[0-9]+%\]|^Consolidate|^-- ' || true
+test -x build-coverage/agent/acme-agent || { echo "coverage: build failed" >&2; exit 1; }
+build_s=$((SECONDS - start))
+
+# Counters of this run only (the build ran each test binary once to list its tests).
+find build-coverage -name '*.gcda' -delete
+out=build-coverage/coverage
+rm -rf "$out"
+mkdir -p "$out/html"
+t=$SECONDS
+tests_rc=0
+ctest --test-dir build-coverage -j"$JOBS" --output-on-failure --timeout 900 || tests_rc=$?
+tests_s=$((SECONDS - t))
+
+t=$SECONDS
+gcovr --root . --filter 'keystore/' --filter 'pkcs11/' --filter 'tpm/' --filter 'agent/' \
+  --exclude-throw-branches --exclude-unreachable-branches -j "$JOBS" \
+  --json "$out/coverage.json" build-coverage
+gcovr --root . --add-tracefile "$out/coverage.json" --sort-uncovered \
+  --txt "$out/lines.txt" --json-summary-pretty --json-summary "$out/summary.json" \
+  --html-details "$out/html/index.html" --html-title "acme-agent coverage"
+gcovr --root . --add-tracefile "$out/coverage.json" --sort-uncovered --branches --txt "$out/branches.txt"
+report_s=$((SECONDS - t))
+
+# Per module (a module is its top directory; agent/ also per part).
+set +e
+python3 - "$out/summary.json" "$COVERAGE_MIN" <<'EOF'
+import json, sys
+files = json.load(open(sys.argv[1]))["files"]
+minimum = float(sys.argv[2])
+gated = ["keystore", "pkcs11", "tpm", "agent"]
+rows = {}
+for f in files:
+    parts = f["filename"].split("/")
+    keys = [parts[0] + "/"]
+    if parts[0] == "agent" and len(parts) > 2:
+        keys.append("agent/" + parts[1] + "/")
+    for k in keys:
+        r = rows.setdefault(k, [0, 0, 0, 0])
+        r[0] += f["line_covered"]; r[1] += f["line_total"]
+        r[2] += f["branch_covered"]; r[3] += f["branch_total"]
+pct = lambda c, t: 100.0 * c / t if t else 100.0
+print(f"{'module':<18} {'lines':>15} {'line %':>7} {'branches':>15} {'branch %':>8}")
+low = []
+order = [m + "/" for m in gated] + sorted(k for k in rows if k.count("/") == 2)
+for k in order:
+    lc, lt, bc, bt = rows.get(k, [0, 0, 0, 0])
+    gate = k.count("/") == 1
+    mark = ""
+    if gate and pct(lc, lt) < minimum:
+        low.append(k); mark = f"  < {minimum:g} %"
+    name = k if gate else "  " + k
+    print(f"{name:<18} {lc:>7}/{lt:<7} {pct(lc, lt):>6.1f}% {bc:>7}/{bt:<7} {pct(bc, bt):>7.1f}%{mark}")
+tl = sum(rows[m + "/"][0] for m in gated if m + "/" in rows)
+tt = sum(rows[m + "/"][1] for m in gated if m + "/" in rows)
+bl = sum(rows[m + "/"][2] for m in gated if m + "/" in rows)
+bt = sum(rows[m + "/"][3] for m in gated if m + "/" in rows)
+print(f"{'total':<18} {tl:>7}/{tt:<7} {pct(tl, tt):>6.1f}% {bl:>7}/{bt:<7} {pct(bl, bt):>7.1f}%")
+with open(sys.argv[1] + ".line", "w") as o:
+    o.write(f"lines {pct(tl, tt):.1f} %, branches {pct(bl, bt):.1f} %")
+    o.write(f"; below {minimum:g} %: {' '.join(low)}" if low else f"; every module >= {minimum:g} %")
+sys.exit(1 if low else 0)
+EOF
+cov_rc=$?
+set -e
+summary=$(cat "$out/summary.json.line")
+rm -f "$out/summary.json.line"
+echo "reports: $out/lines.txt, $out/branches.txt, $out/html/index.html"
+why=()
+[ "$tests_rc" -eq 0 ] || why+=("tests failed")
+[ "$cov_rc" -eq 0 ] || why+=("a module below ${COVERAGE_MIN} % of lines")
+verdict=ok
+[ ${#why[@]} -eq 0 ] || verdict="FAILED ($(IFS=,; echo "${why[*]}"))"
+echo "coverage: $verdict: $summary; build ${build_s} s, tests ${tests_s} s, report ${report_s} s, total $((SECONDS - start)) s"
+[ "$tests_rc" -eq 0 ] && [ "$cov_rc" -eq 0 ]
