@@ -8,7 +8,7 @@ template <auto Fn>
 struct Deleter {
     template <typename T>
     void operator()(T* p) const noexcept {
-        Fn(p);
+        Fn(p);  // NOLINT(cppcoreguidelines-no-malloc): Fn may be free(); this is the RAII
     }
 };
 

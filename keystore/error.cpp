@@ -44,7 +44,7 @@ std::string Error::describe() const {
     std::string out = where.empty() ? message : where + ": " + message;
     if (native) {
         char buf[32];
-        std::snprintf(buf, sizeof buf, " (0x%llx)", static_cast<unsigned long long>(*native));
+        (void)std::snprintf(buf, sizeof buf, " (0x%llx)", static_cast<unsigned long long>(*native));
         out += buf;
     }
     return out;

@@ -160,13 +160,13 @@ Result<KeyUri> KeyUri::parse(std::string_view text) {
 }
 
 std::optional<std::string> KeyUri::path_attr(std::string_view name) const {
-    for (auto& [n, v] : path_)
+    for (const auto& [n, v] : path_)
         if (n == name) return v;
     return std::nullopt;
 }
 
 std::optional<std::string> KeyUri::query_attr(std::string_view name) const {
-    for (auto& [n, v] : query_)
+    for (const auto& [n, v] : query_)
         if (n == name) return v;
     return std::nullopt;
 }
@@ -200,7 +200,7 @@ std::string KeyUri::to_string() const {
     }
     std::string out = scheme_ + ":";
     bool first = true;
-    for (auto& [n, v] : path_) {
+    for (const auto& [n, v] : path_) {
         if (!first) out += ';';
         first = false;
         if (n == "id") {  // binary: every byte as %XX, the form pkcs11-tool and p11tool print
@@ -213,7 +213,7 @@ std::string KeyUri::to_string() const {
         out += n + "=" + percent_encode(v, scheme_ == "tpm2" ? ":@&+,$/" : ":@&+,$");
     }
     first = true;
-    for (auto& [n, v] : query_) {
+    for (const auto& [n, v] : query_) {
         if (n == "pin-value") continue;
         out += first ? '?' : '&';
         first = false;

@@ -13,7 +13,7 @@ bash scripts/ensure-tool.sh cppcheck cppcheck
 
 cmake -S . -B build-cppcheck -DACME_AGENT_WERROR=OFF >/dev/null
 # cppcheck's cache does not notice a changed option, .cfg or suppression: key it on them.
-cache=build-cppcheck/cache-$(cat "$0" scripts/cppcheck/*.cfg .cppcheck-suppressions | md5sum | cut -c1-12)
+cache=build-cppcheck/cache-$(cat scripts/cppcheck.sh scripts/cppcheck/*.cfg .cppcheck-suppressions | md5sum | cut -c1-12)
 [[ -d "$cache" ]] || { rm -rf build-cppcheck/cache-*; mkdir -p "$cache"; }
 log=build-cppcheck/cppcheck.log
 rc=0

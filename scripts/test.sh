@@ -15,7 +15,7 @@
 # exits 1 when any stage failed. STAGES="build tests" runs only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STAGES=${STAGES:-build format fuzz tests}
+STAGES=${STAGES:-build format cppcheck tidy fuzz tests sanitize coverage}
 export FUZZ_SEED=${FUZZ_SEED:-1}
 
 summary=()

@@ -7,7 +7,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <mutex>
 #include <string_view>
@@ -73,7 +73,8 @@ bool valid_dns_name(std::string_view name) {
         } else {
             const bool ldh = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                              (c >= '0' && c <= '9') || c == '-';
-            if (!ldh || (label == 0 && c == '-') || ++label > 63) return false;
+            if (!ldh || (label == 0 && c == '-')) return false;
+            if (++label > 63) return false;
         }
         previous = c;
     }
@@ -138,7 +139,7 @@ Result<void> add_subject_alt_name(X509* cert, const Identifier& id) {
     if (sk_GENERAL_NAME_push(names.get(), name.get()) == 0) {
         return ossl::fail_ossl("sk_GENERAL_NAME_push");
     }
-    name.release();
+    (void)name.release();  // the list owns it now
     // Critical because the subject is empty (RFC 5280 §4.2.1.6): a CN could not hold the
     // 73-character ip6.arpa name, and RFC 8737 §3 wants the SAN to be the only name.
     if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 1, X509V3_ADD_DEFAULT) != 1) {

@@ -38,7 +38,7 @@ int report(const Options& o, const Result<Output>& r) {
 int run(int argc, char** argv) {
     // A peer that goes away (the CA, a TPM simulator socket) is an error to report, not a
     // signal that kills the process mid-write.
-    std::signal(SIGPIPE, SIG_IGN);
+    (void)std::signal(SIGPIPE, SIG_IGN);  // cannot fail for SIGPIPE
     Options o;
     CLI::App app{
         "acme-agent: an ACME (RFC 8555) client whose private keys never leave hardware.\n"

@@ -105,7 +105,7 @@ void run_parallel(std::size_t count, unsigned jobs, const std::function<void(std
                   const std::function<void(std::size_t, const char*)>& on_exception) {
     std::atomic<std::size_t> next{0};
     auto worker = [&] {
-        for (std::size_t i; (i = next.fetch_add(1)) < count;) {
+        for (std::size_t i = 0; (i = next.fetch_add(1)) < count;) {
             try {
                 work(i);
             } catch (const std::exception& e) {

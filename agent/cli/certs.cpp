@@ -115,7 +115,7 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
                            const AccountCtx& account, const keystore::KeyPtr& cert_key,
                            const std::vector<std::string>& domains, const std::string& replaces,
                            SharedSolvers* shared) {
-    for (auto& d : domains)
+    for (const auto& d : domains)
         if (d.starts_with("*.") && o.challenge != "dns-01")
             return fail(Errc::usage, "-d", "the wildcard " + d + " needs --challenge dns-01");
     if (account.key->public_key_der() == cert_key->public_key_der())
@@ -224,7 +224,7 @@ Result<keystore::KeyUri> successor(const keystore::KeyUri& old) {
     // "-r" + the time and a random part in hex: unique even for two renewals in one second.
     std::random_device rd;
     char suffix[32];
-    std::snprintf(
+    (void)std::snprintf(
         suffix, sizeof suffix, "-r%llx%04x",
         static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::seconds>(
                                             std::chrono::system_clock::now().time_since_epoch())

@@ -10,7 +10,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -105,6 +105,7 @@ std::string run_hook(const std::string& command, const std::vector<std::string>&
         if (!std::string_view(*e).starts_with("ACME_AGENT_")) env.emplace_back(*e);
     env.insert(env.end(), vars.begin(), vars.end());
     std::vector<char*> envp;
+    envp.reserve(env.size() + 1);
     for (auto& s : env) envp.push_back(s.data());
     envp.push_back(nullptr);
     std::string sh = "/bin/sh";
@@ -121,7 +122,7 @@ std::string run_hook(const std::string& command, const std::vector<std::string>&
         sigset_t none;
         ::sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::signal(SIGPIPE, SIG_DFL);
+        (void)::signal(SIGPIPE, SIG_DFL);
         const int in = ::open("/dev/null", O_RDONLY);
         if (in >= 0) ::dup2(in, 0);
         ::dup2(2, 1);
@@ -172,7 +173,7 @@ struct Outcome {
 };
 
 std::vector<std::string> sorted(std::vector<std::string> v) {
-    std::sort(v.begin(), v.end());
+    std::ranges::sort(v);
     return v;
 }
 
@@ -382,7 +383,7 @@ Pass run_pass(const Options& cmd, const config::Config& cfg, keystore::Registry&
     // Nothing can be done without the state dir, the CA and the account: each certificate
     // failed with that.
     auto all_failed = [&](const Error& e) {
-        for (auto& c : cfg.certificates) {
+        for (const auto& c : cfg.certificates) {
             pass.entries.push_back(
                 {{"name", c.name}, {"action", "failed"}, {"error", error_json(e)}});
             pass.text += c.name + ": error: " + e.describe() + "\n";
@@ -398,7 +399,7 @@ Pass run_pass(const Options& cmd, const config::Config& cfg, keystore::Registry&
     auto account = account_for(base, reg, *state, **client, true);
     if (!account) return all_failed(account.error());
 
-    for (auto& c : cfg.certificates) {
+    for (const auto& c : cfg.certificates) {
         if (backoff && stop_requested()) break;
         if (backoff && backoff->retry_at(c.name) > Clock::now()) {
             pass.next = std::min(pass.next, backoff->retry_at(c.name));

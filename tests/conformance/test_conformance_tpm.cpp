@@ -54,7 +54,8 @@ class Swtpm {
     // Starts the simulator on first use and refuses anything that is not swtpm.
     static void ensure() {
         if (!tcti_.empty()) return;
-        std::signal(SIGPIPE, SIG_IGN);  // tcti-swtpm uses write(2): a dead swtpm must not kill us
+        // tcti-swtpm uses write(2): a dead swtpm must not kill us
+        (void)std::signal(SIGPIPE, SIG_IGN);
         const fs::path base = fs::path(ACME_AGENT_BINARY_DIR) / "test-scratch";
         fs::create_directories(base);
         std::string templ = (base / "tpm-XXXXXX").string();
@@ -157,7 +158,7 @@ struct TpmHandleBackend {
     static keystore::Keystore& store() { return *ks; }
     static KeyUri uri(const std::string&) {
         char buf[32];
-        std::snprintf(buf, sizeof buf, "tpm2:handle=0x%08x", next++);
+        (void)std::snprintf(buf, sizeof buf, "tpm2:handle=0x%08x", next++);
         return *KeyUri::parse(buf);
     }
     static KeyUri container() { return *KeyUri::parse("tpm2:handle=0x81000000"); }
@@ -229,9 +230,8 @@ long transient_handles() {
 }
 
 bool contains(const std::string& haystack, std::span<const std::uint8_t> needle) {
-    return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
-                       [](char a, std::uint8_t b) { return static_cast<std::uint8_t>(a) == b; }) !=
-           haystack.end();
+    const std::string_view bytes(reinterpret_cast<const char*>(needle.data()), needle.size());
+    return haystack.find(bytes) != std::string::npos;
 }
 
 class TpmOnly : public ::testing::Test {
@@ -272,7 +272,7 @@ TEST_F(TpmOnly, KeyFilesArePrivatePemAndKeysSurviveANewConnection) {
     for (KeyAlgorithm alg : kTpmAlgorithms) {
         const std::string name(keystore::algorithm_name(alg));
         char h[32];
-        std::snprintf(h, sizeof h, "tpm2:handle=0x%08x", handle++);
+        (void)std::snprintf(h, sizeof h, "tpm2:handle=0x%08x", handle++);
         for (const std::string& u : {file_uri(name + ".tss"), std::string(h)}) {
             auto key = ks().generate(uri(u), alg);
             ASSERT_TRUE(key) << u << ": " << key.error().describe();
@@ -495,6 +495,7 @@ TEST_F(TpmOnly, SignsFromSeveralThreads) {
     ASSERT_TRUE(key);
     std::atomic<int> good{0};
     std::vector<std::thread> threads;
+    threads.reserve(4);
     for (int t = 0; t < 4; ++t)
         threads.emplace_back([&] {
             for (int i = 0; i < 250; ++i) {

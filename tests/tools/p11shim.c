@@ -45,7 +45,7 @@ static void note(const char* call, CK_RV rv) {
     FILE* f = fopen(path, "a");
     if (!f) return;
     fprintf(f, "%s 0x%lx\n", call, (unsigned long)rv);
-    fclose(f);
+    (void)fclose(f);
 }
 
 static CK_RV shim_initialize(CK_VOID_PTR args) {
@@ -98,7 +98,7 @@ static CK_RV shim_close_all_sessions(CK_SLOT_ID slot) {
 
 static CK_RV shim_login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
                         CK_ULONG pin_len) {
-    CK_RV rv;
+    CK_RV rv = CKR_OK;
     if (env_long("P11SHIM_PIN_LOCKED", 0))
         rv = CKR_PIN_LOCKED;
     else if (env_long("P11SHIM_LOGIN_RV", 0) != 0)
@@ -111,8 +111,8 @@ static CK_RV shim_login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHA
 
 static CK_RV shim_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
                        CK_ULONG_PTR sig_len) {
-    long n;
-    CK_RV rv;
+    long n = 0;
+    CK_RV rv = CKR_OK;
     pthread_mutex_lock(&lock);
     n = ++sign_calls;
     pthread_mutex_unlock(&lock);
