@@ -449,15 +449,19 @@ Result<Output> run_once(const Options& o, const config::Config& cfg, keystore::R
     return out;
 }
 
-Result<Output> run_daemon(const Options& o, config::Config cfg, keystore::Registry& reg) {
-    // Blocked here, before any thread exists, so that every thread inherits the mask and the
-    // signals wait for sigtimedwait below.
+// The signals the daemon waits for with sigtimedwait.
+sigset_t daemon_signals() {
     sigset_t set;
     ::sigemptyset(&set);
     ::sigaddset(&set, SIGHUP);
     ::sigaddset(&set, SIGTERM);
     ::sigaddset(&set, SIGINT);
-    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    return set;
+}
+
+// `set` is blocked in every thread (run_config blocks it first thing).
+Result<Output> run_daemon(const Options& o, config::Config cfg, keystore::Registry& reg,
+                          const sigset_t& set) {
     Backoff backoff;
     std::mt19937 rng{std::random_device{}()};
     keystore::log::info("run: " + std::to_string(cfg.certificates.size()) +
@@ -515,6 +519,11 @@ Result<Output> run_daemon(const Options& o, config::Config cfg, keystore::Regist
 }  // namespace
 
 Result<Output> run_config(const Options& o, keystore::Registry& reg) {
+    // The daemon blocks its signals first, before any thread exists (every thread inherits
+    // the mask) and before the config is read: a SIGHUP sent right after start (a reload by
+    // systemd) waits for the loop instead of killing the process.
+    const sigset_t signals = daemon_signals();
+    if (!o.once) ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     // A bad file stops here, before the state dir or the CA is touched.
     auto cfg = config::load(o.config);
     if (!cfg) return std::unexpected(cfg.error());
@@ -526,7 +535,7 @@ Result<Output> run_config(const Options& o, keystore::Registry& reg) {
             return fail(Errc::usage, o.config, "ca_file " + base.ca_file + " does not exist");
     }
     if (o.once) return run_once(o, *cfg, reg);
-    return run_daemon(o, std::move(*cfg), reg);
+    return run_daemon(o, std::move(*cfg), reg, signals);
 }
 
 }  // namespace cli
