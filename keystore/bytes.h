@@ -1,4 +1,4 @@
-// Byte buffers, base64url (RFC 4648 §5, no padding) and secret wiping.
+// Byte buffers, base64url (RFC 4648 §5, no padding), hex, ASCII lower case and secret wiping.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,14 @@ std::optional<Bytes> base64url_decode(std::string_view text);
 
 std::string hex_encode(std::span<const std::uint8_t> data);
 std::optional<Bytes> hex_decode(std::string_view text);
+
+// A-Z to a-z, nothing else (locale-independent): DNS names, header names, hex.
+inline std::string ascii_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
 
 // A string that wipes itself (OPENSSL_cleanse) when destroyed: PINs, auth values, MAC keys.
 class Secret {

@@ -1,6 +1,7 @@
 #include "acme/client.h"
 
 #include "jose/jws.h"
+#include "keystore/bytes.h"
 #include "keystore/log.h"
 
 #include <algorithm>
@@ -17,12 +18,6 @@ using nlohmann::json;
 namespace {
 constexpr std::size_t kMaxNonces = 16;
 constexpr std::size_t kMaxNonceLength = 256;
-
-std::string lower(std::string s) {
-    std::ranges::transform(s, s.begin(),
-                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
 
 std::optional<std::string> str(const json& j, const char* key) {
     if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
@@ -92,7 +87,7 @@ std::string origin_of(const std::string& url) {
     const auto scheme_end = url.find("://");
     if (scheme_end == std::string::npos) return "";
     const auto host_end = url.find_first_of("/?#", scheme_end + 3);
-    std::string origin = lower(url.substr(0, host_end));
+    std::string origin = keystore::ascii_lower(url.substr(0, host_end));
     const std::string scheme = origin.substr(0, scheme_end);
     if (scheme == "https" && origin.ends_with(":443")) origin.resize(origin.size() - 4);
     return origin;

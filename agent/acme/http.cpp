@@ -1,5 +1,6 @@
 #include "acme/http.h"
 
+#include "keystore/bytes.h"
 #include "keystore/ossl.h"
 
 #include <curl/curl.h>
@@ -57,13 +58,6 @@ std::string_view trim(std::string_view s) {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
     while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
     return s;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::ranges::transform(out, out.begin(),
-                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -267,7 +261,7 @@ struct Http::Impl {
         } else if (iequals(name, "retry-after")) {
             response.retry_after = std::move(value);
         } else if (iequals(name, "content-type")) {
-            response.content_type = lower(
+            response.content_type = keystore::ascii_lower(
                 trim(std::string_view(value).substr(0, std::min(value.find(';'), value.size()))));
         } else if (iequals(name, "link")) {
             response.links.push_back(std::move(value));
@@ -509,7 +503,8 @@ std::vector<std::pair<std::string, std::string>> parse_links(
             if (!rel) continue;
             // §3.3: rel may hold several space-separated types, compared case-insensitively.
             std::istringstream types(*rel);
-            for (std::string type; types >> type;) out.emplace_back(url, lower(type));
+            for (std::string type; types >> type;)
+                out.emplace_back(url, keystore::ascii_lower(type));
         }
     }
     return out;

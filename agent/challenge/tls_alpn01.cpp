@@ -1,6 +1,7 @@
 #include "challenge/tls_alpn01.h"
 
 #include "challenge/listener.h"
+#include "keystore/bytes.h"
 #include "keystore/ossl.h"
 
 #include <arpa/inet.h>
@@ -81,14 +82,6 @@ bool valid_dns_name(std::string_view name) {
     return label != 0 && previous != '-';
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
-}
-
 Result<Identifier> parse_identifier(const std::string& identifier) {
     static constexpr char kHex[] = "0123456789abcdef";
     Identifier id;
@@ -115,7 +108,7 @@ Result<Identifier> parse_identifier(const std::string& identifier) {
                     "the identifier '" + identifier.substr(0, 80) +
                         "' is neither a DNS name nor an IP address");
     }
-    id.dns_name = lower(identifier);
+    id.dns_name = keystore::ascii_lower(identifier);
     id.server_name = id.dns_name;
     return id;
 }
@@ -238,7 +231,7 @@ std::string host_name(const unsigned char* p, std::size_t len) {
         if (type == TLSEXT_NAMETYPE_host_name) {
             std::string_view name(reinterpret_cast<const char*>(p), n);
             if (name.ends_with('.')) name.remove_suffix(1);
-            return lower(name);
+            return keystore::ascii_lower(name);
         }
         p += n;
     }

@@ -1,5 +1,6 @@
 #include "cli/batch.h"
 
+#include "keystore/bytes.h"
 #include "keystore/files.h"
 
 #include <algorithm>
@@ -16,12 +17,6 @@ using keystore::fail;
 using keystore::Result;
 
 namespace {
-
-std::string lower(std::string s) {
-    std::ranges::transform(s, s.begin(),
-                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
 
 bool looks_like_key_uri(const std::string& field) {
     return field.starts_with("pkcs11:") || field.starts_with("tpm2:") || field.starts_with("file:");
@@ -74,12 +69,13 @@ Result<std::vector<BatchOrder>> parse_batch(std::string_view text, const std::st
             if (looks_like_key_uri(name))
                 return fail(Errc::usage, where,
                             "a second key URI where a name belongs; one order (one key) per line");
-            if (std::ranges::any_of(order.names,
-                                    [&](const std::string& n) { return lower(n) == lower(name); }))
+            if (std::ranges::any_of(order.names, [&](const std::string& n) {
+                    return keystore::ascii_lower(n) == keystore::ascii_lower(name);
+                }))
                 return fail(Errc::usage, where, "the name " + name + " is given twice");
             order.names.push_back(name);
         }
-        const std::string cert = lower(order.names.front());
+        const std::string cert = keystore::ascii_lower(order.names.front());
         if (auto [it, fresh] = first_names.emplace(cert, number); !fresh)
             return fail(Errc::usage, where,
                         "the certificate " + order.names.front() + " is already ordered on line " +

@@ -2,6 +2,7 @@
 
 #include "acme/order.h"
 #include "challenge/solver.h"
+#include "keystore/bytes.h"
 #include "keystore/log.h"
 #include "store/failpoint.h"
 
@@ -111,6 +112,26 @@ Result<challenge::Solver*> SharedSolvers::get(const Options& o) {
     return slot.get();
 }
 
+SharedSolvers::Claim::Claim(SharedSolvers& owner, const std::vector<std::string>& domains)
+    : owner_(owner) {
+    for (const std::string& d : domains)
+        names_.push_back(keystore::ascii_lower(d.starts_with("*.") ? d.substr(2) : d));
+    std::unique_lock lock(owner_.mutex_);
+    owner_.released_.wait(lock, [&] {
+        return std::ranges::none_of(
+            names_, [&](const std::string& n) { return owner_.claimed_.contains(n); });
+    });
+    owner_.claimed_.insert(names_.begin(), names_.end());
+}
+
+SharedSolvers::Claim::~Claim() {
+    {
+        std::lock_guard lock(owner_.mutex_);
+        for (const auto& n : names_) owner_.claimed_.erase(n);
+    }
+    owner_.released_.notify_all();
+}
+
 Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Client& client,
                            const AccountCtx& account, const keystore::KeyPtr& cert_key,
                            const std::vector<std::string>& domains, const std::string& replaces,
@@ -121,6 +142,8 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
     if (account.key->public_key_der() == cert_key->public_key_der())
         return fail(Errc::usage, "--key",
                     "the certificate key is the account key; use a separate key for each");
+    std::optional<SharedSolvers::Claim> claim;
+    if (shared) claim.emplace(*shared, domains);
     std::unique_ptr<challenge::Solver> own;
     challenge::Solver* solver = nullptr;
     if (shared) {

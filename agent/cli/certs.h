@@ -6,9 +6,11 @@
 #include "challenge/solver.h"
 #include "cli/common.h"
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,14 +23,35 @@ Result<std::unique_ptr<challenge::Solver>> make_solver(const Options& o);
 // orders answering http-01 (built-in server) or tls-alpn-01 on one port go through one
 // solver, whose present() and cleanup() are serialized; it listens while any of their
 // challenges is live. Other kinds (webroot, dns-01) get a solver per order. Thread-safe.
+//
+// Orders that share a name run one after the other (claim()): the tls-alpn-01 responder
+// answers a name with one certificate, and dns-01 has one _acme-challenge name per domain
+// (shared by its wildcard), so two live challenges for a name would overwrite each other.
 class SharedSolvers {
   public:
     // The shared solver for o's challenge settings, or nullptr when each order makes its own.
     Result<challenge::Solver*> get(const Options& o);
 
+    // Holds an order's names (case-insensitively, "*." dropped) while it lives. Constructing
+    // one waits until no other live Claim holds any of `domains`, then holds them all at once
+    // (all or nothing, so two orders can never wait for each other).
+    class Claim {
+      public:
+        Claim(SharedSolvers& owner, const std::vector<std::string>& domains);
+        Claim(const Claim&) = delete;
+        Claim& operator=(const Claim&) = delete;
+        ~Claim();
+
+      private:
+        SharedSolvers& owner_;
+        std::vector<std::string> names_;
+    };
+
   private:
     std::mutex mutex_;
     std::map<std::string, std::unique_ptr<challenge::Solver>> solvers_;
+    std::condition_variable released_;
+    std::set<std::string> claimed_;
 };
 
 struct IssueResult {

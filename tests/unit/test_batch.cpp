@@ -1,10 +1,14 @@
 // issue --batch: the batch file parser (KEY-URI NAME [NAME...] per line, comments, blank
-// lines, errors naming FILE:LINE) and the worker pool that runs the orders (--jobs).
+// lines, errors naming FILE:LINE), the worker pool that runs the orders (--jobs), and the
+// name claims that keep two orders for one name from running side by side.
 #include "cli/batch.h"
+#include "cli/certs.h"
+#include "keystore/bytes.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -137,3 +141,54 @@ TEST(Batch, AnExceptionInOneOrderDoesNotStopTheOthers) {
 }
 
 }  // namespace
+
+// Orders sharing a name (any case, a wildcard and its base) never hold it at the same time,
+// under contention from 8 threads, and none of them waits forever.
+TEST(Batch, ClaimsKeepOrdersThatShareANameApart) {
+    cli::SharedSolvers shared;
+    const std::vector<std::vector<std::string>> orders = {
+        {"a.example", "Shared.example"},
+        {"*.shared.example"},
+        {"b.example", "A.EXAMPLE"},
+        {"b.example"},
+        {"c.example"},
+        {"c.example", "b.example"},
+    };
+    std::mutex m;
+    std::map<std::string, int> holders;  // name -> orders holding it now
+    int overlaps = 0;
+    auto base = [](std::string n) {
+        if (n.starts_with("*.")) n.erase(0, 2);
+        return keystore::ascii_lower(n);
+    };
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 300; ++i) {
+                const auto& names = orders[(t + i) % orders.size()];
+                const cli::SharedSolvers::Claim claim(shared, names);
+                {
+                    std::lock_guard lock(m);
+                    for (const auto& n : names)
+                        if (++holders[base(n)] > 1) ++overlaps;
+                }
+                std::this_thread::yield();
+                std::lock_guard lock(m);
+                for (const auto& n : names) --holders[base(n)];
+            }
+        });
+    threads.clear();  // joins
+    EXPECT_EQ(overlaps, 0);
+}
+
+// An order whose names are free does not wait for one holding other names.
+TEST(Batch, ClaimsOnOtherNamesDoNotWait) {
+    cli::SharedSolvers shared;
+    const cli::SharedSolvers::Claim held(shared, {"a.example", "www.a.example"});
+    bool done = false;
+    std::jthread([&] {
+        const cli::SharedSolvers::Claim other(shared, {"b.example", "*.c.example"});
+        done = true;
+    }).join();
+    EXPECT_TRUE(done);
+}
