@@ -4,6 +4,7 @@
 
 #include "acme/account.h"
 #include "acme/client.h"
+#include "config/config.h"
 #include "keystore/keystore.h"
 #include "store/state.h"
 
@@ -30,7 +31,9 @@ using nlohmann::json;
 
 inline constexpr const char* kDefaultServer = "https://acme-v02.api.letsencrypt.org/directory";
 
-struct Options {
+// The command line. Its CertificateSettings (challenge, profile, ...) are kept per
+// certificate in live/NAME/renewal.json for renew.
+struct Options : config::CertificateSettings {
     std::string server = kDefaultServer;
     std::string ca_file;
     std::string state_dir = "/var/lib/acme-agent";
@@ -48,16 +51,6 @@ struct Options {
     std::vector<std::string> domains;
     std::string out;
     std::string new_key;  // account rollover
-    // Challenge settings: kept per certificate in live/NAME/renewal.json for renew.
-    std::string challenge = "http-01";
-    std::string http_port = "80";
-    std::string webroot;
-    std::string tls_alpn_port = "443";
-    std::string dns_hook;
-    std::string rfc2136;
-    std::string tsig_key;
-    std::string profile;
-    std::string preferred_chain;
     // External Account Binding
     std::string eab_kid;
     std::string eab_hmac_key;  // a file holding the base64url key, or a pkcs11: URI
@@ -71,7 +64,6 @@ struct Options {
     bool all = false;
     bool force = false;
     bool renew_new_key = false;
-    unsigned renew_before_days = 0;  // 0: the last third of the lifetime
     // issue --batch FILE, and the orders of a batch or of renew --all run at once
     std::string batch;
     unsigned jobs = 1;

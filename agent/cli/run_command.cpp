@@ -55,16 +55,7 @@ Options for_certificate(const Options& base, const config::Certificate& c) {
     o.name = c.name;
     o.domains = c.domains;
     o.key = c.key;
-    o.challenge = c.challenge;
-    o.http_port = c.http_port;
-    o.webroot = c.webroot;
-    o.tls_alpn_port = c.tls_alpn_port;
-    o.dns_hook = c.dns_hook;
-    o.rfc2136 = c.rfc2136;
-    o.tsig_key = c.tsig_key;
-    o.profile = c.profile;
-    o.preferred_chain = c.preferred_chain;
-    o.renew_before_days = c.renew_before_days;
+    static_cast<config::CertificateSettings&>(o) = c;
     o.out.clear();
     o.force = false;
     o.renew_new_key = false;

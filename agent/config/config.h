@@ -39,10 +39,9 @@ namespace config {
 
 using keystore::Result;
 
-struct Certificate {
-    std::string name;  // the live/NAME/ directory; the first domain unless given
-    std::vector<std::string> domains;
-    std::string key;  // a key URI, as written (syntax checked)
+// How one certificate is validated, ordered and renewed: set on the command line
+// (cli::Options) or per [[certificate]] here, with the same defaults.
+struct CertificateSettings {
     std::string challenge = "http-01";
     std::string http_port = "80";
     std::string webroot;
@@ -50,10 +49,16 @@ struct Certificate {
     std::string dns_hook;
     std::string rfc2136;
     std::string tsig_key;
-    std::string deploy_hook;
-    unsigned renew_before_days = 0;  // 0: the last third of the lifetime
     std::string profile;
     std::string preferred_chain;
+    unsigned renew_before_days = 0;  // 0: the last third of the lifetime
+};
+
+struct Certificate : CertificateSettings {
+    std::string name;  // the live/NAME/ directory; the first domain unless given
+    std::vector<std::string> domains;
+    std::string key;  // a key URI, as written (syntax checked)
+    std::string deploy_hook;
     unsigned line = 0;  // where its [[certificate]] starts
 };
 
