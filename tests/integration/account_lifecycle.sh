@@ -7,7 +7,6 @@ source "$(dirname "$0")/lib.sh"
 export PEBBLE_VA_NOSLEEP=1
 setup_hsm
 setup_pebble
-HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
 key() { "$ACME_AGENT" key generate --key "$(hsm_key "$1")" --type "${2:-ec-p256}"; }
 ACCT=$(key acct)
 run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos --email a@example.com

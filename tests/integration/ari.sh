@@ -8,7 +8,6 @@ source "$(dirname "$0")/lib.sh"
 export PEBBLE_VA_NOSLEEP=1
 setup_hsm
 setup_pebble
-HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
 
 # ari_window START END: the proxy serves renewalInfo with this suggestedWindow (RFC 3339).
 ari_window() { rules "{\"action\": \"ari\", \"start\": \"$1\", \"end\": \"$2\"}"; }

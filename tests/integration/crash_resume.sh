@@ -6,9 +6,7 @@ source "$(dirname "$0")/lib.sh"
 export PEBBLE_VA_NOSLEEP=1
 setup_hsm
 setup_pebble
-HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
-ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
-run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos
+setup_account
 ACCOUNT=$(cat "$STATE"/accounts/*.json)
 keys() { "$ACME_AGENT" key list --key "$TOKEN" | wc -l; }
 no_temp() { expect "temp files left: $(find "$STATE" -name '*.tmp.*')" [ -z "$(find "$STATE" -name '*.tmp.*')" ]; }

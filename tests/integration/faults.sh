@@ -11,7 +11,6 @@ source "$(dirname "$0")/lib.sh"
 export PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 # no stray badNonce: exact request counts
 setup_hsm
 setup_pebble
-HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
 
 # --- the proxy --------------------------------------------------------------------------
 start_proxy 900

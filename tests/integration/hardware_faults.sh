@@ -22,7 +22,6 @@ setup_hsm
 setup_tpm
 setup_pebble
 A=$ACME_AGENT
-HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
 
 ACCT=$("$A" key generate --key "$(hsm_key acct)" --type ec-p256)
 CERT=$("$A" key generate --key "$(hsm_key cert)" --type ec-p256)

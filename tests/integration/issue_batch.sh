@@ -9,9 +9,7 @@ export PEBBLE_VA_NOSLEEP=1
 setup_hsm
 setup_pebble
 A=("${AGENT[@]}")
-HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
-ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
-run_agent 0 "${A[@]}" account register --key "$ACCT" --agree-tos
+setup_account
 
 N=12
 BATCH=$WORK/orders.txt

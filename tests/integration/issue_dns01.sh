@@ -25,8 +25,7 @@ dig_txt() { dig @"$1" -p "$2" "$3" TXT +short +time=2 +tries=1 | tr -d '"'; }
 
 setup_hsm
 setup_pebble
-ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
-run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos
+setup_account
 
 # ---- (a) a hook publishing in pebble-challtestsrv ----
 HOOK=$FIXTURES/challtestsrv-hook.sh

@@ -8,7 +8,6 @@ export PEBBLE_VA_NOSLEEP=1
 setup_hsm
 setup_pebble
 A=("${AGENT[@]}")
-HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
 
 n=0
 for acct_type in ec-p256 rsa-2048; do

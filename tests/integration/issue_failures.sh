@@ -6,10 +6,8 @@ source "$(dirname "$0")/lib.sh"
 export PEBBLE_VA_NOSLEEP=1
 setup_hsm
 setup_pebble
-ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
+setup_account
 CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert)" --type ec-p256)
-HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
-run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos
 BEFORE=$(tree_digest "$STATE")
 unchanged() { [ "$(tree_digest "$STATE")" = "$BEFORE" ] || fail "state dir changed after: $1"; }
 

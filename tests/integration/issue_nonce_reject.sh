@@ -5,9 +5,8 @@ source "$(dirname "$0")/lib.sh"
 export PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=50
 setup_hsm
 setup_pebble
-ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
+setup_account
 CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert)" --type ec-p256)
-run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos
 ok=0 retries=0
 for i in $(seq 20); do
   run_agent 0 "${AGENT[@]}" -v issue --key "$CERT" -d "n$i.example.com" --http-port "127.0.0.1:$PEBBLE_HTTP_PORT" \

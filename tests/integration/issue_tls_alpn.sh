@@ -8,8 +8,7 @@ source "$(dirname "$0")/lib.sh"
 export PEBBLE_VA_NOSLEEP=1 PEBBLE_AUTHZREUSE=0
 setup_hsm
 setup_pebble
-ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
-run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos --email ops@example.com
+setup_account ec-p256 --email ops@example.com
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$PEBBLE_TLS_PORT") 2>/dev/null; }
 san() { openssl x509 -in "$1" -noout -ext subjectAltName | tail -n +2 | tr -d ' '; }

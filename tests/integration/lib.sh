@@ -45,12 +45,20 @@ setup_tpm() {
   eval "$("$SCRIPTS/swtpm-setup.sh" "$WORK/swtpm")"
 }
 
-# Pebble with the current environment's knobs: sets PEBBLE_* (see scripts/pebble-up.sh).
+# Pebble with the current environment's knobs: sets PEBBLE_* (see scripts/pebble-up.sh),
+# AGENT (the agent's command pointed at it) and HTTP.
 # setup_pebble [NAME]: NAME (default pebble) is its folder under $WORK; the last one set
 # up is the one AGENT and the PEBBLE_* variables point at.
 setup_pebble() {
   eval "$("$SCRIPTS/pebble-up.sh" "$WORK/${1:-pebble}")"
   AGENT=("$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE")
+  HTTP=127.0.0.1:$PEBBLE_HTTP_PORT # where its VA does http-01: the agent's --http-port
+}
+# setup_account [TYPE [FLAG...]]: ACCT, an account key of TYPE (ec-p256) made in the token
+# and registered with the current Pebble (--agree-tos and the FLAGs).
+setup_account() {
+  ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type "${1:-ec-p256}")
+  run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos "${@:2}"
 }
 
 # The fault proxy (tests/tools/fault_proxy.py) between the agent and the current Pebble.

@@ -10,7 +10,6 @@ export PEBBLE_VA_NOSLEEP=1
 setup_hsm
 setup_pebble
 A=("${AGENT[@]}")
-HTTP=127.0.0.1:$PEBBLE_HTTP_PORT
 
 ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
 K_WEB=$("$ACME_AGENT" key generate --key "$(hsm_key cert-web)" --type ec-p256)
