@@ -20,27 +20,13 @@
 # of certificates per second and speedup against --jobs.
 set -euo pipefail
 
-die() { echo "batch: $*" >&2; exit 1; }
-say() { echo "batch: $*" >&2; }
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-N=${N:-50}
+source "$(dirname "$0")/lib.sh" batch 50
 JOBS=${JOBS:-1 2 4 8}
 MODES=${MODES:-sleep nosleep}
-[[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer: '$N'"
 for j in $JOBS; do [[ $j =~ ^[1-9][0-9]*$ ]] && [ "$j" -le 64 ] || die "JOBS entries must be 1..64: '$j'"; done
 for m in $MODES; do [[ $m == sleep || $m == nosleep ]] || die "MODES entries are sleep or nosleep: '$m'"; done
-BUILD=${BUILD:-$ROOT/build-bench}
-AGENT=${AGENT:-$BUILD/agent/acme-agent}
-RESULTS=${RESULTS:-$HERE/results-batch.txt}
 PLOT=${PLOT:-$HERE/batch-throughput.png}
-WORK=$BUILD/bench-batch
-
-for tool in gnuplot:gnuplot-nox jq:jq openssl:openssl; do
-  command -v "${tool%%:*}" >/dev/null || die "${tool%%:*} not found (apt-get install -y ${tool#*:})"
-done
-[ -x "$AGENT" ] || die "$AGENT not built: cmake -S $ROOT -B $BUILD -DCMAKE_BUILD_TYPE=Release && make -C $BUILD -j2 acme-agent"
+need gnuplot:gnuplot-nox jq:jq openssl:openssl
 
 TSV=$WORK/runs.tsv
 if [ "${REPLOT:-0}" = 1 ]; then

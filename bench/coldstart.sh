@@ -16,17 +16,8 @@
 # reads of the --ca-file. Prints medians and writes them to RESULTS.
 set -euo pipefail
 
-die() { echo "coldstart: $*" >&2; exit 1; }
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-N=${N:-10}
-[[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer: '$N'"
-BUILD=${BUILD:-$ROOT/build-bench}
-AGENT=${AGENT:-$BUILD/agent/acme-agent}
-RESULTS=${RESULTS:-$HERE/results-coldstart.txt}
-WORK=$BUILD/bench-coldstart
-[ -x "$AGENT" ] || die "$AGENT not built: cmake -S $ROOT -B $BUILD && cmake --build $BUILD -j2 --target acme-agent"
-command -v strace >/dev/null || die "strace not found (apt-get install -y strace)"
+source "$(dirname "$0")/lib.sh" coldstart 10
+need strace:strace
 
 rm -rf "$WORK"
 mkdir -p "$WORK"

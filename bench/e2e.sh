@@ -41,17 +41,7 @@
 # Missing packages (lego, uacme, time) are installed with apt-get, and the script says so.
 set -euo pipefail
 
-die() { echo "e2e: $*" >&2; exit 1; }
-say() { echo "e2e: $*" >&2; }
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-N=${N:-10}
-[[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer: '$N'"
-BUILD=${BUILD:-$ROOT/build-bench}
-AGENT=${AGENT:-$BUILD/agent/acme-agent}
-RESULTS=${RESULTS:-$HERE/results-e2e.txt}
-WORK=$BUILD/bench-e2e
+source "$(dirname "$0")/lib.sh" e2e 10
 PYTHON=${PYTHON:-/usr/bin/python3}
 EMAIL=bench@e2e.example
 DOMAIN=e2e.bench.example
@@ -70,11 +60,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     die "apt-get install -y ${missing[*]} failed"
   say "installed: ${missing[*]}"
 fi
-for tool in jq:jq curl:curl unshare:util-linux softhsm2-util:softhsm2 pebble:pebble ss:iproute2; do
-  command -v "${tool%%:*}" >/dev/null || die "${tool%%:*} not found (apt-get install -y ${tool#*:})"
-done
+need jq:jq curl:curl unshare:util-linux softhsm2-util:softhsm2 pebble:pebble ss:iproute2
 [ -x "$PYTHON" ] || die "$PYTHON not found (apt-get install -y python3)"
-[ -x "$AGENT" ] || die "$AGENT not built: cmake -S $ROOT -B $BUILD -DCMAKE_BUILD_TYPE=Release && make -C $BUILD -j2 acme-agent"
 SYSTEM_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 [ -f "$SYSTEM_BUNDLE" ] || die "$SYSTEM_BUNDLE not found (apt-get install -y ca-certificates)"
 if [ "$(id -u)" = 0 ]; then UNSHARE=(unshare -m); else UNSHARE=(unshare -r -m); fi
