@@ -20,14 +20,7 @@ COVERAGE_MIN=${COVERAGE_MIN:-85}
 JOBS=${JOBS:-$(nproc)}
 start=$SECONDS
 
-bash scripts/install-deps.sh # gcovr, and everything the tests start
-launcher=()
-if command -v ccache >/dev/null; then
-  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-fi
-cmake --preset coverage "${launcher[@]}" >/dev/null
-cmake --build --preset coverage -j"$JOBS" 2>&1 | grep -Ev '^\[ *[0-9]+%\]|^Consolidate|^-- ' || true
-test -x build-coverage/agent/acme-agent || { echo "coverage: build failed" >&2; exit 1; }
+JOBS=$JOBS bash scripts/build.sh coverage # installs gcovr, and everything the tests start
 build_s=$((SECONDS - start))
 
 # Counters of this run only (the build ran each test binary once to list its tests).

@@ -15,7 +15,6 @@ cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
 start=$SECONDS
 
-bash scripts/install-deps.sh
 logs=$PWD/build-sanitize/sanitizers
 rm -rf "$logs"
 mkdir -p "$logs"
@@ -28,13 +27,7 @@ export LSAN_OPTIONS="suppressions=$PWD/tests/sanitizers/lsan.supp:print_suppress
 # session and TPM-object checks still apply.
 export SOAK_RSS_KIB=${SOAK_RSS_KIB:-1048576}
 
-launcher=()
-if command -v ccache >/dev/null; then
-  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-fi
-cmake --preset sanitize "${launcher[@]}" >/dev/null
-cmake --build --preset sanitize -j"$JOBS" 2>&1 | grep -Ev '^\[ *[0-9]+%\]|^Consolidate|^-- ' || true
-test -x build-sanitize/agent/acme-agent || { echo "sanitize: build failed" >&2; exit 1; }
+JOBS=$JOBS bash scripts/build.sh sanitize
 build_s=$((SECONDS - start))
 
 t=$SECONDS
