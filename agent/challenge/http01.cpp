@@ -22,12 +22,7 @@ using keystore::fail;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-constexpr std::size_t kMaxConnections = 16;
 constexpr std::size_t kMaxHead = 8 * 1024;
-constexpr auto kConnectionTime = std::chrono::seconds(5);
-constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr std::string_view kPrefix = "/.well-known/acme-challenge/";
 
 std::string response(int status, std::string_view reason, std::string_view body,
@@ -145,65 +140,23 @@ struct Http01Responder::Impl {
     }
 
     void run() {
-        std::vector<Connection> conns;
-        std::vector<pollfd> fds;
-        Clock::time_point accept_paused_until{};
-        for (;;) {
-            const auto now = Clock::now();
-            std::erase_if(conns, [&](const Connection& c) { return c.done || c.deadline <= now; });
-
-            const bool accepting = conns.size() < kMaxConnections && now >= accept_paused_until;
-            fds.clear();
-            fds.push_back({server.wake_fd(), POLLIN, 0});
-            fds.push_back({accepting ? listener.get() : -1, POLLIN, 0});
-            auto next = Clock::time_point::max();
-            if (!accepting && conns.size() < kMaxConnections) next = accept_paused_until;
-            for (const Connection& c : conns) {
-                const short events = c.phase == Connection::Phase::writing ? POLLOUT : POLLIN;
-                fds.push_back({c.fd.get(), events, 0});
-                next = std::min(next, c.deadline);
-            }
-            int timeout = -1;
-            if (next != Clock::time_point::max()) {
-                const auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
-                timeout = static_cast<int>(std::clamp<long long>(ms, 0, 60'000));
-            }
-            if (::poll(fds.data(), fds.size(), timeout) < 0) {
-                if (errno == EINTR) continue;
-                return;  // cannot happen with valid fds; the listener closes with Impl
-            }
-            if (fds[0].revents != 0) return;
-
-            for (std::size_t i = 0; i < conns.size(); ++i) {
-                const short revents = fds[i + 2].revents;
-                if (revents == 0) continue;
-                Connection& c = conns[i];
+        serve_connections<Connection>(
+            server.wake_fd(), listener.get(),
+            [](Fd fd) {
+                Connection c;
+                c.fd = std::move(fd);
+                return std::optional(std::move(c));
+            },
+            [](const Connection& c) -> short {
+                return c.phase == Connection::Phase::writing ? POLLOUT : POLLIN;
+            },
+            [this](Connection& c) {
                 if (c.phase == Connection::Phase::writing) {
                     on_writable(c);
                 } else {
                     on_readable(c);
                 }
-            }
-
-            if (accepting && fds[1].revents != 0) {
-                while (conns.size() < kMaxConnections) {
-                    Fd fd(
-                        ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-                    if (!fd) {
-                        if (errno == EINTR || errno == ECONNABORTED) continue;
-                        // Out of descriptors or memory: back off instead of spinning on a
-                        // listener that stays readable.
-                        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                            accept_paused_until = Clock::now() + kAcceptBackoff;
-                        }
-                        break;
-                    }
-                    Connection& c = conns.emplace_back();
-                    c.fd = std::move(fd);
-                    c.deadline = Clock::now() + kConnectionTime;
-                }
-            }
-        }
+            });
     }
 };
 

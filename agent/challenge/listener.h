@@ -1,14 +1,24 @@
-// The listening socket the built-in challenge responders share: "[ADDR:]PORT" parsed in
-// one place, bound non-blocking with SO_REUSEADDR (SECURITY.md rule 16: bind where told).
+// What the built-in challenge responders share: the listening socket ("[ADDR:]PORT" parsed
+// in one place, bound non-blocking with SO_REUSEADDR; SECURITY.md rule 16: bind where told),
+// the thread they serve on, and its bounded connection loop (rule 16: at most 16
+// connections, 5 s each).
 #pragma once
 
 #include "keystore/error.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace challenge {
 
@@ -68,5 +78,73 @@ class ServeThread {
     Fd wake_;
     std::thread thread_;
 };
+
+using Clock = std::chrono::steady_clock;
+inline constexpr std::size_t kMaxConnections = 16;
+inline constexpr auto kConnectionTime = std::chrono::seconds(5);
+inline constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+
+// The loop a responder runs on its ServeThread, until wake_fd is readable. It accepts on
+// listen_fd while fewer than kMaxConnections are open, and after an accept error other
+// than EAGAIN (out of descriptors or memory) pauses kAcceptBackoff instead of spinning on a
+// listener that stays readable. A connection is dropped when it is `done` or its
+// kConnectionTime is up.
+//   Conn                      has `Fd fd`, `Clock::time_point deadline` and `bool done`
+//   adopt(Fd) -> optional<Conn>  a new connection (nullopt: cannot set it up now; pause)
+//   events(const Conn&) -> short what to poll it for (POLLIN or POLLOUT)
+//   step(Conn&)                 its socket is ready; also called once right after adopt
+template <typename Conn, typename Adopt, typename Events, typename Step>
+void serve_connections(int wake_fd, int listen_fd, Adopt adopt, Events events, Step step) {
+    std::vector<Conn> conns;
+    std::vector<pollfd> fds;
+    Clock::time_point accept_paused_until{};
+    for (;;) {
+        const auto now = Clock::now();
+        std::erase_if(conns, [&](const Conn& c) { return c.done || c.deadline <= now; });
+
+        const bool accepting = conns.size() < kMaxConnections && now >= accept_paused_until;
+        fds.clear();
+        fds.push_back({wake_fd, POLLIN, 0});
+        fds.push_back({accepting ? listen_fd : -1, POLLIN, 0});
+        auto next = Clock::time_point::max();
+        if (!accepting && conns.size() < kMaxConnections) next = accept_paused_until;
+        for (const Conn& c : conns) {
+            fds.push_back({c.fd.get(), events(c), 0});
+            next = std::min(next, c.deadline);
+        }
+        int timeout = -1;
+        if (next != Clock::time_point::max()) {
+            const auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
+            timeout = static_cast<int>(std::clamp<long long>(ms, 0, 60'000));
+        }
+        if (::poll(fds.data(), fds.size(), timeout) < 0) {
+            if (errno == EINTR) continue;
+            return;  // cannot happen with valid fds; the listener closes with the responder
+        }
+        if (fds[0].revents != 0) return;
+
+        for (std::size_t i = 0; i < conns.size(); ++i)
+            if (fds[i + 2].revents != 0) step(conns[i]);
+
+        if (!accepting || fds[1].revents == 0) continue;
+        while (conns.size() < kMaxConnections) {
+            Fd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (!fd) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                    accept_paused_until = Clock::now() + kAcceptBackoff;
+                break;
+            }
+            std::optional<Conn> made = adopt(std::move(fd));
+            if (!made) {
+                accept_paused_until = Clock::now() + kAcceptBackoff;
+                break;
+            }
+            Conn& c = conns.emplace_back(std::move(*made));
+            c.deadline = Clock::now() + kConnectionTime;
+            step(c);  // the request (or ClientHello) is often already there
+        }
+    }
+}
 
 }  // namespace challenge

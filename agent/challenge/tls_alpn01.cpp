@@ -35,11 +35,6 @@ namespace ossl = keystore::ossl;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-constexpr std::size_t kMaxConnections = 16;
-constexpr auto kConnectionTime = std::chrono::seconds(5);
-constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr long kValiditySeconds = 7L * 24 * 3600;
 // ALPN wire form of the one protocol this responder speaks (RFC 8737 §6.2).
 constexpr std::array<unsigned char, 11> kAcmeTls1 = {10,  'a', 'c', 'm', 'e', '-',
@@ -376,66 +371,20 @@ struct TlsAlpn01Responder::Impl {
         sigaddset(&pipe, SIGPIPE);
         pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
 
-        std::vector<Connection> conns;
-        std::vector<pollfd> fds;
-        Clock::time_point accept_paused_until{};
-        for (;;) {
-            const auto now = Clock::now();
-            std::erase_if(conns, [&](const Connection& c) { return c.done || c.deadline <= now; });
-
-            const bool accepting = conns.size() < kMaxConnections && now >= accept_paused_until;
-            fds.clear();
-            fds.push_back({server.wake_fd(), POLLIN, 0});
-            fds.push_back({accepting ? listener.get() : -1, POLLIN, 0});
-            auto next = Clock::time_point::max();
-            if (!accepting && conns.size() < kMaxConnections) next = accept_paused_until;
-            for (const Connection& c : conns) {
-                fds.push_back({c.fd.get(), c.events, 0});
-                next = std::min(next, c.deadline);
-            }
-            int timeout = -1;
-            if (next != Clock::time_point::max()) {
-                const auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
-                timeout = static_cast<int>(std::clamp<long long>(ms, 0, 60'000));
-            }
-            if (::poll(fds.data(), fds.size(), timeout) < 0) {
-                if (errno == EINTR) continue;
-                return;  // cannot happen with valid fds; the listener closes with Impl
-            }
-            if (fds[0].revents != 0) return;
-
-            for (std::size_t i = 0; i < conns.size(); ++i) {
-                if (fds[i + 2].revents != 0) step(conns[i]);
-            }
-
-            if (accepting && fds[1].revents != 0) accept_all(conns, accept_paused_until);
-        }
-    }
-
-    void accept_all(std::vector<Connection>& conns, Clock::time_point& accept_paused_until) {
-        while (conns.size() < kMaxConnections) {
-            Fd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-            if (!fd) {
-                if (errno == EINTR || errno == ECONNABORTED) continue;
-                // Out of descriptors or memory: back off instead of spinning on a listener
-                // that stays readable.
-                if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                    accept_paused_until = Clock::now() + kAcceptBackoff;
+        serve_connections<Connection>(
+            server.wake_fd(), listener.get(),
+            [this](Fd fd) -> std::optional<Connection> {
+                Ssl ssl(SSL_new(ctx.get()));
+                if (!ssl || SSL_set_fd(ssl.get(), fd.get()) != 1) {
+                    ERR_clear_error();
+                    return std::nullopt;
                 }
-                return;
-            }
-            Ssl ssl(SSL_new(ctx.get()));
-            if (!ssl || SSL_set_fd(ssl.get(), fd.get()) != 1) {
-                ERR_clear_error();
-                accept_paused_until = Clock::now() + kAcceptBackoff;
-                return;
-            }
-            Connection& c = conns.emplace_back();
-            c.fd = std::move(fd);
-            c.ssl = std::move(ssl);
-            c.deadline = Clock::now() + kConnectionTime;
-            step(c);  // the ClientHello is often already there
-        }
+                Connection c;
+                c.fd = std::move(fd);
+                c.ssl = std::move(ssl);
+                return c;
+            },
+            [](const Connection& c) { return c.events; }, [this](Connection& c) { step(c); });
     }
 };
 
