@@ -55,7 +55,9 @@ Options for_certificate(const Options& base, const config::Certificate& c) {
     o.name = c.name;
     o.domains = c.domains;
     o.key = c.key;
-    static_cast<config::CertificateSettings&>(o) = c;
+    // Only the settings part of each: the rest of `c` has no place in Options.
+    static_cast<config::CertificateSettings&>(o) =
+        static_cast<const config::CertificateSettings&>(c);
     o.out.clear();
     o.force = false;
     o.renew_new_key = false;

@@ -162,6 +162,7 @@ TEST(Batch, ClaimsKeepOrdersThatShareANameApart) {
         return keystore::ascii_lower(n);
     };
     std::vector<std::jthread> threads;
+    threads.reserve(8);
     for (int t = 0; t < 8; ++t)
         threads.emplace_back([&, t] {
             for (int i = 0; i < 300; ++i) {
