@@ -24,7 +24,7 @@ Result<std::unique_ptr<challenge::Solver>> make_solver(const Options& o);
 // solver, whose present() and cleanup() are serialized; it listens while any of their
 // challenges is live. Other kinds (webroot, dns-01) get a solver per order. Thread-safe.
 //
-// Orders that share a name run one after the other (claim()): the tls-alpn-01 responder
+// Orders that share a name run one after the other (a Claim): the tls-alpn-01 responder
 // answers a name with one certificate, and dns-01 has one _acme-challenge name per domain
 // (shared by its wildcard), so two live challenges for a name would overwrite each other.
 class SharedSolvers {
