@@ -115,10 +115,13 @@ std::string percent_encode(std::string_view value, std::string_view keep) {
 Result<KeyUri> KeyUri::parse(std::string_view text) {
     KeyUri uri;
     const auto colon = text.find(':');
-    if (colon == std::string_view::npos)
-        return fail(Errc::usage, "key URI",
-                    "'" + std::string(text.substr(0, 40)) +
-                        "' is not a key URI (expected pkcs11:, tpm2: or file:)");
+    if (colon == std::string_view::npos) {
+        // Appended, not "'" + std::string(...): GCC 12 -O3 warns on that (-Wrestrict, PR105329).
+        std::string msg = "'";
+        msg += text.substr(0, 40);
+        msg += "' is not a key URI (expected pkcs11:, tpm2: or file:)";
+        return fail(Errc::usage, "key URI", msg);
+    }
     uri.scheme_ = std::string(text.substr(0, colon));
     std::string_view rest = text.substr(colon + 1);
 
