@@ -43,7 +43,9 @@ std::string safe_name(const std::string& name) {
     for (auto& c : out)
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_')
             c = '_';
-    if (out.empty() || out[0] == '.') out.insert(0, "_");
+    // A char, not the string "_": GCC 12 -O3 warns on insert(0, "_") (-Wrestrict, PR105329),
+    // which fails a Release build with ACME_AGENT_WERROR=ON.
+    if (out.empty() || out[0] == '.') out.insert(out.begin(), '_');
     return out;
 }
 
