@@ -94,6 +94,14 @@ class Reader {
             return bad(v, key + " must be a whole number from 0 to " + std::to_string(max));
         return static_cast<unsigned>(v.as_integer());
     }
+    // A key URI, its syntax checked.
+    Result<std::string> key_uri(const std::string& key, const toml::value& v) const {
+        auto s = string(key, v);
+        if (!s) return s;
+        if (auto u = keystore::KeyUri::parse(*s); !u)
+            return bad(v, key + ": " + u.error().describe());
+        return s;
+    }
     Result<bool> boolean(const std::string& key, const toml::value& v) const {
         if (!v.is_boolean()) return bad(v, key + " must be true or false");
         return v.as_boolean();
@@ -126,6 +134,15 @@ class Reader {
     std::filesystem::path dir_;
 };
 
+// Stores a checked value in `field`, or its error in `ok` (the caller returns that).
+template <typename R, typename F>
+void take(Result<void>& ok, R& checked, F& field) {
+    if (!checked)
+        ok = std::unexpected(checked.error());
+    else
+        field = std::move(*checked);
+}
+
 bool valid_name(const std::string& name) {
     const std::string rest = name.starts_with("*.") ? name.substr(2) : name;
     return !rest.empty() && rest[0] != '.' && std::ranges::all_of(rest, [](char c) {
@@ -141,12 +158,7 @@ Result<Certificate> Reader::certificate(const toml::value& t) const {
     for (auto& [k, vp] : in_file_order(t)) {
         const toml::value& v = *vp;
         Result<void> ok;
-        auto set = [&](auto r, auto& field) {
-            if (!r)
-                ok = std::unexpected(r.error());
-            else
-                field = std::move(*r);
-        };
+        auto set = [&](auto checked, auto& field) { take(ok, checked, field); };
         if (k == "name") {
             set(string(k, v), c.name);
             has_name = true;
@@ -156,10 +168,7 @@ Result<Certificate> Reader::certificate(const toml::value& t) const {
         } else if (k == "domains") {
             set(strings(k, v, false), c.domains);
         } else if (k == "key") {
-            set(string(k, v), c.key);
-            if (ok)
-                if (auto u = keystore::KeyUri::parse(c.key); !u)
-                    return bad(v, "key: " + u.error().describe());
+            set(key_uri(k, v), c.key);
         } else if (k == "challenge") {
             set(string(k, v), c.challenge);
             if (ok && c.challenge != "http-01" && c.challenge != "dns-01" &&
@@ -236,12 +245,7 @@ Result<Config> parse(std::string_view text, const std::string& path) {
     for (auto& [k, vp] : in_file_order(root)) {
         const toml::value& v = *vp;
         Result<void> ok;
-        auto set = [&](auto res, auto& field) {
-            if (!res)
-                ok = std::unexpected(res.error());
-            else
-                field = std::move(*res);
-        };
+        auto set = [&](auto checked, auto& field) { take(ok, checked, field); };
         if (k == "server") {
             set(r.string(k, v), c.server);
         } else if (k == "ca_file") {
@@ -249,10 +253,7 @@ Result<Config> parse(std::string_view text, const std::string& path) {
         } else if (k == "state_dir") {
             set(r.path(k, v), c.state_dir);
         } else if (k == "account_key") {
-            set(r.string(k, v), c.account_key);
-            if (ok)
-                if (auto u = keystore::KeyUri::parse(c.account_key); !u)
-                    return r.bad(v, "account_key: " + u.error().describe());
+            set(r.key_uri(k, v), c.account_key);
         } else if (k == "email") {
             set(r.strings(k, v, true), c.emails);
         } else if (k == "agree_tos") {
