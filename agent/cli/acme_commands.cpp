@@ -130,18 +130,10 @@ json failure_entry(const std::string& name, const Error& e) {
         {"name", name}, {"ok", false}, {"exit_code", exit_code(e.code)}, {"error", error_json(e)}};
 }
 
-// The summary line of several orders; `first` is the first failure in input order, if any:
-// it becomes the command's failure (its exit code), its message counting the failures.
-void summarize(Output& out, const std::string& line, std::size_t total, std::size_t failed,
-               const std::optional<Error>& first, const std::string& first_label) {
+// The summary line of several orders; the first failure, if any, becomes the command's.
+void summarize(Output& out, const std::string& line, std::size_t total, const Failures& failures) {
     out.text += line + "\n";
-    if (!first) return;
-    Error e = *first;
-    e.message = std::to_string(failed) + " of " + std::to_string(total) +
-                " failed; the first: " + first_label + ": " + first->describe();
-    e.where = "";
-    e.native.reset();
-    out.failure = e;
+    out.failure = failures.summary(total);
 }
 
 // issue --batch FILE: every line checked and every key opened before any order starts,
@@ -199,9 +191,7 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
 
     Output out;
     out.data = json::array();
-    std::size_t failed = 0;
-    std::optional<Error> first;
-    std::string first_label;
+    Failures failures;
     for (std::size_t i = 0; i < n; ++i) {
         const BatchOrder& b = (*orders)[i];
         const std::string& name = b.names.front();
@@ -217,18 +207,16 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
             entry["key"] = key_uri;
             out.text +=
                 name + " (" + where(b) + "): error: " + results[i].error().describe() + "\n\n";
-            if (!failed++) {
-                first = results[i].error();
-                first_label = where(b) + " " + name;
-            }
+            failures.add(results[i].error(), where(b) + " " + name);
         }
         entry["line"] = b.line;
         out.data.push_back(std::move(entry));
     }
+    const std::size_t failed = failures.count;
     summarize(out,
               "issued " + std::to_string(n - failed) + " of " + std::to_string(n) +
                   (failed ? ", " + std::to_string(failed) + " failed" : ""),
-              n, failed, first, first_label);
+              n, failures);
     keystore::log::debug("batch: " + std::to_string((*client)->requests()) + " requests over " +
                          std::to_string((*client)->connections()) + " connections");
     return out;
@@ -372,9 +360,8 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
         [&](std::size_t i, const char* what) {
             results[i] = fail(Errc::internal, "renew", std::string("internal error: ") + what);
         });
-    std::size_t failed = 0, renewed = 0;
-    std::optional<Error> first;
-    std::string first_name;
+    std::size_t renewed = 0;
+    Failures failures;
     for (std::size_t i = 0; i < names.size(); ++i) {
         if (results[i]) {
             if (acme::json_bool(results[i]->entry, "renewed")) ++renewed;
@@ -385,17 +372,14 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
         }
         out.data.push_back(failure_entry(names[i], results[i].error()));
         out.text += names[i] + ": error: " + results[i].error().describe() + "\n";
-        if (!failed++) {
-            first = results[i].error();
-            first_name = names[i];
-        }
+        failures.add(results[i].error(), names[i]);
     }
     summarize(out,
               "renew: " + std::to_string(names.size()) + " certificates, " +
                   std::to_string(renewed) + " renewed, " +
-                  std::to_string(names.size() - renewed - failed) + " not due, " +
-                  std::to_string(failed) + " failed",
-              names.size(), failed, first, first_name);
+                  std::to_string(names.size() - renewed - failures.count) + " not due, " +
+                  std::to_string(failures.count) + " failed",
+              names.size(), failures);
     return out;
 }
 

@@ -195,6 +195,19 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
                        o.out.empty() ? state.path() + "/live/" + store::safe_name(name) : o.out};
 }
 
+json stored_record(const store::Certificate& c) {
+    auto record = json::parse(c.renewal.empty() ? "{}" : c.renewal, nullptr, false);
+    return record.is_object() ? record : json::object();
+}
+
+std::vector<std::string> stored_domains(const json& record, const x509::CertInfo& leaf) {
+    if (!record.contains("domains") || !record["domains"].is_array()) return leaf.names;
+    std::vector<std::string> domains;
+    for (const auto& d : record["domains"])
+        if (d.is_string()) domains.push_back(d.get<std::string>());
+    return domains;
+}
+
 json describe(const IssueResult& r, const std::string& key_uri) {
     const auto& leaf = r.issued.leaf;
     return {{"name", leaf.names.empty() ? "" : leaf.names.front()},
@@ -294,16 +307,10 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
                     "no certificate named '" + name + "' in " + state.path());
     auto leaf = x509::inspect((*stored)->cert_pem);
     if (!leaf) return std::unexpected(leaf.error());
-    auto record =
-        json::parse((*stored)->renewal.empty() ? "{}" : (*stored)->renewal, nullptr, false);
-    Options ro = with_renewal_record(o, record.is_object() ? record : json::object());
+    const json record = stored_record(**stored);
+    Options ro = with_renewal_record(o, record);
     ro.name = name;  // stored back under the name it has, whatever its first domain
-    std::vector<std::string> domains = leaf->names;
-    if (record.is_object() && record.contains("domains") && record["domains"].is_array()) {
-        domains.clear();
-        for (auto& d : record["domains"])
-            if (d.is_string()) domains.push_back(d.get<std::string>());
-    }
+    const std::vector<std::string> domains = stored_domains(record, *leaf);
     auto due = due_for_renewal(client, *leaf, o.renew_before_days);
     if (!due) return std::unexpected(due.error());
     if (!o.force && !due->due) {

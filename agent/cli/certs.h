@@ -69,6 +69,12 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
                            const std::vector<std::string>& domains, const std::string& replaces,
                            SharedSolvers* shared = nullptr);
 
+// What a stored certificate was ordered for: the names its renewal record (renewal.json)
+// lists, else the leaf's names.
+std::vector<std::string> stored_domains(const json& record, const x509::CertInfo& leaf);
+// A stored certificate's renewal record as an object ({} when it has none or it is not JSON).
+json stored_record(const store::Certificate& c);
+
 json describe(const IssueResult& r, const std::string& key_uri);
 std::string describe_text(const IssueResult& r, const std::string& key_uri);
 

@@ -29,6 +29,16 @@ keystore::Registry make_registry(const Options& o) {
     return r;
 }
 
+std::optional<Error> Failures::summary(std::size_t total, std::string_view noun) const {
+    if (!first) return std::nullopt;
+    Error e = *first;
+    e.message = std::to_string(count) + " of " + std::to_string(total) + std::string(noun) +
+                " failed; the first: " + first_label + ": " + first->describe();
+    e.where = "";
+    e.native.reset();
+    return e;
+}
+
 json error_json(const Error& e) {
     json err{{"code", keystore::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
     if (e.native) err["native"] = *e.native;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #ifndef ACME_AGENT_VERSION
@@ -77,6 +78,24 @@ struct Options : config::CertificateSettings {
 };
 
 // What a command returns: JSON for --json, and the text a person reads.
+// The failures of a command over several items (issue --batch, renew --all, run): how
+// many, and the first in input order with its label.
+struct Failures {
+    std::size_t count = 0;
+    std::optional<Error> first;
+    std::string first_label;
+
+    void add(const Error& e, const std::string& label) {
+        if (!count++) {
+            first = e;
+            first_label = label;
+        }
+    }
+    // The command's failure: the first one's code (so its exit code), its message counting
+    // the failures, e.g. "2 of 5<noun> failed; the first: LABEL: ..."; nullopt when none.
+    [[nodiscard]] std::optional<Error> summary(std::size_t total, std::string_view noun = "") const;
+};
+
 struct Output {
     json data = json::object();
     std::string text;

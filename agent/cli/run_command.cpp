@@ -200,15 +200,8 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
     } else {
         auto leaf = x509::inspect((*stored)->cert_pem);
         if (!leaf) return failed(leaf.error());
-        std::vector<std::string> names = leaf->names;
-        auto record =
-            json::parse((*stored)->renewal.empty() ? "{}" : (*stored)->renewal, nullptr, false);
-        if (record.is_object() && record.contains("domains") && record["domains"].is_array()) {
-            names.clear();
-            for (auto& d : record["domains"])
-                if (d.is_string()) names.push_back(d.get<std::string>());
-        }
-        if (sorted(names) != sorted(c.domains)) why = "its domains changed in the config";
+        if (sorted(stored_domains(stored_record(**stored), *leaf)) != sorted(c.domains))
+            why = "its domains changed in the config";
         if (why.empty() && (*stored)->key_uri != uri->to_string()) {
             // The same key may be written two ways (with or without its id): compare keys.
             auto k = reg.open(*uri);
@@ -270,8 +263,10 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
     };
     std::string domains;
     for (const auto& d : c.domains) domains += (domains.empty() ? "" : " ") + d;
-    auto current = state.certificate(c.name);
-    const std::string key_uri = current && *current ? (*current)->key_uri : uri->to_string();
+    // The key the stored certificate is on: the one just used, else the one it was stored with.
+    const std::string key_uri = fresh     ? key->uri().to_string()
+                                : *stored ? (*stored)->key_uri
+                                          : uri->to_string();
     keystore::log::info("run: " + c.name + ": deploy hook" + (fresh ? "" : " (retry)"));
     const std::string problem =
         run_hook(c.deploy_hook,
@@ -346,10 +341,8 @@ void log_lines(const std::string& text) {
 struct Pass {
     json entries = json::array();
     std::string text;
-    std::size_t failed = 0;
+    Failures failures;
     std::size_t hooks_failed = 0;
-    std::optional<Error> first;
-    std::string first_name;
     Clock::time_point next = Clock::time_point::max();
 };
 
@@ -367,10 +360,7 @@ Pass run_pass(const Options& cmd, const config::Config& cfg, keystore::Registry&
     Pass pass;
     const Options base = merged(cmd, cfg);
     auto note_failure = [&](const std::string& name, const Error& e) {
-        if (!pass.failed++) {
-            pass.first = e;
-            pass.first_name = name;
-        }
+        pass.failures.add(e, name);
         if (backoff) pass.next = std::min(pass.next, backoff->failed(name));
     };
     // Nothing can be done without the state dir, the CA and the account: each certificate
@@ -425,18 +415,11 @@ Result<Output> run_once(const Options& o, const config::Config& cfg, keystore::R
     Output out;
     out.data = {{"config", cfg.path},
                 {"certificates", pass.entries},
-                {"failed", pass.failed},
+                {"failed", pass.failures.count},
                 {"hooks_failed", pass.hooks_failed}};
     out.text = pass.text;
-    if (pass.first) {
-        Error e = *pass.first;
-        e.message = std::to_string(pass.failed) + " of " + std::to_string(cfg.certificates.size()) +
-                    " certificates failed; the first: " + pass.first_name + ": " +
-                    pass.first->describe();
-        e.where = "";
-        e.native.reset();
-        out.failure = e;
-    } else if (pass.hooks_failed) {
+    out.failure = pass.failures.summary(cfg.certificates.size(), " certificates");
+    if (!out.failure && pass.hooks_failed) {
         out.status = kDeployHook;
     }
     return out;
