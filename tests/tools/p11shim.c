@@ -65,35 +65,27 @@ static CK_RV shim_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
     return CKR_OK;
 }
 
+/* Counts the sessions open through the shim: after a successful call, `delta` more, or none
+ * when `reset` (C_CloseAllSessions; tests use one slot). Returns rv. */
+static CK_RV count_sessions(CK_RV rv, long delta, int reset) {
+    if (rv != CKR_OK) return rv;
+    pthread_mutex_lock(&lock);
+    open_sessions = reset ? 0 : open_sessions + delta;
+    pthread_mutex_unlock(&lock);
+    return rv;
+}
+
 static CK_RV shim_open_session(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify,
                                CK_SESSION_HANDLE_PTR session) {
-    CK_RV rv = real->C_OpenSession(slot, flags, app, notify, session);
-    if (rv == CKR_OK) {
-        pthread_mutex_lock(&lock);
-        ++open_sessions;
-        pthread_mutex_unlock(&lock);
-    }
-    return rv;
+    return count_sessions(real->C_OpenSession(slot, flags, app, notify, session), 1, 0);
 }
 
 static CK_RV shim_close_session(CK_SESSION_HANDLE session) {
-    CK_RV rv = real->C_CloseSession(session);
-    if (rv == CKR_OK) {
-        pthread_mutex_lock(&lock);
-        --open_sessions;
-        pthread_mutex_unlock(&lock);
-    }
-    return rv;
+    return count_sessions(real->C_CloseSession(session), -1, 0);
 }
 
 static CK_RV shim_close_all_sessions(CK_SLOT_ID slot) {
-    CK_RV rv = real->C_CloseAllSessions(slot);
-    if (rv == CKR_OK) {
-        pthread_mutex_lock(&lock);
-        open_sessions = 0; /* tests use one slot */
-        pthread_mutex_unlock(&lock);
-    }
-    return rv;
+    return count_sessions(real->C_CloseAllSessions(slot), 0, 1);
 }
 
 static CK_RV shim_login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
