@@ -160,9 +160,7 @@ long Client::connections() const {
 Result<std::unique_ptr<Client>> Client::connect(const std::string& directory_url,
                                                 ClientOptions options) {
     std::unique_ptr<Client> c(new Client(std::move(options)));
-    auto r = c->with_retries("GET " + directory_url, [&] {
-        return c->with_http([&](Http& h) { return h.get(directory_url); });
-    });
+    auto r = c->with_retries("GET " + directory_url, [&](Http& h) { return h.get(directory_url); });
     if (!r) return std::unexpected(r.error());
     if (r->status != 200)
         return fail(Errc::protocol, "directory",
@@ -233,9 +231,8 @@ Result<std::string> Client::nonce() {
         }
         // Another thread may take the nonce this HEAD brings; then ask again (bounded).
         if (tries == 4) return fail(Errc::protocol, "newNonce", "the server sent no Replay-Nonce");
-        auto r = with_retries("HEAD " + dir_.new_nonce, [&] {
-            return with_http([&](Http& h) { return h.head(dir_.new_nonce); });
-        });
+        auto r =
+            with_retries("HEAD " + dir_.new_nonce, [&](Http& h) { return h.head(dir_.new_nonce); });
         if (!r) return std::unexpected(r.error());
         if (!r->replay_nonce)
             return fail(Errc::protocol, "newNonce", "the server sent no Replay-Nonce");
@@ -302,7 +299,7 @@ template <typename Send>
 Result<HttpResponse> Client::with_retries(const std::string& what, Send&& send) {
     Retrier retry(options_, what);
     for (;;) {
-        auto r = send();
+        auto r = with_http(send);
         if (!r) {
             if (transient(r.error()) && retry.again(r.error().message, std::nullopt)) continue;
             return r;
@@ -317,8 +314,7 @@ Result<HttpResponse> Client::with_retries(const std::string& what, Send&& send) 
 
 Result<HttpResponse> Client::get(const std::string& url) {
     if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
-    auto r =
-        with_retries("GET " + url, [&] { return with_http([&](Http& h) { return h.get(url); }); });
+    auto r = with_retries("GET " + url, [&](Http& h) { return h.get(url); });
     if (!r) return r;
     if (r->status < 200 || r->status >= 300)
         return std::unexpected(problem_error(r->status, r->body));

@@ -101,6 +101,8 @@ class Client {
     auto with_http(Send&& send);
     Result<std::string> nonce();
     std::optional<std::chrono::milliseconds> server_wait(const HttpResponse& r) const;
+    // Runs `send(Http&)` on a pooled handle, retrying transient failures (5xx, 429, network)
+    // with backoff within the options' bounds; keeps the nonce of every response.
     template <typename Send>
     Result<HttpResponse> with_retries(const std::string& what, Send&& send);
     void keep_nonce(const HttpResponse& r);
