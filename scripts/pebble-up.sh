@@ -6,10 +6,10 @@
 # eval (also written to DIR/env):
 #   eval "$(scripts/pebble-up.sh build/pebble)"   ...   scripts/pebble-down.sh build/pebble
 #
-# Ports are random (below the ephemeral range: scripts/port-range.sh) unless set: PEBBLE_PORT, PEBBLE_MGMT_PORT,
-# PEBBLE_HTTP_PORT, PEBBLE_TLS_PORT (where the client's http-01 / tls-alpn-01
-# responders must listen; Pebble only dials them), CHALLTESTSRV_DNS_PORT,
-# CHALLTESTSRV_MGMT_PORT.
+# Ports are random (outside the ephemeral range, and reserved while Pebble runs:
+# scripts/ports.sh) unless set: PEBBLE_PORT, PEBBLE_MGMT_PORT, PEBBLE_HTTP_PORT,
+# PEBBLE_TLS_PORT (where the client's http-01 / tls-alpn-01 responders must listen; Pebble
+# only dials them), CHALLTESTSRV_DNS_PORT, CHALLTESTSRV_MGMT_PORT.
 # Optional: PEBBLE_EAB_KEYS='kid1=b64urlkey,kid2=...' (makes EAB required),
 # PEBBLE_CERT_VALIDITY_SECONDS=N, PEBBLE_UP_TIMEOUT=seconds (default 20).
 # PEBBLE_DNS_SERVER=HOST:PORT: the resolver Pebble's VA asks (default: the challtestsrv).
@@ -20,10 +20,11 @@ die() { echo "pebble-up: $*" >&2; exit 1; }
 
 [ $# -eq 1 ] || die "usage: $0 DIR"
 for tool in pebble:pebble pebble-challtestsrv:pebble openssl:openssl curl:curl \
-  ss:iproute2 shuf:coreutils setsid:util-linux; do
+  ss:iproute2 shuf:coreutils setsid:util-linux flock:util-linux; do
   command -v "${tool%%:*}" >/dev/null || die "${tool%%:*} not found (apt-get install -y ${tool#*:})"
 done
 HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/ports.sh"
 [[ $PWD/$1 != *[\"\\]* ]] || die "DIR must not contain quotes or backslashes (it goes into JSON): $1"
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd)
@@ -64,21 +65,6 @@ if [ -n "${PEBBLE_CERT_VALIDITY_SECONDS:-}" ]; then
   EXTRA_JSON+=$'\n'"    \"certificateValidityPeriod\": $PEBBLE_CERT_VALIDITY_SECONDS,"
 fi
 
-# pick_port VAR [udp]: sets VAR to a random loopback port free for TCP (and UDP).
-pick_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$(shuf -i "$("$HERE/port-range.sh")" -n 1)
-    [[ $TAKEN == *" $p "* ]] && continue
-    [ -z "$(ss -Htln "sport = :$p")" ] || continue
-    if [ "${2:-}" = udp ] && [ -n "$(ss -Huln "sport = :$p")" ]; then continue; fi
-    TAKEN+="$p "
-    printf -v "$1" %s "$p"
-    return
-  done
-  die "no free port found in $("$HERE/port-range.sh")"
-}
-
 # Throwaway certificate for Pebble's HTTPS listeners (ACME and management).
 (
   umask 077
@@ -109,12 +95,13 @@ fail_attempt() { # MESSAGE : shows log tails and stops what was started
 FIXED=" ${PEBBLE_PORT:-} ${PEBBLE_MGMT_PORT:-} ${PEBBLE_HTTP_PORT:-} ${PEBBLE_TLS_PORT:-} ${CHALLTESTSRV_DNS_PORT:-} ${CHALLTESTSRV_MGMT_PORT:-} "
 LOGS=("$DIR/pebble.log" "$DIR/challtestsrv.log")
 for attempt in 1 2 3 4; do # the first try plus up to 3 retries on a port race
-  TAKEN=$FIXED
   P=${PEBBLE_PORT:-} M=${PEBBLE_MGMT_PORT:-} H=${PEBBLE_HTTP_PORT:-} T=${PEBBLE_TLS_PORT:-}
   D=${CHALLTESTSRV_DNS_PORT:-} C=${CHALLTESTSRV_MGMT_PORT:-}
-  for v in P M H T C; do [ -n "${!v}" ] || pick_port $v; done
-  [ -n "$D" ] || pick_port D udp
-  for v in P M H T D C; do [[ ${!v} =~ ^[1-9][0-9]{0,4}$ ]] || die "port '${!v}' is not a number"; done
+  for v in P M H T D C; do [[ -z ${!v} || ${!v} =~ ^[1-9][0-9]{0,4}$ ]] || die "port '${!v}' is not a number"; done
+  # A fixed port is marked too, so that none of the random ones lands on it.
+  for v in P M H T D C; do [ -z "${!v}" ] || hand_over_ports $$ "${!v}"; done
+  for v in P M H T C; do [ -n "${!v}" ] || reserve_port $v $$ || die "no free port for Pebble"; done
+  [ -n "$D" ] || reserve_port D $$ udp || die "no free port for pebble-challtestsrv"
 
   cat >"$DIR/pebble-config.json" <<EOF
 {
@@ -167,6 +154,11 @@ EOF
   fail_attempt "$status"
   exit 1
 done
+
+# From here the reservations last as long as the servers (H and T are bound only by the
+# agent, while it answers a challenge, and must not go to anyone else in between).
+hand_over_ports "$(cat "$DIR/pebble.pid")" "$P" "$M" "$H" "$T"
+hand_over_ports "$(cat "$DIR/challtestsrv.pid")" "$D" "$C"
 
 q() { printf '%q' "$1"; }
 ENV_LINE="export PEBBLE_DIR=$(q "$DIR") PEBBLE_URL=https://127.0.0.1:$P/dir PEBBLE_CA_FILE=$(q "$DIR/pebble.crt") PEBBLE_MGMT=https://127.0.0.1:$M PEBBLE_ROOT=$(q "$DIR/root.pem") PEBBLE_HTTP_PORT=$H PEBBLE_TLS_PORT=$T CHALLTESTSRV=http://127.0.0.1:$C CHALLTESTSRV_DNS=127.0.0.1:$D"

@@ -2,8 +2,8 @@
 # Usage: swtpm-setup.sh DIR
 #
 # Starts a TPM 2.0 simulator (swtpm) with its state in DIR/state on a free loopback
-# port pair P (commands) and P+1 (control), waits until it answers, and prints one
-# shell line for eval (also written to DIR/env):
+# port pair P (commands) and P+1 (control), both reserved while it runs (scripts/ports.sh),
+# waits until it answers, and prints one shell line for eval (also written to DIR/env):
 #   eval "$(scripts/swtpm-setup.sh build/swtpm)"   ...   scripts/swtpm-down.sh build/swtpm
 # which sets ACME_AGENT_TCTI, TPM2TOOLS_TCTI and TPM2OPENSSL_TCTI to
 # swtpm:host=127.0.0.1,port=P.
@@ -18,10 +18,11 @@ set -euo pipefail
 die() { echo "swtpm-setup: $*" >&2; exit 1; }
 
 [ $# -eq 1 ] || die "usage: $0 DIR"
-for tool in swtpm:swtpm ss:iproute2 shuf:coreutils setsid:util-linux; do
+for tool in swtpm:swtpm ss:iproute2 shuf:coreutils setsid:util-linux flock:util-linux; do
   command -v "${tool%%:*}" >/dev/null || die "${tool%%:*} not found (apt-get install -y ${tool#*:})"
 done
 HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/ports.sh"
 mkdir -p "$1/state"
 DIR=$(cd "$1" && pwd)
 chmod 700 "$DIR/state"
@@ -45,23 +46,8 @@ if [ -f "$DIR/swtpm.pid" ] && alive "$(cat "$DIR/swtpm.pid" 2>/dev/null)"; then
 fi
 rm -f "$DIR/swtpm.pid" "$DIR/env"
 
-# free PORT: nothing listens on PORT or PORT+1.
-free() { [ -z "$(ss -Htln "( sport = :$1 or sport = :$(($1 + 1)) )")" ]; }
-
-pick_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$(shuf -i "$("$HERE/port-range.sh")" -n 1)
-    if free "$p"; then
-      PORT=$p
-      return
-    fi
-  done
-  die "no free port pair found in $("$HERE/port-range.sh")"
-}
-
 for attempt in 1 2 3 4; do # the first try plus up to 3 retries on a port race
-  if [ -n "${SWTPM_PORT:-}" ]; then PORT=$SWTPM_PORT; else pick_port; fi
+  if [ -n "${SWTPM_PORT:-}" ]; then PORT=$SWTPM_PORT; else reserve_port PORT $$ pair || die "no free port pair"; fi
   : >"$DIR/swtpm.log"
   # --daemon: swtpm binds both sockets before it forks, so a port taken in the meantime
   # shows as a non-zero exit here; the pid file is written by the daemon itself.
@@ -103,6 +89,7 @@ for attempt in 1 2 3 4; do # the first try plus up to 3 retries on a port race
   die "$status"
 done
 
+[ -n "${SWTPM_PORT:-}" ] || hand_over_ports "$(cat "$DIR/swtpm.pid")" "$PORT" $((PORT + 1))
 TCTI="swtpm:host=127.0.0.1,port=$PORT"
 ENV_LINE="export ACME_AGENT_TCTI=$TCTI TPM2TOOLS_TCTI=$TCTI TPM2OPENSSL_TCTI=$TCTI SWTPM_DIR=$(printf %q "$DIR")"
 echo "$ENV_LINE" >"$DIR/env"

@@ -31,7 +31,7 @@ run_doc() {
   name=$(basename "$page" .md)
   {
     declare -f doc_step start_named stop_named fail
-    echo "SCRIPTS='$SCRIPTS' WORK='$WORK' FAILURES=0; trap stop_named EXIT"
+    echo "SCRIPTS='$SCRIPTS' WORK='$WORK' FAILURES=0; source \"\$SCRIPTS/ports.sh\"; trap stop_named EXIT"
     doc_blocks "$page" sh
   } >"$WORK/$name.sh"
   if bash -euo pipefail "$WORK/$name.sh" >"$WORK/$name.log" 2>&1; then

@@ -4,6 +4,7 @@ set -euo pipefail
 
 : "${ACME_AGENT:?set by CTest}" "${ACME_AGENT_SOURCE_DIR:?}" "${ACME_AGENT_BINARY_DIR:?}"
 SCRIPTS=$ACME_AGENT_SOURCE_DIR/scripts
+source "$SCRIPTS/ports.sh"
 TEST_NAME=$(basename "$0" .sh)
 WORK=$ACME_AGENT_BINARY_DIR/test-scratch/$TEST_NAME-$$
 rm -rf "$WORK"
@@ -157,8 +158,7 @@ NAMED_PID=
 start_named() {
   local dir=$1 attempt port deadline
   for attempt in 1 2 3 4; do
-    port=$(shuf -i "$("$SCRIPTS/port-range.sh")" -n 1)
-    [ -z "$(ss -Htuln "sport = :$port")" ] || continue
+    reserve_port port $$ udp || break # for as long as this test runs
     sed -e "s|@PORT@|$port|g" "$dir/named.conf.in" >"$dir/named.conf"
     named -g -4 -n 1 -c "$dir/named.conf" </dev/null >"$dir/named.log" 2>&1 &
     NAMED_PID=$!
