@@ -98,8 +98,9 @@ for attempt in 1 2 3 4; do # the first try plus up to 3 retries on a port race
   P=${PEBBLE_PORT:-} M=${PEBBLE_MGMT_PORT:-} H=${PEBBLE_HTTP_PORT:-} T=${PEBBLE_TLS_PORT:-}
   D=${CHALLTESTSRV_DNS_PORT:-} C=${CHALLTESTSRV_MGMT_PORT:-}
   for v in P M H T D C; do [[ -z ${!v} || ${!v} =~ ^[1-9][0-9]{0,4}$ ]] || die "port '${!v}' is not a number"; done
-  # A fixed port is marked too, so that none of the random ones lands on it.
-  for v in P M H T D C; do [ -z "${!v}" ] || hand_over_ports $$ "${!v}"; done
+  # A fixed port is claimed too (unless a live process holds it, such as the Pebble whose
+  # exported PEBBLE_HTTP_PORT this one inherits), so that no random one lands on it.
+  for v in P M H T D C; do [ -z "${!v}" ] || port_owner_alive "${!v}" || port_claim "${!v}" $$; done
   for v in P M H T C; do [ -n "${!v}" ] || reserve_port $v $$ || die "no free port for Pebble"; done
   [ -n "$D" ] || reserve_port D $$ udp || die "no free port for pebble-challtestsrv"
 
@@ -157,8 +158,8 @@ done
 
 # From here the reservations last as long as the servers (H and T are bound only by the
 # agent, while it answers a challenge, and must not go to anyone else in between).
-hand_over_ports "$(cat "$DIR/pebble.pid")" "$P" "$M" "$H" "$T"
-hand_over_ports "$(cat "$DIR/challtestsrv.pid")" "$D" "$C"
+hand_over_ports $$ "$(cat "$DIR/pebble.pid")" "$P" "$M" "$H" "$T"
+hand_over_ports $$ "$(cat "$DIR/challtestsrv.pid")" "$D" "$C"
 
 q() { printf '%q' "$1"; }
 ENV_LINE="export PEBBLE_DIR=$(q "$DIR") PEBBLE_URL=https://127.0.0.1:$P/dir PEBBLE_CA_FILE=$(q "$DIR/pebble.crt") PEBBLE_MGMT=https://127.0.0.1:$M PEBBLE_ROOT=$(q "$DIR/root.pem") PEBBLE_HTTP_PORT=$H PEBBLE_TLS_PORT=$T CHALLTESTSRV=http://127.0.0.1:$C CHALLTESTSRV_DNS=127.0.0.1:$D"

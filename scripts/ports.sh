@@ -62,9 +62,9 @@ reserve_port() {
     port_free "$p" "$kind" || continue
     if [ "$kind" = pair ]; then
       if [ "$p" -ge 65535 ] || ! port_free $((p + 1)); then continue; fi
-      hand_over_ports "$owner" $((p + 1))
+      port_claim $((p + 1)) "$owner"
     fi
-    hand_over_ports "$owner" "$p"
+    port_claim "$p" "$owner"
     printf -v "$var" %s "$p"
     rc=0
     break
@@ -74,13 +74,19 @@ reserve_port() {
   return $rc
 }
 
-# hand_over_ports OWNER PORT...: the PORTs' reservations now belong to OWNER (for one
-# reserved by a script for the server it then starts).
-hand_over_ports() {
-  local owner=$1 p
-  shift
+# port_claim PORT OWNER: PORT is reserved for the process OWNER from now on, whoever held
+# it (reserve_port takes it under its lock; a caller may claim a port fixed by its user).
+port_claim() {
   mkdir -p "$PORTS_DIR" || return 1
+  echo "$2" >"$PORTS_DIR/$1.tmp.$$" && mv -f "$PORTS_DIR/$1.tmp.$$" "$PORTS_DIR/$1"
+}
+
+# hand_over_ports FROM TO PORT...: those of the PORTs that process FROM holds pass to TO
+# (a script's reservations, to the server it started).
+hand_over_ports() {
+  local from=$1 to=$2 p
+  shift 2
   for p in "$@"; do
-    echo "$owner" >"$PORTS_DIR/$p.tmp.$$" && mv -f "$PORTS_DIR/$p.tmp.$$" "$PORTS_DIR/$p"
+    [ "$(cat "$PORTS_DIR/$p" 2>/dev/null)" != "$from" ] || port_claim "$p" "$to" || return 1
   done
 }

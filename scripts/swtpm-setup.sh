@@ -89,7 +89,7 @@ for attempt in 1 2 3 4; do # the first try plus up to 3 retries on a port race
   die "$status"
 done
 
-[ -n "${SWTPM_PORT:-}" ] || hand_over_ports "$(cat "$DIR/swtpm.pid")" "$PORT" $((PORT + 1))
+hand_over_ports $$ "$(cat "$DIR/swtpm.pid")" "$PORT" $((PORT + 1))
 TCTI="swtpm:host=127.0.0.1,port=$PORT"
 ENV_LINE="export ACME_AGENT_TCTI=$TCTI TPM2TOOLS_TCTI=$TCTI TPM2OPENSSL_TCTI=$TCTI SWTPM_DIR=$(printf %q "$DIR")"
 echo "$ENV_LINE" >"$DIR/env"

@@ -62,7 +62,24 @@ for p in "$PEBBLE_HTTP_PORT" "$PEBBLE_TLS_PORT"; do
     fail "port $p: owner '$(cat "$PORTS_DIR/$p" 2>/dev/null)', Pebble is $PID; bound: $(ss -Htln "sport = :$p")"
   fi
 done
+# A second Pebble inherits the exported ports: the first keeps them; its own are its own.
+FIRST=$PEBBLE_DIR
+setup_pebble pebble2
+[ "$(cat "$PORTS_DIR/$PEBBLE_HTTP_PORT")" = "$PID" ] && pass "a second Pebble leaves the first's port $PEBBLE_HTTP_PORT alone" ||
+  fail "port $PEBBLE_HTTP_PORT went from $PID to $(cat "$PORTS_DIR/$PEBBLE_HTTP_PORT")"
+P2=${PEBBLE_URL#https://127.0.0.1:} P2=${P2%/dir} PID2=$(cat "$PEBBLE_DIR/pebble.pid")
+[ "$(cat "$PORTS_DIR/$P2")" = "$PID2" ] && pass "the second Pebble holds its own port $P2" ||
+  fail "port $P2: owner '$(cat "$PORTS_DIR/$P2")', the second Pebble is $PID2"
+"$SCRIPTS/pebble-down.sh" "$PEBBLE_DIR"
+PEBBLE_DIR=$FIRST
 "$SCRIPTS/pebble-down.sh" "$PEBBLE_DIR"
 port_free "$PEBBLE_HTTP_PORT" && pass "Pebble stopped: port $PEBBLE_HTTP_PORT free again" ||
   fail "port $PEBBLE_HTTP_PORT still reserved after pebble-down"
+
+# swtpm's pair: both ports held by the swtpm process.
+setup_tpm
+T=${ACME_AGENT_TCTI##*port=} TPID=$(cat "$SWTPM_DIR/swtpm.pid")
+[ "$(cat "$PORTS_DIR/$T")" = "$TPID" ] && [ "$(cat "$PORTS_DIR/$((T + 1))")" = "$TPID" ] &&
+  pass "swtpm (pid $TPID) holds ports $T and $((T + 1))" ||
+  fail "swtpm ports $T/$((T + 1)): owners '$(cat "$PORTS_DIR/$T")' '$(cat "$PORTS_DIR/$((T + 1))")', swtpm is $TPID"
 finish
