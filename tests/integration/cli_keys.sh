@@ -68,6 +68,6 @@ for c in "" "key" "key generate" "key list" "key show" "key delete" "account" "a
   # shellcheck disable=SC2086
   run_agent 0 "$A" $c --help && contains "$OUT" "Usage" || fail "--help of '$c'"
 done
-"$A" --version | grep -q "^acme-agent " || fail "--version"
+run_agent 0 "$A" --version && grep -q "^acme-agent " "$OUT" || fail "--version: $(cat "$OUT")"
 pass "delete, --help, --version"
 finish

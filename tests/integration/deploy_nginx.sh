@@ -82,7 +82,7 @@ no_pin_in() { # DIR PID: the PIN in no log under DIR and not in the process's ar
   local pin
   pin=$(cat "$PIN_FILE")
   ! grep -rqF -- "$pin" "$1/logs" || fail "the PIN is in $1/logs"
-  ! tr '\0' ' ' <"/proc/$2/cmdline" | grep -qF -- "$pin" || fail "the PIN is in nginx's argv"
+  [[ $(tr '\0' ' ' <"/proc/$2/cmdline") != *"$pin"* ]] || fail "the PIN is in nginx's argv"
 }
 
 FULLCHAIN=$WORK/site/fullchain.pem

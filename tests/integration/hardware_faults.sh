@@ -46,7 +46,9 @@ run_agent 5 "${AGENT[@]}" issue --key "$NOTOKEN" -d a.example.com --http-port "$
   untouched "token missing" && pass "(a) token missing: exit 5, tokens present listed, nothing made"
 
 # ---- (c) a module that fails ----
-NOTMOD=$(/sbin/ldconfig -p | awk '$1 == "libz.so.1" {print $NF; exit}') # a shared library, not a module
+# (awk reads to the end: an early exit would kill ldconfig with SIGPIPE, failing the
+# pipeline under pipefail, and set -e would end the test without a word)
+NOTMOD=$(/sbin/ldconfig -p | awk '$1 == "libz.so.1" && !found {print $NF; found = 1}') # a shared library, not a module
 [ -n "$NOTMOD" ] || fail "no libz.so.1 found by ldconfig -p"
 run_agent 6 "${AGENT[@]}" issue --key "${CERT/module-path=$ACME_AGENT_PKCS11_MODULE/module-path=$NOTMOD}" \
   -d c.example.com --http-port "$HTTP" && contains "$ERR" "$NOTMOD is not a PKCS#11 module" &&

@@ -24,6 +24,8 @@ cleanup() {
   return 0
 }
 trap cleanup EXIT
+# set -e ends a test at the first unchecked failure; say where, or the log just stops.
+trap 'echo "FAIL: $TEST_NAME aborted (exit $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
 
 fail() { echo "FAIL: $*" >&2; FAILURES=$((FAILURES + 1)); }
 pass() { echo "ok: $*"; }
