@@ -31,12 +31,8 @@ DIR=$(cd "$1" && pwd)
 TIMEOUT=${PEBBLE_UP_TIMEOUT:-20}
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "PEBBLE_UP_TIMEOUT must be a positive number of seconds"
 
-# alive NAME: the process in DIR/NAME.pid exists and is not a zombie.
-alive() {
-  local pid
-  pid=$(cat "$DIR/$1.pid" 2>/dev/null) && [ -n "$pid" ] && [ -d "/proc/$pid" ] &&
-    ! grep -qs '^State:[[:space:]]*Z' "/proc/$pid/status"
-}
+# alive NAME: the process in DIR/NAME.pid is alive (pid_alive: scripts/ports.sh).
+alive() { pid_alive "$(cat "$DIR/$1.pid" 2>/dev/null)"; }
 
 for f in pebble challtestsrv; do
   if alive $f; then

@@ -34,11 +34,15 @@ port_range() {
   fi
 }
 
-# port_owner_alive PORT: PORT is reserved by a live (non-zombie) process.
+# pid_alive PID: a live process; a zombie counts as gone (in some sandboxes PID 1 never
+# reaps an orphaned daemon).
+pid_alive() {
+  [[ $1 =~ ^[0-9]+$ ]] && [ -d "/proc/$1" ] && ! grep -qs '^State:[[:space:]]*Z' "/proc/$1/status"
+}
+
+# port_owner_alive PORT: PORT is reserved by a live process.
 port_owner_alive() {
-  local pid
-  pid=$(cat "$PORTS_DIR/$1" 2>/dev/null) && [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ] &&
-    ! grep -qs '^State:[[:space:]]*Z' "/proc/$pid/status"
+  pid_alive "$(cat "$PORTS_DIR/$1" 2>/dev/null)"
 }
 
 # port_free PORT [udp]: neither reserved by a live process nor bound (TCP; UDP as well

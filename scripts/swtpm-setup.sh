@@ -34,10 +34,9 @@ if [ -n "${SWTPM_PORT:-}" ]; then
   fi
 fi
 
-# alive PID: a live swtpm process (a zombie counts as gone: PID 1 may not reap here).
+# alive PID: a live swtpm process (pid_alive: scripts/ports.sh).
 alive() {
-  [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] || return 1
-  grep -qs '^State:[[:space:]]*Z' "/proc/$1/status" && return 1
+  pid_alive "$1" || return 1
   [ "$(tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | head -n 1 | xargs -r basename)" = swtpm ]
 }
 

@@ -77,7 +77,6 @@ struct Options : config::CertificateSettings {
     bool state_dir_given = false;
 };
 
-// What a command returns: JSON for --json, and the text a person reads.
 // The failures of a command over several items (issue --batch, renew --all, run): how
 // many, and the first in input order with its label.
 struct Failures {
@@ -96,6 +95,7 @@ struct Failures {
     [[nodiscard]] std::optional<Error> summary(std::size_t total, std::string_view noun = "") const;
 };
 
+// What a command returns: JSON for --json, and the text a person reads.
 struct Output {
     json data = json::object();
     std::string text;
