@@ -87,6 +87,7 @@ Result<KeyPtr> load(const KeyUri& uri, const std::string& pem) {
 
 class FileKeystore final : public Keystore {
   public:
+    using Keystore::generate;
     Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg) override {
         const std::string path = *uri.path_attr("path");
         if (std::filesystem::exists(path))

@@ -24,10 +24,19 @@ Result<KeyPtr> Registry::open(const KeyUri& uri) {
     return (*ks)->open(uri);
 }
 
-Result<KeyPtr> Registry::generate(const KeyUri& uri, KeyAlgorithm alg) {
+Result<KeyPtr> Keystore::generate(const KeyUri& uri, KeyAlgorithm algorithm,
+                                  const KeyOptions& options) {
+    if (options.always_authenticate)
+        return fail(Errc::unsupported, "key generate",
+                    "per-signature login (always-authenticate) is a PKCS#11 key attribute; " +
+                        uri.scheme() + ": keys cannot have it");
+    return generate(uri, algorithm);
+}
+
+Result<KeyPtr> Registry::generate(const KeyUri& uri, KeyAlgorithm alg, const KeyOptions& options) {
     auto ks = keystore_for(uri);
     if (!ks) return std::unexpected(ks.error());
-    return (*ks)->generate(uri, alg);
+    return (*ks)->generate(uri, alg, options);
 }
 
 }  // namespace keystore

@@ -12,6 +12,13 @@
 
 namespace keystore {
 
+// What a new key is asked to be beyond its algorithm.
+struct KeyOptions {
+    // PKCS#11 CKA_ALWAYS_AUTHENTICATE: the token wants the PIN again (a context-specific
+    // login) before every signature, as smart cards and PIV slot 9c keys do.
+    bool always_authenticate = false;
+};
+
 struct KeyInfo {
     KeyUri uri;
     KeyAlgorithm algorithm{};
@@ -22,6 +29,10 @@ class Keystore {
     virtual ~Keystore() = default;
     // Creates a new key inside the backend. Errc::exists if the URI's object is there.
     virtual Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm algorithm) = 0;
+    // generate() with options. A backend that cannot honour an option says so
+    // (Errc::unsupported) rather than making a key without it.
+    virtual Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm algorithm,
+                                    const KeyOptions& options);
     // Opens an existing key. Errc::not_found if none matches.
     virtual Result<KeyPtr> open(const KeyUri& uri) = 0;
     // The keys under a token / directory / TPM the URI names.
@@ -43,7 +54,7 @@ class Registry {
 
     // Conveniences over keystore_for().
     Result<KeyPtr> open(const KeyUri& uri);
-    Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg);
+    Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg, const KeyOptions& options = {});
 
   private:
     std::map<std::string, Factory, std::less<>> factories_;

@@ -159,6 +159,33 @@ class Token {
         return {};
     }
 
+    // The context-specific login (PKCS#11 v2.40 section 5.2) a CKA_ALWAYS_AUTHENTICATE key
+    // needs between C_SignInit and C_Sign on session `s`. The PIN is resolved once and kept
+    // for the token's life (a prompt per signature would be a dozen prompts per order); a
+    // wrong PIN is remembered like the user login's and never tried again.
+    Result<void> context_login(CK_SESSION_HANDLE s, const KeyUri& uri) {
+        std::lock_guard lock(login_mutex_);
+        if (context_error_) return std::unexpected(*context_error_);
+        if (!context_pin_) {
+            auto pin = keystore::resolve_pin(uri, "PIN for token '" + label() + "'");
+            if (!pin) return std::unexpected(pin.error());
+            context_pin_ = std::move(*pin);
+        }
+        auto* p = reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(context_pin_->reveal().data()));
+        const CK_RV rv = fn()->C_Login(s, CKU_CONTEXT_SPECIFIC, p, context_pin_->reveal().size());
+        if (rv == CKR_OK) return {};
+        std::string what = "per-signature login to token '" + label() + "'";
+        if (rv == CKR_PIN_INCORRECT)
+            what = "wrong PIN for the per-signature login to token '" + label() +
+                   "' (not retried; each wrong try counts toward the token's lockout)";
+        auto e = call_failed("C_Login(CKU_CONTEXT_SPECIFIC)", rv, what);
+        if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED) {
+            context_error_ = e.error();
+            context_pin_.reset();
+        }
+        return e;
+    }
+
   private:
     std::unexpected<keystore::Error> remember(std::unexpected<keystore::Error> e) {
         login_error_ = e.error();
@@ -181,6 +208,8 @@ class Token {
     std::mutex login_mutex_;
     CK_SESSION_HANDLE login_session_ = CK_INVALID_HANDLE;
     std::optional<keystore::Error> login_error_;
+    std::optional<keystore::Secret> context_pin_;
+    std::optional<keystore::Error> context_error_;
 };
 
 // Reads one variable-length attribute. std::nullopt when the token refuses (sensitive,
@@ -255,12 +284,14 @@ Result<ObjectQuery> object_query(const KeyUri& uri) {
 
 class Pkcs11Key final : public keystore::Key {
   public:
-    Pkcs11Key(std::shared_ptr<Token> token, KeyUri uri, KeyAlgorithm alg, Bytes spki, Bytes id)
+    Pkcs11Key(std::shared_ptr<Token> token, KeyUri uri, KeyAlgorithm alg, Bytes spki, Bytes id,
+              bool always_authenticate)
         : token_(std::move(token)),
           uri_(std::move(uri)),
           alg_(alg),
           spki_(std::move(spki)),
-          id_(std::move(id)) {}
+          id_(std::move(id)),
+          always_authenticate_(always_authenticate) {}
 
     KeyAlgorithm algorithm() const override { return alg_; }
     const Bytes& public_key_der() const override { return spki_; }
@@ -286,6 +317,12 @@ class Pkcs11Key final : public keystore::Key {
         if (CK_RV rv = fn->C_SignInit(lease->get(), &mech, *handle); rv != CKR_OK) {
             lease->broken();
             return token_->call_failed("C_SignInit", rv, uri_.to_string());
+        }
+        if (always_authenticate_) {
+            if (auto l = token_->context_login(lease->get(), uri_); !l) {
+                lease->broken();  // the session holds an operation that was never finished
+                return std::unexpected(l.error());
+            }
         }
         Bytes sig(want);
         CK_ULONG len = sig.size();
@@ -327,6 +364,7 @@ class Pkcs11Key final : public keystore::Key {
         flag("extractable", CKA_EXTRACTABLE);
         flag("never-extractable", CKA_NEVER_EXTRACTABLE);
         flag("local", CKA_LOCAL);
+        flag("always-authenticate", CKA_ALWAYS_AUTHENTICATE);
         std::string usage;
         const std::pair<const char*, CK_ATTRIBUTE_TYPE> uses[] = {
             {"sign", CKA_SIGN},
@@ -371,6 +409,7 @@ class Pkcs11Key final : public keystore::Key {
     KeyAlgorithm alg_;
     Bytes spki_;
     Bytes id_;
+    bool always_authenticate_;
     mutable std::mutex mutex_;
     mutable CK_OBJECT_HANDLE handle_ = CK_INVALID_HANDLE;
 };
@@ -571,6 +610,11 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
     }
 
     Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg) override {
+        return generate(uri, alg, keystore::KeyOptions{});
+    }
+
+    Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg,
+                            const keystore::KeyOptions& options) override {
         auto token = token_for(uri);
         if (!token) return std::unexpected(token.error());
         auto q = object_query(uri);
@@ -627,6 +671,7 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
             {CKA_DECRYPT, &kFalse, 1},     {CKA_UNWRAP, &kFalse, 1},
             {CKA_DERIVE, &kFalse, 1},      {CKA_LABEL, label.data(), label.size()},
             {CKA_ID, id.data(), id.size()}};
+        if (options.always_authenticate) priv.push_back({CKA_ALWAYS_AUTHENTICATE, &kTrue, 1});
         CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE;
         CK_OBJECT_HANDLE hpriv = CK_INVALID_HANDLE;
         if (CK_RV rv = fn->C_GenerateKeyPair(s, &mech, pub.data(), pub.size(), priv.data(),
@@ -635,7 +680,8 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
             return rv_fail("C_GenerateKeyPair", rv,
                            std::string(keystore::algorithm_name(alg)) + " on token '" +
                                (*token)->label() + "'");
-        // Trust, but verify: the token must say the key was born sensitive and unexportable.
+        // Trust, but verify: the token must say the key was born sensitive and unexportable,
+        // and asks for the PIN before each signature when that was asked for.
         for (auto t : {CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_SENSITIVE})
             if (!get_bool(fn, s, hpriv, t).value_or(false)) {
                 fn->C_DestroyObject(s, hpriv);
@@ -644,10 +690,20 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
                             "the token did not keep the new key sensitive and non-extractable; "
                             "the key was destroyed");
             }
+        if (options.always_authenticate &&
+            !get_bool(fn, s, hpriv, CKA_ALWAYS_AUTHENTICATE).value_or(false)) {
+            fn->C_DestroyObject(s, hpriv);
+            fn->C_DestroyObject(s, hpub);
+            return fail(Errc::unsupported, "C_GenerateKeyPair",
+                        "token '" + (*token)->label() +
+                            "' did not keep CKA_ALWAYS_AUTHENTICATE on the new key; the key was "
+                            "destroyed");
+        }
         KeyUri full = canonical_uri(uri, **token, label, id);
         auto pk = public_key_of(fn, s, hpriv, id);
         if (!pk) return std::unexpected(pk.error());
-        return std::make_shared<Pkcs11Key>(*token, full, pk->first, std::move(pk->second), id);
+        return std::make_shared<Pkcs11Key>(*token, full, pk->first, std::move(pk->second), id,
+                                           options.always_authenticate);
     }
 
     Result<KeyPtr> open(const KeyUri& uri) override {
@@ -676,7 +732,10 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
         auto pk = public_key_of(fn, lease->get(), found->front(), id);
         if (!pk) return std::unexpected(pk.error());
         KeyUri full = canonical_uri(uri, **token, std::string(label.begin(), label.end()), id);
-        return std::make_shared<Pkcs11Key>(*token, full, pk->first, std::move(pk->second), id);
+        const bool always_auth =
+            get_bool(fn, lease->get(), found->front(), CKA_ALWAYS_AUTHENTICATE).value_or(false);
+        return std::make_shared<Pkcs11Key>(*token, full, pk->first, std::move(pk->second), id,
+                                           always_auth);
     }
 
     Result<std::vector<KeyInfo>> list(const KeyUri& uri) override {

@@ -343,6 +343,7 @@ class TpmKeystore final : public keystore::Keystore {
   public:
     explicit TpmKeystore(std::string tcti) : conn_(std::make_shared<Connection>(std::move(tcti))) {}
 
+    using keystore::Keystore::generate;
     Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg) override {
         auto tmpl = signing_template(alg);
         if (!tmpl) return std::unexpected(tmpl.error());

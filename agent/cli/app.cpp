@@ -83,6 +83,9 @@ int run(int argc, char** argv) {
     kgen->add_option("--type", o.type,
                      std::string("algorithm: ") + std::string(keystore::algorithm_names()))
         ->required();
+    kgen->add_flag("--always-auth", o.always_auth,
+                   "PKCS#11: the token asks for the PIN (from the URI's pin-source) before every "
+                   "signature (CKA_ALWAYS_AUTHENTICATE), as smart cards do");
     bind(kgen, key_generate);
     auto* klist = key->add_subcommand("list", "list the keys of a token or directory");
     klist->add_option("--key", o.key, "token URI (pkcs11:token=...) or file:DIR")->required();

@@ -46,6 +46,7 @@ struct Options : config::CertificateSettings {
 
     std::string key;
     std::string type;
+    bool always_auth = false;  // key generate --always-auth
     std::string account_key;
     std::vector<std::string> emails;
     bool agree_tos = false;

@@ -13,7 +13,7 @@ Result<Output> key_generate(const Options& o, keystore::Registry& reg) {
         return fail(Errc::usage, "--type",
                     "unknown algorithm '" + o.type + "'; choose one of " +
                         std::string(keystore::algorithm_names()));
-    auto key = reg.generate(*uri, *alg);
+    auto key = reg.generate(*uri, *alg, {.always_authenticate = o.always_auth});
     if (!key) return std::unexpected(key.error());
     Output out;
     out.data = {{"uri", (*key)->uri().to_string()}, {"algorithm", keystore::algorithm_name(*alg)}};
