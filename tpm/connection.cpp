@@ -6,9 +6,13 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include <openssl/crypto.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 namespace tpm {
@@ -61,9 +65,8 @@ keystore::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view w
                       "toward the TPM's dictionary-attack lockout) [" +
                       decoded + "]";
         } else if (auth == AuthOf::owner) {
-            message +=
-                " (the owner hierarchy has an authorization value; acme-agent needs an "
-                "empty owner auth)";
+            code = Errc::pin_incorrect;
+            message += " (wrong owner password from owner-auth-source; not retried)";
         }
     } else if (base == TPM2_RC_LOCKOUT) {
         code = Errc::pin_locked;
@@ -253,6 +256,7 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
     }
     // The transient primary: the same key every time (same template, same owner seed).
     make_room(g, 1);
+    if (auto a = use_owner_auth(g); !a) return std::unexpected(a.error());
     TPM2B_SENSITIVE_CREATE sensitive{};
     const TPM2B_PUBLIC tmpl = srk_template();
     const TPM2B_DATA outside{};
@@ -270,6 +274,56 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
     out.owned = Object(ref_, tr, Object::Kind::transient);
     out.tr = tr;
     return out;
+}
+
+void Connection::set_owner_auth(Guard& /*locked*/, keystore::Secret auth) {
+    owner_auth_ = std::move(auth);
+}
+
+std::optional<std::uint32_t> Connection::lockout_interval(Guard& g) {
+    TPMS_CAPABILITY_DATA* raw = nullptr;
+    if (!g.esys() || Esys_GetCapability(g.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                        TPM2_CAP_TPM_PROPERTIES, TPM2_PT_LOCKOUT_INTERVAL, 1,
+                                        nullptr, &raw) != TSS2_RC_SUCCESS)
+        return std::nullopt;
+    std::optional<std::uint32_t> out;
+    const auto& props = raw->data.tpmProperties;
+    if (props.count == 1 && props.tpmProperty[0].property == TPM2_PT_LOCKOUT_INTERVAL)
+        out = props.tpmProperty[0].value;
+    Esys_Free(raw);
+    return out;
+}
+
+Result<void> Connection::use_owner_auth(Guard& g) {
+    if (!g.esys()) return {};
+    if (owner_auth_.empty()) {
+        // Trying an empty owner auth on a TPM that has one would cost a dictionary-attack
+        // strike: ask the TPM first (TPMA_PERMANENT ownerAuthSet, no authorization needed).
+        TPMS_CAPABILITY_DATA* raw = nullptr;
+        if (!owner_auth_set_ &&
+            Esys_GetCapability(g.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                               TPM2_CAP_TPM_PROPERTIES, TPM2_PT_PERMANENT, 1, nullptr,
+                               &raw) == TSS2_RC_SUCCESS) {
+            const auto& props = raw->data.tpmProperties;
+            owner_auth_set_ = props.count == 1 &&
+                              props.tpmProperty[0].property == TPM2_PT_PERMANENT &&
+                              (props.tpmProperty[0].value & TPMA_PERMANENT_OWNERAUTHSET);
+            Esys_Free(raw);
+        }
+        if (owner_auth_set_.value_or(false))
+            return keystore::fail(
+                Errc::usage, "tpm2",
+                "the TPM's owner hierarchy has a password (it was provisioned with one); add "
+                "?owner-auth-source=file:PATH, a 0600 file holding it, to the key URI");
+        return {};
+    }
+    TPM2B_AUTH a{};
+    a.size = static_cast<UINT16>(std::min(owner_auth_.reveal().size(), sizeof a.buffer));
+    std::memcpy(a.buffer, owner_auth_.reveal().data(), a.size);
+    const TSS2_RC rc = Esys_TR_SetAuth(g.esys(), ESYS_TR_RH_OWNER, &a);
+    OPENSSL_cleanse(a.buffer, sizeof a.buffer);
+    if (rc != TSS2_RC_SUCCESS) return std::unexpected(tss_error("Esys_TR_SetAuth", rc, "owner"));
+    return {};
 }
 
 Result<ESYS_TR> Connection::hmac_session(Guard& g, ESYS_TR salt_key) {

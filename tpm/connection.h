@@ -139,6 +139,17 @@ class Connection {
     // or 0 for "the persistent SRK if there is one, else the transient primary".
     keystore::Result<Parent> parent(Guard& g, std::uint32_t handle);
 
+    // The owner hierarchy's authorization value, for a TPM provisioned with one
+    // (tpm2_changeauth -c owner): creating the storage primary and making a key persistent
+    // need it. Kept for the connection's life (it is the TPM's, not a key's); use_owner_auth()
+    // hands it to ESAPI before each command that authorizes with the owner hierarchy.
+    void set_owner_auth(Guard& g, keystore::Secret auth);
+    // TPM2_PT_LOCKOUT_INTERVAL: seconds until the TPM forgives one failed authorization
+    // (and so, in lockout, until the next try is allowed); nullopt if it will not say.
+    std::optional<std::uint32_t> lockout_interval(Guard& g);
+    // Errc::usage, before any try, when the TPM has an owner password and none was given.
+    keystore::Result<void> use_owner_auth(Guard& g);
+
     // A salted, unbound HMAC session with AES-128-CFB parameter encryption (decrypt: the
     // first command parameter travels encrypted), salted with the SRK (or `salt`, a loaded
     // storage key); started on first use and kept; drop_session() after any failure that
@@ -171,6 +182,8 @@ class Connection {
     std::optional<bool> srk_persistent_;
     Object srk_tr_;   // ESAPI metadata of the persistent SRK (no TPM slot)
     Object session_;  // the salted HMAC session
+    keystore::Secret owner_auth_;
+    std::optional<bool> owner_auth_set_;  // TPMA_PERMANENT ownerAuthSet, asked once
     struct Entry {
         std::uint64_t key_id;
         Object object;

@@ -295,6 +295,11 @@ class TpmKey final : public keystore::Key {
             if (auth_.empty())
                 e.message += "; the key has an auth value: add ?pin-source=file:PATH to its URI";
             auth_error_ = e;  // a wrong auth value is tried once per Key (SECURITY.md rule 11)
+        } else if (e.code == Errc::pin_locked) {
+            if (auto s = conn_->lockout_interval(g))
+                e.message += "; this TPM forgives one failure every " + std::to_string(*s) +
+                             " s (TPM2_PT_LOCKOUT_INTERVAL): the next try is allowed in at most " +
+                             std::to_string(*s) + " s";
         }
         if (is_no_object(rc)) conn_->evict(g, id_);  // reload next time
         conn_->note_failure(g, rc);
@@ -345,6 +350,7 @@ class TpmKeystore final : public keystore::Keystore {
 
     using keystore::Keystore::generate;
     Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg) override {
+        if (auto o = take_owner_auth(uri); !o) return std::unexpected(o.error());
         auto tmpl = signing_template(alg);
         if (!tmpl) return std::unexpected(tmpl.error());
         if (auto path = uri.path_attr("path")) return generate_file(uri, *path, alg, *tmpl);
@@ -352,6 +358,7 @@ class TpmKeystore final : public keystore::Keystore {
     }
 
     Result<KeyPtr> open(const KeyUri& uri) override {
+        if (auto o = take_owner_auth(uri); !o) return std::unexpected(o.error());
         if (auto path = uri.path_attr("path")) return open_file(uri, *path);
         auto h = parse_handle(uri);
         if (!h) return std::unexpected(h.error());
@@ -398,6 +405,7 @@ class TpmKeystore final : public keystore::Keystore {
                     "not a TSS2 key file; refusing to delete it (" + f.error().message + ")");
             return keystore::remove_file_durable(*path);
         }
+        if (auto o = take_owner_auth(uri); !o) return std::unexpected(o.error());
         auto h = parse_handle(uri);
         if (!h) return std::unexpected(h.error());
         auto g = conn_->lock();
@@ -415,6 +423,7 @@ class TpmKeystore final : public keystore::Keystore {
                         "the object at " + hex32(*h) +
                             " is not an unrestricted signing key; refusing to evict it");
         ESYS_TR none = ESYS_TR_NONE;
+        if (auto a = conn_->use_owner_auth(*g); !a) return std::unexpected(a.error());
         if (TSS2_RC rc = Esys_EvictControl(g->esys(), ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD,
                                            ESYS_TR_NONE, ESYS_TR_NONE, *h, &none);
             rc != TSS2_RC_SUCCESS) {
@@ -451,6 +460,22 @@ class TpmKeystore final : public keystore::Keystore {
     }
 
   private:
+    // ?owner-auth-source=file:PATH: the owner password of a provisioned TPM (same rules as
+    // pin-source), handed to the connection, which uses it for the storage primary and
+    // EvictControl.
+    Result<void> take_owner_auth(const KeyUri& uri) {
+        auto source = uri.query_attr("owner-auth-source");
+        if (!source) return {};
+        KeyUri only_source = uri;
+        only_source.set_query_attr("pin-source", *source);
+        auto auth = auth_value(only_source, "owner password of the TPM", true);
+        if (!auth) return std::unexpected(auth.error());
+        auto g = conn_->lock();
+        if (!g) return std::unexpected(g.error());
+        conn_->set_owner_auth(*g, std::move(*auth));
+        return {};
+    }
+
     Result<KeyPtr> generate_file(const KeyUri& uri, const std::string& path, KeyAlgorithm alg,
                                  const TPM2B_PUBLIC& tmpl) {
         std::error_code ec;
@@ -525,6 +550,7 @@ class TpmKeystore final : public keystore::Keystore {
         }
         Object transient(g->ref(), loaded, Object::Kind::transient);
         ESYS_TR persistent = ESYS_TR_NONE;
+        if (auto a = conn_->use_owner_auth(*g); !a) return std::unexpected(a.error());
         if (TSS2_RC rc = Esys_EvictControl(g->esys(), ESYS_TR_RH_OWNER, loaded, ESYS_TR_PASSWORD,
                                            ESYS_TR_NONE, ESYS_TR_NONE, *h, &persistent);
             rc != TSS2_RC_SUCCESS) {

@@ -11,6 +11,10 @@
 # (f) TPM dictionary-attack lockout (max-tries 1): a wrong auth value exit 7 and the TPM's
 #     failure counter up by exactly one, then even the right one exit 8 with the way out
 #     (tpm2_dictionarylockout --clear-lockout), which works;
+# (g) a provisioned TPM (owner password set): key generate without owner-auth-source says
+#     what is missing (exit 2) before any try (the lockout counter unchanged); with it the
+#     key is made and issues; a wrong owner password exit 7 (swtpm does not count owner
+#     auth failures toward the lockout: measured, the counter stays);
 # (e) swtpm gone mid-run: exit 10, key file intact; swtpm back on the same state: issues.
 # SoftHSM 2.6 never locks a PIN nor fails C_Initialize / C_Sign, so (c) and (d) go through
 # tests/tools/p11shim, a module forwarding to SoftHSM that injects those answers.
@@ -143,6 +147,7 @@ run_agent 7 "${AGENT[@]}" issue --key "$DEV?pin-source=file:$WORK/wrong.auth" -d
   untouched "wrong TPM auth" && pass "(f) wrong TPM auth value: exit 7, one failure counted"
 run_agent 8 "${AGENT[@]}" issue --key "$DEV?pin-source=file:$WORK/right.auth" -d f.example.com --http-port "$HTTP" &&
   contains "$ERR" "dictionary-attack lockout" && contains "$ERR" "tpm2_dictionarylockout --clear-lockout" &&
+  contains "$ERR" "the next try is allowed in at most 600 s" &&
   untouched "TPM lockout" && pass "(f) TPM in lockout: exit 8, even with the right auth, the way out named"
 tpm2_dictionarylockout --clear-lockout >/dev/null
 # Back to the defaults: a TPM counts a shutdown that was not orderly (swtpm killed, below)
@@ -151,6 +156,30 @@ tpm2_dictionarylockout --setup-parameters "${DA_DEFAULTS[@]}" >/dev/null
 run_agent 0 "${AGENT[@]}" issue --key "$DEV?pin-source=file:$WORK/right.auth" -d f.example.com --http-port "$HTTP" &&
   verify_cert "$STATE/live/f.example.com" "$DEV?pin-source=file:$WORK/right.auth" &&
   pass "(f) after tpm2_dictionarylockout --clear-lockout the same key issues"
+STATE0=$(tree_digest "$STATE")
+
+# ---- (g) a provisioned TPM: an owner password ----
+printf 'owner-pass' >"$WORK/owner.auth"
+printf 'not-the-owner' >"$WORK/owner-wrong.auth"
+chmod 600 "$WORK/owner.auth" "$WORK/owner-wrong.auth"
+tpm2_changeauth -c owner owner-pass
+TRIES=$(lockout_counter)
+run_agent 2 "$A" key generate --key "tpm2:path=$WORK/own.tss" --type ec-p256 &&
+  contains "$ERR" "owner-auth-source=file:" &&
+  expect "(g) no owner auth given: the lockout counter moved $TRIES -> $(lockout_counter)" \
+    [ "$(lockout_counter)" = "$TRIES" ] &&
+  expect "(g) a key file was left behind" [ ! -e "$WORK/own.tss" ] &&
+  pass "(g) owner password set, none given: exit 2 naming owner-auth-source, no try spent"
+run_agent 7 "$A" key generate --key "tpm2:path=$WORK/own.tss?owner-auth-source=file:$WORK/owner-wrong.auth" --type ec-p256 &&
+  contains "$ERR" "wrong owner password" &&
+  pass "(g) a wrong owner password: exit 7, named"
+OWN="tpm2:path=$WORK/own.tss?owner-auth-source=file:$WORK/owner.auth"
+run_agent 0 "$A" key generate --key "$OWN" --type ec-p256 &&
+  run_agent 0 "${AGENT[@]}" issue --key "$OWN" -d g.example.com --http-port "$HTTP" &&
+  verify_cert "$STATE/live/g.example.com" "$OWN" &&
+  pass "(g) with owner-auth-source the key is made under the owner hierarchy and issues"
+tpm2_changeauth -c owner -p owner-pass
+tpm2_dictionarylockout --clear-lockout >/dev/null
 STATE0=$(tree_digest "$STATE")
 
 # ---- (e) swtpm gone mid-run ----
