@@ -141,6 +141,24 @@ Result<std::shared_ptr<Module>> Module::get(const std::string& path) {
     return m;
 }
 
+Result<void> Module::reinitialize(std::uint64_t seen) {
+    std::lock_guard lock(reinit_mutex_);
+    if (generation_.load() != seen) return {};
+    if (finalize_) {
+        fn_->C_Finalize(nullptr);
+        CK_C_INITIALIZE_ARGS args{};
+        args.flags = CKF_OS_LOCKING_OK;
+        if (CK_RV rv = fn_->C_Initialize(&args); rv != CKR_OK) {
+            // Not initialized now: the next try initializes again (finalize_ stays true).
+            return keystore::fail(Errc::token_absent, "C_Initialize",
+                                  "module " + path_ + " cannot reach its token: " + rv_name(rv),
+                                  rv);
+        }
+    }
+    generation_.fetch_add(1);
+    return {};
+}
+
 Module::~Module() {
     if (fn_ && finalize_) fn_->C_Finalize(nullptr);
     if (handle_) ::dlclose(handle_);

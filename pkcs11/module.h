@@ -8,7 +8,10 @@
 #define CK_PTR *
 #include <p11-kit/pkcs11.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace pkcs11 {
@@ -33,6 +36,13 @@ class Module {
     Module& operator=(const Module&) = delete;
 
     [[nodiscard]] CK_FUNCTION_LIST* fn() const { return fn_; }
+
+    // C_Finalize then C_Initialize again, for a module that lost its device: a client
+    // module (p11-kit-client.so, a network HSM's library) reconnects only then. Every
+    // session of the module is gone afterwards. `seen` is the generation() in which the
+    // caller's call failed: when another caller re-initialized since, this does nothing.
+    Result<void> reinitialize(std::uint64_t seen);
+    [[nodiscard]] std::uint64_t generation() const { return generation_.load(); }
     [[nodiscard]] const std::string& path() const { return path_; }
 
   private:
@@ -40,6 +50,8 @@ class Module {
     void* handle_ = nullptr;
     CK_FUNCTION_LIST* fn_ = nullptr;
     bool finalize_ = false;
+    std::mutex reinit_mutex_;
+    std::atomic<std::uint64_t> generation_{0};
     std::string path_;
 };
 

@@ -11,10 +11,14 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace pkcs11 {
 
@@ -61,7 +65,6 @@ class Token {
     Token& operator=(const Token&) = delete;
 
     CK_FUNCTION_LIST* fn() const { return module_->fn(); }
-    CK_SLOT_ID slot() const { return slot_; }
     std::string label() const { return padded(info_.label, sizeof info_.label); }
     std::string serial() const { return padded(info_.serialNumber, sizeof info_.serialNumber); }
     std::string manufacturer() const {
@@ -69,16 +72,24 @@ class Token {
     }
     std::string model() const { return padded(info_.model, sizeof info_.model); }
     const std::string& module_path() const { return module_->path(); }
+    CK_SLOT_ID slot_id() const {
+        std::lock_guard lock(mutex_);
+        return slot_;
+    }
 
     // A session from the pool, returned on destruction unless marked broken.
     class Lease {
       public:
-        Lease(Token* t, CK_SESSION_HANDLE h) : token_(t), handle_(h) {}
-        Lease(Lease&& o) noexcept : token_(o.token_), handle_(o.handle_) { o.token_ = nullptr; }
+        Lease(Token* t, CK_SESSION_HANDLE h)
+            : token_(t), handle_(h), generation_(t->generation()) {}
+        Lease(Lease&& o) noexcept
+            : token_(o.token_), handle_(o.handle_), generation_(o.generation_) {
+            o.token_ = nullptr;
+        }
         Lease(const Lease&) = delete;
         Lease& operator=(const Lease&) = delete;
         ~Lease() {
-            if (token_) token_->give_back(handle_, broken_);
+            if (token_) token_->give_back(handle_, broken_, generation_);
         }
         CK_SESSION_HANDLE get() const { return handle_; }
         void broken() { broken_ = true; }
@@ -86,10 +97,12 @@ class Token {
       private:
         Token* token_;
         CK_SESSION_HANDLE handle_;
+        std::uint64_t generation_;  // a session from before a recovery is dead
         bool broken_ = false;
     };
 
     Result<Lease> session() {
+        CK_SLOT_ID slot = 0;
         {
             std::lock_guard lock(mutex_);
             if (!free_.empty()) {
@@ -97,13 +110,78 @@ class Token {
                 free_.pop_back();
                 return Lease(this, h);
             }
+            slot = slot_;
         }
         CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
-        if (CK_RV rv = fn()->C_OpenSession(slot_, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
+        if (CK_RV rv = fn()->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
                                            nullptr, &h);
             rv != CKR_OK)
             return call_failed("C_OpenSession", rv, "token '" + label() + "'");
         return Lease(this, h);
+    }
+
+    // Which recoveries this token has been through: a Key's object handle and a Lease's
+    // session belong to one generation.
+    [[nodiscard]] std::uint64_t generation() const { return generation_.load(); }
+
+    // Whether a failed call with `rv` means the sessions are gone but the token may come
+    // back: a network HSM's connection dropped (p11-kit-client answers CKR_DEVICE_ERROR
+    // and the token info with it), the device removed, the sessions invalidated.
+    bool lost(CK_RV rv) const {
+        switch (rv) {
+            case CKR_SESSION_HANDLE_INVALID:
+            case CKR_SESSION_CLOSED:
+            case CKR_CRYPTOKI_NOT_INITIALIZED:
+            case CKR_DEVICE_REMOVED:
+            case CKR_TOKEN_NOT_PRESENT:
+                return true;
+            default:
+                return rv_errc(rv) == Errc::hardware && !present();
+        }
+    }
+
+    // After lost(): drops every session, re-initializes the module, finds the token again
+    // by its serial (its slot may have moved) and logs in again, polling until the token is
+    // back or `ACME_AGENT_TOKEN_WAIT` seconds (default 30) have passed. `seen` is the
+    // generation() the failure happened in; a recovery another thread finished since is
+    // not repeated.
+    Result<void> recover(const KeyUri& uri, std::uint64_t seen, const keystore::Error& cause) {
+        std::lock_guard once(recover_mutex_);
+        if (generation_.load() != seen) return {};
+        {
+            std::lock_guard lock(mutex_);
+            free_.clear();  // their handles died with the connection or die with C_Finalize
+        }
+        {
+            std::lock_guard lock(login_mutex_);
+            login_session_ = CK_INVALID_HANDLE;
+        }
+        keystore::log::warning("token '" + label() + "' (serial " + serial() +
+                               ") lost its sessions; reconnecting");
+        const auto deadline = std::chrono::steady_clock::now() + token_wait();
+        auto pause = std::chrono::milliseconds(20);
+        for (;;) {
+            auto back = module_->reinitialize(module_seen_);
+            if (back) {
+                module_seen_ = module_->generation();
+                back = find_slot();
+            }
+            if (back) {
+                generation_.fetch_add(1);
+                keystore::log::info("token '" + label() + "' is back; logging in again");
+                return login(uri);
+            }
+            if (std::chrono::steady_clock::now() >= deadline) {
+                keystore::Error e = cause;
+                e.code = Errc::token_absent;
+                e.message += "; it did not come back within " +
+                             std::to_string(token_wait().count()) +
+                             " s (ACME_AGENT_TOKEN_WAIT sets how long to wait)";
+                return std::unexpected(std::move(e));
+            }
+            std::this_thread::sleep_for(pause);  // polling the module: it has no event to wait on
+            pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+        }
     }
 
     // Whether the token is still in its slot after a call failed. A token pulled out
@@ -111,7 +189,12 @@ class Token {
     // CKR_OBJECT_HANDLE_INVALID, and only C_GetTokenInfo tells what happened.
     bool present() const {
         CK_TOKEN_INFO now{};
-        return fn()->C_GetTokenInfo(slot_, &now) == CKR_OK && (now.flags & CKF_TOKEN_INITIALIZED) &&
+        CK_SLOT_ID slot = 0;
+        {
+            std::lock_guard lock(mutex_);
+            slot = slot_;
+        }
+        return fn()->C_GetTokenInfo(slot, &now) == CKR_OK && (now.flags & CKF_TOKEN_INITIALIZED) &&
                padded(now.serialNumber, sizeof now.serialNumber) == serial();
     }
     // The error for a failed call on this token: token_absent when the token is gone.
@@ -120,7 +203,7 @@ class Token {
         if (rv_errc(rv) != Errc::hardware || present()) return rv_fail(call, rv, context);
         return fail(Errc::token_absent, call,
                     "token '" + label() + "' (serial " + serial() + ") is no longer in slot " +
-                        std::to_string(slot_) + " (" + rv_name(rv) +
+                        std::to_string(slot_id()) + " (" + rv_name(rv) +
                         "); reinsert it and run the command again",
                     rv);
     }
@@ -139,7 +222,7 @@ class Token {
         auto pin = keystore::resolve_pin(uri, "PIN for token '" + label() + "'");
         if (!pin) return std::unexpected(pin.error());
         CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
-        if (CK_RV rv = fn()->C_OpenSession(slot_, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
+        if (CK_RV rv = fn()->C_OpenSession(slot_id(), CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
                                            nullptr, &h);
             rv != CKR_OK)
             return rv_fail("C_OpenSession", rv, "token '" + label() + "'");
@@ -187,11 +270,42 @@ class Token {
     }
 
   private:
+    static std::chrono::seconds token_wait() {
+        const char* env = std::getenv("ACME_AGENT_TOKEN_WAIT");
+        if (!env || !*env) return std::chrono::seconds(30);
+        char* end = nullptr;
+        const long v = std::strtol(env, &end, 10);
+        return std::chrono::seconds(end && *end == '\0' && v >= 0 && v <= 3600 ? v : 30);
+    }
+
+    // This token's slot after a re-initialization: the one holding a token with its serial.
+    Result<void> find_slot() {
+        CK_ULONG count = 0;
+        if (CK_RV rv = fn()->C_GetSlotList(CK_TRUE, nullptr, &count); rv != CKR_OK)
+            return rv_fail("C_GetSlotList", rv);
+        std::vector<CK_SLOT_ID> slots(count);
+        if (CK_RV rv = fn()->C_GetSlotList(CK_TRUE, slots.data(), &count); rv != CKR_OK)
+            return rv_fail("C_GetSlotList", rv);
+        slots.resize(count);
+        for (CK_SLOT_ID s : slots) {
+            CK_TOKEN_INFO info{};
+            if (fn()->C_GetTokenInfo(s, &info) != CKR_OK ||
+                padded(info.serialNumber, sizeof info.serialNumber) != serial() ||
+                padded(info.label, sizeof info.label) != label())
+                continue;
+            std::lock_guard lock(mutex_);
+            slot_ = s;
+            return {};
+        }
+        return fail(Errc::token_absent, "pkcs11", "token '" + label() + "' is not there");
+    }
+
     std::unexpected<keystore::Error> remember(std::unexpected<keystore::Error> e) {
         login_error_ = e.error();
         return e;
     }
-    void give_back(CK_SESSION_HANDLE h, bool broken) {
+    void give_back(CK_SESSION_HANDLE h, bool broken, std::uint64_t generation) {
+        if (generation != generation_.load()) return;  // died with the old connection
         if (broken) {
             fn()->C_CloseSession(h);
             return;
@@ -201,10 +315,13 @@ class Token {
     }
 
     std::shared_ptr<Module> module_;
-    CK_SLOT_ID slot_;
+    CK_SLOT_ID slot_;  // guarded by mutex_: a recovery may find the token in another slot
     CK_TOKEN_INFO info_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::vector<CK_SESSION_HANDLE> free_;
+    std::mutex recover_mutex_;
+    std::atomic<std::uint64_t> generation_{0};
+    std::uint64_t module_seen_ = module_->generation();  // guarded by recover_mutex_
     std::mutex login_mutex_;
     CK_SESSION_HANDLE login_session_ = CK_INVALID_HANDLE;
     std::optional<keystore::Error> login_error_;
@@ -302,40 +419,16 @@ class Pkcs11Key final : public keystore::Key {
         Bytes input =
             keystore::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256", message);
         if (!ec) input.insert(input.begin(), kSha256DigestInfo.begin(), kSha256DigestInfo.end());
-        CK_MECHANISM mech{ec ? CKM_ECDSA : CKM_RSA_PKCS, nullptr, 0};
-        const std::size_t want =
-            ec ? 2 * keystore::ec_field_size(alg_) : keystore::rsa_bits(alg_) / 8;
-
-        auto lease = token_->session();
-        if (!lease) return std::unexpected(lease.error());
-        auto handle = private_handle(lease->get());
-        if (!handle) {
-            lease->broken();
-            return std::unexpected(handle.error());
+        const std::uint64_t seen = token_->generation();
+        CK_RV rv = CKR_OK;
+        auto sig = sign_once(input, &rv);
+        // A token that lost its sessions (a network HSM reconnecting, a device removed and
+        // reinserted) is recovered once, and the signature asked for again.
+        if (!sig && rv != CKR_OK && token_->lost(rv)) {
+            if (auto r = token_->recover(uri_, seen, sig.error()); !r)
+                return std::unexpected(r.error());
+            sig = sign_once(input, &rv);
         }
-        auto* fn = token_->fn();
-        if (CK_RV rv = fn->C_SignInit(lease->get(), &mech, *handle); rv != CKR_OK) {
-            lease->broken();
-            return token_->call_failed("C_SignInit", rv, uri_.to_string());
-        }
-        if (always_authenticate_) {
-            if (auto l = token_->context_login(lease->get(), uri_); !l) {
-                lease->broken();  // the session holds an operation that was never finished
-                return std::unexpected(l.error());
-            }
-        }
-        Bytes sig(want);
-        CK_ULONG len = sig.size();
-        if (CK_RV rv = fn->C_Sign(lease->get(), input.data(), input.size(), sig.data(), &len);
-            rv != CKR_OK) {
-            lease->broken();
-            return token_->call_failed("C_Sign", rv, uri_.to_string());
-        }
-        // CKM_ECDSA already gives r||s at the order's width (PKCS#11 v2.40 §2.3.1).
-        if (len != want)
-            return fail(Errc::hardware, "C_Sign",
-                        "token returned a " + std::to_string(len) + "-byte signature, expected " +
-                            std::to_string(want));
         return sig;
     }
 
@@ -385,13 +478,61 @@ class Pkcs11Key final : public keystore::Key {
     }
 
   private:
-    // Object handles are looked up per session use: they stay valid across sessions of
-    // one application, but a token may renumber after a reinsert, and a lookup by CKA_ID
-    // costs one find on the token.
+    // One signature over the host-side digest (with the DigestInfo prefix for RSA). `rv` is
+    // the CK_RV of the call that failed, for the caller's recovery decision.
+    Result<Bytes> sign_once(const Bytes& input, CK_RV* rv_out) const {
+        const bool ec = keystore::is_ec(alg_);
+        CK_MECHANISM mech{ec ? CKM_ECDSA : CKM_RSA_PKCS, nullptr, 0};
+        const std::size_t want =
+            ec ? 2 * keystore::ec_field_size(alg_) : keystore::rsa_bits(alg_) / 8;
+        auto lease = token_->session();
+        if (!lease) {
+            *rv_out = static_cast<CK_RV>(lease.error().native.value_or(CKR_OK));
+            return std::unexpected(lease.error());
+        }
+        auto handle = private_handle(lease->get());
+        if (!handle) {
+            lease->broken();
+            *rv_out = static_cast<CK_RV>(handle.error().native.value_or(CKR_OK));
+            return std::unexpected(handle.error());
+        }
+        auto* fn = token_->fn();
+        if (CK_RV rv = fn->C_SignInit(lease->get(), &mech, *handle); rv != CKR_OK) {
+            lease->broken();
+            *rv_out = rv;
+            return token_->call_failed("C_SignInit", rv, uri_.to_string());
+        }
+        if (always_authenticate_) {
+            if (auto l = token_->context_login(lease->get(), uri_); !l) {
+                lease->broken();  // the session holds an operation that was never finished
+                return std::unexpected(l.error());
+            }
+        }
+        Bytes sig(want);
+        CK_ULONG len = sig.size();
+        if (CK_RV rv = fn->C_Sign(lease->get(), const_cast<std::uint8_t*>(input.data()),
+                                  input.size(), sig.data(), &len);
+            rv != CKR_OK) {
+            lease->broken();
+            *rv_out = rv;
+            return token_->call_failed("C_Sign", rv, uri_.to_string());
+        }
+        // CKM_ECDSA already gives r||s at the order's width (PKCS#11 v2.40 §2.3.1).
+        if (len != want)
+            return fail(Errc::hardware, "C_Sign",
+                        "token returned a " + std::to_string(len) + "-byte signature, expected " +
+                            std::to_string(want));
+        return sig;
+    }
+
+    // Object handles are looked up once per token generation: they stay valid across
+    // sessions of one application, but a token may renumber after a reconnect, and a
+    // lookup by CKA_ID costs one find on the token.
     Result<CK_OBJECT_HANDLE> private_handle(CK_SESSION_HANDLE s) const {
+        const std::uint64_t generation = token_->generation();
         {
             std::lock_guard lock(mutex_);
-            if (handle_ != CK_INVALID_HANDLE) return handle_;
+            if (handle_ != CK_INVALID_HANDLE && handle_generation_ == generation) return handle_;
         }
         ObjectQuery q;
         q.id = id_;
@@ -401,6 +542,7 @@ class Pkcs11Key final : public keystore::Key {
             return fail(Errc::not_found, "pkcs11", "the key " + uri_.to_string() + " is gone");
         std::lock_guard lock(mutex_);
         handle_ = found->front();
+        handle_generation_ = generation;
         return handle_;
     }
 
@@ -412,6 +554,7 @@ class Pkcs11Key final : public keystore::Key {
     bool always_authenticate_;
     mutable std::mutex mutex_;
     mutable CK_OBJECT_HANDLE handle_ = CK_INVALID_HANDLE;
+    mutable std::uint64_t handle_generation_ = 0;
 };
 
 // SubjectPublicKeyInfo from a public key object (EC) or the private key's public parts (RSA).

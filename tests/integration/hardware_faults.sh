@@ -16,10 +16,16 @@
 #     key is made and issues; a wrong owner password exit 7 (swtpm does not count owner
 #     auth failures toward the lockout: measured, the counter stays);
 # (e) swtpm gone mid-run: exit 10, key file intact; swtpm back on the same state: issues.
+# (h) a network HSM (the token behind `p11-kit server`, reached through p11-kit-client.so)
+#     restarted mid-run: the agent opens new sessions, logs in again and finishes; a server
+#     that stays away gives exit 5 naming the token, and the same command issues later.
 # SoftHSM 2.6 never locks a PIN nor fails C_Initialize / C_Sign, so (c) and (d) go through
 # tests/tools/p11shim, a module forwarding to SoftHSM that injects those answers.
 source "$(dirname "$0")/lib.sh"
 export PEBBLE_VA_NOSLEEP=1
+# How long a token that lost its sessions is waited for (default 30 s): short here, where
+# tokens go away on purpose.
+export ACME_AGENT_TOKEN_WAIT=2
 SHIM=$ACME_AGENT_BINARY_DIR/tests/tools/libp11shim.so
 [ -f "$SHIM" ] || { fail "$SHIM not built (cmake --build BUILD --target p11shim)"; finish; }
 setup_hsm
@@ -127,6 +133,49 @@ run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d removed.example.com --challenge
   verify_cert "$STATE/live/removed.example.com" "$CERT" &&
   expect "the token's keys changed: $(objects)" [ "$(objects)" = "$OBJECTS" ] &&
   pass "(b) token back: the rerun issues with the same key, no second key"
+STATE0=$(tree_digest "$STATE")
+
+# ---- (h) a network HSM restarted mid-run ----
+SOCK=$WORK/p11-kit.sock
+start_p11_server() {
+  # Its own process group: the server forks a child per connection, and a restart ends them all.
+  setsid p11-kit server -f -n "$SOCK" --provider "$ACME_AGENT_PKCS11_MODULE" "pkcs11:token=acme" \
+    >"$WORK/p11-kit-server.out" 2>&1 &
+  P11_SERVER_PID=$!
+  local i
+  for i in $(seq 200); do [ -S "$SOCK" ] && return 0; read -rt 0.05 <> <(:) || true; done
+  fail "p11-kit server did not start: $(cat "$WORK/p11-kit-server.out")"
+  return 1
+}
+stop_p11_server() {
+  kill -TERM -- "-$P11_SERVER_PID" 2>/dev/null || true
+  wait "$P11_SERVER_PID" 2>/dev/null || true
+  local i
+  for i in $(seq 200); do pgrep -g "$P11_SERVER_PID" >/dev/null || break; read -rt 0.05 <> <(:) || true; done
+  rm -f "$SOCK"
+}
+restart_p11_server() { stop_p11_server; start_p11_server; }
+export P11_KIT_SERVER_ADDRESS=unix:path=$SOCK
+CLIENT=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
+net() { echo "${1/module-path=$ACME_AGENT_PKCS11_MODULE/module-path=$CLIENT}"; }
+start_p11_server
+# Its own state dir and account, both keys through the network HSM: every JWS after the
+# pause (challenge, polls, finalize, download) and the CSR need the restarted server.
+SAVED=("${AGENT[@]}")
+AGENT=("$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$WORK/state-h")
+run_agent 0 "${AGENT[@]}" account register --key "$(net "$ACCT")" --agree-tos
+paused_issue 0 restart_p11_server --key "$(net "$CERT")" -d h.example.com &&
+  verify_cert "$WORK/state-h/live/h.example.com" "$CERT" &&
+  pass "(h) network HSM restarted mid-run: new sessions, a new login, the certificate issued"
+paused_issue 5 stop_p11_server --key "$(net "$CERT")" -d h2.example.com &&
+  contains "$ERR" "token 'acme'" && contains "$ERR" "did not come back within 2 s" &&
+  pass "(h) network HSM gone: exit 5 naming the token and the time waited"
+start_p11_server
+run_agent 0 "${AGENT[@]}" issue --key "$(net "$CERT")" -d h2.example.com --http-port "$HTTP" &&
+  verify_cert "$WORK/state-h/live/h2.example.com" "$CERT" && pass "(h) network HSM back: the same command issues"
+stop_p11_server
+unset P11_KIT_SERVER_ADDRESS
+AGENT=("${SAVED[@]}")
 STATE0=$(tree_digest "$STATE")
 
 # ---- (f) TPM dictionary-attack lockout ----
