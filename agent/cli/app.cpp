@@ -288,7 +288,8 @@ int run(int argc, char** argv) {
         return report(o, action(o, registry));
     } catch (const std::exception& e) {
         // A bug, or server data that slipped past a check: fail loudly, never half-done.
-        std::fprintf(stderr, "acme-agent: internal error: %s\n", e.what());
+        std::fprintf(stderr, "acme-agent: internal error: %s\n",
+                     keystore::printable(e.what()).c_str());
         return kInternal;
     }
 }
