@@ -6,7 +6,6 @@
 // fixed by the contract and the identifier is checked first, so nothing the ACME server
 // sends reaches a shell (SECURITY.md rule 8).
 #include "challenge/dns01.h"
-#include "challenge/listener.h"
 #include "keystore/log.h"
 #include "keystore/subprocess.h"
 
