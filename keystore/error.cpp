@@ -1,5 +1,7 @@
 #include "keystore/error.h"
 
+#include "keystore/log.h"
+
 #include <cstdio>
 
 namespace keystore {
@@ -47,7 +49,7 @@ std::string Error::describe() const {
         (void)std::snprintf(buf, sizeof buf, " (0x%llx)", static_cast<unsigned long long>(*native));
         out += buf;
     }
-    return out;
+    return printable(out);  // the message may quote the server or a hook (rule 19)
 }
 
 }  // namespace keystore

@@ -37,7 +37,7 @@ struct Error {
     std::string message;                  // for a human; never holds a PIN or key material
     std::optional<std::uint64_t> native;  // CK_RV or TSS2_RC when there is one
 
-    // "where: message (native 0x..)"
+    // "where: message (native 0x..)", through printable(): ready for a terminal
     [[nodiscard]] std::string describe() const;
 };
 

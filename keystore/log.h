@@ -1,7 +1,20 @@
 // Minimal leveled logging to stderr. Callers never pass secrets (SECURITY.md rule 13).
 #pragma once
 
+#include <string>
 #include <string_view>
+
+namespace keystore {
+
+// Text for a terminal or a log line (SECURITY.md rule 19): the one escaper every message
+// passes (the logger, Error::describe(), the CLI's text output). Valid printable UTF-8 is
+// kept, and so is '\n' (messages have lines: a hook's output). Every other C0 control
+// (ESC, CR, TAB, BEL...), DEL and bytes that are not valid UTF-8 become \xNN; C1 controls
+// and the Unicode bidi/line-separator format characters become \u{NNNN}. A backslash is
+// kept as it is, so escaping twice changes nothing.
+std::string printable(std::string_view text);
+
+}  // namespace keystore
 
 namespace keystore::log {
 
@@ -9,6 +22,7 @@ enum class Level { quiet = 0, warning = 1, info = 2, debug = 3 };
 
 void set_level(Level level);
 Level level();
+// Each message goes through printable().
 void warning(std::string_view message);
 void info(std::string_view message);
 void debug(std::string_view message);

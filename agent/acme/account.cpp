@@ -100,8 +100,32 @@ Result<void> rollover(Client& client, const keystore::Key& old_key, const std::s
     return {};
 }
 
-Result<json> fetch_account(Client& client, const keystore::Key& key, const std::string& url) {
-    return client.post_json(url, key, url, "");
+AccountInfo account_info(const json& account) {
+    AccountInfo info;
+    const std::string status = json_string(account, "status");
+    info.status =
+        status == "valid" || status == "deactivated" || status == "revoked" ? status : "unknown";
+    if (account.is_object() && account.contains("contact") && account["contact"].is_array()) {
+        for (const auto& c : account["contact"]) {
+            if (c.is_string() &&
+                c.get_ref<const std::string&>().size() <= AccountInfo::kMaxContactLength &&
+                info.contacts.size() < AccountInfo::kMaxContacts)
+                info.contacts.push_back(c.get<std::string>());
+            else
+                ++info.contacts_dropped;
+        }
+    }
+    if (std::string orders = json_string(account, "orders");
+        orders.size() <= AccountInfo::kMaxUrlLength)
+        info.orders = std::move(orders);
+    return info;
+}
+
+Result<AccountInfo> fetch_account(Client& client, const keystore::Key& key,
+                                  const std::string& url) {
+    auto r = client.post_json(url, key, url, "");
+    if (!r) return std::unexpected(r.error());
+    return account_info(*r);
 }
 
 }  // namespace acme

@@ -42,8 +42,22 @@ Result<void> deactivate_account(Client& client, const keystore::Key& key, const 
 Result<void> rollover(Client& client, const keystore::Key& old_key, const std::string& url,
                       const keystore::Key& new_key);
 
-// POST-as-GET of the account object.
-Result<nlohmann::json> fetch_account(Client& client, const keystore::Key& key,
-                                     const std::string& url);
+// What the agent understands of an account object, copied field by field with bounds
+// (SECURITY.md rule 20): the server's object is never echoed as it came (a 64 KiB nested
+// `contact` array once became 2 GB of --json output).
+struct AccountInfo {
+    static constexpr std::size_t kMaxContacts = 16;
+    static constexpr std::size_t kMaxContactLength = 320;  // "mailto:" + a 254-byte address
+    static constexpr std::size_t kMaxUrlLength = 2048;
+
+    std::string status;                 // valid, deactivated or revoked; else "unknown"
+    std::vector<std::string> contacts;  // the string entries, bounded in count and length
+    std::size_t contacts_dropped = 0;   // entries not copied: not strings, too long, too many
+    std::string orders;                 // the orders URL, "" when absent or not a short string
+};
+AccountInfo account_info(const nlohmann::json& account);
+
+// POST-as-GET of the account object, through account_info.
+Result<AccountInfo> fetch_account(Client& client, const keystore::Key& key, const std::string& url);
 
 }  // namespace acme

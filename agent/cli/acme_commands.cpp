@@ -46,17 +46,21 @@ Result<Output> account_show(const Options& o, keystore::Registry& reg) {
     auto acct = acme::fetch_account(**client, *ctx->key, ctx->url);
     if (!acct) return std::unexpected(acct.error());
     Output out;
-    out.data = {
-        {"account", ctx->url},
-        {"server", o.server},
-        {"key", ctx->key->uri().to_string()},
-        {"status", acme::json_string(*acct, "status")},
-        {"contact", acct->contains("contact") && (*acct)["contact"].is_array() ? (*acct)["contact"]
-                                                                               : json::array()}};
-    out.text = "account: " + ctx->url + "\nstatus:  " + acme::json_string(*acct, "status") +
+    out.data = {{"account", ctx->url},
+                {"server", o.server},
+                {"key", ctx->key->uri().to_string()},
+                {"status", acct->status},
+                {"contact", acct->contacts}};
+    if (!acct->orders.empty()) out.data["orders"] = acct->orders;
+    if (acct->contacts_dropped) out.data["contact_dropped"] = acct->contacts_dropped;
+    out.text = "account: " + ctx->url + "\nstatus:  " + acct->status +
                "\nkey:     " + ctx->key->uri().to_string() + "\n";
-    for (auto& c : out.data["contact"])
-        if (c.is_string()) out.text += "contact: " + c.get<std::string>() + "\n";
+    for (const auto& c : acct->contacts) out.text += "contact: " + c + "\n";
+    if (acct->contacts_dropped)
+        out.text += "contact: (" + std::to_string(acct->contacts_dropped) +
+                    " more not shown: not strings, over " +
+                    std::to_string(acme::AccountInfo::kMaxContactLength) + " bytes or past " +
+                    std::to_string(acme::AccountInfo::kMaxContacts) + ")\n";
     return out;
 }
 

@@ -14,12 +14,19 @@ namespace cli {
 
 namespace {
 
+// Server text reaches stdout through the JSON encoder (which escapes every control
+// character; bytes that are not UTF-8 become U+FFFD rather than an exception) or, as text,
+// through keystore::printable (SECURITY.md rule 19).
+std::string json_text(const json& j) {
+    return j.dump(2, ' ', false, json::error_handler_t::replace);
+}
+
 int report(const Options& o, const Result<Output>& r) {
     if (r) {
         if (o.json_out)
-            std::cout << r->data.dump(2) << "\n";
+            std::cout << json_text(r->data) << "\n";
         else
-            std::cout << r->text;
+            std::cout << keystore::printable(r->text);
         if (!r->failure) return r->status;
         std::cout.flush();
         std::fprintf(stderr, "acme-agent: error: %s\n", r->failure->describe().c_str());
@@ -28,7 +35,7 @@ int report(const Options& o, const Result<Output>& r) {
     const Error& e = r.error();
     std::fprintf(stderr, "acme-agent: error: %s\n", e.describe().c_str());
     if (o.json_out) {
-        std::cout << json{{"error", error_json(e)}}.dump(2) << "\n";
+        std::cout << json_text(json{{"error", error_json(e)}}) << "\n";
     }
     return exit_code(e.code);
 }
@@ -284,7 +291,8 @@ int run(int argc, char** argv) {
         return report(o, action(o, registry));
     } catch (const std::exception& e) {
         // A bug, or server data that slipped past a check: fail loudly, never half-done.
-        std::fprintf(stderr, "acme-agent: internal error: %s\n", e.what());
+        std::fprintf(stderr, "acme-agent: internal error: %s\n",
+                     keystore::printable(e.what()).c_str());
         return kInternal;
     }
 }

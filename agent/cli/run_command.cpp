@@ -6,14 +6,10 @@
 #include "config/config.h"
 #include "keystore/files.h"
 #include "keystore/log.h"
+#include "keystore/subprocess.h"
 #include "x509/cert.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -23,8 +19,6 @@
 #include <filesystem>
 #include <map>
 #include <random>
-
-extern char** environ;
 
 namespace cli {
 
@@ -88,72 +82,24 @@ std::string without_pin(const std::string& uri) {
     return out;
 }
 
-// Runs `command` with /bin/sh -c, its stdout on our stderr, the environment plus `vars`
-// (every inherited ACME_AGENT_* dropped, so the hook sees exactly the agent's), killed (with
-// its process group) after `timeout`. "" when it exits 0, else what went wrong.
-std::string run_hook(const std::string& command, const std::vector<std::string>& vars,
-                     unsigned timeout) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e)
-        if (!std::string_view(*e).starts_with("ACME_AGENT_")) env.emplace_back(*e);
-    env.insert(env.end(), vars.begin(), vars.end());
-    std::vector<char*> envp;
-    envp.reserve(env.size() + 1);
-    for (auto& s : env) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::string sh = "/bin/sh";
-    std::string dash_c = "-c";
-    std::string cmd = command;
-    // cppcheck-suppress variableScope ; built before fork(): the child may not allocate
-    char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
-
-    const pid_t pid = ::fork();
-    if (pid < 0) return std::string("cannot start it: ") + std::strerror(errno);
-    if (pid == 0) {
-        // Only async-signal-safe calls between fork and exec.
-        ::setpgid(0, 0);
-        sigset_t none;
-        ::sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        (void)::signal(SIGPIPE, SIG_DFL);
-        const int in = ::open("/dev/null", O_RDONLY);
-        if (in >= 0) ::dup2(in, 0);
-        ::dup2(2, 1);
-        ::execve(argv[0], argv, envp.data());
-        ::_exit(127);
+// Runs `command` with /bin/sh -c through keystore::subprocess: fds 0-2 only, PATH, HOME,
+// LANG and `vars` as its environment, its output captured (the last 16 KiB), killed with
+// its process group after `timeout`. "" when it exits 0 (its output, if any, logged), else
+// what went wrong with the end of its output.
+std::string run_hook(const std::string& name, const std::string& command,
+                     const std::vector<std::string>& vars, unsigned timeout) {
+    keystore::subprocess::Command cmd;
+    cmd.argv = keystore::subprocess::shell(command);
+    cmd.env = vars;
+    cmd.timeout = seconds(timeout);
+    auto r = keystore::subprocess::run(cmd);
+    if (!r) return "could not be started: " + r.error().message;
+    const std::string output = r->quoted_output();
+    if (r->ok()) {
+        if (!output.empty()) keystore::log::info("run: " + name + ": deploy hook: " + output);
+        return "";
     }
-    ::setpgid(pid, pid);
-    // A pidfd turns "exited or timed out" into one poll (Linux >= 5.3).
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    auto wait_for = [&](std::chrono::milliseconds limit) {
-        if (pidfd < 0) return true;  // no timeout on old kernels: waitpid blocks
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        for (;;) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return false;
-            pollfd p{pidfd, POLLIN, 0};
-            const int n =
-                ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1 << 30)));
-            if (n > 0) return true;
-            if (n == 0) return false;
-            if (errno != EINTR) return true;
-        }
-    };
-    std::string timed_out;
-    if (!wait_for(seconds(timeout))) {
-        timed_out = "timed out after " + std::to_string(timeout) + " s and was stopped";
-        ::kill(-pid, SIGTERM);
-        if (!wait_for(seconds(5))) ::kill(-pid, SIGKILL);
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (pidfd >= 0) ::close(pidfd);
-    if (!timed_out.empty()) return timed_out;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
-    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-    return "killed by signal " + std::to_string(WTERMSIG(status));
+    return r->status(cmd.timeout) + (output.empty() ? "" : "; its output ends with:\n" + output);
 }
 
 // What happened to one configured certificate in one pass.
@@ -269,7 +215,7 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
                                           : uri->to_string();
     keystore::log::info("run: " + c.name + ": deploy hook" + (fresh ? "" : " (retry)"));
     const std::string problem =
-        run_hook(c.deploy_hook,
+        run_hook(c.name, c.deploy_hook,
                  {"ACME_AGENT_NAME=" + c.name, "ACME_AGENT_DOMAINS=" + domains,
                   "ACME_AGENT_CERT=" + abs("cert.pem"), "ACME_AGENT_CHAIN=" + abs("chain.pem"),
                   "ACME_AGENT_FULLCHAIN=" + abs("fullchain.pem"),
@@ -289,7 +235,7 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
     std::fprintf(stderr,
                  "acme-agent: error: %s: deploy hook %s; the certificate is stored, the hook "
                  "runs again on the next run\n",
-                 c.name.c_str(), problem.c_str());
+                 keystore::printable(c.name).c_str(), problem.c_str());
     return out;
 }
 

@@ -224,6 +224,44 @@ issue_ok "rerun" keyinchain.example.com &&
   expect "new orders: $(requests POST /order-plz)" [ "$(requests POST /order-plz)" = 1 ] &&
   pass "rerun after the key-in-chain failure: a fresh order, issued"
 issue_ok "after the faults" clean.example.com && pass "the proxy without rules: issued"
+
+# 11b. Server text is data (SECURITY.md rule 19): a problem document whose type and detail
+# carry an OSC window title, a BEL and a screen clear. stderr holds no raw ESC or BEL, the
+# escapes shown as \x1b; --json is valid JSON carrying the text as sent.
+EVIL='\u001b]0;pwned\u0007\u001b[2J'
+ACCOUNT_POST='"match": "/my-account/*", "method": "POST"'
+no_raw_controls() { ! LC_ALL=C grep -q $'[\x1b\x07]' "$1"; }
+rules "{$ACCOUNT_POST, \"action\": \"status\", \"status\": 403, \"type\": \"urn:ietf:params:acme:error:unauthorized$EVIL\", \"detail\": \"evil $EVIL end\"}"
+if run_agent 14 "${P[@]}" account show; then
+  expect "raw ESC/BEL on stderr: $(od -c "$ERR" | head -n 5)" no_raw_controls "$ERR" &&
+    contains "$ERR" 'evil \x1b]0;pwned\x07\x1b[2J end' && pass "a problem detail's terminal escapes are shown escaped"
+fi
+if run_agent 14 "${P[@]}" --json account show; then
+  expect "raw ESC/BEL on stderr (--json)" no_raw_controls "$ERR"
+  jq -e '.error.message == "evil \u001b]0;pwned\u0007\u001b[2J end"' "$OUT" >/dev/null &&
+    pass "--json: valid JSON carrying the detail as sent" || fail "--json: $(head -c 400 "$OUT")"
+fi
+
+# 11c. Echoed server data is copied with bounds (SECURITY.md rule 20): an account object
+# whose contact is 3000 nested arrays (once 18 MB of --json), then 40 contacts, one of 1000
+# bytes and a number: account show keeps the strings, 16 at most, and says what it dropped.
+rules "{$ACCOUNT_POST, \"action\": \"json_set\", \"nest\": {\"field\": \"contact\", \"depth\": 3000}}"
+if run_agent 0 "${P[@]}" --json account show; then
+  expect "account show --json wrote $(stat -c %s "$OUT") bytes" [ "$(stat -c %s "$OUT")" -lt 4096 ] &&
+    jq -e '.contact == [] and .contact_dropped == 1 and .status == "valid"' "$OUT" >/dev/null &&
+    pass "a nested contact array is dropped, not echoed" || fail "nested contact: $(head -c 400 "$OUT")"
+fi
+CONTACTS=$(jq -nc '[range(40) | "mailto:c\(.)@example.com"] + ["mailto:" + ("x" * 1000) + "@example.com", 7]')
+rules "{$ACCOUNT_POST, \"action\": \"json_set\", \"set\": {\"contact\": $CONTACTS, \"orders\": {\"evil\": 1}}}"
+if run_agent 0 "${P[@]}" --json account show; then
+  jq -e '(.contact | length) == 16 and .contact[0] == "mailto:c0@example.com" and .contact_dropped == 26
+    and (has("orders") | not)' "$OUT" >/dev/null &&
+    pass "contacts: 16 strings kept, 26 dropped and counted" || fail "contacts: $(head -c 600 "$OUT")"
+fi
+run_agent 0 "${P[@]}" account show &&
+  expect "contact lines: $(grep -c '^contact: mailto' "$OUT")" [ "$(grep -c '^contact: mailto' "$OUT")" = 16 ] &&
+  contains "$OUT" "contact: (26 more not shown" && lacks "$OUT" "xxxxxxxxxx" && pass "account show text: bounded contacts"
+rules ''
 kill "$PROXY_PID" 2>/dev/null || true
 
 # 12. Pebble itself rejecting 99 % of nonces (no proxy): the agent gives up (exit 14,

@@ -95,14 +95,14 @@ run_agent 7 env P11SHIM_LOG="$WORK/shim.log" "${AGENT[@]}" issue --account-key "
 
 # A dns-01 hook that publishes in pebble-challtestsrv, then (on present) says so on the fifo
 # $WORK/ready and waits for a line on $WORK/go: the test acts while the agent waits.
+challtestsrv_hook "$WORK/challtestsrv-hook"
 cat >"$WORK/pause-hook" <<EOF
 #!/bin/sh
 set -eu
-"$ACME_AGENT_SOURCE_DIR/tests/integration/dns/challtestsrv-hook.sh" "\$@"
+"$WORK/challtestsrv-hook" "\$@"
 [ "\$1" != present ] || { echo presented >"$WORK/ready"; read -r _ <"$WORK/go"; }
 EOF
 chmod 755 "$WORK/pause-hook"
-export CHALLTESTSRV
 # paused_issue EXPECTED_EXIT ACTION ARGS...: issue ARGS with the pausing hook; ACTION (a
 # function) runs while the agent waits for its challenge to be answered.
 paused_issue() {
@@ -129,7 +129,7 @@ paused_issue 5 remove_token --key "$CERT" -d removed.example.com &&
 mv "$WORK/hsm/token-away" "$TOKDIR"
 untouched "token removed"
 run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d removed.example.com --challenge dns-01 \
-  --dns-hook "$ACME_AGENT_SOURCE_DIR/tests/integration/dns/challtestsrv-hook.sh" &&
+  --dns-hook "$WORK/challtestsrv-hook" &&
   verify_cert "$STATE/live/removed.example.com" "$CERT" &&
   expect "the token's keys changed: $(objects)" [ "$(objects)" = "$OBJECTS" ] &&
   pass "(b) token back: the rerun issues with the same key, no second key"

@@ -28,8 +28,10 @@ setup_pebble
 setup_account
 
 # ---- (a) a hook publishing in pebble-challtestsrv ----
-HOOK=$FIXTURES/challtestsrv-hook.sh
-export DNS_HOOK_LOG=$WORK/hook.log CHALLTESTSRV
+HOOK=$WORK/challtestsrv-hook
+DNS_HOOK_LOG=$WORK/hook.log
+challtestsrv_hook "$HOOK" "$DNS_HOOK_LOG"
+export SECRET_OF_THE_AGENT=1 # must not reach the hook
 CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert-hook)" --type ec-p256)
 if run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d example.com -d '*.example.com' --challenge dns-01 \
   --dns-hook "$HOOK"; then
@@ -47,6 +49,14 @@ if run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d example.com -d '*.example.co
   expect "challtestsrv still answers a TXT after cleanup" \
     [ -z "$(dig_txt "${CHALLTESTSRV_DNS%:*}" "${CHALLTESTSRV_DNS##*:}" _acme-challenge.example.com)" ] || true
 fi
+# SECURITY.md rule 21: fds 0-2 only; PATH, HOME, LANG and its three variables (the shell
+# adds PWD), nothing else of the agent's environment.
+expect "hook fds: $(tr '\n' ' ' <"$HOOK.fds")" [ "$(sort -n "$HOOK.fds" | tr '\n' ' ')" = "0 1 2 3 " ] &&
+  pass "dns-01 hook: fds 0, 1, 2 only"
+extra=$(cut -d= -f1 "$HOOK.env" | grep -vxE 'PATH|HOME|LANG|PWD|ACME_AGENT_(DOMAIN|TXT_NAME|TXT_VALUE)' | tr '\n' ' ' || true)
+expect "hook environment beyond the documented: $extra" [ -z "$extra" ] && contains "$HOOK.env" "ACME_AGENT_TXT_VALUE=" &&
+  pass "dns-01 hook: the documented environment only"
+unset SECRET_OF_THE_AGENT
 
 # A failing hook: exit 11 (io), the hook, the action and its stderr named.
 printf '#!/bin/sh\necho "provider says: zone not delegated to us" >&2\nexit 4\n' >"$WORK/failing-hook"
@@ -54,7 +64,7 @@ chmod 755 "$WORK/failing-hook"
 CERT_F=$("$ACME_AGENT" key generate --key "$(hsm_key cert-fail)" --type ec-p256)
 run_agent 11 "${AGENT[@]}" issue --key "$CERT_F" -d fails.example.com --challenge dns-01 \
   --dns-hook "$WORK/failing-hook" &&
-  contains "$ERR" "$WORK/failing-hook" && contains "$ERR" "present" && contains "$ERR" "exit code 4" &&
+  contains "$ERR" "$WORK/failing-hook" && contains "$ERR" "present" && contains "$ERR" "exited with status 4" &&
   contains "$ERR" "zone not delegated to us" && pass "a failing hook is named with its stderr (exit 11)"
 
 # A hook that publishes nothing: the CA's dns-01 check fails (exit 14): Pebble does look.

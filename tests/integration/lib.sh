@@ -187,3 +187,17 @@ stop_named() {
   wait "$NAMED_PID" 2>/dev/null || true
   NAMED_PID=
 }
+
+# challtestsrv_hook FILE [LOG]: writes FILE, a dns-01 hook that runs dns/challtestsrv-hook.sh
+# with CHALLTESTSRV (and DNS_HOOK_LOG=LOG) written into it: a hook gets PATH, HOME, LANG and
+# its ACME_AGENT_* variables only, not the test's environment. It also records its open
+# descriptors in FILE.fds (ls's own directory fd is 3) and its environment in FILE.env.
+challtestsrv_hook() {
+  cat >"$1" <<HOOK
+#!/bin/sh
+ls /proc/self/fd >"$1.fds"
+env >"$1.env"
+CHALLTESTSRV='$CHALLTESTSRV' DNS_HOOK_LOG='${2:-}' exec '$ACME_AGENT_SOURCE_DIR/tests/integration/dns/challtestsrv-hook.sh' "\$@"
+HOOK
+  chmod 755 "$1"
+}

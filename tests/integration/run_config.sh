@@ -15,14 +15,20 @@ ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
 K_WEB=$("$ACME_AGENT" key generate --key "$(hsm_key cert-web)" --type ec-p256)
 K_API=$("$ACME_AGENT" key generate --key "$(hsm_key cert-api)" --type rsa-2048)
 
-# The hook appends "---" and its ACME_AGENT_* variables; $WORK/hook-mode makes it fail or hang.
+# The hook appends "---" and its ACME_AGENT_* variables; it records its open descriptors
+# (ls's own directory fd is 3) and its whole environment; $WORK/hook-mode makes it fail,
+# hang or print 100 KB.
 HOOKLOG=$WORK/hook.log
 cat >"$WORK/hook.sh" <<EOF
 #!/bin/sh
 { echo ---; env | grep '^ACME_AGENT_' | sort; } >>"$HOOKLOG"
+ls /proc/self/fd >"$WORK/hook-fds"
+env >"$WORK/hook-env"
 case "\$(cat "$WORK/hook-mode" 2>/dev/null)" in
   fail) echo "hook: cannot reload" >&2; exit 3 ;;
-  hang) exec sleep 60 ;;
+  hang) echo "sleep 59.\$\$" >"$WORK/hook-sleep"; exec sleep 59.\$\$ ;;
+  noisy) i=0; while [ \$i -lt 2000 ]; do echo "noise line \$i from the hook ..........................."; i=\$((i+1)); done
+         printf 'the end \033]0;title\007\n' ;;
 esac
 EOF
 chmod +x "$WORK/hook.sh"
@@ -60,7 +66,7 @@ actions() { jq -c '[.certificates[].action]' "$OUT"; }
 
 # 1. Both issued, the hook once for each with exactly the six variables.
 conf
-if run_agent 0 "${A[@]}" --json run --config "$CONF" --once; then
+if SECRET_OF_THE_AGENT=1 run_agent 0 "${A[@]}" --json run --config "$CONF" --once; then
   expect "actions $(actions)" [ "$(actions)" = '["issued","issued"]' ]
   verify_cert "$STATE/live/web" "$K_WEB" && verify_cert "$STATE/live/api.example.com" "$K_API" &&
     pass "run --once issues both configured certificates"
@@ -82,6 +88,14 @@ if run_agent 0 "${A[@]}" --json run --config "$CONF" --once; then
   contains "$HOOKLOG" "module-path="
   expect "deploy-pending left" [ ! -e "$STATE/orders/web.deploy-pending" ]
   pass "deploy hook: once per certificate, six variables, no PIN material"
+  # SECURITY.md rule 21: fds 0-2 only (not the CA's TLS connection, curl's socketpair, a
+  # token's descriptors); PATH, HOME, LANG and its own variables (the shell adds PWD), not
+  # the agent's environment (here SECRET_OF_THE_AGENT).
+  expect "hook fds: $(tr '\n' ' ' <"$WORK/hook-fds")" [ "$(sort -n "$WORK/hook-fds" | tr '\n' ' ')" = "0 1 2 3 " ] &&
+    pass "deploy hook: fds 0, 1, 2 only"
+  extra=$(cut -d= -f1 "$WORK/hook-env" | grep -vxE 'PATH|HOME|LANG|PWD|ACME_AGENT_(NAME|DOMAINS|CERT|CHAIN|FULLCHAIN|KEY_URI)' | tr '\n' ' ' || true)
+  expect "hook environment beyond the documented: $extra" [ -z "$extra" ] && contains "$WORK/hook-env" "PATH=" &&
+    pass "deploy hook: the documented environment only"
 fi
 
 # 2. Nothing to do: nothing issued, no hook.
@@ -125,13 +139,19 @@ SERIAL_FAIL=$(serial_of "$STATE/live/hookfail.example.com/cert.pem")
 echo hang >"$WORK/hook-mode"
 start=$(date +%s)
 if run_agent 16 "${A[@]}" run --config "$CONF" --once; then
-  contains "$ERR" "deploy hook timed out after 2 s"
+  contains "$ERR" "deploy hook timed out after 2 s and was killed"
+  expect "the hung hook ($(cat "$WORK/hook-sleep")) still runs" bash -c "! ps -eo args= | grep -qxF '$(cat "$WORK/hook-sleep")'" || true
   expect "took $(($(date +%s) - start)) s" [ $(($(date +%s) - start)) -lt 30 ] &&
     pass "hanging hook stopped at its timeout"
 fi
-rm -f "$WORK/hook-mode"
+# The retry prints 100 KB ending in a terminal escape: logged cut to its last 16 KiB, escaped.
+echo noisy >"$WORK/hook-mode"
 runs=$(hook_runs)
 if run_agent 0 "${A[@]}" --json run --config "$CONF" --once; then
+  expect "stderr of $(stat -c %s "$ERR") bytes" [ "$(stat -c %s "$ERR")" -lt 20000 ] &&
+    contains "$ERR" "hookfail.example.com: deploy hook: [" && contains "$ERR" "bytes cut]" &&
+    contains "$ERR" 'the end \x1b]0;title\x07' && lacks "$ERR" "noise line 0 " &&
+    pass "deploy hook output: cut to its bound, escaped"
   expect "actions $(actions)" [ "$(actions)" = '["unchanged","unchanged","unchanged"]' ]
   expect "hook runs $(hook_runs), want $((runs + 1))" [ "$(hook_runs)" = $((runs + 1)) ]
   expect "retried hook's name" [ "$(tail -n 6 "$HOOKLOG" | grep '^ACME_AGENT_NAME=')" = ACME_AGENT_NAME=hookfail.example.com ]
@@ -139,6 +159,7 @@ if run_agent 0 "${A[@]}" --json run --config "$CONF" --once; then
   expect "deploy-pending stays" [ ! -e "$STATE/orders/hookfail.example.com.deploy-pending" ] &&
     pass "next run retries the hook only"
 fi
+rm -f "$WORK/hook-mode"
 run_agent 0 "${A[@]}" run --config "$CONF" --once &&
   expect "hook ran a third time" [ "$(hook_runs)" = $((runs + 1)) ] && pass "retried hook not run again"
 
@@ -230,4 +251,25 @@ if wait_until 10 "the daemon never opened $FIFO" opening_fifo; then
   fi
 fi
 stop_daemon
+
+# 8. SECURITY.md rule 22: a running agent is not dumpable (the kernel then gives its /proc
+# files to root, and its own user cannot read /proc/PID/environ or mem) and has a core
+# limit of 0, even when started with an unlimited one. It runs as nobody when the test is
+# root, blocked opening a FIFO for its config.
+FIFO2=$WORK/fifo2.toml
+mkfifo -m 0666 "$FIFO2"
+AS_USER=()
+[ "$(id -u)" != 0 ] || AS_USER=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+(ulimit -c unlimited 2>/dev/null || true; exec "${AS_USER[@]}" "$ACME_AGENT" run --config "$FIFO2") \
+  >"$WORK/fifo2.out" 2>"$WORK/fifo2.err" </dev/null &
+DAEMON=$!
+DERR=$WORK/fifo2.err
+not_dumpable() { [ "$(cat "/proc/$DAEMON/comm" 2>/dev/null)" = acme-agent ] && [ "$(stat -c %u "/proc/$DAEMON/environ")" = 0 ]; }
+if wait_until 10 "the agent's /proc/PID/environ stays its user's (dumpable)" not_dumpable; then
+  expect "its own user reads its environ" bash -c "! ${AS_USER[*]} cat /proc/$DAEMON/environ >/dev/null 2>&1" &&
+    expect "core limit: $(grep 'core file' "/proc/$DAEMON/limits")" grep -qE '^Max core file size +0 +0 ' "/proc/$DAEMON/limits" &&
+    pass "a running agent is not dumpable, its core limit 0"
+fi
+timeout 10 sh -c ': >"$1"' feed "$FIFO2" || true # an empty config: it exits 2
+wait "$DAEMON" 2>/dev/null || true
 finish

@@ -65,7 +65,7 @@ else
 fi
 for setting in NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
   StateDirectory=acme-agent "LoadCredential=pin:/etc/acme-agent/pin" "DeviceAllow=/dev/tpmrm0 rw" \
-  "ReadWritePaths=-/var/lib/softhsm/tokens" Type=oneshot; do
+  "ReadWritePaths=-/var/lib/softhsm/tokens" Type=oneshot LimitCORE=0; do
   grep -qxF "$setting" "$UNITS/acme-agent.service" || fail "service lacks $setting"
 done
 for setting in Persistent=true RandomizedDelaySec=12h WantedBy=timers.target; do

@@ -54,6 +54,25 @@ ACTIONS = {
     "chain_private_key", "retry_after_garbage", "ari", "pass",
 }
 
+# --- proc helper (issue 14 item 8): json_set --------------------------------------------
+# {"action": "json_set", "set": {FIELD: VALUE, ...}, "nest": {"field": F, "depth": N}}:
+# the upstream's JSON answer with each FIELD replaced by VALUE and F by N nested empty
+# arrays ([[[...]]], built as text: Python's json cannot write that deep).
+ACTIONS |= {"json_set"}
+
+
+def json_set(data, rule):
+    doc = json.loads(data)
+    for k, v in rule.get("set", {}).items():
+        doc[k] = v
+    nest = rule.get("nest")
+    if not nest:
+        return json.dumps(doc, indent=3).encode()
+    doc[nest["field"]] = "@@nest@@"
+    depth = int(nest["depth"])
+    return json.dumps(doc).replace('"@@nest@@"', "[" * depth + "]" * depth).encode()
+# --- end proc helper --------------------------------------------------------------------
+
 
 class Log:
     """One JSON object per line, appended, flushed at once; thread-safe."""
@@ -448,6 +467,11 @@ class Handler(BaseHTTPRequestHandler):
             if fault.get("headers"):
                 headers = [(k, v.replace(origin, evil) if k.lower() in ("location", "link") else v)
                            for k, v in headers]
+        elif action == "json_set":  # proc helper (issue 14 item 8)
+            try:
+                data = json_set(data, fault)
+            except ValueError:
+                pass
         elif action == "chain_private_key":
             if not data.endswith(b"\n"):
                 data += b"\n"
