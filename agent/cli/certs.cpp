@@ -319,6 +319,9 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
         return Renewal{{{"name", name}, {"renewed", false}, {"due_at", iso_time(due->at)}},
                        name + ": not due until " + iso_time(due->at) + "\n"};
     }
+    // Due: what this machine needs for the order is checked before newOrder. A shared
+    // responder (renew --all) may be listening for another order: its port is not probed.
+    if (auto r = check_local(ro, shared == nullptr); !r) return std::unexpected(r.error());
     auto old_uri = parse_uri((*stored)->key_uri, "key.uri");
     if (!old_uri) return std::unexpected(old_uri.error());
     Result<keystore::KeyPtr> key = std::unexpected(Error{});
@@ -343,7 +346,7 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
                 return std::unexpected(r.error());
         }
         store::failpoint("new-key-recorded");
-        if (recorded) key = reg.open(*next);
+        if (recorded) key = open_signing_key(o, reg, *next);
         if (!recorded || (!key && key.error().code == Errc::not_found)) {
             auto old_key = reg.open(*old_uri);
             key = reg.generate(*next,
@@ -358,7 +361,7 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
             store::failpoint("new-key-generated");
         }
     } else {
-        key = reg.open(*old_uri);
+        key = open_signing_key(o, reg, *old_uri);
     }
     if (!key) return std::unexpected(key.error());
     const std::string replaces = client.directory().renewal_info && !leaf->aki.empty()
