@@ -83,7 +83,7 @@ int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json_out) {
     }
     std::string path;
     for (const CLI::App* a = at; a && a != &app; a = a->get_parent())
-        path = a->get_name() + (path.empty() ? "" : " ") + path;
+        path.insert(0, path.empty() ? a->get_name() : a->get_name() + " ");
     message += " (see 'acme-agent " + (path.empty() ? "" : path + " ") + "--help')";
     const Error err{Errc::usage, path, message, std::nullopt};
     std::fprintf(stderr, "acme-agent: error: %s\n", err.describe().c_str());
