@@ -105,6 +105,8 @@ Result<challenge::Solver*> SharedSolvers::get(const Options& o) {
     std::lock_guard lock(mutex_);
     auto& slot = solvers_[key];
     if (!slot) {
+        // Before the first order on this port: it can be bound (nothing of ours listens yet).
+        if (auto r = check_local(o); !r) return std::unexpected(r.error());
         auto made = make_solver(o);
         if (!made) return std::unexpected(made.error());
         slot = std::make_unique<Serialized>(std::move(*made));
@@ -320,7 +322,8 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
                        name + ": not due until " + iso_time(due->at) + "\n"};
     }
     // Due: what this machine needs for the order is checked before newOrder. A shared
-    // responder (renew --all) may be listening for another order: its port is not probed.
+    // responder (renew --all) may be listening for another order: SharedSolvers::get
+    // probes its port once, before the first order on it.
     if (auto r = check_local(ro, shared == nullptr); !r) return std::unexpected(r.error());
     auto old_uri = parse_uri((*stored)->key_uri, "key.uri");
     if (!old_uri) return std::unexpected(old_uri.error());

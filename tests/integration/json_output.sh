@@ -32,6 +32,11 @@ run_agent 0 "${A[@]}" issue --key "$CERT" -d json.example.com --http-port "127.0
   expect "times are ISO 8601 UTC" jq -e '.not_after | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$")' "$OUT" >/dev/null &&
   pass "issue"
 run_agent 0 "${A[@]}" renew --all && has name renewed due_at && pass "renew (not due)"
+# A port that cannot be bound (Pebble's own) is found before newOrder, in renew --all too.
+BUSY=${PEBBLE_URL#https://}; BUSY=${BUSY%/dir}
+run_agent 11 "${A[@]}" renew --all --force --http-port "$BUSY" && lacks "$ERR" "order: https" &&
+  expect "renew --all entry: $(cat "$OUT")" jq -e '.[0].ok == false and .[0].error.code == "io"' "$OUT" >/dev/null &&
+  pass "renew --all: a busy port is found before any order"
 run_agent 0 "${A[@]}" revoke --cert "$STATE/live/json.example.com/cert.pem" --reason keyCompromise &&
   has revoked signed_by reason && pass "revoke"
 # A failure: the error object on stdout, the code named as docs/json.md lists it.
