@@ -1,7 +1,7 @@
 # Script mode (cmake -P): writes help2man's --include file OUT from the template IN:
 #   @COMMANDS@     each command's --help (acme-agent key generate --help, ...), run from AGENT
-#   @EXIT_STATUS@  the README's "Exit codes" table (the one list of them, kept in step with
-#                  agent/cli/exit_codes.h) as roff .TP entries
+#   @EXIT_STATUS@  the README's "Exit codes" table as roff .TP entries (tests/integration/
+#                  exit_codes.sh checks it against exit_code_table(), which --help prints)
 #   cmake -DAGENT=acme-agent -DREADME=README.md -DIN=acme-agent.h2m.in -DOUT=acme-agent.h2m
 #         -P man_include.cmake
 

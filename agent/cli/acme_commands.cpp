@@ -22,7 +22,7 @@ Result<Output> account_register(const Options& o, keystore::Registry& reg) {
     if (!uri) return std::unexpected(uri.error());
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
-    auto key = reg.open(*uri);
+    auto key = open_signing_key(o, reg, *uri);
     if (!key) return std::unexpected(key.error());
     auto client = connect(o);
     if (!client) return std::unexpected(client.error());
@@ -84,6 +84,12 @@ Result<Output> account_deactivate(const Options& o, keystore::Registry& reg) {
     if (!session) return std::unexpected(session.error());
     auto* client = &session->client;
     const AccountCtx* ctx = &session->account;
+    if (auto r =
+            confirm(o, "account deactivate",
+                    "Deactivate the account " + ctx->url +
+                        " at the CA? It cannot be undone: the CA will refuse it from then on.");
+        !r)
+        return std::unexpected(r.error());
     if (auto r = acme::deactivate_account(**client, *ctx->key, ctx->url); !r)
         return std::unexpected(r.error());
     Output out;
@@ -95,7 +101,7 @@ Result<Output> account_deactivate(const Options& o, keystore::Registry& reg) {
 Result<Output> account_rollover(const Options& o, keystore::Registry& reg) {
     auto new_uri = parse_uri(o.new_key, "--new-key");
     if (!new_uri) return std::unexpected(new_uri.error());
-    auto new_key = reg.open(*new_uri);
+    auto new_key = open_signing_key(o, reg, *new_uri);
     if (!new_key) return std::unexpected(new_key.error());
     auto session = open_session(o, reg, false);
     if (!session) return std::unexpected(session.error());
@@ -118,6 +124,23 @@ Result<Output> account_rollover(const Options& o, keystore::Registry& reg) {
 }
 
 namespace {
+
+// issue must not silently replace live/NAME when it holds a certificate on another key
+// (the old key may be the one a web server is configured with).
+Result<void> check_replacement(const Options& o, store::StateDir& state, const std::string& name,
+                               const keystore::Key& key) {
+    if (o.force) return {};
+    auto stored = state.certificate(name);
+    if (!stored) return std::unexpected(stored.error());
+    if (!*stored) return {};
+    auto leaf = x509::inspect((*stored)->cert_pem);
+    if (!leaf || leaf->spki == key.public_key_der()) return {};
+    return fail(Errc::usage, "issue",
+                "live/" + store::safe_name(name) + " in " + state.path() +
+                    " holds a certificate for another key (" + (*stored)->key_uri +
+                    "); to move it to a new key run 'acme-agent renew --name " + name +
+                    " --new-key', to replace it with this key give --force");
+}
 
 // --jobs N: 1..64.
 Result<void> check_jobs(const Options& o) {
@@ -159,11 +182,15 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
                 return fail(Errc::usage, where(b),
                             "the wildcard " + d + " needs --challenge dns-01");
     if (auto solver = make_solver(o); !solver) return std::unexpected(solver.error());
+    if (auto r = check_local(o); !r) return std::unexpected(r.error());
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
     std::vector<keystore::KeyPtr> keys;
     for (auto& b : *orders) {
-        auto key = reg.open(b.key);
+        auto key = open_signing_key(o, reg, b.key);
+        if (key)
+            if (auto r = check_replacement(o, *state, b.names.front(), **key); !r)
+                key = std::unexpected(r.error());
         if (!key) {
             Error e = key.error();
             e.where = where(b) + (e.where.empty() ? "" : ": " + e.where);
@@ -171,6 +198,7 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
         }
         keys.push_back(std::move(*key));
     }
+    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
     auto client = connect(o);
     if (!client) return std::unexpected(client.error());
     auto account = account_for(o, reg, *state, **client, true);
@@ -236,10 +264,14 @@ Result<Output> issue(const Options& o, keystore::Registry& reg) {
     auto uri = parse_uri(o.key, "--key");
     if (!uri) return std::unexpected(uri.error());
     if (auto solver = make_solver(o); !solver) return std::unexpected(solver.error());
+    if (auto r = check_local(o); !r) return std::unexpected(r.error());
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
-    auto cert_key = reg.open(*uri);
+    auto cert_key = open_signing_key(o, reg, *uri);
     if (!cert_key) return std::unexpected(cert_key.error());
+    if (auto r = check_replacement(o, *state, o.domains.front(), **cert_key); !r)
+        return std::unexpected(r.error());
+    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
     auto client = connect(o);
     if (!client) return std::unexpected(client.error());
     auto account = account_for(o, reg, *state, **client, true);
@@ -258,9 +290,9 @@ Result<Output> issue(const Options& o, keystore::Registry& reg) {
 
 namespace {
 // The key at `uri`, generated there (ec-p256) on the first run only.
-Result<keystore::KeyPtr> open_or_generate(keystore::Registry& reg, const keystore::KeyUri& uri,
-                                          bool& made) {
-    auto key = reg.open(uri);
+Result<keystore::KeyPtr> open_or_generate(const Options& o, keystore::Registry& reg,
+                                          const keystore::KeyUri& uri, bool& made) {
+    auto key = open_signing_key(o, reg, uri);
     if (key || key.error().code != Errc::not_found) return key;
     made = true;
     return reg.generate(uri, keystore::KeyAlgorithm::ec_p256);
@@ -302,15 +334,26 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
             }
         }
     }
+    if (auto r = check_local(o); !r) return std::unexpected(r.error());
+    // An account registered before for this server (account register, an earlier enroll)
+    // is the device's account: registering another would replace it in the state dir.
+    auto stored_account = state->account(o.server);
+    if (!stored_account) return std::unexpected(stored_account.error());
+    const bool reuse_account = o.account_key.empty() && stored_account->has_value();
     bool made_account = false, made_device = false;
-    auto account_key = open_or_generate(reg, *account_uri, made_account);
-    if (!account_key) return std::unexpected(account_key.error());
-    auto device_key = open_or_generate(reg, *device_uri, made_device);
+    Options ao = o;
+    if (!reuse_account) {
+        auto account_key = open_or_generate(o, reg, *account_uri, made_account);
+        if (!account_key) return std::unexpected(account_key.error());
+        ao.account_key = (*account_key)->uri().to_string();
+    } else {
+        keystore::log::info("enroll: using the account registered before, " +
+                            (*stored_account)->url);
+    }
+    auto device_key = open_or_generate(o, reg, *device_uri, made_device);
     if (!device_key) return std::unexpected(device_key.error());
     auto client = connect(o);
     if (!client) return std::unexpected(client.error());
-    Options ao = o;
-    ao.account_key = (*account_key)->uri().to_string();
     auto account = account_for(ao, reg, *state, **client, true);
     if (!account) return std::unexpected(account.error());
     auto r = obtain(o, *state, **client, *account, *device_key, o.domains, "");
@@ -320,6 +363,7 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
     out.data["name"] = name;
     out.data["enrolled"] = true;
     out.data["issued"] = true;
+    out.data["account"] = account->url;
     out.data["new_keys"] = json{{"account", made_account}, {"device", made_device}};
     out.text = describe_text(*r, (*device_key)->uri().to_string());
     return out;
@@ -339,6 +383,7 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
         if (!all) return std::unexpected(all.error());
         names = *all;
     }
+    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
     auto client = connect(o);
     if (!client) return std::unexpected(client.error());
     auto account = account_for(o, reg, *state, **client, false);

@@ -6,9 +6,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <string_view>
 
 namespace cli {
 
@@ -40,6 +42,70 @@ int report(const Options& o, const Result<Output>& r) {
     return exit_code(e.code);
 }
 
+// Edit distance, for "did you mean" (command names are short).
+std::size_t distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+// A parser error as every other failure: "acme-agent: error: ..." on stderr (with the
+// command a mistyped word was probably meant to be), {"error": ...} on stdout with --json.
+int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json_out) {
+    // The deepest command given, and the first word left over where its subcommand belongs.
+    CLI::App* at = &app;
+    for (;;) {
+        auto chosen = at->get_subcommands();
+        if (chosen.empty()) break;
+        at = chosen.front();
+    }
+    std::string message = e.what();
+    const auto subs = at->get_subcommands([](const CLI::App*) { return true; });
+    std::string word;
+    // With fallthrough, a word no command takes lands in the top level's leftovers.
+    for (const auto& r : app.remaining(true))
+        if (!r.starts_with("-")) {
+            word = r;
+            break;
+        }
+    if (!subs.empty() && !word.empty()) {
+        std::string best;
+        std::size_t best_d = 3;  // at most two edits away, or a prefix
+        for (const CLI::App* sub : subs) {
+            const std::string& n = sub->get_name();
+            const std::size_t d = n.starts_with(word) ? 1 : distance(word, n);
+            if (d < best_d) best_d = d, best = n;
+        }
+        message = "unknown command '" + word + "'";
+        if (!best.empty()) message += "; did you mean '" + best + "'?";
+    }
+    std::string path;
+    for (const CLI::App* a = at; a && a != &app; a = a->get_parent())
+        path.insert(0, path.empty() ? a->get_name() : a->get_name() + " ");
+    message += " (see 'acme-agent " + (path.empty() ? "" : path + " ") + "--help')";
+    const Error err{Errc::usage, path, message, std::nullopt};
+    std::fprintf(stderr, "acme-agent: error: %s\n", err.describe().c_str());
+    if (json_out) std::cout << json{{"error", error_json(err)}}.dump(2) << "\n";
+    return kUsage;
+}
+
+// The --help footer: every exit code (exit_code_table()), as README.md lists them.
+std::string exit_code_footer() {
+    std::string out = "Exit codes:\n";
+    for (const auto& [code, meaning] : exit_code_table())
+        out += "  " + std::to_string(code) + (code < 10 ? "   " : "  ") + meaning + "\n";
+    return out;
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -54,6 +120,8 @@ int run(int argc, char** argv) {
         "without a token, and tests)."};
     app.set_version_flag("--version", std::string("acme-agent ") + ACME_AGENT_VERSION);
     app.require_subcommand(1);
+    // Global options may also follow the command (acme-agent account show --json).
+    app.fallthrough();
     app.add_option("--server", o.server, "ACME directory URL")
         ->default_str(kDefaultServer)
         ->envname("ACME_AGENT_SERVER");
@@ -70,12 +138,13 @@ int run(int argc, char** argv) {
     app.add_flag("--json", o.json_out, "print results as JSON on stdout");
     app.add_flag("-v,--verbose", o.verbose, "more detail on stderr (each retry, each request)");
     app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
-    app.footer(
-        "Exit codes: 0 ok, 1 internal, 2 usage, 3 not found, 4 exists, 5 token absent,\n"
-        "6 module load, 7 wrong PIN, 8 PIN locked, 9 unsupported, 10 hardware, 11 I/O,\n"
-        "12 network, 13 protocol, 14 CA refused, 15 state dir busy/damaged,\n"
-        "16 deploy hook failed (run).\n"
-        "PINs come from the key URI's pin-source=file:PATH (mode 0600) or a prompt.");
+    app.add_flag("--allow-weak-key", o.allow_weak_key,
+                 "accept an account or certificate key that can leave the device (extractable, "
+                 "not sensitive, TPM without fixedTPM/fixedParent) or can decrypt/unwrap");
+    // The exit codes first: the man page cuts the footer from "Exit codes:" on.
+    app.footer(exit_code_footer() +
+               "Global options may also come after the command.\n"
+               "PINs come from the key URI's pin-source=file:PATH (mode 0600) or a prompt.\n");
 
     std::function<Result<Output>(const Options&, keystore::Registry&)> action;
     auto bind = [&](CLI::App* sub, auto fn) { sub->callback([&action, fn] { action = fn; }); };
@@ -101,8 +170,10 @@ int run(int argc, char** argv) {
         "show", "algorithm, public key, JWK thumbprint and hardware properties");
     kshow->add_option("--key", o.key, key_help)->required();
     bind(kshow, key_show);
-    auto* kdel = key->add_subcommand("delete", "destroy a key (both halves)");
+    auto* kdel = key->add_subcommand(
+        "delete", "destroy a key (both halves); asks first, naming the certificates that use it");
     kdel->add_option("--key", o.key, key_help)->required();
+    kdel->add_flag("--yes", o.yes, "do not ask (required when stdin is not a terminal)");
     bind(kdel, key_delete);
 
     auto* account = app.add_subcommand("account", "ACME account for --server");
@@ -132,9 +203,10 @@ int run(int argc, char** argv) {
     auto* adeact =
         account->add_subcommand("deactivate", "deactivate the account at the CA (final)");
     adeact->add_option("--account-key", o.account_key, "account key URI (default: the stored one)");
+    adeact->add_flag("--yes", o.yes, "do not ask (required when stdin is not a terminal)");
     bind(adeact, account_deactivate);
-    auto* aroll =
-        account->add_subcommand("rollover", "move the account to another key (RFC 8555 §7.3.5)");
+    auto* aroll = account->add_subcommand(
+        "rollover", "move the account to another key (RFC 8555 section 7.3.5)");
     aroll->add_option("--new-key", o.new_key, "the new account key URI (generate it first)")
         ->required();
     aroll->add_option("--account-key", o.account_key,
@@ -193,6 +265,9 @@ int run(int argc, char** argv) {
     iss->add_option("--email", o.emails, "contact, when a new account is registered");
     iss->add_flag("--agree-tos", o.agree_tos,
                   "agree to the CA's terms, when a new account is registered");
+    iss->add_flag("--force", o.force,
+                  "replace a certificate of the same name that uses another key (see also "
+                  "renew --new-key)");
     challenge_options(iss);
     bind(iss, issue);
 
@@ -262,7 +337,7 @@ int run(int argc, char** argv) {
         "ACME_AGENT_DOMAINS (space-separated), ACME_AGENT_CERT, ACME_AGENT_CHAIN,\n"
         "ACME_AGENT_FULLCHAIN (paths) and ACME_AGENT_KEY_URI (no pin-value, no pin-source); its\n"
         "stdout goes to stderr. A hook that fails or times out is reported and runs again on\n"
-        "the next pass (live/NAME/deploy-pending); the certificate stays stored.\n"
+        "the next pass (STATE/orders/NAME.deploy-pending); the certificate stays stored.\n"
         "run --once exits 0 when every certificate is fine, with the code of the first failed\n"
         "certificate's error when one failed, else 16 when only a deploy hook failed.");
     bind(runc, run_config);
@@ -276,8 +351,10 @@ int run(int argc, char** argv) {
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        app.exit(e);
-        return kUsage;
+        // --json may not have been stored yet when parsing stopped.
+        const bool json_out = std::any_of(
+            argv + 1, argv + argc, [](const char* a) { return std::string_view(a) == "--json"; });
+        return report_parse_error(app, e, json_out);
     }
     o.server_given = app.get_option("--server")->count() > 0;
     o.ca_file_given = app.get_option("--ca-file")->count() > 0;

@@ -105,6 +105,8 @@ Result<challenge::Solver*> SharedSolvers::get(const Options& o) {
     std::lock_guard lock(mutex_);
     auto& slot = solvers_[key];
     if (!slot) {
+        // Before the first order on this port: it can be bound (nothing of ours listens yet).
+        if (auto r = check_local(o); !r) return std::unexpected(r.error());
         auto made = make_solver(o);
         if (!made) return std::unexpected(made.error());
         slot = std::make_unique<Serialized>(std::move(*made));
@@ -319,6 +321,10 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
         return Renewal{{{"name", name}, {"renewed", false}, {"due_at", iso_time(due->at)}},
                        name + ": not due until " + iso_time(due->at) + "\n"};
     }
+    // Due: what this machine needs for the order is checked before newOrder. A shared
+    // responder (renew --all) may be listening for another order: SharedSolvers::get
+    // probes its port once, before the first order on it.
+    if (auto r = check_local(ro, shared == nullptr); !r) return std::unexpected(r.error());
     auto old_uri = parse_uri((*stored)->key_uri, "key.uri");
     if (!old_uri) return std::unexpected(old_uri.error());
     Result<keystore::KeyPtr> key = std::unexpected(Error{});
@@ -343,7 +349,7 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
                 return std::unexpected(r.error());
         }
         store::failpoint("new-key-recorded");
-        if (recorded) key = reg.open(*next);
+        if (recorded) key = open_signing_key(o, reg, *next);
         if (!recorded || (!key && key.error().code == Errc::not_found)) {
             auto old_key = reg.open(*old_uri);
             key = reg.generate(*next,
@@ -358,7 +364,7 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
             store::failpoint("new-key-generated");
         }
     } else {
-        key = reg.open(*old_uri);
+        key = open_signing_key(o, reg, *old_uri);
     }
     if (!key) return std::unexpected(key.error());
     const std::string replaces = client.directory().renewal_info && !leaf->aki.empty()

@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include "acme/account.h"
+#include "challenge/listener.h"
 #include "keystore/file_backend.h"
 #include "keystore/files.h"
 #include "keystore/log.h"
@@ -13,6 +14,12 @@
 #include <openssl/pem.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
 
 namespace cli {
 
@@ -54,6 +61,121 @@ Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option) 
         return std::unexpected(e);
     }
     return uri;
+}
+
+Result<std::vector<std::string>> weaknesses(const keystore::Key& key) {
+    std::vector<std::string> out;
+    if (key.uri().scheme() == "file") return out;
+    auto props = key.properties();
+    if (!props) return std::unexpected(props.error());
+    auto value = [&](std::string_view name) -> std::string {
+        for (const auto& p : *props)
+            if (p.name == name) return p.value;
+        return "";
+    };
+    // TPM: extractable is derived from these two; name the TPM's own attributes.
+    for (const char* bit : {"fixedTPM", "fixedParent"})
+        if (value(bit) == "false") out.push_back(std::string(bit) + " is not set");
+    if (out.empty() && value("extractable") == "true") out.emplace_back("extractable");
+    if (value("sensitive") == "false") out.emplace_back("not sensitive");
+    const std::string usage = "," + value("usage") + ",";
+    for (const char* use : {"decrypt", "unwrap"})
+        if (usage.find(std::string(",") + use + ",") != std::string::npos)
+            out.push_back(std::string("may ") + use);
+    return out;
+}
+
+Result<keystore::KeyPtr> open_signing_key(const Options& o, keystore::Registry& reg,
+                                          const keystore::KeyUri& uri) {
+    auto key = reg.open(uri);
+    if (!key || o.allow_weak_key) return key;
+    auto weak = weaknesses(**key);
+    if (!weak) return std::unexpected(weak.error());
+    if (weak->empty()) return key;
+    std::string list;
+    for (const auto& w : *weak) list += (list.empty() ? "" : ", ") + w;
+    return fail(Errc::usage, (*key)->uri().to_string(),
+                "weak key: " + list +
+                    "; a key that can leave the device or also decrypt is refused as an account "
+                    "or certificate key (generate one with 'acme-agent key generate', or accept "
+                    "it with --allow-weak-key)");
+}
+
+Result<void> confirm(const Options& o, const std::string& what, const std::string& question) {
+    if (o.yes) return {};
+    if (!::isatty(STDIN_FILENO))
+        return fail(Errc::usage, what,
+                    "this cannot be undone and there is no terminal to ask; add --yes to go ahead");
+    std::fprintf(stderr, "%s [y/N] ", question.c_str());
+    std::fflush(stderr);
+    std::string answer;
+    if (!std::getline(std::cin, answer)) answer.clear();
+    if (answer == "y" || answer == "Y" || answer == "yes" || answer == "YES") return {};
+    return fail(Errc::usage, what, "not confirmed; nothing was changed");
+}
+
+namespace {
+// A directory the agent may create files in: `dir` itself, else its nearest existing parent.
+Result<void> writable_dir(const std::string& dir, const char* option) {
+    std::string d = dir;
+    struct stat st{};
+    while (::stat(d.c_str(), &st) != 0) {
+        if (errno != ENOENT)
+            return fail(Errc::io, option, "cannot use " + dir + ": " + std::strerror(errno));
+        const auto slash = d.find_last_of('/', d.size() > 1 ? d.size() - 2 : 0);
+        d = slash == std::string::npos ? "." : slash == 0 ? "/" : d.substr(0, slash);
+    }
+    if (!S_ISDIR(st.st_mode)) return fail(Errc::io, option, d + " is not a directory");
+    if (::access(d.c_str(), W_OK | X_OK) != 0)
+        return fail(Errc::io, option,
+                    "cannot write to " + d + ": " + std::strerror(errno) +
+                        "; choose a directory this user can write, or fix its permissions");
+    return {};
+}
+}  // namespace
+
+Result<void> check_local(const Options& o, bool ports) {
+    if (o.challenge == "http-01" && !o.webroot.empty()) {
+        struct stat st{};
+        if (::stat(o.webroot.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            return fail(Errc::io, "--webroot",
+                        o.webroot +
+                            " is not a directory; give the document root your web "
+                            "server serves for http://NAME/");
+        if (auto r = writable_dir(o.webroot, "--webroot"); !r) return r;
+    }
+    if (!o.out.empty())
+        if (auto r = writable_dir(o.out, "--out"); !r) return r;
+    if (!ports) return {};
+    // Bound and closed again: the responder binds for real at its first challenge.
+    if (o.challenge == "http-01" && o.webroot.empty()) {
+        auto l = challenge::listen_on(o.http_port, "http-01");
+        if (!l && l.error().code == Errc::io) {
+            Error e = l.error();
+            e.where = "--http-port";
+            e.message +=
+                "; nothing was sent to the CA. When a web server holds the port, give --webroot "
+                "DIR to answer through it, or stop it for the time of the order; else give "
+                "another --http-port [ADDR:]PORT (the CA connects to port 80; ports below 1024 "
+                "need root or CAP_NET_BIND_SERVICE)";
+            return std::unexpected(e);
+        }
+        if (!l) return std::unexpected(l.error());
+    }
+    if (o.challenge == "tls-alpn-01") {
+        auto l = challenge::listen_on(o.tls_alpn_port, "tls-alpn-01");
+        if (!l && l.error().code == Errc::io) {
+            Error e = l.error();
+            e.where = "--tls-alpn-port";
+            e.message +=
+                "; nothing was sent to the CA. Stop the program holding the port for the time "
+                "of the order, use --challenge http-01 or dns-01, or give another "
+                "--tls-alpn-port [ADDR:]PORT";
+            return std::unexpected(e);
+        }
+        if (!l) return std::unexpected(l.error());
+    }
+    return {};
 }
 
 std::string pem_public_key(const keystore::Bytes& spki) {
@@ -137,22 +259,27 @@ Result<keystore::Secret> read_mac_key_file(const std::string& source) {
     return out;
 }
 
-Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store::StateDir& state,
-                               acme::Client& client, bool may_register) {
+Result<void> have_account(const Options& o, const store::StateDir& state) {
+    if (!o.account_key.empty()) return {};
     auto stored = state.account(o.server);
     if (!stored) return std::unexpected(stored.error());
-    std::string key_text = o.account_key;
-    if (key_text.empty()) {
-        if (!*stored)
-            return fail(Errc::usage, "account",
-                        "no account for " + o.server + " in " + state.path() +
-                            "; run 'acme-agent account register --key URI --agree-tos' or pass "
-                            "--account-key URI");
-        key_text = (*stored)->key_uri;
-    }
+    if (!*stored)
+        return fail(Errc::not_found, "account",
+                    "no account for " + o.server + " in " + state.path() +
+                        "; run 'acme-agent account register --key URI --agree-tos' or pass "
+                        "--account-key URI");
+    return {};
+}
+
+Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store::StateDir& state,
+                               acme::Client& client, bool may_register) {
+    if (auto r = have_account(o, state); !r) return std::unexpected(r.error());
+    auto stored = state.account(o.server);
+    if (!stored) return std::unexpected(stored.error());
+    const std::string key_text = o.account_key.empty() ? (*stored)->key_uri : o.account_key;
     auto uri = parse_uri(key_text, "--account-key");
     if (!uri) return std::unexpected(uri.error());
-    auto key = reg.open(*uri);
+    auto key = open_signing_key(o, reg, *uri);
     if (!key) return std::unexpected(key.error());
     AccountCtx ctx{*key, ""};
     if (*stored && (*stored)->key_uri == (*key)->uri().to_string()) {
@@ -183,6 +310,7 @@ Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store:
 Result<Session> open_session(const Options& o, keystore::Registry& reg, bool may_register) {
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
+    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
     auto client = connect(o);
     if (!client) return std::unexpected(client.error());
     auto account = account_for(o, reg, *state, **client, may_register);

@@ -43,6 +43,10 @@ struct Options : config::CertificateSettings {
     bool json_out = false;
     int verbose = 0;
     bool quiet = false;
+    // --allow-weak-key: open a hardware key that can decrypt/unwrap or leave the device
+    bool allow_weak_key = false;
+    // --yes: key delete / account deactivate without asking (needed without a terminal)
+    bool yes = false;
 
     std::string key;
     std::string type;
@@ -113,6 +117,21 @@ using Command = Result<Output> (*)(const Options&, keystore::Registry&);
 keystore::Registry make_registry(const Options& o);
 // Parses a key URI given to `option`; errors name the option.
 Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option);
+// What makes a hardware key unfit to be an account or certificate key (empty: nothing):
+// a PKCS#11 key that is extractable, not sensitive, or may decrypt/unwrap; a TPM key
+// without fixedTPM or fixedParent. file: keys are software by choice and never weak here.
+Result<std::vector<std::string>> weaknesses(const keystore::Key& key);
+// Opens the account or certificate key at `uri`: refused (Errc::usage, naming the
+// attribute) when weaknesses() finds one, unless --allow-weak-key.
+Result<keystore::KeyPtr> open_signing_key(const Options& o, keystore::Registry& reg,
+                                          const keystore::KeyUri& uri);
+// An irreversible step: asks "QUESTION [y/N]" on a terminal; without one, refuses unless
+// --yes (Errc::usage naming --yes). `what` names the command in errors.
+Result<void> confirm(const Options& o, const std::string& what, const std::string& question);
+// The local prerequisites of an order, checked before any request to the CA: the --webroot
+// directory exists, --out can be written, and (when `ports`) the built-in responder's port
+// can be bound. Errc::io naming the option and what to do.
+Result<void> check_local(const Options& o, bool ports = true);
 // An error as --json prints it: {"code", "where", "message"[, "native"]}.
 json error_json(const Error& e);
 std::string pem_public_key(const keystore::Bytes& spki);
@@ -125,6 +144,10 @@ Result<std::unique_ptr<acme::Client>> connect(const Options& o);
 Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& reg);
 // Reads a base64url MAC key from a file that only its owner can read.
 Result<keystore::Secret> read_mac_key_file(const std::string& source);
+
+// Without --account-key, an account for --server must be stored: Errc::not_found naming
+// `account register` otherwise. Checked before the first request.
+Result<void> have_account(const Options& o, const store::StateDir& state);
 
 struct AccountCtx {
     keystore::KeyPtr key;

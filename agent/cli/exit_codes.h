@@ -3,6 +3,8 @@
 
 #include "keystore/error.h"
 
+#include <span>
+
 namespace cli {
 
 enum ExitCode : int {
@@ -26,5 +28,14 @@ enum ExitCode : int {
 };
 
 int exit_code(keystore::Errc code);
+
+// The one list of exit codes and what each means: `acme-agent --help` prints it, and
+// tests/integration/docs.sh checks README.md's "Exit codes" table (which the man page's
+// EXIT STATUS is made from) and docs/troubleshooting.md against that output.
+struct ExitCodeInfo {
+    int code;
+    const char* meaning;
+};
+std::span<const ExitCodeInfo> exit_code_table();
 
 }  // namespace cli

@@ -1,7 +1,11 @@
 #include "cli/common.h"
 
 #include "keystore/jwk.h"
+#include "keystore/log.h"
 #include "keystore/mac.h"
+#include "x509/cert.h"
+
+#include <sys/stat.h>
 
 namespace cli {
 
@@ -48,6 +52,8 @@ Result<Output> key_show(const Options& o, keystore::Registry& reg) {
     if (!thumb) return std::unexpected(thumb.error());
     auto props = (*key)->properties();
     if (!props) return std::unexpected(props.error());
+    auto weak = weaknesses(**key);
+    if (!weak) return std::unexpected(weak.error());
     Output out;
     const std::string pem = pem_public_key((*key)->public_key_der());
     json p = json::object();
@@ -56,6 +62,10 @@ Result<Output> key_show(const Options& o, keystore::Registry& reg) {
                 {"algorithm", keystore::algorithm_name((*key)->algorithm())},
                 {"jwk_thumbprint", *thumb},
                 {"properties", p},
+                // What makes the key refused as an account or certificate key unless
+                // --allow-weak-key ([] when nothing), and whether that was given.
+                {"weak", *weak},
+                {"allow_weak_key", o.allow_weak_key},
                 {"public_key_pem", pem}};
     auto field = [&](std::string name, const std::string& value) {
         name += ":";
@@ -66,18 +76,60 @@ Result<Output> key_show(const Options& o, keystore::Registry& reg) {
     field("algorithm", std::string(keystore::algorithm_name((*key)->algorithm())));
     field("jwk thumbprint", *thumb);
     for (auto& kp : *props) field(kp.name, kp.value);
+    std::string list;
+    for (const auto& w : *weak) list += (list.empty() ? "" : ", ") + w;
+    if (!weak->empty())
+        field("weak", list + (o.allow_weak_key ? " (accepted: --allow-weak-key)"
+                                               : " (refused as an account or certificate key "
+                                                 "without --allow-weak-key)"));
     out.text += pem;
     return out;
 }
+
+namespace {
+// The certificates in the state dir (when there is one) whose key is `key`.
+Result<std::vector<std::string>> certificates_using(const Options& o, const keystore::Key& key) {
+    std::vector<std::string> out;
+    struct stat st{};
+    if (::stat(o.state_dir.c_str(), &st) != 0) return out;  // no state dir: no certificates
+    auto state = store::StateDir::open(o.state_dir);
+    if (!state) return std::unexpected(state.error());
+    auto names = state->certificate_names();
+    if (!names) return std::unexpected(names.error());
+    for (const auto& name : *names) {
+        auto c = state->certificate(name);
+        if (!c || !*c) continue;
+        auto leaf = x509::inspect((*c)->cert_pem);
+        if (leaf && leaf->spki == key.public_key_der()) out.push_back(name);
+    }
+    return out;
+}
+}  // namespace
 
 Result<Output> key_delete(const Options& o, keystore::Registry& reg) {
     auto uri = parse_uri(o.key, "--key");
     if (!uri) return std::unexpected(uri.error());
     auto ks = reg.keystore_for(*uri);
     if (!ks) return std::unexpected(ks.error());
+    // The key is opened first: a delete of nothing fails before asking, and the question
+    // names what still uses it.
+    auto key = (*ks)->open(*uri);
+    if (!key) return std::unexpected(key.error());
+    auto users = certificates_using(o, **key);
+    if (!users) return std::unexpected(users.error());
+    std::string question = "Destroy " + (*key)->uri().to_string() + "? It cannot be recovered.";
+    if (!users->empty()) {
+        std::string list;
+        for (const auto& n : *users) list += (list.empty() ? "" : ", ") + n;
+        question += " Certificates in " + o.state_dir + " that use it: " + list +
+                    " (renew them with --new-key first).";
+        keystore::log::warning("key delete: used by the certificates " + list + " in " +
+                               o.state_dir);
+    }
+    if (auto r = confirm(o, "key delete", question); !r) return std::unexpected(r.error());
     if (auto r = (*ks)->destroy(*uri); !r) return std::unexpected(r.error());
     Output out;
-    out.data = {{"deleted", uri->to_string()}};
+    out.data = {{"deleted", uri->to_string()}, {"used_by", *users}};
     out.text = "deleted " + uri->to_string() + "\n";
     return out;
 }

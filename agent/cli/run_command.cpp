@@ -150,7 +150,7 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
             why = "its domains changed in the config";
         if (why.empty() && (*stored)->key_uri != uri->to_string()) {
             // The same key may be written two ways (with or without its id): compare keys.
-            auto k = reg.open(*uri);
+            auto k = open_signing_key(co, reg, *uri);
             if (!k) return failed(k.error());
             key = *k;
             if (key->public_key_der() != leaf->spki) why = "its key changed in the config";
@@ -176,10 +176,11 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
     if (!why.empty()) {
         keystore::log::info("run: " + c.name + ": " + why);
         if (!key) {
-            auto k = reg.open(*uri);
+            auto k = open_signing_key(co, reg, *uri);
             if (!k) return failed(k.error());
             key = *k;
         }
+        if (auto r = check_local(co); !r) return failed(r.error());
         // Owed from here on: a crash after the certificate is stored still runs the hook.
         if (!c.deploy_hook.empty())
             if (auto w = state.set_deploy_pending(c.name, true); !w) return failed(w.error());

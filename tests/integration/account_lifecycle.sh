@@ -10,11 +10,27 @@ setup_pebble
 key() { "$ACME_AGENT" key generate --key "$(hsm_key "$1")" --type "${2:-ec-p256}"; }
 ACCT=$(key acct)
 run_agent 0 "${AGENT[@]}" account register --key "$ACCT" --agree-tos --email a@example.com
+ACCOUNT_JSON=$(cat "$STATE"/accounts/*.json)
+
+# enroll on a machine that has an account: the account is used, not replaced by a new one
+# (its default account key would be a TPM key; there is no TPM here).
+EN=$(key en)
+run_agent 0 "${AGENT[@]}" --json enroll -d enroll.example.com --key "$EN" --http-port "$HTTP" &&
+  expect "enroll used another account: $(cat "$OUT")" \
+    jq -e --arg u "$(jq -r .url <<<"$ACCOUNT_JSON")" '.account == $u and .new_keys.account == false' "$OUT" >/dev/null &&
+  expect "the stored account changed" [ "$(cat "$STATE"/accounts/*.json)" = "$ACCOUNT_JSON" ] &&
+  pass "enroll reuses the account registered before"
 
 # Revocation by the account key.
 C1=$(key c1)
 run_agent 0 "${AGENT[@]}" issue --key "$C1" -d r1.example.com --http-port "$HTTP"
 S1=$(serial_of "$STATE/live/r1.example.com/cert.pem")
+# issue for a name already in live/ with another key: refused, the command that does it named.
+C1B=$(key c1b)
+run_agent 2 "${AGENT[@]}" issue --key "$C1B" -d r1.example.com --http-port "$HTTP" &&
+  contains "$ERR" "renew --name r1.example.com --new-key" && contains "$ERR" "--force" &&
+  expect "live/r1.example.com replaced" [ "$(serial_of "$STATE/live/r1.example.com/cert.pem")" = "$S1" ] &&
+  pass "issue does not silently replace a certificate on another key"
 [ "$(cert_status "$S1")" = "Valid " ] || fail "fresh certificate not Valid: $(cert_status "$S1")"
 run_agent 0 "${AGENT[@]}" revoke --cert "$STATE/live/r1.example.com/cert.pem" \
   && expect "Pebble says $(cert_status "$S1")" [ "$(cert_status "$S1" | cut -d' ' -f1)" = Revoked ] \
@@ -51,8 +67,23 @@ run_agent 3 "${AGENT[@]}" account show --account-key "$ACCT" && contains "$ERR" 
   && pass "old key refused by the CA"
 run_agent 2 "${AGENT[@]}" account rollover --new-key "$NEW" && contains "$ERR" "current key"
 
-# Deactivation: final; issuing afterwards fails with the CA's reason.
-run_agent 0 "${AGENT[@]}" account deactivate && contains "$OUT" "deactivated"
+# key delete of a key a certificate uses: not without a terminal unless --yes, and named;
+# on a terminal it asks (y/N).
+run_agent 2 "${AGENT[@]}" key delete --key "$C3" && contains "$ERR" "--yes" && contains "$ERR" "after-rollover.example.com"
+run_agent 0 "${AGENT[@]}" key show --key "$C3"
+DELETE=$(printf '%q ' "${AGENT[@]}" key delete --key "$C3")
+rc=0; printf 'n\n' | script -qec "$DELETE" /dev/null >"$WORK/tty.out" 2>&1 || rc=$?
+expect "answer n: exit $rc" [ "$rc" = 2 ] && contains "$WORK/tty.out" "after-rollover.example.com" &&
+  contains "$WORK/tty.out" "[y/N]" && run_agent 0 "${AGENT[@]}" key show --key "$C3"
+rc=0; printf 'y\n' | script -qec "$DELETE" /dev/null >"$WORK/tty.out" 2>&1 || rc=$?
+expect "answer y: exit $rc: $(cat "$WORK/tty.out")" [ "$rc" = 0 ] && run_agent 3 "${AGENT[@]}" key show --key "$C3" &&
+  pass "key delete asks on a terminal, names the certificates using the key, refuses without one"
+
+# Deactivation: final, so not without a terminal unless --yes; issuing afterwards fails
+# with the CA's reason.
+run_agent 2 "${AGENT[@]}" account deactivate && contains "$ERR" "--yes"
+run_agent 0 "${AGENT[@]}" --json account show && expect "account not valid: $(cat "$OUT")" jq -e '.status == "valid"' "$OUT" >/dev/null
+run_agent 0 "${AGENT[@]}" account deactivate --yes && contains "$OUT" "deactivated"
 C4=$(key c4)
 run_agent 14 "${AGENT[@]}" issue --key "$C4" -d dead.example.com --http-port "$HTTP" \
   && contains "$ERR" "deactivated" && pass "a deactivated account cannot issue"

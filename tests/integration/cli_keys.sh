@@ -14,6 +14,7 @@ for kv in '"sensitive": "true"' '"always-sensitive": "true"' '"extractable": "fa
   contains "$OUT" "$kv"
 done
 jq -e '.jwk_thumbprint | length == 43' "$OUT" >/dev/null || fail "thumbprint"
+jq -e '.weak == [] and .allow_weak_key == false' "$OUT" >/dev/null || fail "a generated key shown as weak: $(jq -c .weak "$OUT")"
 pass "generate + show report a sensitive, non-extractable, sign-only key"
 
 LIST_BEFORE=$("$A" key list --key "$TOKEN")
@@ -59,8 +60,31 @@ pass "each error has its message and exit code; the token is untouched"
 "$A" -v key show --key "$ACCT" >"$WORK/v.out" 2>&1
 for f in "$WORK"/v.out "$OUT" "$ERR"; do lacks "$f" "$SECRET_PIN"; done
 
-# delete, then it is gone
-run_agent 0 "$A" key delete --key "$ACCT"
+# A key made elsewhere that can leave the token and decrypt: shown as weak, refused as an
+# account or certificate key (before any request: the server is unreachable on purpose)
+# unless --allow-weak-key, before or after the command.
+pkcs11-tool --module "$ACME_AGENT_PKCS11_MODULE" --login --pin "$SECRET_PIN" --keypairgen \
+  --key-type EC:prime256v1 --label weak --id 7e --usage-sign --usage-decrypt --extractable >"$WORK/p11.out" 2>&1 ||
+  fail "pkcs11-tool: $(cat "$WORK/p11.out")"
+WEAK="pkcs11:token=acme;object=weak?module-path=$ACME_AGENT_PKCS11_MODULE&pin-source=file:$PIN_FILE"
+run_agent 0 "$A" --json key show --key "$WEAK" &&
+  expect "key show --json weak: $(jq -c .weak "$OUT")" jq -e '.weak == ["extractable", "may decrypt", "may unwrap"]' "$OUT" >/dev/null
+run_agent 0 "$A" key show --key "$WEAK" && contains "$OUT" "extractable, may decrypt, may unwrap (refused as an account or certificate key without --allow-weak-key)"
+run_agent 0 "$A" key show --key "$WEAK" --allow-weak-key --json &&
+  expect "allow_weak_key recorded" jq -e '.allow_weak_key == true' "$OUT" >/dev/null
+NOWHERE=(--server https://127.0.0.1:1/dir --state-dir "$STATE")
+run_agent 2 "$A" "${NOWHERE[@]}" issue --key "$WEAK" -d weak.example.com --http-port 127.0.0.1:0 &&
+  contains "$ERR" "weak key: extractable, may decrypt" && contains "$ERR" "--allow-weak-key"
+run_agent 2 "$A" "${NOWHERE[@]}" account register --key "$WEAK" --agree-tos && contains "$ERR" "weak key"
+# With the override the key is accepted: the next step (no account stored) fails instead.
+run_agent 3 "$A" "${NOWHERE[@]}" issue --key "$WEAK" -d weak.example.com --http-port 127.0.0.1:0 --allow-weak-key &&
+  contains "$ERR" "no account"
+pass "a weak token key: named in key show, refused unless --allow-weak-key"
+
+# delete: irreversible, so not without a terminal unless --yes; then it is gone
+run_agent 2 "$A" key delete --key "$ACCT" && contains "$ERR" "--yes"
+run_agent 0 "$A" key show --key "$ACCT"
+run_agent 0 "$A" key delete --key "$ACCT" --yes
 run_agent 3 "$A" key show --key "$ACCT"
 # help on every command
 for c in "" "key" "key generate" "key list" "key show" "key delete" "account" "account register" \

@@ -73,6 +73,22 @@ run_agent 0 "${E[@]}" --json enroll -d sensor-7.example.com --agree-tos --http-p
   && pass "certificate removed: a new one for the same device key"
 expect "the key file changed" [ "$(sha256sum "$KEYFILE" "$WORK/device-state/keys/account.tss")" = "$SUM" ]
 
+# A key made with tpm2-tools without fixedTPM/fixedParent (it can be duplicated to another
+# TPM): shown as weak, refused as a certificate key (before any request) unless
+# --allow-weak-key.
+(cd "$WORK" && tpm2_createprimary -C o -c prim.ctx && tpm2_evictcontrol -C o -c prim.ctx 0x81000020 &&
+  tpm2_flushcontext -t && tpm2_create -C 0x81000020 -G ecc256:ecdsa-sha256 -u weak.pub -r weak.priv \
+    -a "sign|userwithauth|sensitivedataorigin" && tpm2_flushcontext -t &&
+  tpm2_encodeobject -C 0x81000020 -u weak.pub -r weak.priv -o weak.tss) >"$WORK/tpm2-tools.log" 2>&1 ||
+  fail "tpm2-tools: $(cat "$WORK/tpm2-tools.log")"
+: >"$WORK/empty.auth" && chmod 600 "$WORK/empty.auth"
+WEAK="tpm2:path=$WORK/weak.tss?pin-source=file:$WORK/empty.auth"
+run_agent 0 "$A" --json key show --key "$WEAK" &&
+  expect "weak: $(jq -c .weak "$OUT")" jq -e '.weak == ["fixedTPM is not set", "fixedParent is not set"]' "$OUT" >/dev/null
+run_agent 2 "${AGENT[@]}" issue --key "$WEAK" -d weak.example.com --http-port "$HTTP" && contains "$ERR" "fixedTPM is not set"
+run_agent 0 "${AGENT[@]}" issue --key "$WEAK" -d weak.example.com --http-port "$HTTP" --allow-weak-key &&
+  pass "a TPM key without fixedTPM/fixedParent: refused unless --allow-weak-key"
+
 # swtpm gone: its own exit code and message; key files intact.
 "$SCRIPTS/swtpm-down.sh" "$WORK/swtpm" >/dev/null
 BEFORE=$(sha256sum "$WORK/device.tss")
