@@ -98,6 +98,7 @@ class Token {
                 return Lease(this, h);
             }
         }
+        const keystore::log::TraceSpan trace("pkcs11 login");
         CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
         if (CK_RV rv = fn()->C_OpenSession(slot_, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
                                            nullptr, &h);
@@ -275,6 +276,7 @@ class Pkcs11Key final : public keystore::Key {
         const std::size_t want =
             ec ? 2 * keystore::ec_field_size(alg_) : keystore::rsa_bits(alg_) / 8;
 
+        const keystore::log::TraceSpan trace("sign");
         auto lease = token_->session();
         if (!lease) return std::unexpected(lease.error());
         auto handle = private_handle(lease->get());
@@ -651,6 +653,7 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
     }
 
     Result<KeyPtr> open(const KeyUri& uri) override {
+        const keystore::log::TraceSpan trace("pkcs11 open key");
         auto token = token_for(uri);
         if (!token) return std::unexpected(token.error());
         auto q = object_query(uri);
