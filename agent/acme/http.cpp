@@ -48,7 +48,10 @@ using CurlString = std::unique_ptr<char, CurlStringDeleter>;
 // the first handle, and never undone while handles may live (so no cleanup at exit).
 void global_init_once() {
     static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    std::call_once(once, [] {
+        const keystore::log::TraceSpan trace("curl global init");
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+    });
 }
 
 bool is_space(char c) {
