@@ -288,7 +288,7 @@ if running acme-agent; then
     --http-port "$HTTP_ADDR" >"$WORK/phases.out" 2>"$WORK/phases.err" </dev/null ||
     die "the traced issuance failed: $(tail -n 5 "$WORK/phases.err")"
   t_end=$EPOCHREALTIME
-  PHASES=$("$PYTHON" "$HERE/phases.py" "$trace" "$t_exec" "$t_end" "$PEBBLE_LOG") ||
+  PHASES=$("$PYTHON" "$HERE/phases.py" "$trace" "$t_exec" "$t_end") ||
     die "phases.py failed on $trace"
 fi
 

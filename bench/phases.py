@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Phase breakdown of one acme-agent issuance, from its ACME_AGENT_TRACE file.
 
-  phases.py TRACE T_FORK T_END [PEBBLE_LOG]
+  phases.py TRACE T_FORK T_END
 
 TRACE holds "START_US END_US WHAT" lines (keystore/log.h); T_FORK and T_END are bash
 $EPOCHREALTIME values taken just before the agent was started and just after it ended.
