@@ -310,8 +310,8 @@ struct Http::Impl {
     }
 
     // For ACME_AGENT_TRACE: curl's own split of the request (microseconds from its start):
-    // connected, TLS done, request sent, first byte of the answer, done. The server's time
-    // is about sent..first byte (localhost: no network to speak of).
+    // connected, TLS done, ready to send, STARTTRANSFER, done. On localhost the server's
+    // time is about sent..total (for a POST, STARTTRANSFER marks the upload's start).
     void trace_request(std::int64_t start_us, const char* method, const std::string& url) {
         std::string what = std::string("http ") + method + " " + url;
         for (const auto& [name, info] : {std::pair{"connect", CURLINFO_CONNECT_TIME_T},

@@ -236,8 +236,9 @@ Result<Output> issue(const Options& o, keystore::Registry& reg) {
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
     // The CA's TLS handshake and directory on another thread while the token loads and
-    // logs in (each ~10 ms with SoftHSM): the cold start is the longer of the two, not the
-    // sum. A key error still comes first; it waits for connect() to end (its timeouts bound).
+    // logs in (several ms each with SoftHSM): the cold start is the longer of the two, not
+    // the sum. A key error still comes first; it waits for connect() to end (its timeouts
+    // bound that).
     auto connecting = std::async(std::launch::async, [&o] { return connect(o); });
     auto cert_key = reg.open(*uri);
     auto client = connecting.get();
