@@ -1,6 +1,7 @@
 // Minimal leveled logging to stderr. Callers never pass secrets (SECURITY.md rule 13).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -26,5 +27,26 @@ Level level();
 void warning(std::string_view message);
 void info(std::string_view message);
 void debug(std::string_view message);
+
+// ACME_AGENT_TRACE=FILE appends one line "START_US END_US WHAT" (CLOCK_REALTIME, in
+// microseconds) per traced phase of the run, for bench/e2e.sh's phase breakdown. Off (the
+// variable unset), trace_now() is one load of a static and nothing is written.
+std::int64_t trace_now();                                  // 0 when tracing is off
+void trace(std::int64_t start_us, std::string_view what);  // a phase from start_us to now
+
+// Traces the scope it lives in as WHAT.
+class TraceSpan {
+  public:
+    explicit TraceSpan(const char* what) : what_(what), start_(trace_now()) {}
+    ~TraceSpan() {
+        if (start_ != 0) trace(start_, what_);
+    }
+    TraceSpan(const TraceSpan&) = delete;
+    TraceSpan& operator=(const TraceSpan&) = delete;
+
+  private:
+    const char* what_;
+    std::int64_t start_;
+};
 
 }  // namespace keystore::log

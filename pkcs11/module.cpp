@@ -1,5 +1,7 @@
 #include "pkcs11/module.h"
 
+#include "keystore/log.h"
+
 #include <dlfcn.h>
 #include <cstdio>
 #include <cstdlib>
@@ -115,6 +117,7 @@ Result<std::shared_ptr<Module>> Module::get(const std::string& path) {
     if (auto it = g_modules.find(path); it != g_modules.end())
         if (auto m = it->second.lock()) return m;
 
+    const keystore::log::TraceSpan trace("pkcs11 module load");
     std::shared_ptr<Module> m(new Module());
     m->path_ = path;
     m->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);

@@ -221,6 +221,7 @@ class Token {
                      CKR_PIN_LOCKED));
         auto pin = keystore::resolve_pin(uri, "PIN for token '" + label() + "'");
         if (!pin) return std::unexpected(pin.error());
+        const keystore::log::TraceSpan trace("pkcs11 login");
         CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
         if (CK_RV rv = fn()->C_OpenSession(slot_id(), CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
                                            nullptr, &h);
@@ -419,6 +420,7 @@ class Pkcs11Key final : public keystore::Key {
         Bytes input =
             keystore::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256", message);
         if (!ec) input.insert(input.begin(), kSha256DigestInfo.begin(), kSha256DigestInfo.end());
+        const keystore::log::TraceSpan trace("sign");
         const std::uint64_t seen = token_->generation();
         CK_RV rv = CKR_OK;
         auto sig = sign_once(input, &rv);
@@ -850,6 +852,7 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
     }
 
     Result<KeyPtr> open(const KeyUri& uri) override {
+        const keystore::log::TraceSpan trace("pkcs11 open key");
         auto token = token_for(uri);
         if (!token) return std::unexpected(token.error());
         auto q = object_query(uri);

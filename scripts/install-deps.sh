@@ -24,6 +24,8 @@ PACKAGES=(
   nginx libengine-pkcs11-openssl
   # used by tests, the demo and the benchmarks' plot
   openssl curl ca-certificates jq python3 iproute2 gnuplot-nox
+  # the benchmarks: bench/floor.py (also in the CTest smoke bench.e2e_smoke), coldstart.sh
+  python3-cryptography strace
 )
 
 missing=()

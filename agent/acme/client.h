@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace acme {
@@ -36,6 +37,11 @@ struct Directory {
     bool eab_required = false;
     nlohmann::json profiles;  // meta.profiles, or null
 };
+
+// Client::connect's reading of the directory document fetched from `directory_url`:
+// newNonce, newAccount and newOrder must be strings on the directory's own origin; the
+// other entries are optional. Errc::protocol otherwise. Public for the fuzz target.
+Result<Directory> parse_directory(const std::string& directory_url, std::string_view body);
 
 struct ClientOptions {
     HttpOptions http;

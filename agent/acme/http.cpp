@@ -1,6 +1,7 @@
 #include "acme/http.h"
 
 #include "keystore/bytes.h"
+#include "keystore/log.h"
 #include "keystore/ossl.h"
 
 #include <curl/curl.h>
@@ -47,7 +48,10 @@ using CurlString = std::unique_ptr<char, CurlStringDeleter>;
 // the first handle, and never undone while handles may live (so no cleanup at exit).
 void global_init_once() {
     static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    std::call_once(once, [] {
+        const keystore::log::TraceSpan trace("curl global init");
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+    });
 }
 
 bool is_space(char c) {
@@ -82,6 +86,7 @@ Result<std::string> read_file(const std::string& path) {
 // the system roots, which are looked up by hash in /etc/ssl/certs only when a chain needs
 // one: reading and parsing the whole system bundle costs ~50 ms of CPU per process.
 Result<std::vector<keystore::ossl::X509Ptr>> load_extra_roots(const std::string& ca_file) {
+    const keystore::log::TraceSpan trace("trust store: read --ca-file");
     auto pem = read_file(ca_file);
     if (!pem) return fail(Errc::io, "--ca-file " + ca_file, "cannot read the CA file");
     keystore::ossl::Bio bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
@@ -212,6 +217,7 @@ struct Http::Impl {
     }
 
     static CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
+        const keystore::log::TraceSpan trace("trust store: TLS context");
         auto* self = static_cast<Impl*>(user);
         X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_ctx));
         for (auto& cert : self->extra_roots) X509_STORE_add_cert(store, cert.get());
@@ -286,7 +292,9 @@ struct Http::Impl {
         set(CURLOPT_URL, url.c_str());
         // cppcheck-suppress knownConditionTrueFalse ; set() fills setup_error when it fails
         if (setup_error) return std::unexpected(*setup_error);
+        const std::int64_t trace_start = keystore::log::trace_now();
         const CURLcode rc = curl_easy_perform(handle.get());
+        if (trace_start != 0) trace_request(trace_start, method, url);
         long opened = 0;
         if (curl_easy_getinfo(handle.get(), CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK) {
             connections += opened;
@@ -299,6 +307,23 @@ struct Http::Impl {
         if (rc != CURLE_OK) return transfer_error(rc, method, url);
         curl_easy_getinfo(handle.get(), CURLINFO_RESPONSE_CODE, &response.status);
         return std::move(response);
+    }
+
+    // For ACME_AGENT_TRACE: curl's own split of the request (microseconds from its start):
+    // connected, TLS done, ready to send, STARTTRANSFER, done. On localhost the server's
+    // time is about sent..total (for a POST, STARTTRANSFER marks the upload's start).
+    void trace_request(std::int64_t start_us, const char* method, const std::string& url) {
+        std::string what = std::string("http ") + method + " " + url;
+        for (const auto& [name, info] : {std::pair{"connect", CURLINFO_CONNECT_TIME_T},
+                                         std::pair{"tls", CURLINFO_APPCONNECT_TIME_T},
+                                         std::pair{"sent", CURLINFO_PRETRANSFER_TIME_T},
+                                         std::pair{"first_byte", CURLINFO_STARTTRANSFER_TIME_T},
+                                         std::pair{"total", CURLINFO_TOTAL_TIME_T}}) {
+            curl_off_t us = 0;
+            (void)curl_easy_getinfo(handle.get(), info, &us);
+            what += std::string(" ") + name + "=" + std::to_string(us);
+        }
+        keystore::log::trace(start_us, what);
     }
 
     std::unexpected<Error> transfer_error(CURLcode rc, const char* method,

@@ -109,6 +109,7 @@ std::string exit_code_footer() {
 }  // namespace
 
 int run(int argc, char** argv) {
+    keystore::log::trace(keystore::log::trace_now(), "main");
     // A peer that goes away (the CA, a TPM simulator socket) is an error to report, not a
     // signal that kills the process mid-write.
     (void)std::signal(SIGPIPE, SIG_IGN);  // cannot fail for SIGPIPE
@@ -365,7 +366,9 @@ int run(int argc, char** argv) {
     if (!action) return kUsage;
     keystore::Registry registry = make_registry(o);
     try {
-        return report(o, action(o, registry));
+        const int rc = report(o, action(o, registry));
+        keystore::log::trace(keystore::log::trace_now(), "return from main");
+        return rc;
     } catch (const std::exception& e) {
         // A bug, or server data that slipped past a check: fail loudly, never half-done.
         std::fprintf(stderr, "acme-agent: internal error: %s\n",

@@ -1,6 +1,7 @@
 #include "store/state.h"
 
 #include "keystore/files.h"
+#include "keystore/log.h"
 #include "store/failpoint.h"
 
 #include <nlohmann/json.hpp>
@@ -110,6 +111,7 @@ Result<void> StateDir::write_pems(const std::string& dir, const Certificate& cer
 }
 
 Result<void> StateDir::save_certificate(const std::string& name, const Certificate& cert) {
+    const keystore::log::TraceSpan trace("write certificate files");
     const std::string dir = dir_ + "/live/" + safe_name(name);
     if (auto r = make_dir(dir_ + "/live", 0700); !r) return r;
     if (auto r = make_dir(dir, 0700); !r) return r;

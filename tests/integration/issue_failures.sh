@@ -17,6 +17,13 @@ unchanged() { [ "$(tree_digest "$STATE")" = "$BEFORE" ] || fail "state dir chang
 run_agent 12 "$ACME_AGENT" --server https://127.0.0.1:1/dir --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE" \
   issue --account-key "$ACCT" --key "$CERT" -d x.example.com --http-port "$HTTP" && contains "$ERR" "127.0.0.1:1"
 unchanged "unreachable server"
+# A key that cannot be opened (wrong PIN) with an unreachable server: the key's error comes
+# first (exit 7), though the connect to the CA runs beside the token's login.
+printf 'wrong-pin' >"$WORK/wrong.pin" && chmod 600 "$WORK/wrong.pin"
+run_agent 7 "$ACME_AGENT" --server https://127.0.0.1:1/dir --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE" \
+  issue --key "${CERT/pin-source=file:*/pin-source=file:$WORK/wrong.pin}" -d x.example.com --http-port "$HTTP" &&
+  contains "$ERR" "wrong PIN" && lacks "$ERR" "127.0.0.1:1"
+unchanged "wrong PIN, unreachable server"
 # TLS failure: Pebble's certificate is not trusted without --ca-file: exit 12, hint given.
 run_agent 12 "$ACME_AGENT" --server "$PEBBLE_URL" --state-dir "$STATE" issue --key "$CERT" -d x.example.com \
   --http-port "$HTTP" && contains "$ERR" "--ca-file"
