@@ -110,10 +110,12 @@ std::unexpected<Error> symlink_refused(const std::string& path) {
 }
 
 // Opens a regular file (relative to `dirfd`) without following a symlink, O_NONBLOCK so a
-// FIFO cannot hang the open; `st` gets the descriptor's fstat.
+// FIFO cannot hang the open (unless `fifo_ok`: then a FIFO is read, blocking); `st` gets
+// the descriptor's fstat.
 Result<int> open_regular(int dirfd, const std::string& name, const std::string& path,
-                         struct stat& st) {
-    Fd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+                         struct stat& st, bool fifo_ok = false) {
+    Fd fd(::openat(dirfd, name.c_str(),
+                   O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (fifo_ok ? 0 : O_NONBLOCK)));
     if (fd.fd < 0) {
         const int e = errno;
         if (e == ENOENT) return fail(Errc::not_found, path, errno_text(e));
@@ -121,7 +123,8 @@ Result<int> open_regular(int dirfd, const std::string& name, const std::string& 
         return fail(Errc::io, path, errno_text(e));
     }
     if (::fstat(fd.fd, &st) != 0) return fail(Errc::io, path, errno_text(errno));
-    if (!S_ISREG(st.st_mode)) return fail(Errc::usage, path, "not a regular file");
+    if (!S_ISREG(st.st_mode) && !(fifo_ok && S_ISFIFO(st.st_mode)))
+        return fail(Errc::usage, path, "not a regular file");
     return fd.release();
 }
 }  // namespace
@@ -151,9 +154,9 @@ Result<std::string> read_file(const std::string& path, std::size_t max_size) {
 }
 
 Result<std::string> read_file_nofollow(const std::string& path, std::size_t max_size,
-                                       FileInfo* info) {
+                                       FileInfo* info, bool fifo_ok) {
     struct stat st{};
-    auto fd = open_regular(AT_FDCWD, path, path, st);
+    auto fd = open_regular(AT_FDCWD, path, path, st, fifo_ok);
     if (!fd) return std::unexpected(fd.error());
     Fd held(*fd);
     if (info) *info = {st.st_uid, st.st_mode};

@@ -34,9 +34,10 @@ struct FileInfo {
     mode_t mode = 0;
 };
 // Opens `path` without following a symlink (O_NOFOLLOW), then checks the descriptor
-// (fstat): a regular file of at most `max_size` bytes. A symlink is Errc::usage (named).
+// (fstat): a regular file (or, with `fifo_ok`, a FIFO, read as it comes) of at most
+// `max_size` bytes. A symlink is Errc::usage (named).
 Result<std::string> read_file_nofollow(const std::string& path, std::size_t max_size,
-                                       FileInfo* info = nullptr);
+                                       FileInfo* info = nullptr, bool fifo_ok = false);
 // A secret (PIN, TSIG key, EAB key, file: private key): as read_file_nofollow, and refused
 // (Errc::usage, the fix named) unless owner-only (no group/other bits) and owned by the
 // effective user or root. `what` names it in errors ("PIN file", "TSIG key file").
