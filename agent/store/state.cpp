@@ -85,6 +85,12 @@ Result<Dir> StateDir::child(const char* name, Create create) const {
     return dir_.sub(name, create, 0700);
 }
 
+Result<std::string> StateDir::key_dir() const {
+    auto dir = child("keys", Create::yes);
+    if (!dir) return std::unexpected(dir.error());
+    return dir->path();
+}
+
 Result<std::optional<Account>> StateDir::account(const std::string& server) const {
     const std::string file = server_id(server) + ".json";
     auto dir = absent_ok(child("accounts", Create::no));

@@ -71,6 +71,10 @@ class StateDir {
     Result<void> set_deploy_pending(const std::string& name, bool pending);
     bool deploy_pending(const std::string& name) const;
 
+    // keys/ (enroll's TPM key files): made 0700 when missing, refused when a symlink. The
+    // backend writes there by path: the state dir being the user's own keeps it in place.
+    Result<std::string> key_dir() const;
+
     // Writes cert.pem, chain.pem, fullchain.pem into any directory (--out): created (0755)
     // when missing, its mode otherwise left alone, never through a symlink.
     static Result<void> write_pems(const std::string& dir, const Certificate& cert);
