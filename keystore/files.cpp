@@ -25,9 +25,10 @@ std::string join(const std::string& dir, std::string_view name) {
     return dir.ends_with('/') ? dir + std::string(name) : dir + "/" + std::string(name);
 }
 std::string octal(mode_t mode) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-    return buf;
+    std::string out = "0000";
+    for (int i = 3; i >= 0; --i, mode >>= 3)
+        out[static_cast<std::size_t>(i)] = static_cast<char>('0' + (mode & 7));
+    return out;
 }
 
 struct Fd {
@@ -123,8 +124,8 @@ Result<int> open_regular(int dirfd, const std::string& name, const std::string& 
         return fail(Errc::io, path, errno_text(e));
     }
     if (::fstat(fd.fd, &st) != 0) return fail(Errc::io, path, errno_text(errno));
-    if (!S_ISREG(st.st_mode) && !(fifo_ok && S_ISFIFO(st.st_mode)))
-        return fail(Errc::usage, path, "not a regular file");
+    const bool readable = S_ISREG(st.st_mode) || (fifo_ok && S_ISFIFO(st.st_mode));
+    if (!readable) return fail(Errc::usage, path, "not a regular file");
     return fd.release();
 }
 }  // namespace
