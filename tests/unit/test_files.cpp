@@ -35,7 +35,7 @@ class Files : public testing::Test {
         EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
         return st.st_mode & 07777;
     }
-    void write(const fs::path& p, const std::string& text, unsigned mode) {
+    static void write(const fs::path& p, const std::string& text, unsigned mode) {
         std::ofstream(p) << text;
         ::chmod(p.c_str(), mode);
     }
