@@ -111,11 +111,10 @@ class FileKeystore final : public Keystore {
     }
 
     Result<KeyPtr> open(const KeyUri& uri) override {
-        auto pem = read_file(*uri.path_attr("path"), 64 * 1024);
+        // Owner-only, not through a symlink, checked on the opened file (SECURITY.md rule 18).
+        auto pem = read_secret_file(*uri.path_attr("path"), "key file", 64 * 1024);
         if (!pem) return std::unexpected(pem.error());
-        auto key = load(uri, *pem);
-        OPENSSL_cleanse(pem->data(), pem->size());
-        return key;
+        return load(uri, pem->reveal());
     }
 
     Result<std::vector<KeyInfo>> list(const KeyUri& uri) override {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 
 namespace keystore {
 
@@ -195,7 +196,28 @@ void KeyUri::erase_path_attr(std::string_view name) {
     std::erase_if(path_, [&](const auto& a) { return a.first == name; });
 }
 
-std::string KeyUri::to_string() const {
+void KeyUri::make_paths_absolute(const std::string& base) {
+    auto absolute = [&](std::string& path) {
+        if (!path.empty() && !path.starts_with('/'))
+            path = (std::filesystem::path(base) / path).lexically_normal().string();
+    };
+    for (auto& [n, v] : path_)
+        if (n == "path") absolute(v);
+    for (auto& [n, v] : query_) {
+        if (n == "module-path" && v.find('/') != std::string::npos) absolute(v);
+        if (n != "pin-source") continue;
+        // file:PATH and a bare path are made absolute; file:///PATH already is.
+        if (v.starts_with("file:") && !v.starts_with("file://")) {
+            std::string path = v.substr(5);
+            absolute(path);
+            v = "file:" + path;
+        } else if (!v.starts_with("file:")) {
+            absolute(v);
+        }
+    }
+}
+
+std::string KeyUri::to_string(PinValue pin) const {
     if (scheme_ == "file") {
         const std::string path = path_attr("path").value_or("");
         // "file://x" would read as an authority: keep a leading "//" unambiguous.
@@ -217,7 +239,7 @@ std::string KeyUri::to_string() const {
     }
     first = true;
     for (const auto& [n, v] : query_) {
-        if (n == "pin-value") continue;
+        if (n == "pin-value" && pin == PinValue::omit) continue;
         out += first ? '?' : '&';
         first = false;
         out += n + "=" + percent_encode(v, ":@/+,$;");

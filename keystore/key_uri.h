@@ -33,8 +33,15 @@ class KeyUri {
     void set_query_attr(std::string_view name, std::string value);
     void erase_path_attr(std::string_view name);
 
-    // Text form, percent-encoded. A pin-value is never printed.
-    [[nodiscard]] std::string to_string() const;
+    // Makes every file path in the URI absolute against `base` (an absolute directory):
+    // file:PATH, tpm2:path=, pin-source=file:, a module-path naming a file. Stored URIs
+    // (key.uri, account records) must work from any working directory (cron, systemd).
+    void make_paths_absolute(const std::string& base);
+
+    // Text form, percent-encoded. A pin-value is never printed; PinValue::keep is only for
+    // handing a config file's URI over in memory, never for output or storage.
+    enum class PinValue { omit, keep };
+    [[nodiscard]] std::string to_string(PinValue pin = PinValue::omit) const;
 
     friend bool operator==(const KeyUri&, const KeyUri&) = default;
 

@@ -4,9 +4,9 @@
 #include "keystore/log.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
+#include <mutex>
 
 namespace keystore {
 
@@ -18,17 +18,22 @@ Result<Secret> pin_from_file(std::string source) {
         source.erase(0, 7);
     else if (source.starts_with("file:"))
         source.erase(0, 5);
-    struct stat st{};
-    if (::stat(source.c_str(), &st) != 0)
-        return fail(Errc::not_found, "pin-source", "cannot read PIN file " + source);
-    if (st.st_mode & 077)
-        return fail(Errc::usage, "pin-source",
-                    "PIN file " + source + " is readable by others; run: chmod 600 " + source);
-    auto text = read_file(source, 4096);
-    if (!text) return std::unexpected(text.error());
-    std::string& raw = *text;
-    while (!raw.empty() && (raw.back() == '\n' || raw.back() == '\r')) raw.pop_back();
-    return Secret(std::move(raw));
+    auto secret = read_secret_file(source, "PIN file");
+    if (!secret) return secret;
+    const std::string& raw = secret->reveal();
+    std::size_t n = raw.size();
+    while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r')) --n;
+    if (n == raw.size()) return secret;
+    // acme-agent strips it, but libp11's engine (nginx) and other PKCS#11 consumers read the
+    // file raw and send the newline as part of the PIN: each of their starts burns a PIN try.
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+        log::warning("PIN file " + source +
+                     " ends in a newline, which other PKCS#11 consumers (nginx's engine) read "
+                     "as part of the PIN; write it without one: printf '%s' PIN > " +
+                     source);
+    });
+    return Secret(raw.substr(0, n));
 }
 
 Result<Secret> pin_from_terminal(std::string_view what) {
@@ -58,10 +63,9 @@ Result<Secret> pin_from_terminal(std::string_view what) {
 
 Result<Secret> resolve_pin(const KeyUri& uri, std::string_view what, bool required) {
     if (auto source = uri.query_attr("pin-source")) return pin_from_file(*source);
-    if (auto value = uri.query_attr("pin-value")) {
-        log::warning("the key URI carries a pin-value; prefer ?pin-source=file:PATH (mode 0600)");
-        return Secret(*value);
-    }
+    // Only from a config file (owner-only: config::load checks); the command line refuses
+    // it before a URI gets here (cli::accept_command_line).
+    if (auto value = uri.query_attr("pin-value")) return Secret(*value);
     auto typed = pin_from_terminal(what);
     if (!typed) return typed;
     if (typed->empty() && required)

@@ -1,6 +1,6 @@
-// Where a PIN or auth value comes from (SECURITY.md rule 11): the URI's pin-source
-// (a file, mode 0600 or stricter), an interactive prompt on the terminal, or, with a
-// warning, the URI's pin-value. Never argv or the environment.
+// Where a PIN or auth value comes from (SECURITY.md rules 11, 18): the URI's pin-source
+// (a file, owner-only, read by read_secret_file), an interactive prompt on the terminal, or
+// the URI's pin-value from an owner-only config file. Never argv or the environment.
 #pragma once
 
 #include "keystore/bytes.h"

@@ -222,10 +222,10 @@ Result<TsigKey> parse_tsig_key(std::string_view text, const std::string& where) 
 }
 
 Result<TsigKey> read_tsig_key_file(const std::string& path) {
-    auto text = keystore::read_file(path, kMaxKeyFile);
-    if (!text) return std::unexpected(text.error());
-    const keystore::Secret held(std::move(*text));  // wiped when parsing is done
-    return parse_tsig_key(held.reveal(), path);
+    // Owner-only, checked on the opened file (SECURITY.md rule 18); wiped after parsing.
+    auto held = keystore::read_secret_file(path, "TSIG key file", kMaxKeyFile);
+    if (!held) return std::unexpected(held.error());
+    return parse_tsig_key(held->reveal(), path);
 }
 
 std::string DnsServer::to_string() const {

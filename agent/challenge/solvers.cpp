@@ -4,10 +4,8 @@
 #include "keystore/log.h"
 #include "keystore/ossl.h"
 
-#include <sys/stat.h>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
+#include <optional>
+#include <tuple>
 
 namespace challenge {
 
@@ -43,6 +41,10 @@ class Http01Server final : public Solver {
     std::unique_ptr<Http01Responder> responder_;
 };
 
+// Writes the token file under DIR/.well-known/acme-challenge/. The web root's owner is not
+// trusted (SECURITY.md rule 17): both directories are walked with O_NOFOLLOW (a symlink is
+// refused, never followed), made 0755 when missing and then removed again once the last
+// challenge is done; an existing directory's mode is never changed.
 class Http01Webroot final : public Solver {
   public:
     explicit Http01Webroot(std::string dir) : dir_(std::move(dir)) {}
@@ -51,25 +53,55 @@ class Http01Webroot final : public Solver {
                          const std::string& key_authorization) override {
         if (!valid_token(token))
             return fail(Errc::protocol, "http-01", "the server sent a malformed challenge token");
-        std::error_code ec;
-        if (!std::filesystem::is_directory(dir_, ec))
-            return fail(Errc::usage, "--webroot", dir_ + " is not a directory");
-        const std::string dir = dir_ + "/.well-known/acme-challenge";
-        std::filesystem::create_directories(dir, ec);
-        if (ec) return fail(Errc::io, dir, ec.message());
-        ::chmod((dir_ + "/.well-known").c_str(), 0755);
-        ::chmod(dir.c_str(), 0755);
-        return keystore::write_file_atomic(dir + "/" + token, key_authorization, 0644);
+        if (!challenges_) {
+            auto root = keystore::Dir::open(dir_);
+            if (!root) {
+                keystore::Error e = root.error();
+                if (e.code == Errc::not_found) e.message = dir_ + " is not a directory";
+                e.where = "--webroot";
+                return std::unexpected(e);
+            }
+            auto well_known = root->sub(".well-known", keystore::Create::yes, 0755);
+            if (!well_known) return std::unexpected(well_known.error());
+            auto challenges = well_known->sub("acme-challenge", keystore::Create::yes, 0755);
+            if (!challenges) {
+                if (well_known->created()) (void)root->remove_dir(".well-known");
+                return std::unexpected(challenges.error());
+            }
+            root_ = std::move(*root);
+            well_known_ = std::move(*well_known);
+            challenges_ = std::move(*challenges);
+        }
+        auto written = challenges_->write_file(token, key_authorization, 0644);
+        if (written)
+            ++live_;
+        else if (live_ == 0)
+            release();
+        return written;
     }
     void cleanup(const std::string&, const std::string& token) override {
-        if (!valid_token(token)) return;
-        if (auto r = keystore::remove_file_durable(dir_ + "/.well-known/acme-challenge/" + token);
-            !r)
+        if (!valid_token(token) || !challenges_) return;
+        if (auto r = challenges_->remove_file(token); !r)
             keystore::log::warning("webroot cleanup: " + r.error().describe());
+        if (--live_ == 0) release();
     }
 
   private:
+    // Removes what present() created (only that, and only when empty), closes the rest.
+    void release() {
+        for (auto [parent, dir, name] : {std::tuple{&well_known_, &challenges_, "acme-challenge"},
+                                         std::tuple{&root_, &well_known_, ".well-known"}}) {
+            if (*dir && (*dir)->created() && *parent)
+                if (auto r = (*parent)->remove_dir(name); !r)
+                    keystore::log::warning("webroot cleanup: " + r.error().describe());
+            dir->reset();
+        }
+        root_.reset();
+    }
+
     std::string dir_;
+    int live_ = 0;
+    std::optional<keystore::Dir> root_, well_known_, challenges_;
 };
 
 }  // namespace

@@ -9,9 +9,7 @@
 #include "store/failpoint.h"
 #include "x509/cert.h"
 
-#include <sys/stat.h>
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <future>
 #include <random>
@@ -310,9 +308,9 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
     const std::string name = o.domains.front();
-    const std::string keys = state->path() + "/keys";
-    if (::mkdir(keys.c_str(), 0700) != 0 && errno != EEXIST)
-        return fail(Errc::io, keys, "cannot create the key directory");
+    auto key_dir = state->key_dir();
+    if (!key_dir) return std::unexpected(key_dir.error());
+    const std::string& keys = *key_dir;
     auto account_uri =
         parse_uri(o.account_key.empty() ? "tpm2:path=" + keys + "/account.tss" : o.account_key,
                   "--account-key");

@@ -364,6 +364,8 @@ int run(int argc, char** argv) {
                              : o.verbose > 0 ? keystore::log::Level::debug
                                              : keystore::log::Level::info);
     if (!action) return kUsage;
+    if (auto accepted = accept_command_line(o); !accepted)
+        return report(o, std::unexpected(accepted.error()));
     keystore::Registry registry = make_registry(o);
     try {
         const int rc = report(o, action(o, registry));

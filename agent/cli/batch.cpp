@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cctype>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -39,6 +40,8 @@ std::vector<std::string> fields_of(std::string_view line) {
 }  // namespace
 
 Result<std::vector<BatchOrder>> parse_batch(std::string_view text, const std::string& file) {
+    std::error_code ec;
+    const std::string base = std::filesystem::absolute(file, ec).parent_path().string();
     std::vector<BatchOrder> orders;
     std::map<std::string, std::size_t> first_names;  // lower-cased certificate name -> line
     std::size_t number = 0;
@@ -60,6 +63,13 @@ Result<std::vector<BatchOrder>> parse_batch(std::string_view text, const std::st
                             "' is not a key URI; each line is KEY-URI NAME [NAME...]");
         auto uri = keystore::KeyUri::parse(fields.front());
         if (!uri) return fail(Errc::usage, where, "bad key URI: " + uri.error().describe());
+        // Like a URI given as an option: no PIN in it, and its files found from any cwd
+        // later (relative to the batch file, as a config file's are to it).
+        if (uri->query_attr("pin-value"))
+            return fail(Errc::usage, where,
+                        "a pin-value in a batch file; put the PIN in a file (chmod 600) and use "
+                        "?pin-source=file:FILE");
+        uri->make_paths_absolute(base);
         if (fields.size() < 2)
             return fail(Errc::usage, where,
                         "no name after the key URI; each line is KEY-URI NAME [NAME...]");

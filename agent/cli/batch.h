@@ -8,7 +8,8 @@
 // fields separated by spaces or tabs; the first NAME names the certificate (live/NAME/).
 // Blank lines are skipped, and a field that starts with '#' starts a comment that runs to
 // the end of the line. Every line is checked before any order starts; an error names
-// FILE:LINE.
+// FILE:LINE. A key URI's relative paths are taken relative to FILE's directory; a
+// pin-value is refused (use pin-source=file:).
 #pragma once
 
 #include "keystore/error.h"

@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 namespace cli {
@@ -50,6 +51,41 @@ json error_json(const Error& e) {
     json err{{"code", keystore::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
     if (e.native) err["native"] = *e.native;
     return err;
+}
+
+Result<void> accept_command_line(Options& o) {
+    std::error_code ec;
+    const std::string cwd = std::filesystem::current_path(ec).string();
+    if (ec) return fail(Errc::io, "working directory", ec.message());
+    auto key_uri = [&](std::string& text, const char* option) -> Result<void> {
+        if (text.empty()) return {};
+        auto uri = keystore::KeyUri::parse(text);
+        if (!uri) return {};  // the command reports it, naming the option
+        if (uri->query_attr("pin-value"))
+            return fail(Errc::usage, option,
+                        "a pin-value on the command line is visible to every local user (ps); "
+                        "put the PIN in a file (printf '%s' PIN > FILE; chmod 600 FILE) and use "
+                        "?pin-source=file:FILE instead");
+        uri->make_paths_absolute(cwd);
+        text = uri->to_string();
+        return {};
+    };
+    for (auto [text, option] :
+         {std::pair{&o.key, "--key"}, std::pair{&o.account_key, "--account-key"},
+          std::pair{&o.new_key, "--new-key"}})
+        if (auto r = key_uri(*text, option); !r) return r;
+    if (o.eab_hmac_key.starts_with("pkcs11:")) {
+        if (auto r = key_uri(o.eab_hmac_key, "--eab-hmac-key"); !r) return r;
+    } else if (!o.eab_hmac_key.empty()) {
+        std::string path =
+            o.eab_hmac_key.starts_with("file:") ? o.eab_hmac_key.substr(5) : o.eab_hmac_key;
+        o.eab_hmac_key = std::filesystem::absolute(path, ec).lexically_normal().string();
+    }
+    for (std::string* path :
+         {&o.out, &o.webroot, &o.tsig_key, &o.state_dir, &o.ca_file, &o.config, &o.batch})
+        if (!path->empty())
+            *path = std::filesystem::absolute(*path, ec).lexically_normal().string();
+    return {};
 }
 
 Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option) {
@@ -240,18 +276,11 @@ Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& 
 
 Result<keystore::Secret> read_mac_key_file(const std::string& source) {
     std::string path = source.starts_with("file:") ? source.substr(5) : source;
-    struct stat st{};
-    if (::stat(path.c_str(), &st) != 0)
-        return fail(Errc::not_found, "MAC key", "cannot read " + path);
-    if (st.st_mode & 077)
-        return fail(Errc::usage, "MAC key",
-                    path + " is readable by others; run: chmod 600 " + path);
-    auto text = keystore::read_file(path, 4096);
+    auto text = keystore::read_secret_file(path, "MAC key file");
     if (!text) return std::unexpected(text.error());
-    std::string& t = *text;
-    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+    std::string_view t = text->reveal();
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
     auto raw = keystore::base64url_decode(t);
-    OPENSSL_cleanse(t.data(), t.size());
     if (!raw || raw->empty())
         return fail(Errc::usage, "MAC key", path + " does not hold a base64url MAC key");
     keystore::Secret out(std::string(raw->begin(), raw->end()));

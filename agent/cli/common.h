@@ -115,6 +115,11 @@ using Command = Result<Output> (*)(const Options&, keystore::Registry&);
 
 // The one place that knows every backend: URI scheme -> keystore.
 keystore::Registry make_registry(const Options& o);
+// Checks and settles what the command line gave before any command runs: a pin-value in a
+// key URI is refused (ps shows argv to every local user); every path (key URI files,
+// --out, --webroot, --tsig-key, --state-dir, ...) is made absolute against the working
+// directory, so what is stored works from cron or systemd (cwd /).
+Result<void> accept_command_line(Options& o);
 // Parses a key URI given to `option`; errors name the option.
 Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option);
 // What makes a hardware key unfit to be an account or certificate key (empty: nothing):

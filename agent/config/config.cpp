@@ -5,6 +5,8 @@
 
 #include <toml.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <set>
@@ -57,8 +59,8 @@ std::string toml_message(const std::string& what) {
 
 class Reader {
   public:
-    Reader(std::string file, std::filesystem::path dir)
-        : file_(std::move(file)), dir_(std::move(dir)) {}
+    Reader(std::string file, std::filesystem::path dir, bool owner_only)
+        : file_(std::move(file)), dir_(std::move(dir)), owner_only_(owner_only) {}
 
     std::string where(const toml::value& v) const {
         return file_ + ":" + std::to_string(v.location().line());
@@ -94,13 +96,20 @@ class Reader {
             return bad(v, key + " must be a whole number from 0 to " + std::to_string(max));
         return static_cast<unsigned>(v.as_integer());
     }
-    // A key URI, its syntax checked.
+    // A key URI, its syntax checked, its paths made absolute (relative to the file). A
+    // pin-value only in a file no one else can read (SECURITY.md rule 18).
     Result<std::string> key_uri(const std::string& key, const toml::value& v) const {
         auto s = string(key, v);
         if (!s) return s;
-        if (auto u = keystore::KeyUri::parse(*s); !u)
-            return bad(v, key + ": " + u.error().describe());
-        return s;
+        auto u = keystore::KeyUri::parse(*s);
+        if (!u) return bad(v, key + ": " + u.error().describe());
+        if (u->query_attr("pin-value") && !owner_only_)
+            return bad(v, key +
+                              ": a pin-value needs a config file only its owner can read; run: "
+                              "chmod 600 " +
+                              file_ + ", or use ?pin-source=file:FILE");
+        u->make_paths_absolute(dir_.string());
+        return u->to_string(keystore::KeyUri::PinValue::keep);
     }
     Result<bool> boolean(const std::string& key, const toml::value& v) const {
         if (!v.is_boolean()) return bad(v, key + " must be true or false");
@@ -132,6 +141,7 @@ class Reader {
   private:
     std::string file_;
     std::filesystem::path dir_;
+    bool owner_only_;
 };
 
 // Stores a checked value in `field`, or its error in `ok` (the caller returns that).
@@ -225,10 +235,10 @@ Result<Certificate> Reader::certificate(const toml::value& t) const {
 
 }  // namespace
 
-Result<Config> parse(std::string_view text, const std::string& path) {
+Result<Config> parse(std::string_view text, const std::string& path, bool owner_only) {
     std::error_code ec;
     auto abs = std::filesystem::absolute(path, ec);
-    Reader r(path, ec ? std::filesystem::path(".") : abs.parent_path());
+    Reader r(path, ec ? std::filesystem::current_path(ec) : abs.parent_path(), owner_only);
     toml::value root;
     try {
         std::istringstream in{std::string(text)};
@@ -263,7 +273,7 @@ Result<Config> parse(std::string_view text, const std::string& path) {
         } else if (k == "eab_hmac_key") {
             // A pkcs11: URI of an HMAC key, or a file (relative to the config).
             if (v.is_string() && v.as_string().str.starts_with("pkcs11:"))
-                set(r.string(k, v), c.eab_hmac_key);
+                set(r.key_uri(k, v), c.eab_hmac_key);
             else
                 set(r.path(k, v), c.eab_hmac_key);
         } else if (k == "deploy_hook_timeout") {
@@ -294,9 +304,26 @@ Result<Config> parse(std::string_view text, const std::string& path) {
 }
 
 Result<Config> load(const std::string& path) {
-    auto text = keystore::read_file(path, 1 << 20);
+    // Its deploy_hook runs as this user: a file another user can change is code they run
+    // here (SECURITY.md rule 18). Checked on the opened file, not through a symlink.
+    keystore::FileInfo info;
+    // A FIFO (a generated config) is checked the same way: its owner and mode.
+    auto text = keystore::read_file_nofollow(path, 1 << 20, &info, /*fifo_ok=*/true);
     if (!text) return std::unexpected(text.error());
-    return parse(*text, path);
+    const uid_t me = ::geteuid();
+    if (info.uid != me && info.uid != 0)
+        return fail(Errc::usage, path,
+                    "owned by uid " + std::to_string(info.uid) + ", not by this user (uid " +
+                        std::to_string(me) +
+                        ") or root, and its hooks would run as this user; "
+                        "run: chown " +
+                        std::to_string(me) + " " + path);
+    if (info.mode & 022)
+        return fail(Errc::usage, path,
+                    "writable by group or others, and its hooks run as this user; run: chmod "
+                    "go-w " +
+                        path);
+    return parse(*text, path, (info.mode & 077) == 0);
 }
 
 }  // namespace config

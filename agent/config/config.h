@@ -24,8 +24,8 @@
 //   profile = "tlsserver"                         # optional
 //   preferred_chain = "ISRG Root X1"              # optional
 //
-// Relative paths (ca_file, state_dir, eab_hmac_key, webroot, tsig_key) are taken relative
-// to the directory of the configuration file.
+// Relative paths (ca_file, state_dir, eab_hmac_key, webroot, tsig_key, and the files in
+// key URIs) are taken relative to the directory of the configuration file.
 #pragma once
 
 #include "keystore/error.h"
@@ -79,9 +79,12 @@ struct Config {
 // Reads and checks a configuration file. Every problem is an Errc::usage error whose
 // `where` is "FILE:LINE" (or FILE when the file cannot be read: Errc::not_found/io): an
 // unknown key, a value of the wrong type, a malformed key URI, a duplicate name, a TOML
-// syntax error.
+// syntax error. The file itself (SECURITY.md rule 18): not a symlink, owned by this user
+// or root, not writable by group or others (its deploy_hook runs as this user); a key
+// URI's pin-value only when the file is owner-only (0600/0400).
 Result<Config> load(const std::string& path);
-// The same from text; `path` names it in errors and anchors relative paths.
-Result<Config> parse(std::string_view text, const std::string& path);
+// The same from text; `path` names it in errors and anchors relative paths (key URI paths
+// too). `owner_only`: the file is readable by its owner only, so it may hold a pin-value.
+Result<Config> parse(std::string_view text, const std::string& path, bool owner_only = false);
 
 }  // namespace config

@@ -13,23 +13,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 namespace store {
 
 using keystore::Errc;
 using keystore::fail;
-namespace fs = std::filesystem;
 
 namespace {
-Result<void> make_dir(const std::string& dir, mode_t mode) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return fail(Errc::io, dir, "cannot create: " + ec.message());
-    if (::chmod(dir.c_str(), mode) != 0) return fail(Errc::io, dir, std::strerror(errno));
-    return {};
-}
-
 std::string server_id(const std::string& server) {
     std::string id = server;
     if (auto p = id.find("://"); p != std::string::npos) id.erase(0, p + 3);
@@ -50,17 +40,37 @@ std::string safe_name(const std::string& name) {
     return out;
 }
 
+namespace {
+using keystore::Create;
+using keystore::Dir;
+
+// A read of an optional record: a missing file (or directory) is nullopt.
+template <typename T>
+Result<std::optional<T>> absent_ok(Result<T> r) {
+    if (r) return std::optional<T>(std::move(*r));
+    if (r.error().code == Errc::not_found) return std::optional<T>{};
+    return std::unexpected(r.error());
+}
+}  // namespace
+
 Result<StateDir> StateDir::open(const std::string& dir) {
-    if (auto r = make_dir(dir, 0700); !r) return std::unexpected(r.error());
-    const std::string lock = dir + "/lock";
-    const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return fail(Errc::io, lock, std::strerror(errno));
+    auto d = Dir::open(dir, Create::yes, 0700);
+    if (!d) return std::unexpected(d.error());
+    // Another user's state dir could hold their symlinks and records: never write there.
+    if (d->owner() != ::geteuid())
+        return fail(Errc::state, dir,
+                    "the state dir is owned by uid " + std::to_string(d->owner()) +
+                        ", not by this user (uid " + std::to_string(::geteuid()) +
+                        "); run: chown -R " + std::to_string(::geteuid()) + " " + dir +
+                        ", or use --state-dir");
+    const int fd = ::openat(d->fd(), "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return fail(Errc::io, dir + "/lock", std::strerror(errno));
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         ::close(fd);
         return fail(Errc::state, dir,
                     "another acme-agent is using this state dir; wait for it or use --state-dir");
     }
-    return StateDir(dir, fd);
+    return StateDir(std::move(*d), fd);
 }
 
 StateDir::StateDir(StateDir&& other) noexcept
@@ -72,110 +82,137 @@ StateDir::~StateDir() {
     if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
-std::string StateDir::account_path(const std::string& server) const {
-    return dir_ + "/accounts/" + server_id(server) + ".json";
+Result<Dir> StateDir::child(const char* name, Create create) const {
+    return dir_.sub(name, create, 0700);
+}
+
+Result<std::string> StateDir::key_dir() const {
+    auto dir = child("keys", Create::yes);
+    if (!dir) return std::unexpected(dir.error());
+    return dir->path();
 }
 
 Result<std::optional<Account>> StateDir::account(const std::string& server) const {
-    auto text = keystore::read_file(account_path(server), 64 * 1024);
-    if (!text) {
-        if (text.error().code == Errc::not_found) return std::optional<Account>{};
-        return std::unexpected(text.error());
-    }
-    auto j = nlohmann::json::parse(*text, nullptr, false);
+    const std::string file = server_id(server) + ".json";
+    auto dir = absent_ok(child("accounts", Create::no));
+    if (!dir) return std::unexpected(dir.error());
+    if (!*dir) return std::optional<Account>{};
+    auto text = absent_ok((*dir)->read_file(file, 64 * 1024));
+    if (!text) return std::unexpected(text.error());
+    if (!*text) return std::optional<Account>{};
+    auto j = nlohmann::json::parse(**text, nullptr, false);
     if (j.is_discarded() || !j.contains("url") || !j.contains("key"))
-        return fail(Errc::state, account_path(server), "damaged account record");
+        return fail(Errc::state, path() + "/accounts/" + file, "damaged account record");
     return Account{j.value("server", server), j["url"].get<std::string>(),
                    j["key"].get<std::string>()};
 }
 
 Result<void> StateDir::save_account(const Account& a) {
-    if (auto r = make_dir(dir_ + "/accounts", 0700); !r) return r;
+    auto dir = child("accounts", Create::yes);
+    if (!dir) return std::unexpected(dir.error());
     nlohmann::json j{{"server", a.server}, {"url", a.url}, {"key", a.key_uri}};
-    return keystore::write_file_atomic(account_path(a.server), j.dump(2) + "\n", 0600);
+    return dir->write_file(server_id(a.server) + ".json", j.dump(2) + "\n", 0600);
 }
 
 Result<void> StateDir::remove_account(const std::string& server) {
-    return keystore::remove_file_durable(account_path(server));
+    auto dir = absent_ok(child("accounts", Create::no));
+    if (!dir || !*dir) return dir ? Result<void>{} : std::unexpected(dir.error());
+    return (*dir)->remove_file(server_id(server) + ".json");
 }
 
-Result<void> StateDir::write_pems(const std::string& dir, const Certificate& cert) {
-    if (auto r = make_dir(dir, 0755); !r) return r;
-    using keystore::write_file_atomic;
-    if (auto r = write_file_atomic(dir + "/chain.pem", cert.chain_pem, 0644); !r) return r;
-    if (auto r = write_file_atomic(dir + "/fullchain.pem", cert.cert_pem + cert.chain_pem, 0644);
-        !r)
+namespace {
+Result<void> write_pems_in(const Dir& dir, const Certificate& cert) {
+    if (auto r = dir.write_file("chain.pem", cert.chain_pem, 0644); !r) return r;
+    if (auto r = dir.write_file("fullchain.pem", cert.cert_pem + cert.chain_pem, 0644); !r)
         return r;
     failpoint("store-partial");
-    return write_file_atomic(dir + "/cert.pem", cert.cert_pem, 0644);
+    return dir.write_file("cert.pem", cert.cert_pem, 0644);
+}
+}  // namespace
+
+Result<void> StateDir::write_pems(const std::string& dir, const Certificate& cert) {
+    auto d = Dir::open(dir, Create::yes, 0755);
+    if (!d) return std::unexpected(d.error());
+    return write_pems_in(*d, cert);
 }
 
 Result<void> StateDir::save_certificate(const std::string& name, const Certificate& cert) {
     const keystore::log::TraceSpan trace("write certificate files");
-    const std::string dir = dir_ + "/live/" + safe_name(name);
-    if (auto r = make_dir(dir_ + "/live", 0700); !r) return r;
-    if (auto r = make_dir(dir, 0700); !r) return r;
+    auto live = child("live", Create::yes);
+    if (!live) return std::unexpected(live.error());
+    auto dir = live->sub(safe_name(name), Create::yes, 0700);
+    if (!dir) return std::unexpected(dir.error());
     if (!cert.renewal.empty())
-        if (auto r = keystore::write_file_atomic(dir + "/renewal.json", cert.renewal + "\n", 0600);
-            !r)
-            return r;
-    if (auto r = keystore::write_file_atomic(dir + "/key.uri", cert.key_uri + "\n", 0600); !r)
-        return r;
-    return write_pems(dir, cert);
+        if (auto r = dir->write_file("renewal.json", cert.renewal + "\n", 0600); !r) return r;
+    if (auto r = dir->write_file("key.uri", cert.key_uri + "\n", 0600); !r) return r;
+    return write_pems_in(*dir, cert);
 }
 
 Result<std::optional<Certificate>> StateDir::certificate(const std::string& name) const {
-    const std::string dir = dir_ + "/live/" + safe_name(name);
-    auto cert = keystore::read_file(dir + "/cert.pem");
-    if (!cert) {
-        if (cert.error().code == Errc::not_found) return std::optional<Certificate>{};
-        return std::unexpected(cert.error());
-    }
-    auto chain = keystore::read_file(dir + "/chain.pem");
-    auto key = keystore::read_file(dir + "/key.uri", 4096);
-    if (!chain || !key) return fail(Errc::state, dir, "incomplete certificate directory");
+    auto live = absent_ok(child("live", Create::no));
+    if (!live) return std::unexpected(live.error());
+    if (!*live) return std::optional<Certificate>{};
+    auto dir = absent_ok((*live)->sub(safe_name(name)));
+    if (!dir) return std::unexpected(dir.error());
+    if (!*dir) return std::optional<Certificate>{};
+    const Dir& d = **dir;
+    auto cert = absent_ok(d.read_file("cert.pem"));
+    if (!cert) return std::unexpected(cert.error());
+    if (!*cert) return std::optional<Certificate>{};
+    auto chain = d.read_file("chain.pem");
+    auto key = d.read_file("key.uri", 4096);
+    if (!chain || !key) return fail(Errc::state, d.path(), "incomplete certificate directory");
     std::string uri = *key;
     while (!uri.empty() && (uri.back() == '\n' || uri.back() == '\r')) uri.pop_back();
-    auto renewal = keystore::read_file(dir + "/renewal.json", 64 * 1024);
-    return Certificate{*cert, *chain, uri, renewal ? *renewal : std::string()};
+    auto renewal = d.read_file("renewal.json", 64 * 1024);
+    return Certificate{**cert, *chain, uri, renewal ? *renewal : std::string()};
 }
 
 Result<void> StateDir::save_order(const std::string& name, const std::string& json_text) {
-    if (auto r = make_dir(dir_ + "/orders", 0700); !r) return r;
-    return keystore::write_file_atomic(dir_ + "/orders/" + safe_name(name) + ".json",
-                                       json_text + "\n", 0600);
+    auto dir = child("orders", Create::yes);
+    if (!dir) return std::unexpected(dir.error());
+    return dir->write_file(safe_name(name) + ".json", json_text + "\n", 0600);
 }
 
 Result<std::optional<std::string>> StateDir::order(const std::string& name) const {
-    auto text = keystore::read_file(dir_ + "/orders/" + safe_name(name) + ".json", 64 * 1024);
-    if (!text) {
-        if (text.error().code == Errc::not_found) return std::optional<std::string>{};
-        return std::unexpected(text.error());
-    }
-    return std::optional<std::string>(std::move(*text));
+    auto dir = absent_ok(child("orders", Create::no));
+    if (!dir) return std::unexpected(dir.error());
+    if (!*dir) return std::optional<std::string>{};
+    return absent_ok((*dir)->read_file(safe_name(name) + ".json", 64 * 1024));
 }
 
 Result<void> StateDir::remove_order(const std::string& name) {
-    return keystore::remove_file_durable(dir_ + "/orders/" + safe_name(name) + ".json");
+    auto dir = absent_ok(child("orders", Create::no));
+    if (!dir || !*dir) return dir ? Result<void>{} : std::unexpected(dir.error());
+    return (*dir)->remove_file(safe_name(name) + ".json");
 }
 
 Result<void> StateDir::set_deploy_pending(const std::string& name, bool pending) {
-    const std::string path = dir_ + "/orders/" + safe_name(name) + ".deploy-pending";
-    if (!pending) return keystore::remove_file_durable(path);
-    if (auto r = make_dir(dir_ + "/orders", 0700); !r) return r;
-    return keystore::write_file_atomic(path, name + "\n", 0600);
+    const std::string file = safe_name(name) + ".deploy-pending";
+    if (!pending) {
+        auto dir = absent_ok(child("orders", Create::no));
+        if (!dir || !*dir) return dir ? Result<void>{} : std::unexpected(dir.error());
+        return (*dir)->remove_file(file);
+    }
+    auto dir = child("orders", Create::yes);
+    if (!dir) return std::unexpected(dir.error());
+    return dir->write_file(file, name + "\n", 0600);
 }
 
 bool StateDir::deploy_pending(const std::string& name) const {
-    struct stat st{};
-    return ::stat((dir_ + "/orders/" + safe_name(name) + ".deploy-pending").c_str(), &st) == 0;
+    auto dir = child("orders", Create::no);
+    return dir && dir->has_file(safe_name(name) + ".deploy-pending");
 }
 
 Result<std::vector<std::string>> StateDir::certificate_names() const {
+    auto live = absent_ok(child("live", Create::no));
+    if (!live) return std::unexpected(live.error());
     std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir_ + "/live", ec))
-        if (e.is_directory()) out.push_back(e.path().filename().string());
+    if (*live) {
+        auto names = (*live)->subdirs();
+        if (!names) return std::unexpected(names.error());
+        out = std::move(*names);
+    }
     std::ranges::sort(out);
     return out;
 }

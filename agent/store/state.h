@@ -10,6 +10,7 @@
 #pragma once
 
 #include "keystore/error.h"
+#include "keystore/files.h"
 
 #include <optional>
 #include <string>
@@ -35,7 +36,9 @@ struct Certificate {
 class StateDir {
   public:
     // Creates the dir (0700) if needed and takes the lock. Errc::state when another agent
-    // holds it; Errc::io when the dir cannot be made.
+    // holds it or the dir belongs to another user (who could plant a symlink in it);
+    // Errc::io when the dir cannot be made. The dir and everything in it are reached through
+    // descriptors, never through a symlink (SECURITY.md rule 17).
     static Result<StateDir> open(const std::string& dir);
     StateDir(StateDir&& other) noexcept;
     StateDir& operator=(StateDir&&) = delete;
@@ -43,7 +46,7 @@ class StateDir {
     StateDir& operator=(const StateDir&) = delete;
     ~StateDir();
 
-    [[nodiscard]] const std::string& path() const { return dir_; }
+    [[nodiscard]] const std::string& path() const { return dir_.path(); }
 
     Result<std::optional<Account>> account(const std::string& server) const;
     Result<void> save_account(const Account& account);
@@ -68,13 +71,19 @@ class StateDir {
     Result<void> set_deploy_pending(const std::string& name, bool pending);
     bool deploy_pending(const std::string& name) const;
 
-    // Writes cert.pem, chain.pem, fullchain.pem into any directory (--out).
+    // keys/ (enroll's TPM key files): made 0700 when missing, refused when a symlink. The
+    // backend writes there by path: the state dir being the user's own keeps it in place.
+    Result<std::string> key_dir() const;
+
+    // Writes cert.pem, chain.pem, fullchain.pem into any directory (--out): created (0755)
+    // when missing, its mode otherwise left alone, never through a symlink.
     static Result<void> write_pems(const std::string& dir, const Certificate& cert);
 
   private:
-    StateDir(std::string dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
-    std::string account_path(const std::string& server) const;
-    std::string dir_;
+    StateDir(keystore::Dir dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
+    // A child of the state dir (accounts, orders, live), created 0700 when `create`.
+    Result<keystore::Dir> child(const char* name, keystore::Create create) const;
+    keystore::Dir dir_;
     int lock_fd_ = -1;
 };
 

@@ -46,9 +46,9 @@ run_agent 7 "$A" key show --key "pkcs11:token=acme;object=acct?module-path=$ACME
 # No PIN source and no terminal: exit 2, told where a PIN comes from.
 run_agent 2 "$A" key show --key "pkcs11:token=acme;object=acct?module-path=$ACME_AGENT_PKCS11_MODULE" \
   && contains "$ERR" "pin-source=file:PATH"
-# pin-value works, with a warning, and is never echoed.
-run_agent 0 "$A" key show --key "pkcs11:token=acme;object=acct?module-path=$ACME_AGENT_PKCS11_MODULE&pin-value=$SECRET_PIN" \
-  && contains "$ERR" "warning" && lacks "$OUT" "$SECRET_PIN" && lacks "$ERR" "$SECRET_PIN"
+# pin-value on the command line (ps shows it to everyone): exit 2, the fix named, never echoed.
+run_agent 2 "$A" key show --key "pkcs11:token=acme;object=acct?module-path=$ACME_AGENT_PKCS11_MODULE&pin-value=$SECRET_PIN" \
+  && contains "$ERR" "pin-source=file:" && lacks "$OUT" "$SECRET_PIN" && lacks "$ERR" "$SECRET_PIN"
 # --json errors carry the code.
 run_agent 5 "$A" --json key list --key "${TOKEN/token=acme/token=nope}" && jq -e '.error.code == "token_absent"' "$OUT" >/dev/null \
   || fail "json error"

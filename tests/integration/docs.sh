@@ -62,6 +62,9 @@ if run_doc "$DOCS/hsm.md"; then
     expect "hsm.md: the token's keys listed through p11-kit (no module-path)" \
       grep -q '^ec-p256 *pkcs11:token=acme;object=www;.*?pin-source=' "$WORK/hsm.log" &&
     expect "hsm.md: the PIN file is 0600" [ "$(stat -c %a "$CONF_DIR/hsm.pin")" = 600 ] &&
+    expect "hsm.md: the PIN file ends in a newline (nginx's engine would send it)" \
+      [ "$(tail -c 1 "$CONF_DIR/hsm.pin" | od -An -c | tr -d ' ')" != '\n' ] &&
+    lacks "$WORK/hsm.log" "ends in a newline" &&
     pass "hsm.md: key show, key list through p11-kit, the PIN file"
 fi
 

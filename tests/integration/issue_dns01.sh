@@ -78,6 +78,7 @@ mkdir -p "$NAMED_DIR"
   tsig-keygen -a hmac-sha256 intruder >"$WORK/intruder.key")
 # The key acme-test with a secret of its own: BIND knows the name, the signature fails.
 sed 's|secret ".*";|secret "'"$(openssl rand -base64 32)"'";|' "$NAMED_DIR/acme-test.key" >"$WORK/forged.key"
+chmod 600 "$WORK/forged.key" # TSIG key files must be owner-only
 SECRET=$(sed -n 's/.*secret "\(.*\)";.*/\1/p' "$NAMED_DIR/acme-test.key")
 cp "$FIXTURES/example.test.zone" "$NAMED_DIR/"
 

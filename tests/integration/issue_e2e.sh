@@ -50,5 +50,12 @@ wait_port "$PEBBLE_HTTP_PORT" "$WEB_PID"
 CERT3=$("$ACME_AGENT" key generate --key "$(hsm_key cert-webroot)" --type ec-p256)
 run_agent 0 "${A[@]}" issue --key "$CERT3" -d webroot.example.com --webroot "$WORK/www" \
   && verify_cert "$STATE/live/webroot.example.com" "$CERT3" \
-  && expect "challenge files left" [ -z "$(ls -A "$WORK/www/.well-known/acme-challenge")" ] && pass "webroot, challenge files removed"
+  && expect "challenge directories left: $(find "$WORK/www")" [ -z "$(ls -A "$WORK/www")" ] && pass "webroot, the challenge directories it made removed"
+# An existing .well-known keeps its mode and stays; only acme-challenge (made here) goes.
+mkdir -m 750 "$WORK/www/.well-known"
+run_agent 0 "${A[@]}" issue --key "$CERT3" -d webroot2.example.com --webroot "$WORK/www" \
+  && verify_cert "$STATE/live/webroot2.example.com" "$CERT3" \
+  && expect ".well-known: $(stat -c %a "$WORK/www/.well-known"), $(ls -A "$WORK/www/.well-known")" \
+    test "$(stat -c %a "$WORK/www/.well-known")" = 750 -a -z "$(ls -A "$WORK/www/.well-known")" \
+  && pass "webroot: an existing .well-known keeps its mode and stays"
 finish

@@ -64,7 +64,7 @@ else
   fail "exposure above 3.0: $(tail -n 3 "$WORK/security.out")"
 fi
 for setting in NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
-  StateDirectory=acme-agent "LoadCredential=pin:/etc/acme-agent/pin" "DeviceAllow=/dev/tpmrm0 rw" \
+  StateDirectory=acme-agent "LoadCredential=hsm.pin:/etc/acme-agent/hsm.pin" "DeviceAllow=/dev/tpmrm0 rw" \
   "ReadWritePaths=-/var/lib/softhsm/tokens" Type=oneshot LimitCORE=0; do
   grep -qxF "$setting" "$UNITS/acme-agent.service" || fail "service lacks $setting"
 done

@@ -140,6 +140,18 @@ TEST(Batch, AnExceptionInOneOrderDoesNotStopTheOthers) {
     EXPECT_EQ(errors[3], "boom");
 }
 
+// Stored key URIs must work from any cwd (issue #14 #11); no PIN in a batch file (#2).
+TEST(Batch, KeyPathsAreRelativeToTheFileAndPinValueIsRefused) {
+    auto r = cli::parse_batch("file:keys/a.pem a.example\n", "/srv/orders/orders.txt");
+    ASSERT_TRUE(r) << r.error().describe();
+    EXPECT_EQ((*r)[0].key.to_string(), "file:/srv/orders/keys/a.pem");
+    auto pin = cli::parse_batch("pkcs11:token=t;object=a?pin-value=1234 a.example\n", "o.txt");
+    ASSERT_FALSE(pin);
+    EXPECT_EQ(pin.error().where, "o.txt:1");
+    EXPECT_NE(pin.error().message.find("pin-source=file:"), std::string::npos);
+    EXPECT_EQ(pin.error().message.find("1234"), std::string::npos);
+}
+
 }  // namespace
 
 // Orders sharing a name (any case, a wildcard and its base) never hold it at the same time,

@@ -168,4 +168,58 @@ TEST(Config, LoadReadsTheFileAndNamesItInErrors) {
     EXPECT_EQ(missing.error().code, keystore::Errc::not_found);
 }
 
+// Key URIs are stored as given after parsing (key.uri, account records): their files are
+// made absolute relative to the config file, like every other path in it (issue #14 #11).
+TEST(Config, KeyUriPathsAreRelativeToTheFile) {
+    auto c = config::parse(
+        "account_key = \"tpm2:path=keys/acct.tss?pin-source=file:acct.auth\"\n"
+        "[[certificate]]\ndomains = [\"a\"]\nkey = \"file:keys/a.pem\"\n",
+        "/etc/acme-agent/agent.toml");
+    ASSERT_TRUE(c) << c.error().describe();
+    EXPECT_EQ(c->account_key,
+              "tpm2:path=/etc/acme-agent/keys/acct.tss?pin-source=file:/etc/acme-agent/acct.auth");
+    EXPECT_EQ(c->certificates[0].key, "file:/etc/acme-agent/keys/a.pem");
+}
+
+// A pin-value only in a file no one else can read (SECURITY.md rule 18).
+TEST(Config, PinValueOnlyInAnOwnerOnlyFile) {
+    const std::string cert_only =
+        "[[certificate]]\ndomains = [\"a\"]\n"
+        "key = \"pkcs11:token=t;object=o?pin-value=1234\"\n";
+    auto open = config::parse(cert_only, "conf.toml", false);
+    ASSERT_FALSE(open);
+    EXPECT_EQ(open.error().where, "conf.toml:3");
+    EXPECT_NE(open.error().message.find("chmod 600 conf.toml"), std::string::npos);
+    EXPECT_EQ(open.error().message.find("1234"), std::string::npos);
+    auto owner_only = config::parse(cert_only, "conf.toml", true);
+    ASSERT_TRUE(owner_only) << owner_only.error().describe();
+    // kept in memory for the backend to log in with
+    EXPECT_NE(owner_only->certificates[0].key.find("pin-value=1234"), std::string::npos);
+}
+
+// load() checks the file itself: group/other-writable or symlinked config is refused.
+TEST(Config, LoadRefusesAFileOthersCanWriteOrASymlink) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("acme-agent-test-cfgperm-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto path = dir / "agent.toml";
+    {
+        std::ofstream f(path);
+        f << kCert;
+    }
+    namespace fs = std::filesystem;
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                              fs::perms::group_write);
+    auto writable = config::load(path.string());
+    ASSERT_FALSE(writable);
+    EXPECT_NE(writable.error().message.find("chmod go-w"), std::string::npos);
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read);
+    EXPECT_TRUE(config::load(path.string()));
+    fs::create_symlink(path, dir / "link.toml");
+    auto link = config::load((dir / "link.toml").string());
+    ASSERT_FALSE(link);
+    EXPECT_NE(link.error().message.find("symlink"), std::string::npos);
+    fs::remove_all(dir);
+}
+
 }  // namespace

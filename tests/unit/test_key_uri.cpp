@@ -443,6 +443,37 @@ TEST(KeyUri, EmptyPkcs11UriHasNoAttributes) {
     }
 }
 
+// Stored URIs must work from any working directory (issue #14 #11): every file path in a
+// URI is made absolute; what already is, and what names no file, is left alone.
+TEST(KeyUri, MakePathsAbsolute) {
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"file:keys/a.pem", "file:/srv/keys/a.pem"},
+        {"file:/k/a.pem", "file:/k/a.pem"},
+        {"tpm2:path=www.tss?pin-source=file:www.auth",
+         "tpm2:path=/srv/www.tss?pin-source=file:/srv/www.auth"},
+        {"tpm2:handle=0x81000001?pin-source=../a.auth",
+         "tpm2:handle=0x81000001?pin-source=/a.auth"},
+        {"pkcs11:token=t?pin-source=file:hsm.pin&module-path=./lib/p11.so",
+         "pkcs11:token=t?pin-source=file:/srv/hsm.pin&module-path=/srv/lib/p11.so"},
+        {"pkcs11:token=t?pin-source=file:///etc/hsm.pin&module-path=/usr/lib/p11.so",
+         "pkcs11:token=t?pin-source=file:///etc/hsm.pin&module-path=/usr/lib/p11.so"},
+        {"pkcs11:token=t?module-name=softhsm2", "pkcs11:token=t?module-name=softhsm2"},
+    };
+    for (const auto& [in, want] : cases) {
+        auto uri = KeyUri::parse(in);
+        ASSERT_TRUE(uri) << in;
+        uri->make_paths_absolute("/srv");
+        EXPECT_EQ(uri->to_string(), want) << in;
+    }
+}
+
+TEST(KeyUri, PinValueIsPrintedOnlyWhenAskedToKeepIt) {
+    auto uri = KeyUri::parse("pkcs11:token=t?pin-value=1234");
+    ASSERT_TRUE(uri);
+    EXPECT_EQ(uri->to_string(), "pkcs11:token=t");
+    EXPECT_EQ(uri->to_string(KeyUri::PinValue::keep), "pkcs11:token=t?pin-value=1234");
+}
+
 TEST(KeyUri, PercentEncode) {
     EXPECT_EQ(keystore::percent_encode("AZaz09-._~"), "AZaz09-._~");
     EXPECT_EQ(keystore::percent_encode("a b/c"), "a%20b%2Fc");
