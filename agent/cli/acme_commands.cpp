@@ -266,17 +266,17 @@ Result<Output> issue(const Options& o, keystore::Registry& reg) {
     if (auto r = check_local(o); !r) return std::unexpected(r.error());
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
-    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
     // The CA's TLS handshake and directory on another thread while the token loads and
     // logs in (several ms each with SoftHSM): the cold start is the longer of the two, not
-    // the sum. A key error still comes first; it waits for connect() to end (its timeouts
-    // bound that).
+    // the sum. Local errors still come first, the key's, then a missing account; returning
+    // one waits for connect() to end (its timeouts bound that).
     auto connecting = std::async(std::launch::async, [&o] { return connect(o); });
     auto cert_key = open_signing_key(o, reg, *uri);
-    auto client = connecting.get();
     if (!cert_key) return std::unexpected(cert_key.error());
     if (auto r = check_replacement(o, *state, o.domains.front(), **cert_key); !r)
         return std::unexpected(r.error());
+    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
+    auto client = connecting.get();
     if (!client) return std::unexpected(client.error());
     auto account = account_for(o, reg, *state, **client, true);
     if (!account) return std::unexpected(account.error());
