@@ -5,7 +5,8 @@ set -euo pipefail
 # it started (a leftover ACME_AGENT_TCTI or TPM2TOOLS_TCTI could name a real TPM).
 unset ACME_AGENT_TCTI TPM2TOOLS_TCTI TPM2OPENSSL_TCTI SWTPM_DIR SWTPM_PORT SOFTHSM2_CONF \
   ACME_AGENT_PKCS11_MODULE ACME_AGENT_TOKEN_URI ACME_AGENT_SERVER ACME_AGENT_CA_FILE \
-  ACME_AGENT_STATE_DIR ACME_AGENT_FAILPOINT $(compgen -e | grep -E '^(PEBBLE_|CHALLTESTSRV)' || true)
+  ACME_AGENT_STATE_DIR ACME_AGENT_FAILPOINT ACME_AGENT_TEST_SUMMARY ACME_AGENT_ALLOWED_SKIPS \
+  $(compgen -e | grep -E '^(PEBBLE_|CHALLTESTSRV)' || true)
 
 : "${ACME_AGENT:?set by CTest}" "${ACME_AGENT_SOURCE_DIR:?}" "${ACME_AGENT_BINARY_DIR:?}"
 SCRIPTS=$ACME_AGENT_SOURCE_DIR/scripts
@@ -235,4 +236,20 @@ require_swtpm() {
   [[ $caps =~ TPM2_PT_MANUFACTURER:[[:space:]]*raw:[[:space:]]*(0x[0-9A-Fa-f]+) ]] &&
     [ $((BASH_REMATCH[1])) -eq $((SWTPM_MANUFACTURER)) ] ||
     { fail "refusing to run: the TPM behind $ACME_AGENT_TCTI is not swtpm (${BASH_REMATCH[1]:-no manufacturer})"; finish; }
+}
+
+# no_txt SERVER PORT NAME WHAT: SERVER answers for NAME (NOERROR or NXDOMAIN) and holds no
+# TXT record there. A server that does not answer, or answers SERVFAIL/REFUSED, is a
+# failure too: silence is no proof of absence.
+no_txt() {
+  local out rc=0
+  out=$(dig @"$1" -p "$2" "$3" TXT +time=1 +tries=3 +noall +comments +answer 2>&1) || rc=$?
+  if [ "$rc" -ne 0 ] || ! [[ $out =~ status:\ (NOERROR|NXDOMAIN) ]]; then
+    fail "$4: $1#$2 gave no answer for $3 TXT (dig exit $rc): $(head -c 300 <<<"$out")"
+    return 1
+  fi
+  if grep -v '^;' <<<"$out" | grep -qE '[[:space:]]TXT[[:space:]]'; then
+    fail "$4: $1#$2 still holds a TXT at $3: $(grep -v '^;' <<<"$out")"
+    return 1
+  fi
 }

@@ -65,4 +65,8 @@ child 1 "lacks '$WORK/f' abc; finish" && contains "$OUT" "contains 'abc'" && pas
 child 1 "expect 'the probe' false; finish" && contains "$OUT" "FAIL: the probe" && pass "expect fails on a failing command"
 child 1 "run_agent 0 false; finish" && contains "$OUT" "exit 1, expected 0" && pass "run_agent fails on another exit code"
 
+# no_txt: a DNS server that does not answer is no proof that a record is gone.
+child 1 "no_txt 127.0.0.1 1 _acme-challenge.example.test 'the probe'; finish" &&
+  contains "$OUT" "the probe: 127.0.0.1#1 gave no answer" && pass "no_txt fails when the server does not answer"
+
 finish
