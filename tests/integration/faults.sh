@@ -42,7 +42,7 @@ digest_except() {
 }
 # clean_failure WHAT NAME [order-kept]: after a failed run: the state dir as before, no
 # temp files, no live/NAME, no new key on the token. With order-kept, a failure after the
-# order was created may leave the intent record orders/NAME.json (SECURITY.md rule 15: a
+# order was created may leave the intent record orders/NAME.json (docs/SECURITY.md rule 15: a
 # rerun resumes that order); it must then name an order on $ORIGIN, the key and the names.
 clean_failure() {
   local bad=0 rec=$STATE/orders/$2.json
