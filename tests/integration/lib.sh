@@ -120,7 +120,14 @@ run_agent() {
 # expect DESCRIPTION COMMAND...: a failed check is a failure (never silently skipped).
 expect() { local d=$1; shift; if "$@"; then return 0; fi; fail "$d"; return 1; }
 contains() { grep -qF -- "$2" "$1" || { fail "$1 lacks '$2': $(head -c 400 "$1")"; return 1; }; }
-lacks() { ! grep -qF -- "$2" "$1" || { fail "$1 contains '$2'"; return 1; }; }
+# lacks FILE TEXT: FILE is readable and holds no TEXT (a missing file proves nothing).
+lacks() {
+  local rc=0
+  grep -qF -- "$2" "$1" || rc=$?
+  [ "$rc" -ne 1 ] || return 0
+  if [ "$rc" -eq 0 ]; then fail "$1 contains '$2'"; else fail "cannot read $1 to show it lacks '$2'"; fi
+  return 1
+}
 
 # cert_status SERIAL: Pebble's word on a serial ("Valid" or "Revoked") and the reason code.
 cert_status() {

@@ -62,6 +62,9 @@ child 0 'for v in ACME_AGENT_TCTI TPM2TOOLS_TCTI TPM2OPENSSL_TCTI SOFTHSM2_CONF 
 printf 'abc\n' >"$WORK/f"
 child 1 "contains '$WORK/f' xyz; finish" && contains "$OUT" "lacks 'xyz'" && pass "contains fails on a missing string"
 child 1 "lacks '$WORK/f' abc; finish" && contains "$OUT" "contains 'abc'" && pass "lacks fails on a present string"
+child 1 "lacks '$WORK/no-such-file' abc; finish" && contains "$OUT" "cannot read $WORK/no-such-file" &&
+  pass "lacks fails on a file it cannot read (no proof of absence)"
+child 0 "lacks '$WORK/f' xyz; finish" && pass "lacks passes on an absent string"
 child 1 "expect 'the probe' false; finish" && contains "$OUT" "FAIL: the probe" && pass "expect fails on a failing command"
 child 1 "run_agent 0 false; finish" && contains "$OUT" "exit 1, expected 0" && pass "run_agent fails on another exit code"
 
