@@ -219,7 +219,7 @@ if grep -rlq "PRIVATE KEY" "$STATE"; then fail "a private key in the state dir";
 rules ''
 mark
 issue_ok "rerun" keyinchain.example.com &&
-  expect "an order was resumed: $(head -c 600 "$ERR")" bash -c "! grep -q resuming '$ERR'" &&
+  lacks "$ERR" resuming &&
   expect "orders/keyinchain.example.com.json kept" [ ! -e "$STATE/orders/keyinchain.example.com.json" ] &&
   expect "new orders: $(requests POST /order-plz)" [ "$(requests POST /order-plz)" = 1 ] &&
   pass "rerun after the key-in-chain failure: a fresh order, issued"
