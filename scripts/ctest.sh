@@ -18,7 +18,7 @@ junit=$dir/Testing/junit.xml
 mkdir -p "$dir/Testing"
 rm -f "$junit"
 rc=0
-ctest --test-dir "$dir" -j"${JOBS:-$(nproc)}" --output-on-failure --timeout 900 \
+ctest --test-dir "$dir" -j"${JOBS:-$(nproc)}" --output-on-failure --timeout 900 --no-tests=error \
   --output-junit "$junit" "$@" || rc=$?
 [ -s "$junit" ] || { echo "tests: CTest wrote no report ($junit); exit $rc" >&2; exit 1; }
 

@@ -49,6 +49,10 @@ else
   gate 0 && contains "$OUT" "1 skipped" && lacks "$OUT" UNEXPECTEDLY && pass "an IPv6 skip on a host without IPv6 is expected, counted"
 fi
 
+# No tests at all is no pass.
+project ''
+gate 1 && pass "a run without tests fails"
+
 # The count reaches scripts/test.sh's table.
 project "$PASSING"
 gate 0 ACME_AGENT_TEST_SUMMARY="$WORK/summary" && expect "summary file: $(cat "$WORK/summary" 2>&1)" \
