@@ -24,7 +24,7 @@
 # Only tests/, bench/ and the build dirs are left out; no line is excluded. Branches that the
 # compiler adds for exception unwinding (--exclude-throw-branches) and those on lines with
 # no code (--exclude-unreachable-branches) are not counted: they are no path of the source.
-# One run instead of two (sanitize, then coverage) halves the CI time of the suite.
+# One build and one run of the suite instead of two each (sanitize, then coverage): CI time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COVERAGE_MIN=${COVERAGE_MIN:-85}
