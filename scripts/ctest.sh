@@ -6,11 +6,11 @@
 # expected only
 #   - for a test whose output says "no IPv6 loopback" (the GoogleTest IPv6 cases), when
 #     this host really cannot bind ::1;
-#   - for a test whose name matches ACME_AGENT_ALLOWED_SKIPS (an extended regex; unset:
-#     nothing), which the one running CI sets on purpose.
+#   - for a test whose name matches ACME_AGENT_ALLOWED_SKIPS (a Python regular expression;
+#     unset: nothing), which whoever runs CI sets on purpose.
 # The JUnit report CTest writes is kept in BUILD_DIR/Testing/junit.xml; the count line is
-# also appended to the file ACME_AGENT_TEST_SUMMARY when set (scripts/test.sh's table). JOBS (default:
-# nproc) tests run at once, each with a 900 s timeout.
+# also appended to the file ACME_AGENT_TEST_SUMMARY when set (scripts/test.sh's table).
+# JOBS (default: nproc) tests run at once, each with a 900 s timeout.
 set -uo pipefail
 dir=$(cd "${1:?usage: scripts/ctest.sh BUILD_DIR [CTEST ARGS...]}" && pwd) || exit 1
 shift
@@ -43,8 +43,9 @@ for c in cases:
     else:  # notrun / disabled: skipped, or not found
         sk = c.find("skipped")
         why = (sk.get("message") if sk is not None else None) or status
-        m = re.search(r"\[  SKIPPED \] *(.*)|^(SKIP: .*)$", out, re.M)
-        if m: why += ": " + (m.group(1) or m.group(2) or "").strip()
+        # GoogleTest prints "FILE:LINE: Skipped" and the reason on the next line.
+        m = re.search(r": Skipped\n(.+)|^(SKIP: .*)$|\[  SKIPPED \] *(.*)", out, re.M)
+        if m: why += ": " + next((g for g in m.groups() if g), "").strip()
         name = c.get("name")
         ok = (ipv6 == "no" and "no IPv6 loopback" in out) or \
              (allowed and re.search(allowed, name) is not None)
