@@ -6,7 +6,7 @@
 //   static keystore::KeyUri container();       // what list() lists (token, dir)
 //   static std::map<std::string, std::string> expected_properties();
 //   static std::vector<keystore::KeyAlgorithm> algorithms();
-//   static constexpr bool hardware;            // keys must report non-extractable
+//   static constexpr bool hardware;            // keys report extractable false (file: true)
 #pragma once
 
 #include "keystore/ossl.h"
@@ -142,21 +142,25 @@ TYPED_TEST_P(KeystoreConformance, ListsAndDestroysKeys) {
     EXPECT_EQ(gone.error().code, keystore::Errc::not_found) << gone.error().describe();
 }
 
-TYPED_TEST_P(KeystoreConformance, HardwareKeysReportSensitiveAndSignOnly) {
-    if (!TypeParam::hardware) GTEST_SKIP() << "software backend: no hardware properties";
+// Every backend says how its keys are protected (no skip: a software backend must say it
+// is one): hardware keys sensitive and sign-only, file keys extractable.
+TYPED_TEST_P(KeystoreConformance, KeysReportTheirProtection) {
     auto key = this->make(keystore::KeyAlgorithm::ec_p256, "props");
     ASSERT_TRUE(key);
     auto props = key->properties();
     ASSERT_TRUE(props.has_value()) << props.error().describe();
     std::map<std::string, std::string> p;
     for (const auto& kp : *props) p[kp.name] = kp.value;
-    for (auto& [name, want] : TypeParam::expected_properties()) EXPECT_EQ(p[name], want) << name;
+    const auto expected = TypeParam::expected_properties();
+    ASSERT_FALSE(expected.empty()) << "the backend fixture expects no property";
+    for (auto& [name, want] : expected) EXPECT_EQ(p[name], want) << name;
+    EXPECT_EQ(p["extractable"], TypeParam::hardware ? "false" : "true");
 }
 
 REGISTER_TYPED_TEST_SUITE_P(KeystoreConformance, GeneratesEveryAlgorithmAndReopensIt,
                             TenThousandEcSignaturesAreFixedWidthAndVerify, RsaSignaturesVerify,
                             RefusesToGenerateOverAnExistingKey,
                             CsrVerifiesAndCarriesTheKeysPublicKey, ListsAndDestroysKeys,
-                            HardwareKeysReportSensitiveAndSignOnly);
+                            KeysReportTheirProtection);
 
 }  // namespace conformance

@@ -41,7 +41,11 @@ struct FileBackend {
     }
     static keystore::KeyUri container() { return *keystore::KeyUri::parse("file:" + dir); }
     static std::vector<KeyAlgorithm> algorithms() { return kAll; }
-    static std::map<std::string, std::string> expected_properties() { return {}; }
+    static std::map<std::string, std::string> expected_properties() {
+        return {{"backend", "file (software key, not hardware)"},
+                {"extractable", "true"},
+                {"sensitive", "false"}};
+    }
     static void tear_down() {}
     static constexpr bool hardware = false;
 };

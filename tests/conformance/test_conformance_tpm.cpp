@@ -1,8 +1,8 @@
 // The conformance suite on the tpm2: backend (key files and persistent handles) against a
 // TPM 2.0 simulator started for this process by scripts/swtpm-setup.sh, plus what only a
 // TPM can show: attributes read back from the TPM, auth values in salted sessions, DA
-// lockout, object slots, and key files that tpm2-openssl reads (SECURITY.md rules 2, 11,
-// 12; TESTING.md "swtpm").
+// lockout, object slots, and key files that tpm2-openssl reads (docs/SECURITY.md rules 2, 11,
+// 12; docs/TESTING.md "swtpm").
 //
 // swtpm serves one connection at a time and has no resource manager: while a Keystore of
 // this process is connected, tpm2-tools and openssl cannot reach the TPM. Tests that run
@@ -431,7 +431,7 @@ TEST_F(TpmOnly, TooManyWrongAuthValuesGivePinLocked) {
     EXPECT_EQ(tool({"tpm2_dictionarylockout", "--clear-lockout"}).code, 0);
 }
 
-// SECURITY.md rule 12, on the wire: with the pcap TCTI between us and swtpm, the auth value
+// docs/SECURITY.md rule 12, on the wire: with the pcap TCTI between us and swtpm, the auth value
 // never appears (creation and signing run in the salted session, inSensitive and the digest
 // parameter-encrypted); without an auth value the digest does appear (the capture works).
 TEST_F(TpmOnly, AuthValueAndDigestNeverCrossTheWireInClear) {

@@ -1,6 +1,6 @@
 // challenge::parse_tsig_key: BIND key files (tsig-keygen / ddns-confgen output).
 // Invariants: an accepted key has a name, one of the three algorithms, and a secret; no
-// error message holds the secret clause's text (SECURITY.md: the secret never leaks).
+// error message holds the secret clause's text (docs/SECURITY.md: the secret never leaks).
 #include "challenge/dns01.h"
 #include "fuzz_common.h"
 

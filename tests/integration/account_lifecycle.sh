@@ -107,6 +107,12 @@ E2=$(key eab2)
 rm -rf "$STATE"
 run_agent 0 "${AGENT[@]}" account register --key "$E2" --agree-tos --eab-kid kid-1 --eab-hmac-key "$HMAC_URI" \
   && pass "EAB with the HMAC computed inside the token"
-pkcs11-tool --module "$ACME_AGENT_PKCS11_MODULE" --login --pin "$(cat "$PIN_FILE")" --read-object \
-  --type secrkey --label eab-mac >/dev/null 2>&1 && fail "the HMAC key value could be read from the token"
+# The read must fail because the token refuses the value, not because pkcs11-tool could not
+# log in or find the object (that would prove nothing).
+if pkcs11-tool --module "$ACME_AGENT_PKCS11_MODULE" --login --pin "$(cat "$PIN_FILE")" --read-object \
+  --type secrkey --label eab-mac >/dev/null 2>"$WORK/read.err"; then
+  fail "the HMAC key value could be read from the token"
+else
+  contains "$WORK/read.err" "CKR_ATTRIBUTE_SENSITIVE" && pass "the HMAC key's value stays in the token (sensitive)"
+fi
 finish

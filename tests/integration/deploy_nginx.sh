@@ -81,8 +81,11 @@ same_leaf() { [ "$(openssl x509 -in "$1" -outform DER | sha256sum)" = "$(openssl
 no_pin_in() { # DIR PID: the PIN in no log under DIR and not in the process's argv
   local pin
   pin=$(cat "$PIN_FILE")
-  ! grep -rqF -- "$pin" "$1/logs" || fail "the PIN is in $1/logs"
-  [[ $(tr '\0' ' ' <"/proc/$2/cmdline") != *"$pin"* ]] || fail "the PIN is in nginx's argv"
+  local rc=0 argv
+  grep -rqF -- "$pin" "$1/logs" || rc=$? # 1: absent; 2: unreadable, which proves nothing
+  [ "$rc" -eq 1 ] || fail "the PIN is in $1/logs, or they cannot be read (grep exit $rc)"
+  argv=$(tr '\0' ' ' <"/proc/$2/cmdline") && [ -n "$argv" ] || { fail "cannot read the argv of pid $2"; return; }
+  [[ $argv != *"$pin"* ]] || fail "the PIN is in nginx's argv"
 }
 
 FULLCHAIN=$WORK/site/fullchain.pem

@@ -42,7 +42,7 @@ digest_except() {
 }
 # clean_failure WHAT NAME [order-kept]: after a failed run: the state dir as before, no
 # temp files, no live/NAME, no new key on the token. With order-kept, a failure after the
-# order was created may leave the intent record orders/NAME.json (SECURITY.md rule 15: a
+# order was created may leave the intent record orders/NAME.json (docs/SECURITY.md rule 15: a
 # rerun resumes that order); it must then name an order on $ORIGIN, the key and the names.
 clean_failure() {
   local bad=0 rec=$STATE/orders/$2.json
@@ -87,12 +87,12 @@ issue_fails() {
   run_agent "$want" "${P[@]}" "$@" issue --key "$CERT" -d "$name" --http-port "$HTTP" || { clean_failure "$what" "$name" "$kept"; return 1; }
   clean_failure "$what" "$name" "$kept"
 }
-# gaps_at_least SECONDS METHOD PATH: every retry of METHOD PATH came >= SECONDS after the
-# answer before it (Retry-After honoured).
+# gaps_at_least SECONDS METHOD PATH: there was a retry of METHOD PATH, and every one came
+# >= SECONDS after the answer before it (Retry-After honoured).
 gaps_at_least() {
   since_mark | jq -s -e --argjson s "$1" --arg m "$2" --arg p "$3" \
     '[.[] | select(.event == "request" and .method == $m and .path == $p) | .t] as $t
-     | [range(1; $t | length) | $t[.] - $t[. - 1]] | all(. >= $s)' >/dev/null
+     | ($t | length) >= 2 and ([range(1; $t | length) | $t[.] - $t[. - 1]] | all(. >= $s))' >/dev/null
 }
 
 NEWORDER='"match": "/order-plz", "method": "POST"'
@@ -219,7 +219,7 @@ if grep -rlq "PRIVATE KEY" "$STATE"; then fail "a private key in the state dir";
 rules ''
 mark
 issue_ok "rerun" keyinchain.example.com &&
-  expect "an order was resumed: $(head -c 600 "$ERR")" bash -c "! grep -q resuming '$ERR'" &&
+  lacks "$ERR" resuming &&
   expect "orders/keyinchain.example.com.json kept" [ ! -e "$STATE/orders/keyinchain.example.com.json" ] &&
   expect "new orders: $(requests POST /order-plz)" [ "$(requests POST /order-plz)" = 1 ] &&
   pass "rerun after the key-in-chain failure: a fresh order, issued"

@@ -31,7 +31,8 @@ done
 CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert-ip)" --type ec-p256)
 run_agent 0 "${A[@]}" issue --key "$CERT" -d 127.0.0.1 --http-port "$HTTP" --out "$WORK/out-ip" \
   && verify_cert "$WORK/out-ip" "$CERT" \
-  && [[ $(openssl x509 -in "$WORK/out-ip/cert.pem" -noout -ext subjectAltName) == *"IP Address:127.0.0.1"* ]] \
+  && SAN=$(openssl x509 -in "$WORK/out-ip/cert.pem" -noout -ext subjectAltName) \
+  && expect "IP SAN: $SAN" [ "$(tail -n +2 <<<"$SAN" | tr -d ' ')" = "IPAddress:127.0.0.1" ] \
   && pass "IP identifier, --out"
 [ "$(stat -c %a "$STATE")" = 700 ] || fail "state dir mode $(stat -c %a "$STATE")"
 [ "$(cat "$STATE/live/127.0.0.1/key.uri")" = "$CERT" ] || fail "key.uri"

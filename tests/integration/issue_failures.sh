@@ -54,7 +54,7 @@ run_agent 14 "${AGENT[@]}" issue --key "$CERT" -d fails.example.com --http-port 
   && contains "$ERR" "authorization fails.example.com" && contains "$ERR" "urn:ietf:params:acme:error:connection"
 unchanged "failed challenge"
 [ ! -e "$STATE/live" ] || fail "a certificate directory was written"
-# The account key as the certificate key is refused (SECURITY.md rule 9): exit 2.
+# The account key as the certificate key is refused (docs/SECURITY.md rule 9): exit 2.
 run_agent 2 "${AGENT[@]}" issue --key "$ACCT" -d same.example.com --http-port "$HTTP" \
   && contains "$ERR" "separate key"
 unchanged "account key as certificate key"

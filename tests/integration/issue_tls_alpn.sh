@@ -18,7 +18,7 @@ for cert_type in ec-p256 rsa-2048; do
   NAME=alpn-$cert_type.example.com
   run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d "$NAME" --challenge tls-alpn-01 --tls-alpn-port "127.0.0.1:$PEBBLE_TLS_PORT" || continue
   verify_cert "$STATE/live/$NAME" "$CERT" \
-    && [ "$(san "$STATE/live/$NAME/cert.pem")" = "DNS:$NAME" ] \
+    && expect "SANs: $(san "$STATE/live/$NAME/cert.pem")" [ "$(san "$STATE/live/$NAME/cert.pem")" = "DNS:$NAME" ] \
     && pass "tls-alpn-01, $cert_type certificate key"
   if listening; then fail "the tls-alpn-01 responder still listens after the issue"; fi
 done
@@ -27,14 +27,15 @@ done
 CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert-multi)" --type ec-p256)
 run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d multi.example.com -d www.multi.example.com --challenge tls-alpn-01 --tls-alpn-port "127.0.0.1:$PEBBLE_TLS_PORT" \
   && verify_cert "$STATE/live/multi.example.com" "$CERT" \
-  && [ "$(san "$STATE/live/multi.example.com/cert.pem")" = "DNS:multi.example.com,DNS:www.multi.example.com" ] \
+  && expect "SANs: $(san "$STATE/live/multi.example.com/cert.pem")" \
+    [ "$(san "$STATE/live/multi.example.com/cert.pem")" = "DNS:multi.example.com,DNS:www.multi.example.com" ] \
   && pass "two names in one order"
 
 # An IP identifier: Pebble sends SNI 1.0.0.127.in-addr.arpa and wants an iPAddress SAN.
 CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert-ip)" --type ec-p256)
 run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d 127.0.0.1 --challenge tls-alpn-01 --tls-alpn-port "127.0.0.1:$PEBBLE_TLS_PORT" \
   && verify_cert "$STATE/live/127.0.0.1" "$CERT" \
-  && [ "$(san "$STATE/live/127.0.0.1/cert.pem")" = "IPAddress:127.0.0.1" ] \
+  && expect "SANs: $(san "$STATE/live/127.0.0.1/cert.pem")" [ "$(san "$STATE/live/127.0.0.1/cert.pem")" = "IPAddress:127.0.0.1" ] \
   && pass "IP identifier over tls-alpn-01"
 
 # A batch whose orders share a name, 3 at a time: the responder answers a name with one
@@ -71,7 +72,7 @@ grep -qs up "$WORK/busy.out" || fail "could not occupy port $PEBBLE_TLS_PORT: $(
 CERT=$("$ACME_AGENT" key generate --key "$(hsm_key cert-busy)" --type ec-p256)
 run_agent 11 "${AGENT[@]}" issue --key "$CERT" -d busy.example.com --challenge tls-alpn-01 --tls-alpn-port "127.0.0.1:$PEBBLE_TLS_PORT" \
   && contains "$ERR" "127.0.0.1:$PEBBLE_TLS_PORT" && contains "$ERR" "in use" \
-  && [ ! -e "$STATE/live/busy.example.com" ] && pass "busy port: exit 11, the port named"
+  && expect "a certificate for busy.example.com" [ ! -e "$STATE/live/busy.example.com" ] && pass "busy port: exit 11, the port named"
 kill "$WEB_PID" 2>/dev/null
 wait "$WEB_PID" 2>/dev/null || true
 WEB_PID=

@@ -7,11 +7,11 @@ export PEBBLE_VA_NOSLEEP=1
 setup_hsm
 setup_pebble
 A=("${AGENT[@]}" --json)
-# has FIELDS...: $OUT is one JSON object (or an array of them) with every field.
+# has FIELDS...: $OUT is one JSON object (or a non-empty array of them) with every field.
 has() {
   local f
   for f in "$@"; do
-    jq -e --arg f "$f" 'if type == "array" then all(.[]; has($f)) else has($f) end' "$OUT" >/dev/null ||
+    jq -e --arg f "$f" 'if type == "array" then length > 0 and all(.[]; has($f)) else has($f) end' "$OUT" >/dev/null ||
       { fail "no \"$f\" in $(head -c 300 "$OUT")"; return 1; }
   done
 }

@@ -1,6 +1,12 @@
 # Shared helpers for the integration tests (bash). Each test sources this file; CTest
 # passes ACME_AGENT (the binary) and ACME_AGENT_SOURCE_DIR / ACME_AGENT_BINARY_DIR.
 set -euo pipefail
+# Nothing from the caller's environment: every CA, token and TPM a test talks to is one
+# it started (a leftover ACME_AGENT_TCTI or TPM2TOOLS_TCTI could name a real TPM).
+unset ACME_AGENT_TCTI TPM2TOOLS_TCTI TPM2OPENSSL_TCTI SWTPM_DIR SWTPM_PORT SOFTHSM2_CONF \
+  ACME_AGENT_PKCS11_MODULE ACME_AGENT_TOKEN_URI ACME_AGENT_SERVER ACME_AGENT_CA_FILE \
+  ACME_AGENT_STATE_DIR ACME_AGENT_FAILPOINT ACME_AGENT_TEST_SUMMARY ACME_AGENT_ALLOWED_SKIPS \
+  $(compgen -e | grep -E '^(PEBBLE_|CHALLTESTSRV)' || true)
 
 : "${ACME_AGENT:?set by CTest}" "${ACME_AGENT_SOURCE_DIR:?}" "${ACME_AGENT_BINARY_DIR:?}"
 SCRIPTS=$ACME_AGENT_SOURCE_DIR/scripts
@@ -36,16 +42,19 @@ finish() {
 
 # A fresh SoftHSM token: sets TOKEN (its URI with module-path and pin-source), PIN_FILE.
 setup_hsm() {
-  eval "$("$SCRIPTS/softhsm-setup.sh" "$WORK/hsm" "${1:-acme}")"
+  run_setup "SOFTHSM2_CONF ACME_AGENT_TOKEN_URI" "$SCRIPTS/softhsm-setup.sh" "$WORK/hsm" "${1:-acme}"
   TOKEN=$ACME_AGENT_TOKEN_URI
   PIN_FILE=$WORK/hsm/${1:-acme}.pin
 }
 # key URI for object NAME on the token
 hsm_key() { echo "${TOKEN/\?/;object=$1?}"; }
 
-# A fresh swtpm: sets ACME_AGENT_TCTI (and the tools' TCTI variables).
+# A fresh swtpm: sets ACME_AGENT_TCTI (and the tools' TCTI variables); the test ends
+# unless they name the swtpm it just started (require_swtpm).
 setup_tpm() {
-  eval "$("$SCRIPTS/swtpm-setup.sh" "$WORK/swtpm")"
+  unset ACME_AGENT_TCTI TPM2TOOLS_TCTI TPM2OPENSSL_TCTI SWTPM_DIR
+  run_setup "ACME_AGENT_TCTI TPM2TOOLS_TCTI TPM2OPENSSL_TCTI SWTPM_DIR" "$SCRIPTS/swtpm-setup.sh" "$WORK/swtpm"
+  require_swtpm
 }
 
 # Pebble with the current environment's knobs: sets PEBBLE_* (see scripts/pebble-up.sh),
@@ -53,7 +62,8 @@ setup_tpm() {
 # setup_pebble [NAME]: NAME (default pebble) is its folder under $WORK; the last one set
 # up is the one AGENT and the PEBBLE_* variables point at.
 setup_pebble() {
-  eval "$("$SCRIPTS/pebble-up.sh" "$WORK/${1:-pebble}")"
+  run_setup "PEBBLE_DIR PEBBLE_URL PEBBLE_CA_FILE PEBBLE_MGMT PEBBLE_HTTP_PORT PEBBLE_TLS_PORT" \
+    "$SCRIPTS/pebble-up.sh" "$WORK/${1:-pebble}"
   AGENT=("$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE")
   HTTP=127.0.0.1:$PEBBLE_HTTP_PORT # where its VA does http-01: the agent's --http-port
 }
@@ -110,7 +120,14 @@ run_agent() {
 # expect DESCRIPTION COMMAND...: a failed check is a failure (never silently skipped).
 expect() { local d=$1; shift; if "$@"; then return 0; fi; fail "$d"; return 1; }
 contains() { grep -qF -- "$2" "$1" || { fail "$1 lacks '$2': $(head -c 400 "$1")"; return 1; }; }
-lacks() { ! grep -qF -- "$2" "$1" || { fail "$1 contains '$2'"; return 1; }; }
+# lacks FILE TEXT: FILE is readable and holds no TEXT (a missing file proves nothing).
+lacks() {
+  local rc=0
+  grep -qF -- "$2" "$1" || rc=$?
+  [ "$rc" -ne 1 ] || return 0
+  if [ "$rc" -eq 0 ]; then fail "$1 contains '$2'"; else fail "cannot read $1 to show it lacks '$2'"; fi
+  return 1
+}
 
 # cert_status SERIAL: Pebble's word on a serial ("Valid" or "Revoked") and the reason code.
 cert_status() {
@@ -200,4 +217,60 @@ env >"$1.env"
 CHALLTESTSRV='$CHALLTESTSRV' DNS_HOOK_LOG='${2:-}' exec '$ACME_AGENT_SOURCE_DIR/tests/integration/dns/challtestsrv-hook.sh' "\$@"
 HOOK
   chmod 755 "$1"
+}
+
+# run_setup "VAR..." SCRIPT ARG...: runs a set-up script that prints `export` lines and
+# applies them. A failing script, or one that leaves a VAR empty, ends the test with its
+# status (`eval "$(script)"` would lose it and run on without the server).
+run_setup() {
+  local vars=$1 out rc=0 v
+  shift
+  out=$("$@") || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    fail "set-up failed: $* exited $rc"
+    finish
+  fi
+  eval "$out"
+  for v in $vars; do
+    [ -n "${!v:-}" ] || { fail "set-up: $1 did not set $v"; finish; }
+  done
+}
+
+# require_swtpm: the TPM behind the TCTI variables is the swtpm this test started in
+# $WORK/swtpm (its pid listens on the TCTI's port) and says it is a simulator (the
+# GoogleTest TPM suite's guard); otherwise the test ends. The tests lock out, evict and
+# set --max-tries: never on a real TPM.
+SWTPM_MANUFACTURER=0x49424D00 # "IBM": libtpms
+require_swtpm() {
+  local port pid caps
+  [[ ${ACME_AGENT_TCTI:-} =~ ^swtpm:host=127\.0\.0\.1,port=([0-9]+)$ ]] ||
+    { fail "refusing to run: ACME_AGENT_TCTI='${ACME_AGENT_TCTI:-}' is not a loopback swtpm"; finish; }
+  port=${BASH_REMATCH[1]}
+  [ "${TPM2TOOLS_TCTI:-}" = "$ACME_AGENT_TCTI" ] && [ "${TPM2OPENSSL_TCTI:-}" = "$ACME_AGENT_TCTI" ] ||
+    { fail "refusing to run: the tools' TCTI (${TPM2TOOLS_TCTI:-}, ${TPM2OPENSSL_TCTI:-}) is not $ACME_AGENT_TCTI"; finish; }
+  [ "${SWTPM_DIR:-}" = "$WORK/swtpm" ] || { fail "refusing to run: SWTPM_DIR='${SWTPM_DIR:-}' is not $WORK/swtpm"; finish; }
+  pid=$(cat "$WORK/swtpm/swtpm.pid" 2>/dev/null || true)
+  [[ $pid =~ ^[0-9]+$ ]] && [[ $(ss -Htlnp "sport = :$port") == *"pid=$pid,"* ]] ||
+    { fail "refusing to run: port $port is not served by this test's swtpm (pid '${pid}')"; finish; }
+  caps=$(tpm2_getcap -T "$ACME_AGENT_TCTI" properties-fixed 2>&1) ||
+    { fail "refusing to run: tpm2_getcap on $ACME_AGENT_TCTI failed: $caps"; finish; }
+  [[ $caps =~ TPM2_PT_MANUFACTURER:[[:space:]]*raw:[[:space:]]*(0x[0-9A-Fa-f]+) ]] &&
+    [ $((BASH_REMATCH[1])) -eq $((SWTPM_MANUFACTURER)) ] ||
+    { fail "refusing to run: the TPM behind $ACME_AGENT_TCTI is not swtpm (${BASH_REMATCH[1]:-no manufacturer})"; finish; }
+}
+
+# no_txt SERVER PORT NAME WHAT: SERVER answers for NAME (NOERROR or NXDOMAIN) and holds no
+# TXT record there. A server that does not answer, or answers SERVFAIL/REFUSED, is a
+# failure too: silence is no proof of absence.
+no_txt() {
+  local out rc=0
+  out=$(dig @"$1" -p "$2" "$3" TXT +time=1 +tries=3 +noall +comments +answer 2>&1) || rc=$?
+  if [ "$rc" -ne 0 ] || ! [[ $out =~ status:\ (NOERROR|NXDOMAIN) ]]; then
+    fail "$4: $1#$2 gave no answer for $3 TXT (dig exit $rc): $(head -c 300 <<<"$out")"
+    return 1
+  fi
+  if grep -v '^;' <<<"$out" | grep -qE '[[:space:]]TXT[[:space:]]'; then
+    fail "$4: $1#$2 still holds a TXT at $3: $(grep -v '^;' <<<"$out")"
+    return 1
+  fi
 }

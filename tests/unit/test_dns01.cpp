@@ -1,5 +1,5 @@
 // dns-01: the TXT value, the hook contract (lego's exec provider), identifier checks
-// (SECURITY.md rule 8: nothing from the server reaches a shell), the TSIG key-file parser
+// (docs/SECURITY.md rule 8: nothing from the server reaches a shell), the TSIG key-file parser
 // and the RFC 2136 solver's failures that need no DNS server.
 #include "challenge/dns01.h"
 #include "challenge/listener.h"

@@ -1,4 +1,4 @@
-// acme::Http against an in-process TLS server on loopback (SECURITY.md rules 5-7). The
+// acme::Http against an in-process TLS server on loopback (docs/SECURITY.md rules 5-7). The
 // server is OpenSSL on a thread with a CA and leaf made at test time; it listens before
 // the constructor returns, so there is nothing to wait for.
 #include "acme/http.h"

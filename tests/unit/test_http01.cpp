@@ -1,4 +1,4 @@
-// The built-in http-01 responder over real loopback sockets (SECURITY.md rules 8 and 16).
+// The built-in http-01 responder over real loopback sockets (docs/SECURITY.md rules 8 and 16).
 #include "challenge/http01.h"
 
 #include <gtest/gtest.h>

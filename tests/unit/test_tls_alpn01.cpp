@@ -1,5 +1,5 @@
 // The built-in tls-alpn-01 responder (RFC 8737, RFC 8738 §6) against a real OpenSSL client
-// over loopback sockets (SECURITY.md rules 9 and 16).
+// over loopback sockets (docs/SECURITY.md rules 9 and 16).
 #include "challenge/tls_alpn01.h"
 #include "keystore/ossl.h"
 
