@@ -423,13 +423,23 @@ class Pkcs11Key final : public keystore::Key {
         const keystore::log::TraceSpan trace("sign");
         const std::uint64_t seen = token_->generation();
         CK_RV rv = CKR_OK;
-        auto sig = sign_once(input, &rv);
+        auto sig = sign_once(message, input, &rv);
+        if (!sig && !ec && !rsa_on_token_.load() && rv != CKR_OK && rv_errc(rv) == Errc::hardware &&
+            token_->present()) {
+            // tpm2-pkcs11 makes raw CKM_RSA_PKCS out of TPM2_RSA_Decrypt, which a sign-only key
+            // may not do (CKR_GENERAL_ERROR); CKM_SHA256_RSA_PKCS is TPM2_Sign. The signature is
+            // the same (PKCS#1 v1.5 is deterministic); only the hashing moves to the token.
+            keystore::log::debug("pkcs11: " + rv_name(rv) +
+                                 " for CKM_RSA_PKCS; signing with CKM_SHA256_RSA_PKCS instead");
+            rsa_on_token_.store(true);
+            sig = sign_once(message, input, &rv);
+        }
         // A token that lost its sessions (a network HSM reconnecting, a device removed and
         // reinserted) is recovered once, and the signature asked for again.
         if (!sig && rv != CKR_OK && token_->lost(rv)) {
             if (auto r = token_->recover(uri_, seen, sig.error()); !r)
                 return std::unexpected(r.error());
-            sig = sign_once(input, &rv);
+            sig = sign_once(message, input, &rv);
         }
         return sig;
     }
@@ -480,11 +490,19 @@ class Pkcs11Key final : public keystore::Key {
     }
 
   private:
-    // One signature over the host-side digest (with the DigestInfo prefix for RSA). `rv` is
-    // the CK_RV of the call that failed, for the caller's recovery decision.
-    Result<Bytes> sign_once(const Bytes& input, CK_RV* rv_out) const {
+    // One signature over the host-side digest (with the DigestInfo prefix for RSA; the
+    // message itself when the token hashes), `rv` set to the CK_RV of a failed call for the
+    // caller's recovery decision.
+    Result<Bytes> sign_once(std::span<const std::uint8_t> message, const Bytes& digest_info,
+                            CK_RV* rv_out) const {
         const bool ec = keystore::is_ec(alg_);
-        CK_MECHANISM mech{ec ? CKM_ECDSA : CKM_RSA_PKCS, nullptr, 0};
+        const bool on_token = !ec && rsa_on_token_.load();
+        CK_MECHANISM mech{ec         ? CKM_ECDSA
+                          : on_token ? CKM_SHA256_RSA_PKCS
+                                     : CKM_RSA_PKCS,
+                          nullptr, 0};
+        const std::span<const std::uint8_t> input =
+            on_token ? message : std::span<const std::uint8_t>(digest_info);
         const std::size_t want =
             ec ? 2 * keystore::ec_field_size(alg_) : keystore::rsa_bits(alg_) / 8;
         auto lease = token_->session();
@@ -554,6 +572,7 @@ class Pkcs11Key final : public keystore::Key {
     Bytes spki_;
     Bytes id_;
     bool always_authenticate_;
+    mutable std::atomic<bool> rsa_on_token_{false};  // CKM_SHA256_RSA_PKCS: see sign()
     mutable std::mutex mutex_;
     mutable CK_OBJECT_HANDLE handle_ = CK_INVALID_HANDLE;
     mutable std::uint64_t handle_generation_ = 0;
@@ -796,10 +815,6 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
         Bytes id = *q->id;
         std::vector<CK_ATTRIBUTE> pub{{CKA_TOKEN, &kTrue, 1},
                                       {CKA_PRIVATE, &kFalse, 1},
-                                      {CKA_VERIFY, &kTrue, 1},
-                                      {CKA_ENCRYPT, &kFalse, 1},
-                                      {CKA_WRAP, &kFalse, 1},
-                                      {CKA_DERIVE, &kFalse, 1},
                                       {CKA_LABEL, label.data(), label.size()},
                                       {CKA_ID, id.data(), id.size()}};
         if (keystore::is_ec(alg)) {
@@ -817,24 +832,47 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
             {CKA_DERIVE, &kFalse, 1},      {CKA_LABEL, label.data(), label.size()},
             {CKA_ID, id.data(), id.size()}};
         if (options.always_authenticate) priv.push_back({CKA_ALWAYS_AUTHENTICATE, &kTrue, 1});
+        // The public half's usage, stated too; see the retry below for tokens that refuse it.
+        std::vector<CK_ATTRIBUTE> pub_usage = pub;
+        pub_usage.insert(pub_usage.end(), {{CKA_VERIFY, &kTrue, 1},
+                                           {CKA_ENCRYPT, &kFalse, 1},
+                                           {CKA_WRAP, &kFalse, 1},
+                                           {CKA_DERIVE, &kFalse, 1}});
         CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE;
         CK_OBJECT_HANDLE hpriv = CK_INVALID_HANDLE;
-        if (CK_RV rv = fn->C_GenerateKeyPair(s, &mech, pub.data(), pub.size(), priv.data(),
-                                             priv.size(), &hpub, &hpriv);
-            rv != CKR_OK)
+        CK_RV rv = fn->C_GenerateKeyPair(s, &mech, pub_usage.data(), pub_usage.size(), priv.data(),
+                                         priv.size(), &hpub, &hpriv);
+        if (rv == CKR_GENERAL_ERROR || rv == CKR_TEMPLATE_INCONSISTENT ||
+            rv == CKR_ATTRIBUTE_VALUE_INVALID || rv == CKR_ATTRIBUTE_TYPE_INVALID) {
+            // tpm2-pkcs11 1.9 derives the public half's usage from the TPM object it makes from
+            // the private template, and refuses a public template that states it
+            // (CKR_GENERAL_ERROR, "attr mismatch"). The public half is asked for again without
+            // usage; the private half's template is unchanged and checked below.
+            keystore::log::debug("pkcs11: token '" + (*token)->label() +
+                                 "' refused the public "
+                                 "key's usage attributes (" +
+                                 rv_name(rv) +
+                                 "); generating with its own defaults for the public half");
+            rv = fn->C_GenerateKeyPair(s, &mech, pub.data(), pub.size(), priv.data(), priv.size(),
+                                       &hpub, &hpriv);
+        }
+        if (rv != CKR_OK)
             return rv_fail("C_GenerateKeyPair", rv,
                            std::string(keystore::algorithm_name(alg)) + " on token '" +
                                (*token)->label() + "'");
-        // Trust, but verify: the token must say the key was born sensitive and unexportable,
-        // and asks for the PIN before each signature when that was asked for.
+        // Trust, but verify: the token must say the key was born sensitive, unexportable and
+        // sign-only, and asks for the PIN before each signature when that was asked for.
+        bool kept = !get_bool(fn, s, hpriv, CKA_DECRYPT).value_or(false) &&
+                    !get_bool(fn, s, hpriv, CKA_UNWRAP).value_or(false);
         for (auto t : {CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_SENSITIVE})
-            if (!get_bool(fn, s, hpriv, t).value_or(false)) {
-                fn->C_DestroyObject(s, hpriv);
-                fn->C_DestroyObject(s, hpub);
-                return fail(Errc::hardware, "C_GenerateKeyPair",
-                            "the token did not keep the new key sensitive and non-extractable; "
-                            "the key was destroyed");
-            }
+            kept = kept && get_bool(fn, s, hpriv, t).value_or(false);
+        if (!kept) {
+            fn->C_DestroyObject(s, hpriv);
+            fn->C_DestroyObject(s, hpub);
+            return fail(Errc::hardware, "C_GenerateKeyPair",
+                        "the token did not keep the new key sensitive, non-extractable and "
+                        "sign-only; the key was destroyed");
+        }
         if (options.always_authenticate &&
             !get_bool(fn, s, hpriv, CKA_ALWAYS_AUTHENTICATE).value_or(false)) {
             fn->C_DestroyObject(s, hpriv);
