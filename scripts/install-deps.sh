@@ -18,6 +18,8 @@ PACKAGES=(
   swtpm swtpm-tools tpm2-tools tpm2-openssl
   # a TPM resource manager for TLS servers on swtpm (openssl s_server -provider tpm2)
   tpm2-abrmd libtss2-tcti-tabrmd0 dbus
+  # a second PKCS#11 implementation: keys in the TPM through tpm2-pkcs11 (conformance suite)
+  libtpm2-pkcs11-1 libtpm2-pkcs11-tools
   # the CA, and an authoritative DNS server for dns-01 over RFC 2136
   pebble bind9 bind9-dnsutils
   # deployment: nginx serving with the key inside the HSM through the pkcs11 engine
