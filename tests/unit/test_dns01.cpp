@@ -322,6 +322,7 @@ TEST(TsigKeyFile, ReadFromDisk) {
     const fs::path p = dir.path() / "tsig.key";
     std::ofstream(p) << "key \"acme-test\" {\n\talgorithm hmac-sha256;\n\tsecret \"" << kSecret
                      << "\";\n};\n";
+    fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);  // a secret: owner-only
     auto k = challenge::read_tsig_key_file(p.string());
     ASSERT_TRUE(k) << k.error().describe();
     EXPECT_EQ(k->name, "acme-test");
@@ -372,6 +373,7 @@ TEST(Dns01Rfc2136, BadKeyFileOrServerFailsBeforeAnyNetwork) {
     TempDir dir;
     const fs::path key = dir.path() / "tsig.key";
     std::ofstream(key) << "key \"k\" { algorithm hmac-md5; secret \"" << kSecret << "\"; };\n";
+    fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write);
     auto r = challenge::make_dns01_rfc2136("127.0.0.1:53", key.string())
                  ->present("example.com", kToken, kKeyAuth);
     ASSERT_FALSE(r);
@@ -410,6 +412,7 @@ TEST(Dns01Rfc2136, UnreachableServerIsANetworkError) {
     TempDir dir;
     const fs::path key = dir.path() / "tsig.key";
     std::ofstream(key) << "key \"k\" { algorithm hmac-sha256; secret \"" << kSecret << "\"; };\n";
+    fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write);
     const auto start = std::chrono::steady_clock::now();
     auto r =
         challenge::make_dns01_rfc2136("127.0.0.1:" + std::to_string(port), key.string(), 2s, 1s)
