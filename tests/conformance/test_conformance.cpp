@@ -1,5 +1,6 @@
 // The conformance suite on the file: backend and on pkcs11: over a fresh SoftHSM token,
 // plus what only PKCS#11 can show: the attributes read back with C_GetAttributeValue.
+#include "conformance/pkcs11_token.h"
 #include "conformance/suite.h"
 
 #include "keystore/file_backend.h"
@@ -50,9 +51,7 @@ struct FileBackend {
     static constexpr bool hardware = false;
 };
 
-struct SoftHsmBackend {
-    static inline std::string token_uri;
-    static inline std::unique_ptr<keystore::Keystore> ks;
+struct SoftHsmBackend : Pkcs11Token<SoftHsmBackend> {
     static void set_up() {
         if (ks) return;
         if (token_uri.empty()) {
@@ -68,13 +67,6 @@ struct SoftHsmBackend {
     }
     // Close sessions and finalize the module while SoftHSM is still alive (not at exit).
     static void tear_down() { ks.reset(); }
-    static keystore::Keystore& store() { return *ks; }
-    static keystore::KeyUri uri(const std::string& name) {
-        auto u = *keystore::KeyUri::parse(token_uri);
-        u.set_path_attr("object", name);
-        return u;
-    }
-    static keystore::KeyUri container() { return *keystore::KeyUri::parse(token_uri); }
     static std::vector<KeyAlgorithm> algorithms() { return kAll; }
     static std::map<std::string, std::string> expected_properties() {
         return {{"sensitive", "true"},    {"always-sensitive", "true"},

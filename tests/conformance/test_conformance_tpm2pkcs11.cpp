@@ -3,6 +3,7 @@
 // scripts/tpm2-pkcs11-setup.sh. The same pkcs11 backend as SoftHSM's, so every difference
 // between the two tokens that the agent has to handle shows here (docs/hsm.md's
 // compatibility table).
+#include "conformance/pkcs11_token.h"
 #include "conformance/suite.h"
 
 #include "pkcs11/pkcs11_keystore.h"
@@ -16,10 +17,8 @@ namespace {
 
 using keystore::KeyAlgorithm;
 
-struct Tpm2Pkcs11Backend {
+struct Tpm2Pkcs11Backend : Pkcs11Token<Tpm2Pkcs11Backend> {
     static inline std::string dir;
-    static inline std::string token_uri;
-    static inline std::unique_ptr<keystore::Keystore> ks;
     static void set_up() {
         if (ks) return;
         if (token_uri.empty()) {
@@ -33,7 +32,8 @@ struct Tpm2Pkcs11Backend {
             const char* uri = std::getenv("ACME_AGENT_TPM2_PKCS11_TOKEN_URI");
             ASSERT_NE(uri, nullptr) << "tpm2-pkcs11-setup.sh set no token URI: " << o.out;
             token_uri = uri;
-            // The guard every TPM test has: this is the simulator the script started.
+            // The guard every TPM test has: the token's TPM is the swtpm the script started
+            // behind its own abrmd (and expected_properties() wants the simulator's maker).
             const char* tcti = std::getenv("TPM2_PKCS11_TCTI");
             ASSERT_TRUE(tcti && std::string(tcti) == "tabrmd:bus_type=session");
         }
@@ -46,13 +46,6 @@ struct Tpm2Pkcs11Backend {
                 {std::string(ACME_AGENT_SOURCE_DIR) + "/scripts/tpm2-pkcs11-down.sh", dir});
         token_uri.clear();
     }
-    static keystore::Keystore& store() { return *ks; }
-    static keystore::KeyUri uri(const std::string& name) {
-        auto u = *keystore::KeyUri::parse(token_uri);
-        u.set_path_attr("object", name);
-        return u;
-    }
-    static keystore::KeyUri container() { return *keystore::KeyUri::parse(token_uri); }
     // swtpm makes RSA up to 3072 bits.
     static std::vector<KeyAlgorithm> algorithms() {
         return {KeyAlgorithm::ec_p256, KeyAlgorithm::ec_p384, KeyAlgorithm::rsa_2048,
