@@ -121,8 +121,19 @@ Result<std::optional<RenewalWindow>> renewal_info(Client& client, const x509::Ce
     auto end = parse_rfc3339(json_string(w, "end"));
     if (!start || !end || *end < *start)
         return fail(Errc::protocol, "renewalInfo", "malformed suggestedWindow");
-    return std::optional<RenewalWindow>(
-        RenewalWindow{*start, *end, json_string(j, "explanationURL")});
+    RenewalWindow window{*start, *end, json_string(j, "explanationURL"), std::nullopt};
+    if (r->retry_after)
+        if (auto wait = parse_retry_after(*r->retry_after, std::chrono::system_clock::now()))
+            window.check_again = std::chrono::system_clock::now() + *wait;
+    return std::optional<RenewalWindow>(clamp_window(window, cert.not_before, cert.not_after));
+}
+
+RenewalWindow clamp_window(RenewalWindow w, std::chrono::system_clock::time_point not_before,
+                           std::chrono::system_clock::time_point not_after) {
+    const auto latest = not_after - (not_after - not_before) / 10;
+    w.start = std::min(w.start, latest);
+    w.end = std::min(w.end, latest);
+    return w;
 }
 
 }  // namespace acme

@@ -54,6 +54,18 @@ int run(int argc, char** argv) {
                    "extra trusted CA (PEM) for the ACME server, e.g. a test CA")
         ->check(CLI::ExistingFile)
         ->envname("ACME_AGENT_CA_FILE");
+    app.add_option("--order-timeout", o.order_timeout,
+                   "seconds to wait for an order the CA is processing (slow CAs take minutes); "
+                   "the order is resumed by the next run after that")
+        ->default_str("900")
+        ->check(CLI::Range(1u, 86400u))
+        ->envname("ACME_AGENT_ORDER_TIMEOUT");
+    app.add_option("--http-timeout", o.http_timeout,
+                   "seconds one request to the CA may take (a stalled request without side "
+                   "effects is sent again; newOrder and finalize are never resent blindly)")
+        ->default_str("60")
+        ->check(CLI::Range(1u, 600u))
+        ->envname("ACME_AGENT_HTTP_TIMEOUT");
     app.add_option("--state-dir", o.state_dir, "state directory (accounts, certificates)")
         ->default_str(o.state_dir)
         ->envname("ACME_AGENT_STATE_DIR");

@@ -11,6 +11,7 @@
 
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <algorithm>
 
 #include <sys/stat.h>
 
@@ -42,6 +43,9 @@ std::optional<Error> Failures::summary(std::size_t total, std::string_view noun)
 json error_json(const Error& e) {
     json err{{"code", keystore::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
     if (e.native) err["native"] = *e.native;
+    if (e.retry_at)  // the CA asked to wait (Retry-After): not before then
+        err["retry_at"] =
+            iso_time(std::chrono::system_clock::time_point(std::chrono::seconds(*e.retry_at)));
     return err;
 }
 
@@ -76,6 +80,9 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
 Result<std::unique_ptr<acme::Client>> connect(const Options& o) {
     acme::ClientOptions co;
     co.http.ca_file = o.ca_file;
+    co.order_deadline = std::chrono::seconds(o.order_timeout);
+    co.http.total_timeout = std::chrono::seconds(o.http_timeout);
+    co.http.low_speed_seconds = std::min<long>(co.http.low_speed_seconds, o.http_timeout);
     co.http.user_agent = std::string("acme-agent/") + ACME_AGENT_VERSION;
     return acme::Client::connect(o.server, co);
 }
