@@ -1,5 +1,7 @@
 #include "acme/certificate.h"
 
+#include "keystore/log.h"
+
 #include <array>
 #include <ctime>
 #include <random>
@@ -94,7 +96,17 @@ Result<void> revoke(Client& client, const keystore::Key& signer,
         return fail(Errc::unsupported, "revoke", "the CA's directory has no revokeCert");
     json payload{{"certificate", keystore::base64url_encode(cert_der)}};
     if (reason) payload["reason"] = *reason;
+    if (reason && *reason != 0 && *reason != 1 && *reason != 4 && *reason != 5)
+        keystore::log::warning("revoke: reason " + std::to_string(*reason) +
+                               " is refused by some CAs (Let's Encrypt accepts only 0 "
+                               "unspecified, 1 keyCompromise, 4 superseded, 5 "
+                               "cessationOfOperation)");
     auto r = client.post(client.directory().revoke_cert, signer, kid, payload.dump());
+    if (!r && problem_type(r.error()) == "alreadyRevoked") {
+        // What was asked for is true: success (exit 0), said plainly.
+        keystore::log::warning("revoke: the CA says the certificate was already revoked");
+        return {};
+    }
     if (!r) return std::unexpected(r.error());
     return {};
 }

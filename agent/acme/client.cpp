@@ -69,6 +69,15 @@ class Retrier {
           left_(o.transient_retries),
           deadline_(std::chrono::steady_clock::now() + o.retry_deadline) {}
 
+    // After a failure `e`: another try (true, after a wait) when it is worth one.
+    // `timeouts_too`: the request has no side effect, so a timeout is retried as well, at
+    // most twice (a server that stalls three times in a row is not coming back soon).
+    bool again_after(const keystore::Error& e, bool timeouts_too) {
+        if (transient(e)) return again(e.message, std::nullopt);
+        if (timeouts_too && timed_out(e) && timeouts_++ < 2) return again(e.message, std::nullopt);
+        return false;
+    }
+
     // Waits and returns true when another try is allowed.
     bool again(const std::string& why, std::optional<std::chrono::milliseconds> server_wait) {
         using namespace std::chrono;
@@ -90,6 +99,7 @@ class Retrier {
     int left_;
     std::chrono::steady_clock::time_point deadline_;
     std::chrono::milliseconds backoff_{250};
+    int timeouts_ = 0;
 };
 }  // namespace
 
@@ -313,8 +323,7 @@ Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& k
         if (!r) {
             // A POST-as-GET has no side effect: after a timeout it is sent again, with a fresh
             // nonce, within the retry deadline.
-            const bool again = transient(r.error()) || (payload.empty() && timed_out(r.error()));
-            if (resend_ok && again && retry.again(r.error().message, std::nullopt)) continue;
+            if (resend_ok && retry.again_after(r.error(), payload.empty())) continue;
             return std::unexpected(r.error());
         }
         keep_nonce(*r);
@@ -350,9 +359,7 @@ Result<HttpResponse> Client::with_retries(const std::string& what, Send&& send) 
         auto r = with_http(send);
         if (!r) {
             // Only GET and HEAD come here: without side effects, so a timeout is retried too.
-            if ((transient(r.error()) || timed_out(r.error())) &&
-                retry.again(r.error().message, std::nullopt))
-                continue;
+            if (retry.again_after(r.error(), true)) continue;
             return r;
         }
         keep_nonce(*r);
@@ -393,7 +400,10 @@ Result<json> Client::poll(const std::string& url, const keystore::Key& key, cons
     using namespace std::chrono;
     if (limit.count() == 0) limit = options_.poll_deadline;
     const auto deadline = steady_clock::now() + limit;
-    milliseconds backoff(50);
+    // #20.3: a validation usually completes within tens of ms of the answer, so the first
+    // wait is short and grows geometrically; the server's Retry-After, when it gives one,
+    // is never undercut; the deadline bounds the total.
+    milliseconds backoff(10);
     for (;;) {
         HttpResponse r;
         auto j = post_json(url, key, kid, "", &r);

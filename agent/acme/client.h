@@ -94,7 +94,7 @@ class Client {
                                           std::chrono::milliseconds fallback) const;
 
     // POST-as-GET `url` until `done(resource)` is true: the first poll at once, then from
-    // 50 ms doubling up to 2 s, or the server's Retry-After (capped); Errc::network with
+    // 10 ms doubling up to 2 s, or the server's Retry-After (capped); Errc::network with
     // "timed out" past `deadline` (0: the options' poll deadline).
     Result<nlohmann::json> poll(const std::string& url, const keystore::Key& key,
                                 const std::string& kid,

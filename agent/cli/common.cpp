@@ -135,6 +135,7 @@ Result<keystore::Secret> read_mac_key_file(const std::string& source) {
     if (!text) return std::unexpected(text.error());
     std::string& t = *text;
     while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+    while (!t.empty() && t.back() == '=') t.pop_back();  // CAs hand out padded keys too
     auto raw = keystore::base64url_decode(t);
     OPENSSL_cleanse(t.data(), t.size());
     if (!raw || raw->empty())

@@ -116,6 +116,11 @@ run_agent 0 "${P[@]}" renew --name "$N" --force &&
   expect "not renewed" [ "$(serial_of "$STATE/live/$N/cert.pem")" != "$S0" ] &&
   pass "renewalInfo 404: --force renews anyway"
 
+# The CA's explanationURL is shown with the due date, control characters replaced.
+rules '{"action": "ari", "start_in": 86400, "end_in": 172800, "explanationURL": "https://ca.example/why\u001b[2J"}'
+run_agent 0 "${P[@]}" renew --name "$N" && contains "$ERR" "see https://ca.example/why?[2J" &&
+  pass "ARI explanationURL shown, escaped"
+
 # 9. ARI alreadyReplaced: newOrder with `replaces` answered 409: ordered again once
 #    without it; issued.
 rules '{"action": "ari", "start_in": -7200, "end_in": -3600}, {"match": "/order-plz", "payload_has": "replaces", "action": "status", "status": 409, "type": "urn:ietf:params:acme:error:alreadyReplaced", "detail": "already replaced"}'
