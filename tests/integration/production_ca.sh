@@ -130,5 +130,27 @@ run_agent 0 "${P[@]}" renew --name "$N" && contains "$ERR" "already replaced" &&
   expect "the second newOrder still had replaces" \
     [ "$(since_mark | jq -r 'select(.path == "/order-plz" and .status == 201) | .jws.payload.replaces // "none"')" = none ] &&
   pass "alreadyReplaced: ordered again once without replaces, renewed"
+
+# 10. #14.5: an authorization for a name the order did not request is refused before any
+#     challenge is published or answered.
+rules '{"match": "/authZ/*", "method": "POST", "action": "garbage_json", "times": 1, "body": "{\"status\": \"pending\", \"identifier\": {\"type\": \"dns\", \"value\": \"other.example\"}, \"challenges\": [{\"type\": \"http-01\", \"url\": \"'"$PROXY"'/chalZ/x\", \"token\": \"abc\"}]}"}'
+mark
+issue 13 asked.example.com && contains "$ERR" "'other.example', which this order did not request" &&
+  expect "a challenge was answered" [ "$(sent POST /chalZ/)" = 0 ] &&
+  pass "authorization for another name: exit 13, no challenge answered"
+
+# 11. A definitive failure after the authorizations were read (the challenge refused):
+#     the order's pending authorization is deactivated (RFC 8555 7.5.2).
+rules '{"match": "/chalZ/*", "action": "status", "status": 400, "type": "urn:ietf:params:acme:error:malformed", "detail": "no", "times": 1}'
+mark
+issue 14 deact.example.com &&
+  expect "no deactivation: $(since_mark | jq -c 'select(.path // "" | startswith("/authZ/")) | .jws.payload')" \
+    [ "$(since_mark | jq -s '[.[] | select(.event == "request" and (.path | startswith("/authZ/")) and (.jws.payload | type) == "object" and .jws.payload.status == "deactivated")] | length')" = 1 ] &&
+  pass "failed order: its pending authorization deactivated"
+
+# 12. An invalid order: the CA's error is reported with its instance.
+rules '{"match": "/my-order/*", "method": "POST", "action": "garbage_json", "times": 1, "body": "{\"status\": \"invalid\", \"error\": {\"type\": \"urn:ietf:params:acme:error:rejectedIdentifier\", \"detail\": \"policy forbids it\", \"instance\": \"https://ca.example/i/42\"}}"}'
+issue 14 invalid.example.com && contains "$ERR" "policy forbids it (see https://ca.example/i/42)" &&
+  pass "invalid order: the CA's error and instance reported"
 rules ''
 finish
