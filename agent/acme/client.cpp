@@ -344,9 +344,11 @@ Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& k
                 retry_later(e, *wait);  // hours, not seconds: end here, say when
                 return std::unexpected(std::move(e));
             }
-            if (resend_ok && retry.again("HTTP " + std::to_string(r->status), server_wait(*r)))
-                continue;
-            if (auto wait = server_wait(*r)) retry_later(e, *wait);
+            if (resend_ok) {
+                if (retry.again("HTTP " + std::to_string(r->status), server_wait(*r))) continue;
+                // Out of tries: the last wait the CA asked for goes with the error.
+                if (auto wait = server_wait(*r)) retry_later(e, *wait);
+            }
         }
         return std::unexpected(std::move(e));
     }

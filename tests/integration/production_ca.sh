@@ -152,5 +152,13 @@ issue 14 deact.example.com &&
 rules '{"match": "/my-order/*", "method": "POST", "action": "garbage_json", "times": 1, "body": "{\"status\": \"invalid\", \"error\": {\"type\": \"urn:ietf:params:acme:error:rejectedIdentifier\", \"detail\": \"policy forbids it\", \"instance\": \"https://ca.example/i/42\"}}"}'
 issue 14 invalid.example.com && contains "$ERR" "policy forbids it (see https://ca.example/i/42)" &&
   pass "invalid order: the CA's error and instance reported"
+
+# 13. #14.7: a TLS handshake failure (a plain-HTTP server on the CA's URL) is not retried.
+T0=$(date +%s)
+run_agent 12 "$ACME_AGENT" -v --server "https://${CHALLTESTSRV#http://}/dir" --ca-file "$PEBBLE_CA_FILE" \
+  --state-dir "$STATE" issue --key "$CERT" -d tls.example.com --http-port "$HTTP" &&
+  contains "$ERR" "TLS handshake" && lacks "$ERR" "retrying" &&
+  expect "took $(($(date +%s) - T0)) s" [ $(($(date +%s) - T0)) -lt 5 ] &&
+  pass "TLS handshake failure: exit 12 at once, not retried"
 rules ''
 finish
