@@ -70,6 +70,12 @@ run_agent 14 "${AGENT[@]}" account register --key "$E1" --agree-tos --eab-kid ki
 run_agent 0 "${AGENT[@]}" account register --key "$E1" --agree-tos --eab-kid kid-1 --eab-hmac-key "$WORK/eab.key" \
   && pass "EAB with the MAC key in a file"
 lacks "$ERR" "$MAC"
+# The same key with its '=' padding, as some CAs hand it out: accepted (issue #21).
+printf '%s=\n' "$MAC" >"$WORK/eab-padded.key"; chmod 600 "$WORK/eab-padded.key"
+E3=$(key eab3)
+run_agent 0 "$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$WORK/state-eab3" \
+  account register --key "$E3" --agree-tos --eab-kid kid-1 --eab-hmac-key "$WORK/eab-padded.key" \
+  && pass "EAB MAC key with '=' padding accepted"
 # ... and with the MAC key inside the token, where it is sensitive and never leaves.
 run_agent 0 "$ACME_AGENT" key import-hmac --key "$(hsm_key eab-mac)" --from "$WORK/eab.key"
 HMAC_URI=$(cat "$OUT")
