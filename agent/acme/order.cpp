@@ -368,7 +368,14 @@ Result<Issued> issue_order(Client& client, const keystore::Key& account_key, con
                 return s != "processing" && s != "ready";
             },
             client.options().order_deadline);
-        if (!order) return std::unexpected(order.error());
+        if (!order) {
+            keystore::Error e = order.error();
+            if (e.code == Errc::network)
+                e.message +=
+                    "; the order is kept and the next run resumes it (--order-timeout "
+                    "sets how long to wait)";
+            return std::unexpected(std::move(e));
+        }
     }
     if (status_of(*order) == "invalid")
         return fail(Errc::server, "order", "invalid: " + order_error(*order));

@@ -42,7 +42,7 @@ issue 0 processing.example.com && once "processing" &&
 #    next run resumes the order (no newOrder, no finalize) and stores the certificate.
 rules '{"match": "/my-order/*", "method": "POST", "action": "processing", "retry_after": "1"}'
 mark
-issue 12 slow.example.com --order-timeout 3 && contains "$ERR" "timed out" &&
+issue 12 slow.example.com --order-timeout 3 && contains "$ERR" "the next run resumes it" &&
   expect "no order record kept" [ -s "$STATE/orders/slow.example.com.json" ] &&
   expect "live/ written" [ ! -e "$STATE/live/slow.example.com" ] &&
   pass "order still processing at --order-timeout: exit 12, order record kept"
