@@ -95,11 +95,11 @@ class Client {
 
     // POST-as-GET `url` until `done(resource)` is true: the first poll at once, then from
     // 10 ms doubling up to 2 s, or the server's Retry-After (capped); Errc::network with
-    // "timed out" past `deadline` (0: the options' poll deadline).
+    // "timed out" past `limit` (0: the options' poll deadline).
     Result<nlohmann::json> poll(const std::string& url, const keystore::Key& key,
                                 const std::string& kid,
                                 const std::function<bool(const nlohmann::json&)>& done,
-                                std::chrono::seconds deadline = std::chrono::seconds(0));
+                                std::chrono::seconds limit = std::chrono::seconds(0));
 
     // True when `url` shares the directory's scheme, host and port (SECURITY.md rule 6).
     [[nodiscard]] bool same_origin(const std::string& url) const;
