@@ -264,7 +264,10 @@ Result<Issued> issue_order(Client& client, const keystore::Key& account_key, con
         // Present every pending authorization's challenge first, then answer them all, so
         // the CA validates them in parallel; then wait for each.
         Cleanup cleanup{request.solver, {}};
-        std::vector<std::pair<std::string, std::string>> pending;  // authz URL, identifier
+        struct Answered {
+            std::string authz_url, who, token;
+        };
+        std::vector<Answered> pending;
         for (auto& [authz_url, authz] : authzs) {
             const std::string who = printable(describe_identifier(authz));
             const std::string st = status_of(authz);
@@ -295,10 +298,13 @@ Result<Issued> issue_order(Client& client, const keystore::Key& account_key, con
             progress("challenge: " + request.solver->type() + " for " + who + " ready");
             if (auto r = client.post(*ch_url, account_key, kid, "{}"); !r)
                 return std::unexpected(r.error());
-            pending.emplace_back(authz_url, who);
+            pending.push_back({authz_url, who, token});
         }
         store::failpoint("challenges-answered");
-        for (auto& [authz_url, who] : pending) {
+        for (auto& [authz_url, who, token] : pending) {
+            // #20.3: when the agent's own responder serves the token, the CA is validating
+            // now: the first poll goes out then (without a responder: at once, as before).
+            (void)request.solver->wait_served(token, std::chrono::seconds(2));
             auto authz = client.poll(authz_url, account_key, kid, [](const json& j) {
                 const std::string s = status_of(j);
                 return s != "pending" && s != "processing";

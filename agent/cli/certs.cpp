@@ -90,6 +90,11 @@ class Serialized final : public challenge::Solver {
         std::lock_guard lock(mutex_);
         inner_->cleanup(identifier, token);
     }
+    // Not serialized: it waits, and the responder is thread-safe and stays up while this
+    // caller's token is live (it was presented and not yet cleaned up).
+    bool wait_served(const std::string& token, std::chrono::milliseconds max) override {
+        return inner_->wait_served(token, max);
+    }
 
   private:
     std::mutex mutex_;
