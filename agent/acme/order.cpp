@@ -101,7 +101,9 @@ Wanted wanted_identifiers(const std::vector<std::string>& names) {
 void deactivate(Client& client, const keystore::Key& account_key, const std::string& kid,
                 const std::vector<std::string>& authz_urls, const Progress& progress) {
     for (const auto& url : authz_urls) {
-        auto r = client.post_json(url, account_key, kid, json{{"status", "deactivated"}}.dump());
+        // Best effort, one try each: the run has failed already and must not linger.
+        auto r = client.post_json(url, account_key, kid, json{{"status", "deactivated"}}.dump(),
+                                  nullptr, Resend::never);
         if (r) progress("authorization: deactivated " + url);
     }
 }
