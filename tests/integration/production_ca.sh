@@ -160,5 +160,26 @@ run_agent 12 "$ACME_AGENT" -v --server "https://${CHALLTESTSRV#http://}/dir" --c
   contains "$ERR" "TLS handshake" && lacks "$ERR" "retrying" &&
   expect "took $(($(date +%s) - T0)) s" [ $(($(date +%s) - T0)) -lt 5 ] &&
   pass "TLS handshake failure: exit 12 at once, not retried"
+
+# 14. `run` (the daemon): after a rateLimited newOrder with Retry-After: 7200 the next
+#     check is no earlier (without it, the backoff would try again in a minute).
+rules '{"match": "/order-plz", "action": "status", "status": 429, "retry_after": "7200"}'
+RCONF=$WORK/ratelimited.toml
+printf 'account_key = "%s"\nagree_tos = true\n[[certificate]]\ndomains = ["rl-run.example.com"]\nkey = "%s"\nhttp_port = "%s"\n' \
+  "$ACCT" "$CERT" "$HTTP" >"$RCONF"
+mark
+"${P[@]}" run --config "$RCONF" >"$WORK/daemon.out" 2>"$WORK/daemon.err" </dev/null &
+DAEMON=$!
+for _ in $(seq 600); do # 30 s at most
+  grep -q "next check at" "$WORK/daemon.err" && break
+  kill -0 "$DAEMON" 2>/dev/null || break
+  read -rt 0.05 <> <(:) || true
+done
+kill -TERM "$DAEMON" 2>/dev/null; wait "$DAEMON" || true
+NEXT=$(sed -n 's/.*next check at \([0-9TZ:-]*\).*/\1/p' "$WORK/daemon.err" | head -n 1)
+later_than() { [ -n "$1" ] && [ "$(date -d "$1" +%s)" -ge "$2" ]; }
+expect "next check at '$NEXT', not 2 h ahead: $(tail -c 400 "$WORK/daemon.err")" later_than "$NEXT" $(($(date +%s) + 7000)) &&
+  expect "$(sent POST /order-plz) newOrder requests, not 1" [ "$(sent POST /order-plz)" = 1 ] &&
+  pass "run: the next check waits for the CA's Retry-After ($NEXT)"
 rules ''
 finish
