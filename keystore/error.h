@@ -36,6 +36,9 @@ struct Error {
     std::string where;                    // the call or step that failed, e.g. "C_Login"
     std::string message;                  // for a human; never holds a PIN or key material
     std::optional<std::uint64_t> native;  // CK_RV or TSS2_RC when there is one
+    // A server that asked to be left alone until then (Retry-After beyond what the agent
+    // waits in process): seconds since the epoch. The CLI reports it, `run` waits for it.
+    std::optional<std::int64_t> retry_at = std::nullopt;
 
     // "where: message (native 0x..)", through printable(): ready for a terminal
     [[nodiscard]] std::string describe() const;

@@ -1,5 +1,7 @@
 #include "acme/certificate.h"
 
+#include "keystore/log.h"
+
 #include <array>
 #include <ctime>
 #include <random>
@@ -94,7 +96,17 @@ Result<void> revoke(Client& client, const keystore::Key& signer,
         return fail(Errc::unsupported, "revoke", "the CA's directory has no revokeCert");
     json payload{{"certificate", keystore::base64url_encode(cert_der)}};
     if (reason) payload["reason"] = *reason;
+    if (reason && *reason != 0 && *reason != 1 && *reason != 4 && *reason != 5)
+        keystore::log::warning("revoke: reason " + std::to_string(*reason) +
+                               " is refused by some CAs (Let's Encrypt accepts only 0 "
+                               "unspecified, 1 keyCompromise, 4 superseded, 5 "
+                               "cessationOfOperation)");
     auto r = client.post(client.directory().revoke_cert, signer, kid, payload.dump());
+    if (!r && problem_type(r.error()) == "alreadyRevoked") {
+        // What was asked for is true: success (exit 0), said plainly.
+        keystore::log::warning("revoke: the CA says the certificate was already revoked");
+        return {};
+    }
     if (!r) return std::unexpected(r.error());
     return {};
 }
@@ -121,8 +133,19 @@ Result<std::optional<RenewalWindow>> renewal_info(Client& client, const x509::Ce
     auto end = parse_rfc3339(json_string(w, "end"));
     if (!start || !end || *end < *start)
         return fail(Errc::protocol, "renewalInfo", "malformed suggestedWindow");
-    return std::optional<RenewalWindow>(
-        RenewalWindow{*start, *end, json_string(j, "explanationURL")});
+    RenewalWindow window{*start, *end, json_string(j, "explanationURL"), std::nullopt};
+    if (r->retry_after)
+        if (auto wait = parse_retry_after(*r->retry_after, std::chrono::system_clock::now()))
+            window.check_again = std::chrono::system_clock::now() + *wait;
+    return std::optional<RenewalWindow>(clamp_window(window, cert.not_before, cert.not_after));
+}
+
+RenewalWindow clamp_window(RenewalWindow w, std::chrono::system_clock::time_point not_before,
+                           std::chrono::system_clock::time_point not_after) {
+    const auto latest = not_after - (not_after - not_before) / 10;
+    w.start = std::min(w.start, latest);
+    w.end = std::min(w.end, latest);
+    return w;
 }
 
 }  // namespace acme

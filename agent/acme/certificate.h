@@ -41,9 +41,17 @@ std::string ari_cert_id(const keystore::Bytes& aki, const keystore::Bytes& seria
 
 struct RenewalWindow {
     std::chrono::system_clock::time_point start, end;
-    std::string explanation_url;
+    std::string explanation_url;  // as sent; the caller escapes it for display
+    // The CA's Retry-After: when to ask again (RFC 9773 §4.3), if it said.
+    std::optional<std::chrono::system_clock::time_point> check_again;
 };
 // The CA's suggested renewal window, or nullopt when the directory has no renewalInfo.
+// The window is clamped to the certificate's lifetime (clamp_window).
 Result<std::optional<RenewalWindow>> renewal_info(Client& client, const x509::CertInfo& cert);
+
+// A window that ends after the certificate expires would let it expire: start and end are
+// moved to no later than notAfter minus a tenth of the lifetime.
+RenewalWindow clamp_window(RenewalWindow w, std::chrono::system_clock::time_point not_before,
+                           std::chrono::system_clock::time_point not_after);
 
 }  // namespace acme

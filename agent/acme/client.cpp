@@ -24,12 +24,13 @@ std::optional<std::string> str(const json& j, const char* key) {
     return std::nullopt;
 }
 // Faults worth another try: the server is overloaded or restarting, or the connection was
-// dropped. A refused connection, a TLS failure or a timeout fails at once.
+// dropped. A refused connection or a timeout fails at once (a timeout is retried only for a
+// request without side effects, see timed_out); so does a TLS handshake or certificate
+// failure: it is not temporary (a wrong CA, an old TLS version, an interception proxy).
 bool transient(const keystore::Error& e) {
     if (e.code != Errc::network || !e.native) return false;
     switch (*e.native) {
         case 18:  // CURLE_PARTIAL_FILE
-        case 35:  // CURLE_SSL_CONNECT_ERROR (reset during the handshake)
         case 52:  // CURLE_GOT_NOTHING
         case 55:  // CURLE_SEND_ERROR
         case 56:  // CURLE_RECV_ERROR
@@ -37,6 +38,24 @@ bool transient(const keystore::Error& e) {
         default:
             return false;
     }
+}
+std::string utc(std::chrono::system_clock::time_point t) {
+    const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    struct tm tm{};
+    char buf[32] = {};
+    (void)std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
+    return buf;
+}
+// The server asked to wait `wait`: the error says until when, and carries it for `run`.
+void retry_later(keystore::Error& e, std::chrono::milliseconds wait) {
+    using namespace std::chrono;
+    const auto at = system_clock::now() + ceil<seconds>(wait);
+    e.retry_at = duration_cast<seconds>(at.time_since_epoch()).count();
+    const auto mins = duration_cast<minutes>(wait).count();
+    e.message += "; the CA asks to retry after " + utc(at) + " (in " +
+                 (mins >= 1 ? std::to_string(mins) + " min"
+                            : std::to_string(duration_cast<seconds>(wait).count()) + " s") +
+                 ")";
 }
 bool transient(long status) {
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
@@ -49,6 +68,15 @@ class Retrier {
         : what_(std::move(what)),
           left_(o.transient_retries),
           deadline_(std::chrono::steady_clock::now() + o.retry_deadline) {}
+
+    // After a failure `e`: another try (true, after a wait) when it is worth one.
+    // `timeouts_too`: the request has no side effect, so a timeout is retried as well, at
+    // most twice (a server that stalls three times in a row is not coming back soon).
+    bool again_after(const keystore::Error& e, bool timeouts_too) {
+        if (transient(e)) return again(e.message, std::nullopt);
+        if (timeouts_too && timed_out(e) && timeouts_++ < 2) return again(e.message, std::nullopt);
+        return false;
+    }
 
     // Waits and returns true when another try is allowed.
     bool again(const std::string& why, std::optional<std::chrono::milliseconds> server_wait) {
@@ -71,6 +99,7 @@ class Retrier {
     int left_;
     std::chrono::steady_clock::time_point deadline_;
     std::chrono::milliseconds backoff_{250};
+    int timeouts_ = 0;
 };
 }  // namespace
 
@@ -110,7 +139,14 @@ keystore::Error problem_error(long status, const std::string& body) {
             detail += ": " + str(sp, "detail").value_or("");
         }
     if (detail.size() > 2048) detail.resize(2048);
+    // RFC 7807 `instance`: where the CA explains this very occurrence.
+    if (auto instance = str(j, "instance"); instance && !instance->empty())
+        detail += " (see " + instance->substr(0, 300) + ")";
     return keystore::Error{Errc::server, type, detail, std::nullopt};
+}
+
+bool timed_out(const keystore::Error& e) {
+    return e.code == Errc::network && e.native && *e.native == 28;  // CURLE_OPERATION_TIMEDOUT
 }
 
 std::string problem_type(const keystore::Error& error) {
@@ -251,22 +287,31 @@ Result<std::string> Client::nonce() {
     }
 }
 
+std::optional<std::chrono::milliseconds> parse_retry_after(
+    const std::string& v, std::chrono::system_clock::time_point now) {
+    using namespace std::chrono;
+    if (!v.empty() && v.size() < 10 && std::ranges::all_of(v, ::isdigit))
+        return seconds(std::stol(v));
+    struct tm tm{};
+    const char* end = strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end != '\0') return std::nullopt;
+    return std::max(milliseconds(0),
+                    duration_cast<milliseconds>(system_clock::from_time_t(timegm(&tm)) - now));
+}
+
 std::optional<std::chrono::milliseconds> Client::server_wait(const HttpResponse& r) const {
     if (!r.retry_after) return std::nullopt;
-    const std::string& v = *r.retry_after;
-    std::chrono::milliseconds wait;
-    if (!v.empty() && v.size() < 9 && std::ranges::all_of(v, ::isdigit)) {
-        wait = std::chrono::seconds(std::stol(v));
-    } else {
-        struct tm tm{};
-        const char* end = strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        if (!end || *end != '\0') return std::nullopt;  // garbage: ignored
-        wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::from_time_t(timegm(&tm)) - std::chrono::system_clock::now());
-    }
-    return std::clamp(
-        wait, std::chrono::milliseconds(0),
-        std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_after_cap));
+    auto wait = parse_retry_after(*r.retry_after, std::chrono::system_clock::now());
+    if (!wait) return std::nullopt;  // garbage: ignored
+    return std::min(
+        *wait, std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_after_cap));
+}
+
+std::optional<std::chrono::milliseconds> Client::long_wait(const HttpResponse& r) const {
+    if (!r.retry_after) return std::nullopt;
+    auto wait = parse_retry_after(*r.retry_after, std::chrono::system_clock::now());
+    if (!wait || *wait <= options_.retry_after_cap) return std::nullopt;
+    return wait;
 }
 
 std::chrono::milliseconds Client::retry_after(const HttpResponse& r,
@@ -276,9 +321,10 @@ std::chrono::milliseconds Client::retry_after(const HttpResponse& r,
 
 Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& key,
                                   const std::optional<std::string>& kid, const std::string& payload,
-                                  std::size_t max_body) {
+                                  std::size_t max_body, Resend resend) {
     if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
     Retrier retry(options_, "POST " + url);
+    const bool resend_ok = resend == Resend::transient;
     for (int bad_nonces = 0;;) {
         auto n = nonce();
         if (!n) return std::unexpected(n.error());
@@ -287,21 +333,34 @@ Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& k
         auto r = with_http(
             [&](Http& h) { return h.post(url, *jws, "application/jose+json", max_body); });
         if (!r) {
-            if (transient(r.error()) && retry.again(r.error().message, std::nullopt)) continue;
+            // A POST-as-GET has no side effect: after a timeout it is sent again, with a fresh
+            // nonce, within the retry deadline.
+            if (resend_ok && retry.again_after(r.error(), payload.empty())) continue;
             return std::unexpected(r.error());
         }
         keep_nonce(*r);
         if (r->status >= 200 && r->status < 300) return r;
         keystore::Error e = problem_error(r->status, r->body);
+        if (problem_type(e) == "userActionRequired")  // RFC 8555 §7.3.3: the new terms
+            for (const auto& [link, rel] : parse_links(r->links))
+                if (rel == "terms-of-service")
+                    e.message += "; the CA's terms of service: " + link.substr(0, 300);
         if (problem_type(e) == "badNonce") {
             if (bad_nonces++ < options_.bad_nonce_retries) {
                 keystore::log::debug("badNonce from " + url + "; retrying with the nonce it sent");
                 continue;
             }
             e.message += " (gave up after " + std::to_string(bad_nonces) + " nonces were refused)";
-        } else if (transient(r->status) &&
-                   retry.again("HTTP " + std::to_string(r->status), server_wait(*r))) {
-            continue;
+        } else if (transient(r->status) || problem_type(e) == "rateLimited") {
+            if (auto wait = long_wait(*r)) {
+                retry_later(e, *wait);  // hours, not seconds: end here, say when
+                return std::unexpected(std::move(e));
+            }
+            if (resend_ok) {
+                if (retry.again("HTTP " + std::to_string(r->status), server_wait(*r))) continue;
+                // Out of tries: the last wait the CA asked for goes with the error.
+                if (auto wait = server_wait(*r)) retry_later(e, *wait);
+            }
         }
         return std::unexpected(std::move(e));
     }
@@ -313,11 +372,12 @@ Result<HttpResponse> Client::with_retries(const std::string& what, Send&& send) 
     for (;;) {
         auto r = with_http(send);
         if (!r) {
-            if (transient(r.error()) && retry.again(r.error().message, std::nullopt)) continue;
+            // Only GET and HEAD come here: without side effects, so a timeout is retried too.
+            if (retry.again_after(r.error(), true)) continue;
             return r;
         }
         keep_nonce(*r);
-        if (transient(r->status) &&
+        if (transient(r->status) && !long_wait(*r) &&
             retry.again("HTTP " + std::to_string(r->status), server_wait(*r)))
             continue;
         return r;
@@ -328,15 +388,18 @@ Result<HttpResponse> Client::get(const std::string& url) {
     if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
     auto r = with_retries("GET " + url, [&](Http& h) { return h.get(url); });
     if (!r) return r;
-    if (r->status < 200 || r->status >= 300)
-        return std::unexpected(problem_error(r->status, r->body));
+    if (r->status < 200 || r->status >= 300) {
+        keystore::Error e = problem_error(r->status, r->body);
+        if (auto wait = long_wait(*r)) retry_later(e, *wait);
+        return std::unexpected(std::move(e));
+    }
     return r;
 }
 
 Result<json> Client::post_json(const std::string& url, const keystore::Key& key,
                                const std::optional<std::string>& kid, const std::string& payload,
-                               HttpResponse* response) {
-    auto r = post(url, key, kid, payload);
+                               HttpResponse* response, Resend resend) {
+    auto r = post(url, key, kid, payload, 0, resend);
     if (!r) return std::unexpected(r.error());
     auto j = json::parse(r->body, nullptr, false);
     if (j.is_discarded() || !j.is_object())
@@ -346,10 +409,15 @@ Result<json> Client::post_json(const std::string& url, const keystore::Key& key,
 }
 
 Result<json> Client::poll(const std::string& url, const keystore::Key& key, const std::string& kid,
-                          const std::function<bool(const json&)>& done) {
+                          const std::function<bool(const json&)>& done,
+                          std::chrono::seconds limit) {
     using namespace std::chrono;
-    const auto deadline = steady_clock::now() + options_.poll_deadline;
-    milliseconds backoff(50);
+    if (limit.count() == 0) limit = options_.poll_deadline;
+    const auto deadline = steady_clock::now() + limit;
+    // #20.3: a validation usually completes within tens of ms of the answer, so the first
+    // wait is short and grows geometrically; the server's Retry-After, when it gives one,
+    // is never undercut; the deadline bounds the total.
+    milliseconds backoff(10);
     for (;;) {
         HttpResponse r;
         auto j = post_json(url, key, kid, "", &r);
@@ -358,7 +426,7 @@ Result<json> Client::poll(const std::string& url, const keystore::Key& key, cons
         const milliseconds wait = retry_after(r, backoff);
         if (steady_clock::now() + wait > deadline)
             return fail(Errc::network, url,
-                        "timed out after " + std::to_string(options_.poll_deadline.count()) +
+                        "timed out after " + std::to_string(limit.count()) +
                             " s waiting for status '" + json_string(*j, "status", "?") +
                             "' to change");
         std::this_thread::sleep_for(wait);  // the server asked us to wait: nothing to poll on

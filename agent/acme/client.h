@@ -26,6 +26,8 @@ using keystore::Result;
 // Errc::server (Errc::protocol for a malformed reply), `where` holds the problem type
 // URN, `message` the detail and any subproblems.
 keystore::Error problem_error(long status, const std::string& body);
+// True for a request that timed out (the server may or may not have acted on it).
+bool timed_out(const keystore::Error& error);
 // The short type of a problem error: "badNonce" for urn:ietf:params:acme:error:badNonce.
 std::string problem_type(const keystore::Error& error);
 
@@ -48,6 +50,8 @@ struct ClientOptions {
     int bad_nonce_retries = 20;  // survives a CA that rejects half of all nonces
     std::chrono::seconds retry_after_cap{30};
     std::chrono::seconds poll_deadline{180};
+    // How long an order may stay `processing` after finalize (slow CAs take minutes).
+    std::chrono::seconds order_deadline{900};
     // 5xx, 429 and dropped connections: retried with jittered exponential backoff (or the
     // server's Retry-After), at most this often and within this time per request.
     int transient_retries = 8;
@@ -58,6 +62,15 @@ struct ClientOptions {
 // handle with its own keep-alive connection) from a pool that grows to the number of
 // requests in flight; the handles share DNS answers and TLS sessions, and every Replay-Nonce
 // goes into one pool.
+// Which failures post() sends a request again for.
+enum class Resend {
+    // 5xx, 429 and dropped connections; a POST-as-GET also after a timeout.
+    transient,
+    // Never (finalize: not idempotent). A failure is returned at once and the caller looks at
+    // the real state of what it asked for.
+    never,
+};
+
 class Client {
   public:
     // Fetches the directory. Errc::network / Errc::protocol.
@@ -67,14 +80,16 @@ class Client {
     [[nodiscard]] const Directory& directory() const { return dir_; }
 
     // A JWS-signed POST (payload "" = POST-as-GET). `kid` is the account URL, or nullopt
-    // to send the key's jwk. Non-2xx answers become problem errors.
+    // to send the key's jwk. Non-2xx answers become problem errors. A Retry-After longer
+    // than the cap ends the request at once: the error carries `retry_at`.
     Result<HttpResponse> post(const std::string& url, const keystore::Key& key,
                               const std::optional<std::string>& kid, const std::string& payload,
-                              std::size_t max_body = 0);
+                              std::size_t max_body = 0, Resend resend = Resend::transient);
     // post() and parse the body as a JSON object.
     Result<nlohmann::json> post_json(const std::string& url, const keystore::Key& key,
                                      const std::optional<std::string>& kid,
-                                     const std::string& payload, HttpResponse* response = nullptr);
+                                     const std::string& payload, HttpResponse* response = nullptr,
+                                     Resend resend = Resend::transient);
 
     // An unauthenticated GET (renewalInfo, RFC 9773) of a URL on the server's origin.
     Result<HttpResponse> get(const std::string& url);
@@ -85,11 +100,12 @@ class Client {
                                           std::chrono::milliseconds fallback) const;
 
     // POST-as-GET `url` until `done(resource)` is true: the first poll at once, then from
-    // 50 ms doubling up to 2 s, or the server's Retry-After (capped); Errc::network with
-    // "timed out" past the poll deadline.
+    // 10 ms doubling up to 2 s, or the server's Retry-After (capped); Errc::network with
+    // "timed out" past `limit` (0: the options' poll deadline).
     Result<nlohmann::json> poll(const std::string& url, const keystore::Key& key,
                                 const std::string& kid,
-                                const std::function<bool(const nlohmann::json&)>& done);
+                                const std::function<bool(const nlohmann::json&)>& done,
+                                std::chrono::seconds limit = std::chrono::seconds(0));
 
     // True when `url` shares the directory's scheme, host and port (SECURITY.md rule 6).
     [[nodiscard]] bool same_origin(const std::string& url) const;
@@ -107,6 +123,8 @@ class Client {
     auto with_http(Send&& send);
     Result<std::string> nonce();
     std::optional<std::chrono::milliseconds> server_wait(const HttpResponse& r) const;
+    // The server's Retry-After when it is longer than the cap: not waited for in process.
+    std::optional<std::chrono::milliseconds> long_wait(const HttpResponse& r) const;
     // Runs `send(Http&)` on a pooled handle, retrying transient failures (5xx, 429, network)
     // with backoff within the options' bounds; keeps the nonce of every response.
     template <typename Send>
@@ -127,6 +145,11 @@ class Client {
 // it is absent or of another type.
 std::string json_string(const nlohmann::json& j, const char* key, const std::string& fallback = "");
 bool json_bool(const nlohmann::json& j, const char* key, bool fallback = false);
+
+// A Retry-After value (RFC 9110 §10.2.3: delay-seconds or an HTTP-date) as a wait from
+// `now`, not capped (negative dates give 0); nullopt for garbage.
+std::optional<std::chrono::milliseconds> parse_retry_after(
+    const std::string& value, std::chrono::system_clock::time_point now);
 
 // scheme://host[:port] of an absolute URL, lower-cased scheme and host; "" if not absolute.
 std::string origin_of(const std::string& url);

@@ -191,6 +191,7 @@ struct Http::Impl {
         set(CURLOPT_FOLLOWLOCATION, 0L);
         set(CURLOPT_SSL_VERIFYPEER, 1L);
         set(CURLOPT_SSL_VERIFYHOST, 2L);
+        set(CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));  // #14.7: 1.2 minimum
         set(CURLOPT_NOSIGNAL, 1L);
         set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
         set(CURLOPT_TIMEOUT_MS, static_cast<long>(options.total_timeout.count()));
@@ -416,10 +417,10 @@ Result<HttpResponse> Http::post(const std::string& url, const std::string& body,
     impl_->begin(max_body);
     curl_slist* list = curl_slist_append(nullptr, ("Content-Type: " + content_type).c_str());
     if (list != nullptr) {
-        // No "Expect: 100-continue" round trip: ACME bodies are small.
-        if (curl_slist* more = curl_slist_append(list, "Expect:")) {
-            list = more;
-        }
+        // No "Expect: 100-continue" round trip: ACME bodies are small. Accept-Language:
+        // RFC 8555 §6.1 asks for it, and problem details come back in English.
+        for (const char* h : {"Expect:", "Accept-Language: en"})
+            if (curl_slist* more = curl_slist_append(list, h)) list = more;
     }
     impl_->headers.reset(list);
     if (!impl_->headers) return fail(Errc::internal, "curl_slist_append", "out of memory");

@@ -33,6 +33,10 @@ struct Issued {
     x509::CertInfo leaf;
 };
 
+// An identifier as sent to the CA: an IPv6 literal in RFC 5952 form, anything else in
+// lower case.
+std::string normalize_identifier(const std::string& name);
+
 // One line per step for the user ("order ...", "authorization ...", ...).
 using Progress = std::function<void(const std::string&)>;
 

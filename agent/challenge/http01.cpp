@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <set>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -55,6 +57,8 @@ struct Http01Responder::Impl {
     unsigned short port = 0;
     std::mutex mutex;
     std::map<std::string, std::string, std::less<>> tokens;
+    std::set<std::string, std::less<>> served;  // tokens answered 200 (until removed)
+    std::condition_variable served_cv;
     ServeThread server;  // last: it stops before the members its loop uses go
 
     std::string answer(std::string_view head) {
@@ -80,6 +84,8 @@ struct Http01Responder::Impl {
             if (valid_token(token)) {
                 std::lock_guard lock(mutex);
                 if (auto it = tokens.find(token); it != tokens.end()) {
+                    served.insert(token);
+                    served_cv.notify_all();
                     return response(200, "OK", it->second);
                 }
             }
@@ -194,6 +200,12 @@ Result<void> Http01Responder::add(const std::string& token, const std::string& k
 void Http01Responder::remove(const std::string& token) {
     std::lock_guard lock(impl_->mutex);
     impl_->tokens.erase(token);
+    impl_->served.erase(token);
+}
+
+bool Http01Responder::wait_served(const std::string& token, std::chrono::milliseconds max) {
+    std::unique_lock lock(impl_->mutex);
+    return impl_->served_cv.wait_for(lock, max, [&] { return impl_->served.contains(token); });
 }
 
 bool valid_token(const std::string& token) {

@@ -6,6 +6,7 @@
 
 #include "keystore/error.h"
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,9 @@ class Http01Responder {
     // Tokens must match [A-Za-z0-9_-]+ (Errc::protocol otherwise).
     Result<void> add(const std::string& token, const std::string& key_authorization);
     void remove(const std::string& token);
+    // True once `token` has been served (answered 200) since add(); waits at most `max`
+    // for it. The agent then asks the CA at once instead of guessing (issue #20.3).
+    bool wait_served(const std::string& token, std::chrono::milliseconds max);
 
   private:
     Http01Responder() = default;

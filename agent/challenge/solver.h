@@ -3,6 +3,7 @@
 
 #include "keystore/error.h"
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,13 @@ class Solver {
                                  const std::string& key_authorization) = 0;
     // Takes it down again; never fails (problems are logged).
     virtual void cleanup(const std::string& identifier, const std::string& token) = 0;
+    // True once the agent's own responder has served `token` to the CA (waiting at most
+    // `max`); false when it has not, or when this solver cannot tell (webroot, dns-01).
+    virtual bool wait_served(const std::string& token, std::chrono::milliseconds max) {
+        (void)token;
+        (void)max;
+        return false;
+    }
 };
 
 // http-01 through the built-in responder on `listen` ("[ADDR:]PORT"); it binds at the

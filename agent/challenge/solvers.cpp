@@ -34,6 +34,9 @@ class Http01Server final : public Solver {
         responder_->remove(token);
         if (--live_ == 0) responder_.reset();  // up only while a challenge is live
     }
+    bool wait_served(const std::string& token, std::chrono::milliseconds max) override {
+        return responder_ && responder_->wait_served(token, max);
+    }
 
   private:
     int live_ = 0;

@@ -130,6 +130,18 @@ int run(int argc, char** argv) {
                    "extra trusted CA (PEM) for the ACME server, e.g. a test CA")
         ->check(CLI::ExistingFile)
         ->envname("ACME_AGENT_CA_FILE");
+    app.add_option("--order-timeout", o.order_timeout,
+                   "seconds to wait for an order the CA is processing (slow CAs take minutes); "
+                   "the order is resumed by the next run after that")
+        ->default_str("900")
+        ->check(CLI::Range(1u, 86400u))
+        ->envname("ACME_AGENT_ORDER_TIMEOUT");
+    app.add_option("--http-timeout", o.http_timeout,
+                   "seconds one request to the CA may take (a stalled request without side "
+                   "effects is sent again; newOrder and finalize are never resent blindly)")
+        ->default_str("60")
+        ->check(CLI::Range(1u, 600u))
+        ->envname("ACME_AGENT_HTTP_TIMEOUT");
     app.add_option("--state-dir", o.state_dir, "state directory (accounts, certificates)")
         ->default_str(o.state_dir)
         ->envname("ACME_AGENT_STATE_DIR");
@@ -277,8 +289,8 @@ int run(int argc, char** argv) {
     ren->add_flag("--all", o.all, "every certificate in the state dir")->excludes(rname);
     ren->add_flag("--force", o.force, "renew even when not due");
     ren->add_option("--renew-before-days", o.renew_before_days,
-                    "due this many days before expiry (default: the last third of the lifetime; "
-                    "the CA's ARI window comes first)");
+                    "due this many days before expiry (wins over the CA's ARI window; default: "
+                    "the ARI window, else the last third of the lifetime)");
     jobs_option(ren, "--all");
     ren->add_flag("--new-key", o.renew_new_key,
                   "generate a fresh key (a new label) for the new certificate");
@@ -330,9 +342,10 @@ int run(int argc, char** argv) {
         "error naming FILE:LINE (exit 2) and nothing is done. The config is the truth: a\n"
         "certificate is issued again when its key or domains change there. --server, --ca-file\n"
         "and --state-dir (or their environment variables), when given, win over the config's.\n"
-        "Without --once: checks again when a certificate is due (the CA's ARI window, else\n"
-        "renew_before_days, else two thirds of its lifetime; at least every 6 hours), retries a\n"
-        "failed certificate with backoff, reloads the config on SIGHUP (a bad one is reported\n"
+        "Without --once: checks again when a certificate is due (renew_before_days, else the\n"
+        "CA's ARI window, else two thirds of its lifetime; at least every 6 hours), retries a\n"
+        "failed certificate with backoff (never before a Retry-After the CA gave), reloads the "
+        "config on SIGHUP (a bad one is reported\n"
         "and the old one kept), exits 0 on SIGTERM or SIGINT.\n"
         "deploy_hook runs with /bin/sh -c after each new certificate, with ACME_AGENT_NAME,\n"
         "ACME_AGENT_DOMAINS (space-separated), ACME_AGENT_CERT, ACME_AGENT_CHAIN,\n"

@@ -90,6 +90,11 @@ class Serialized final : public challenge::Solver {
         std::lock_guard lock(mutex_);
         inner_->cleanup(identifier, token);
     }
+    // Not serialized: it waits, and the responder is thread-safe and stays up while this
+    // caller's token is live (it was presented and not yet cleaned up).
+    bool wait_served(const std::string& token, std::chrono::milliseconds max) override {
+        return inner_->wait_served(token, max);
+    }
 
   private:
     std::mutex mutex_;
@@ -181,8 +186,10 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
                               [&tag](const std::string& line) { keystore::log::info(tag + line); });
     if (!issued) {
         // A refused or broken order is over: forget it, leaving the state as it was. After a
-        // network fault the record stays, so that the next run resumes the order.
-        if (issued.error().code != Errc::network) (void)state.remove_order(name);
+        // network fault, or when the CA asked to wait, the record stays, so that the next run
+        // resumes the order.
+        if (issued.error().code != Errc::network && !issued.error().retry_at)
+            (void)state.remove_order(name);
         return std::unexpected(issued.error());
     }
     store::Certificate cert{issued->cert_pem, issued->chain_pem, cert_key->uri().to_string(),
@@ -237,21 +244,30 @@ std::string describe_text(const IssueResult& r, const std::string& key_uri) {
 Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf,
                             unsigned before_days) {
     const auto now = std::chrono::system_clock::now();
+    if (before_days > 0) {
+        const auto at = leaf.not_after - std::chrono::hours(24) * before_days;
+        return Due{now >= at, at, std::to_string(before_days) + " days before it expires", {}};
+    }
     auto window = acme::renewal_info(client, leaf);
-    if (!window) return std::unexpected(window.error());
-    if (*window) {
+    if (!window)
+        keystore::log::warning("renewalInfo: " + window.error().describe() +
+                               "; using the certificate's lifetime instead");
+    if (window && *window) {
         const auto span = (*window)->end - (*window)->start;
         unsigned spread = 0;
         for (auto b : leaf.serial_der) spread = spread * 31 + b;
         const auto at = (*window)->start + span * (spread % 1000) / 1000;
-        return Due{now >= at, at, "the CA's renewal window (ARI)"};
-    }
-    if (before_days > 0) {
-        const auto at = leaf.not_after - std::chrono::hours(24) * before_days;
-        return Due{now >= at, at, std::to_string(before_days) + " days before it expires"};
+        std::string why = "the CA's renewal window (ARI)";
+        if (const auto& u = (*window)->explanation_url; !u.empty()) {
+            std::string shown;  // server text: no control characters, bounded
+            for (unsigned char c : u.substr(0, 300))
+                shown += (c < 0x20 || c == 0x7f) ? '?' : char(c);
+            why += ", see " + shown;
+        }
+        return Due{now >= at, at, why, (*window)->check_again};
     }
     const auto at = leaf.not_before + (leaf.not_after - leaf.not_before) * 2 / 3;
-    return Due{now >= at, at, "two thirds of its lifetime"};
+    return Due{now >= at, at, "two thirds of its lifetime", {}};
 }
 
 namespace {
@@ -313,7 +329,9 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
     Options ro = with_renewal_record(o, record);
     ro.name = name;  // stored back under the name it has, whatever its first domain
     const std::vector<std::string> domains = stored_domains(record, *leaf);
-    auto due = due_for_renewal(client, *leaf, o.renew_before_days);
+    // --force renews whatever the CA's renewal window says (or whether it answers).
+    auto due = o.force ? Result<Due>(Due{true, std::chrono::system_clock::now(), "--force", {}})
+                       : due_for_renewal(client, *leaf, o.renew_before_days);
     if (!due) return std::unexpected(due.error());
     if (!o.force && !due->due) {
         keystore::log::info("renew: " + name + " not due until " + iso_time(due->at) + " (" +

@@ -78,12 +78,15 @@ json stored_record(const store::Certificate& c);
 json describe(const IssueResult& r, const std::string& key_uri);
 std::string describe_text(const IssueResult& r, const std::string& key_uri);
 
-// When a certificate is due: inside the CA's ARI window (at a point spread by the serial),
-// else `before_days` before it expires, else in the last third of its lifetime.
+// When a certificate is due: `before_days` before it expires when given (an explicit
+// choice wins), else inside the CA's ARI window (at a point spread by the serial), else in
+// the last third of its lifetime. A failed renewalInfo request falls back to the lifetime
+// rule with a warning (RFC 9773 §4.2).
 struct Due {
     bool due;
     std::chrono::system_clock::time_point at;
     std::string why;
+    std::optional<std::chrono::system_clock::time_point> check_again;  // ARI Retry-After
 };
 Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf, unsigned before_days);
 

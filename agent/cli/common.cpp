@@ -12,6 +12,7 @@
 
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <algorithm>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,6 +51,9 @@ std::optional<Error> Failures::summary(std::size_t total, std::string_view noun)
 json error_json(const Error& e) {
     json err{{"code", keystore::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
     if (e.native) err["native"] = *e.native;
+    if (e.retry_at)  // the CA asked to wait (Retry-After): not before then
+        err["retry_at"] =
+            iso_time(std::chrono::system_clock::time_point(std::chrono::seconds(*e.retry_at)));
     return err;
 }
 
@@ -234,6 +238,9 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
 Result<std::unique_ptr<acme::Client>> connect(const Options& o) {
     acme::ClientOptions co;
     co.http.ca_file = o.ca_file;
+    co.order_deadline = std::chrono::seconds(o.order_timeout);
+    co.http.total_timeout = std::chrono::seconds(o.http_timeout);
+    co.http.low_speed_seconds = std::min<long>(co.http.low_speed_seconds, o.http_timeout);
     co.http.user_agent = std::string("acme-agent/") + ACME_AGENT_VERSION;
     return acme::Client::connect(o.server, co);
 }
@@ -280,6 +287,7 @@ Result<keystore::Secret> read_mac_key_file(const std::string& source) {
     if (!text) return std::unexpected(text.error());
     std::string_view t = text->reveal();
     while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
+    while (!t.empty() && t.back() == '=') t.remove_suffix(1);  // CAs hand out padded keys too
     auto raw = keystore::base64url_decode(t);
     if (!raw || raw->empty())
         return fail(Errc::usage, "MAC key", path + " does not hold a base64url MAC key");

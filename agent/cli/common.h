@@ -37,6 +37,8 @@ inline constexpr const char* kDefaultServer = "https://acme-v02.api.letsencrypt.
 struct Options : config::CertificateSettings {
     std::string server = kDefaultServer;
     std::string ca_file;
+    unsigned order_timeout = 900;  // --order-timeout: seconds an order may stay `processing`
+    unsigned http_timeout = 60;    // --http-timeout: seconds one request to the CA may take
     std::string state_dir = "/var/lib/acme-agent";
     std::string
         tcti;  // --tcti: the TPM for tpm2: keys (empty: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)

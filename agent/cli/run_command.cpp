@@ -163,7 +163,7 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
                 if (client.directory().renewal_info && !leaf->aki.empty())
                     replaces = acme::ari_cert_id(leaf->aki, leaf->serial_der);
             } else {
-                out.next = due->at;
+                out.next = std::min(due->at, due->check_again.value_or(due->at));
                 out.entry["action"] = "unchanged";
                 out.entry["due_at"] = iso_time(due->at);
                 out.text = c.name + ": valid, due for renewal at " + iso_time(due->at) + " (" +
@@ -247,7 +247,9 @@ class Backoff {
         auto it = entries_.find(name);
         return it == entries_.end() ? Clock::time_point{} : it->second.at;
     }
-    Clock::time_point failed(const std::string& name) {
+    // `not_before`: the CA asked not to be asked again until then (Retry-After).
+    Clock::time_point failed(const std::string& name,
+                             std::optional<std::int64_t> not_before = std::nullopt) {
         auto& e = entries_[name];
         e.count = std::min(e.count + 1, 10u);
         // 1 min, 2, 4 ... capped at 6 h, then up to a tenth more so that agents spread out.
@@ -255,6 +257,7 @@ class Backoff {
             std::min<seconds>(seconds(60L << (e.count - 1)), std::chrono::hours(6));
         std::uniform_int_distribution<long> jitter(0, delay.count() / 10);
         e.at = Clock::now() + delay + seconds(jitter(rng_));
+        if (not_before) e.at = std::max(e.at, Clock::time_point(seconds(*not_before)));
         return e.at;
     }
     void ok(const std::string& name) { entries_.erase(name); }
@@ -308,7 +311,7 @@ Pass run_pass(const Options& cmd, const config::Config& cfg, keystore::Registry&
     const Options base = merged(cmd, cfg);
     auto note_failure = [&](const std::string& name, const Error& e) {
         pass.failures.add(e, name);
-        if (backoff) pass.next = std::min(pass.next, backoff->failed(name));
+        if (backoff) pass.next = std::min(pass.next, backoff->failed(name, e.retry_at));
     };
     // Nothing can be done without the state dir, the CA and the account: each certificate
     // failed with that.

@@ -20,7 +20,7 @@
 //   tls_alpn_port = 443                           # tls-alpn-01
 //   dns_hook = "/usr/local/bin/dns" | rfc2136 = "ns:53" + tsig_key = "FILE"   # dns-01
 //   deploy_hook = "systemctl reload nginx"        # run by /bin/sh -c after a new certificate
-//   renew_before_days = 30                        # optional; the CA's ARI window comes first
+//   renew_before_days = 30                        # optional; wins over the CA's ARI window
 //   profile = "tlsserver"                         # optional
 //   preferred_chain = "ISRG Root X1"              # optional
 //

@@ -163,11 +163,14 @@ issue_fails 12 "reset forever" reset3.example.com &&
   expect "reset forever: gave up after $(elapsed) s" within 120 &&
   pass "connection reset on every newOrder: exit 12 after $(elapsed) s, $(requests POST /order-plz) attempts"
 
-# 6. The directory at 1 byte/s: the low-speed timeout ends it (exit 12) in 15-30 s.
+# 6. The directory at 1 byte/s: the timeout (--http-timeout 5) ends each try; a GET has no
+# side effect, so it is tried three times in all (issue #21), then exit 12 in 15-30 s.
 rules '{"match": "/dir", "method": "GET", "action": "trickle"}'
 mark
-if issue_fails 12 "trickle" trickle.example.com; then
-  expect "trickle: gave up after $(elapsed) s, not within 35 s" within 35 && pass "1 byte/s directory: exit 12 after $(elapsed) s"
+if issue_fails 12 "trickle" trickle.example.com --http-timeout 5; then
+  expect "trickle: gave up after $(elapsed) s, not within 35 s" within 35 &&
+    expect "trickle: $(requests GET /dir) tries, not 3" [ "$(requests GET /dir)" = 3 ] &&
+    pass "1 byte/s directory: 3 tries, exit 12 after $(elapsed) s"
 fi
 
 # 7. A JSON body over 64 KiB without Content-Length, chunked (newOrder) or ending at

@@ -52,6 +52,8 @@ DUMMY_PRIVATE_KEY = (
 ACTIONS = {
     "status", "reset", "trickle", "oversize", "garbage_json", "drop_nonce", "offorigin",
     "chain_private_key", "retry_after_garbage", "ari", "pass",
+    # --- production-CA emulation (issue #21): see ca_emulation() below ---
+    "replace_after", "stall", "processing",
 }
 
 # --- proc helper (issue 14 item 8): json_set --------------------------------------------
@@ -131,16 +133,19 @@ class Control:
         return out
 
     @staticmethod
-    def _matches(rule, method, path):
+    def _matches(rule, method, path, payload=None):
         want = rule.get("method")
         if want and want.upper() != method.upper():
+            return False
+        # production-CA emulation: only requests whose JWS payload has this member
+        if rule.get("payload_has") and not (isinstance(payload, dict) and rule["payload_has"] in payload):
             return False
         for ex in rule.get("exclude", []):
             if path_matches(ex, path):
                 return False
         return path_matches(rule.get("match", "*"), path)
 
-    def pick(self, method, path):
+    def pick(self, method, path, payload=None):
         """The rules for this request: every ari rule, and the first other rule that fires.
         Rules after the one that fires are not consulted (nor their counters charged), so
         [reset times 1, status times 1] gives a reset, then a 503, then Pebble's answers."""
@@ -152,7 +157,7 @@ class Control:
                 if r["action"] == "ari":
                     fired.append(r)  # ari is a standing behaviour, never counted
                     continue
-                if fault or not self._matches(r, method, path):
+                if fault or not self._matches(r, method, path, payload):
                     continue
                 key = (i, json.dumps(r, sort_keys=True))
                 n = self._fired.get(key, 0)
@@ -358,7 +363,7 @@ class Handler(BaseHTTPRequestHandler):
             jws = describe_jws(body)
             if jws is not None:
                 entry["jws"] = jws
-        rules = self.server.control.pick(method, path)
+        rules = self.server.control.pick(method, path, (entry.get("jws") or {}).get("payload"))
         ari = next((r for r in rules if r["action"] == "ari"), None)
         faults = [r for r in rules if r["action"] != "ari"]
         fault = faults[0] if faults else None
@@ -369,6 +374,8 @@ class Handler(BaseHTTPRequestHandler):
         ari_prefix = (ari or {}).get("path", "/renewal-info/")
         if ari is not None and method == "GET" and path.startswith(ari_prefix) and fault is None:
             certid = path[len(ari_prefix):]
+            if ari_failure(self, ari, certid, entry):
+                return
             answer = {"suggestedWindow": window_from(ari)}
             if ari.get("explanationURL"):
                 answer["explanationURL"] = ari["explanationURL"]
@@ -477,6 +484,11 @@ class Handler(BaseHTTPRequestHandler):
                 data += b"\n"
             data += DUMMY_PRIVATE_KEY.encode()
 
+        if action in ("replace_after", "stall", "processing"):
+            status, reason, headers, data = ca_emulation(self, fault, entry, status, reason,
+                                                         headers, data)
+            if status is None:
+                return
         self.log("request", status=status, **entry)
         if head:
             out = self.raw_response(status, reason, headers, b"", head=True, length=False)
@@ -493,6 +505,73 @@ class Handler(BaseHTTPRequestHandler):
                 self.log("trickle_stopped", sent=i, of=len(out), error=str(e))
             return
         self.send_bytes(out)
+
+
+# --- production-CA emulation (issue #21) ------------------------------------------------
+# What Pebble 2.4 never does and production CAs do. Each acts after Pebble has handled the
+# request, so the CA's state moved on while the client sees something else.
+
+def ca_emulation(handler, fault, entry, status, reason, headers, data):
+    """replace_after: Pebble acted, the client gets `status` (default 500) with a problem
+    document (`type`, `detail`) and `retry_after`. stall: Pebble acted, the answer comes
+    `seconds` later (default 30; the client has usually given up). processing: a `valid`
+    order is shown as `processing`, without its certificate URL, with `retry_after`.
+    Returns the answer to send, or status None when the connection was closed."""
+    action = fault["action"]
+    if action == "replace_after":
+        st = int(fault.get("status", 500))
+        problem = {"type": fault.get("type", "urn:ietf:params:acme:error:serverInternal"),
+                   "detail": fault.get("detail", "fault_proxy: %d after the upstream acted" % st),
+                   "status": st}
+        if fault.get("instance"):
+            problem["instance"] = fault["instance"]
+        out = [(k, v) for k, v in headers if k.lower() == "replay-nonce"]
+        out.append(("Content-Type", "application/problem+json"))
+        if fault.get("retry_after") is not None:
+            out.append(("Retry-After", str(fault["retry_after"])))
+        entry["upstream_status"] = status
+        return st, None, out, json.dumps(problem).encode()
+    if action == "stall":
+        entry["upstream_status"] = status
+        handler.log("request", status=None, stalled=float(fault.get("seconds", 30)), **entry)
+        time.sleep(float(fault.get("seconds", 30)))
+        handler.close_connection = True
+        return None, None, None, None
+    if action == "processing":
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return status, reason, headers, data
+        if isinstance(doc, dict) and doc.get("status") == "valid":
+            doc["status"] = "processing"
+            doc.pop("certificate", None)
+            data = json.dumps(doc, indent=3).encode()
+            headers = [(k, v) for k, v in headers if k.lower() not in ("retry-after", "content-length")]
+            if fault.get("retry_after") is not None:
+                headers.append(("Retry-After", str(fault["retry_after"])))
+            entry["shown"] = "processing"
+        return status, reason, headers, data
+    return status, reason, headers, data
+
+
+def ari_failure(handler, ari, certid, entry):
+    """An `ari` rule with `error_status` (404, 500 ...) or `bad_json`: renewalInfo fails."""
+    if ari.get("error_status"):
+        st = int(ari["error_status"])
+        body = json.dumps({"type": "urn:ietf:params:acme:error:serverInternal",
+                           "detail": "fault_proxy: renewalInfo %d" % st, "status": st}).encode()
+        handler.log("request", status=st, **entry)
+        handler.send_bytes(handler.raw_response(
+            st, None, [("Content-Type", "application/problem+json")], body))
+        return True
+    if ari.get("bad_json"):
+        handler.log("request", status=200, **entry)
+        handler.send_bytes(handler.raw_response(
+            200, "OK", [("Content-Type", "application/json"),
+                        ("Retry-After", str(ari.get("retry_after", 21600)))], b'{"suggestedWindow": {'))
+        return True
+    return False
+# --- end of production-CA emulation ------------------------------------------------------
 
 
 class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):

@@ -146,6 +146,21 @@ TEST(Http01, ServesExactTokenPath) {
     EXPECT_EQ(body_of(reply), kKeyAuth);
 }
 
+// issue #20.3: the agent polls the CA once its responder has served the token.
+TEST(Http01, WaitServedTellsWhenTheTokenWasFetched) {
+    auto r = start_loopback();
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(r->add(kToken, kKeyAuth));
+    EXPECT_FALSE(r->wait_served(kToken, std::chrono::milliseconds(20)));
+    EXPECT_EQ(status_line(get(r->port(), "/.well-known/acme-challenge/other")),
+              "HTTP/1.1 404 Not Found");
+    EXPECT_FALSE(r->wait_served(kToken, std::chrono::milliseconds(20)));  // not that one
+    EXPECT_EQ(status_line(get(r->port(), kPath)), "HTTP/1.1 200 OK");
+    EXPECT_TRUE(r->wait_served(kToken, std::chrono::milliseconds(0)));
+    r->remove(kToken);
+    EXPECT_FALSE(r->wait_served(kToken, std::chrono::milliseconds(0)));
+}
+
 TEST(Http01, UnknownAndRemovedTokensAre404) {
     auto r = start_loopback();
     ASSERT_TRUE(r);
