@@ -343,6 +343,8 @@ Result<std::vector<std::string>> Dir::subdirs() const {
         return fail(Errc::io, path_, errno_text(e));
     }
     std::vector<std::string> out;
+    // cppcheck-suppress readdirCalled ; readdir_r is deprecated; glibc's readdir is safe on a
+    // stream that only this call reads
     while (const dirent* e = ::readdir(d)) {
         const std::string n = e->d_name;
         struct stat st{};

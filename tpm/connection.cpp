@@ -276,11 +276,11 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
     return out;
 }
 
-void Connection::set_owner_auth(Guard& /*locked*/, keystore::Secret auth) {
+void Connection::set_owner_auth(const Guard& /*locked*/, keystore::Secret auth) {
     owner_auth_ = std::move(auth);
 }
 
-std::optional<std::uint32_t> Connection::lockout_interval(Guard& g) {
+std::optional<std::uint32_t> Connection::lockout_interval(const Guard& g) {
     TPMS_CAPABILITY_DATA* raw = nullptr;
     if (!g.esys() || Esys_GetCapability(g.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                         TPM2_CAP_TPM_PROPERTIES, TPM2_PT_LOCKOUT_INTERVAL, 1,

@@ -143,10 +143,10 @@ class Connection {
     // (tpm2_changeauth -c owner): creating the storage primary and making a key persistent
     // need it. Kept for the connection's life (it is the TPM's, not a key's); use_owner_auth()
     // hands it to ESAPI before each command that authorizes with the owner hierarchy.
-    void set_owner_auth(Guard& g, keystore::Secret auth);
+    void set_owner_auth(const Guard& g, keystore::Secret auth);
     // TPM2_PT_LOCKOUT_INTERVAL: seconds until the TPM forgives one failed authorization
     // (and so, in lockout, until the next try is allowed); nullopt if it will not say.
-    std::optional<std::uint32_t> lockout_interval(Guard& g);
+    std::optional<std::uint32_t> lockout_interval(const Guard& g);
     // Errc::usage, before any try, when the TPM has an owner password and none was given.
     keystore::Result<void> use_owner_auth(Guard& g);
 

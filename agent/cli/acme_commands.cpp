@@ -126,8 +126,8 @@ namespace {
 
 // issue must not silently replace live/NAME when it holds a certificate on another key
 // (the old key may be the one a web server is configured with).
-Result<void> check_replacement(const Options& o, store::StateDir& state, const std::string& name,
-                               const keystore::Key& key) {
+Result<void> check_replacement(const Options& o, const store::StateDir& state,
+                               const std::string& name, const keystore::Key& key) {
     if (o.force) return {};
     auto stored = state.certificate(name);
     if (!stored) return std::unexpected(stored.error());
