@@ -146,7 +146,7 @@ class Connection {
     void set_owner_auth(const Guard& g, keystore::Secret auth);
     // TPM2_PT_LOCKOUT_INTERVAL: seconds until the TPM forgives one failed authorization
     // (and so, in lockout, until the next try is allowed); nullopt if it will not say.
-    std::optional<std::uint32_t> lockout_interval(const Guard& g);
+    static std::optional<std::uint32_t> lockout_interval(const Guard& g);
     // Errc::usage, before any try, when the TPM has an owner password and none was given.
     keystore::Result<void> use_owner_auth(Guard& g);
 

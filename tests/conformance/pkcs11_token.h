@@ -21,6 +21,10 @@ struct Pkcs11Token {
         return u;
     }
     static keystore::KeyUri container() { return *keystore::KeyUri::parse(token_uri); }
+
+  private:
+    Pkcs11Token() = default;  // only the fixture deriving from it
+    friend Tag;
 };
 
 }  // namespace conformance
