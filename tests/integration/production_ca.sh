@@ -154,9 +154,10 @@ issue 14 invalid.example.com && contains "$ERR" "policy forbids it (see https://
   pass "invalid order: the CA's error and instance reported"
 
 # 13. #14.7: a TLS handshake failure (a plain-HTTP server on the CA's URL) is not retried.
+# --account-key: no account is stored for that URL, which would be found first (exit 3).
 T0=$(date +%s)
 run_agent 12 "$ACME_AGENT" -v --server "https://${CHALLTESTSRV#http://}/dir" --ca-file "$PEBBLE_CA_FILE" \
-  --state-dir "$STATE" issue --key "$CERT" -d tls.example.com --http-port "$HTTP" &&
+  --state-dir "$STATE" issue --account-key "$ACCT" --key "$CERT" -d tls.example.com --http-port "$HTTP" &&
   contains "$ERR" "TLS handshake" && lacks "$ERR" "retrying" &&
   expect "took $(($(date +%s) - T0)) s" [ $(($(date +%s) - T0)) -lt 5 ] &&
   pass "TLS handshake failure: exit 12 at once, not retried"
