@@ -13,7 +13,10 @@ namespace keystore {
 // (ESC, CR, TAB, BEL...), DEL and bytes that are not valid UTF-8 become \xNN; C1 controls
 // and the Unicode bidi/line-separator format characters become \u{NNNN}. A backslash is
 // kept as it is, so escaping twice changes nothing.
-std::string printable(std::string_view text);
+// Lines::escape also escapes '\n' (as \x0a): for text from a server, which must not start
+// a line of its own that looks like the agent's.
+enum class Lines { keep, escape };
+std::string printable(std::string_view text, Lines lines = Lines::keep);
 
 }  // namespace keystore
 

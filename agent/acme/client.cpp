@@ -142,6 +142,12 @@ keystore::Error problem_error(long status, const std::string& body) {
     // RFC 7807 `instance`: where the CA explains this very occurrence.
     if (auto instance = str(j, "instance"); instance && !instance->empty())
         detail += " (see " + instance->substr(0, 300) + ")";
+    // Server text starts no line of its own in the agent's output (SECURITY.md rule 19):
+    // line breaks become spaces here; every other control character is escaped where the
+    // message is printed, and --json carries it as sent.
+    for (std::string* s : {&type, &detail})
+        std::replace_if(s->begin(), s->end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    if (type.size() > 300) type.resize(300);
     return keystore::Error{Errc::server, type, detail, std::nullopt};
 }
 

@@ -3,6 +3,7 @@
 #include "challenge/http01.h"
 #include "keystore/bytes.h"
 #include "keystore/jwk.h"
+#include "keystore/log.h"
 #include "store/failpoint.h"
 #include "x509/csr.h"
 
@@ -61,11 +62,9 @@ Result<std::string> url_field(const Client& client, const json& j, const char* k
     return url;
 }
 
-// Server text in a message: control characters replaced, length bounded.
+// Server text in a message: bounded, every control character (newlines too) escaped.
 std::string printable(const std::string& s, std::size_t max = 300) {
-    std::string out;
-    for (unsigned char c : s.substr(0, max)) out += (c < 0x20 || c == 0x7f) ? '?' : char(c);
-    return out;
+    return keystore::printable(std::string_view(s).substr(0, max), keystore::Lines::escape);
 }
 
 // The CA's `error` of an invalid order (RFC 8555 §7.1.3), with its instance.

@@ -244,6 +244,13 @@ if run_agent 14 "${P[@]}" --json account show; then
   jq -e '.error.message == "evil \u001b]0;pwned\u0007\u001b[2J end"' "$OUT" >/dev/null &&
     pass "--json: valid JSON carrying the detail as sent" || fail "--json: $(head -c 400 "$OUT")"
 fi
+# ...and a line break in a detail starts no line that looks like the agent's own.
+rules "{$ACCOUNT_POST, \"action\": \"status\", \"status\": 403, \"type\": \"urn:ietf:params:acme:error:unauthorized\", \"detail\": \"denied\\nacme-agent: certificate issued\\r\\nok\"}"
+if run_agent 14 "${P[@]}" account show; then
+  expect "a server line break began a line of its own: $(cat "$ERR")" \
+    bash -c '! grep -q "^acme-agent: certificate issued" "$1" && ! grep -q "^ok" "$1"' _ "$ERR" &&
+    contains "$ERR" "denied acme-agent: certificate issued" && pass "a problem detail's line breaks start no line"
+fi
 
 # 11c. Echoed server data is copied with bounds (SECURITY.md rule 20): an account object
 # whose contact is 3000 nested arrays (once 18 MB of --json), then 40 contacts, one of 1000
