@@ -65,7 +65,7 @@ std::string printable(std::string_view text, Lines lines) {
     for (std::size_t i = 0; i < text.size();) {
         const auto b = static_cast<unsigned char>(text[i]);
         if (b < 0x80) {
-            if ((b < 0x20 && !(b == '\n' && keep_newline)) || b == 0x7f)
+            if ((b < 0x20 && (b != '\n' || !keep_newline)) || b == 0x7f)
                 hex_byte(out, b);
             else
                 out += static_cast<char>(b);

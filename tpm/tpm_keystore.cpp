@@ -296,7 +296,7 @@ class TpmKey final : public keystore::Key {
                 e.message += "; the key has an auth value: add ?pin-source=file:PATH to its URI";
             auth_error_ = e;  // a wrong auth value is tried once per Key (SECURITY.md rule 11)
         } else if (e.code == Errc::pin_locked) {
-            if (auto s = conn_->lockout_interval(g))
+            if (auto s = Connection::lockout_interval(g))
                 e.message += "; this TPM forgives one failure every " + std::to_string(*s) +
                              " s (TPM2_PT_LOCKOUT_INTERVAL): the next try is allowed in at most " +
                              std::to_string(*s) + " s";

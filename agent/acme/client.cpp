@@ -146,7 +146,7 @@ keystore::Error problem_error(long status, const std::string& body) {
     // line breaks become spaces here; every other control character is escaped where the
     // message is printed, and --json carries it as sent.
     for (std::string* s : {&type, &detail})
-        std::replace_if(s->begin(), s->end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+        std::ranges::replace_if(*s, [](char c) { return c == '\n' || c == '\r'; }, ' ');
     if (type.size() > 300) type.resize(300);
     return keystore::Error{Errc::server, type, detail, std::nullopt};
 }
