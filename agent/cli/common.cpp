@@ -187,34 +187,28 @@ Result<void> check_local(const Options& o, bool ports) {
     if (!o.out.empty())
         if (auto r = writable_dir(o.out, "--out"); !r) return r;
     if (!ports) return {};
-    // Bound and closed again: the responder binds for real at its first challenge.
-    if (o.challenge == "http-01" && o.webroot.empty()) {
-        auto l = challenge::listen_on(o.http_port, "http-01");
-        if (!l && l.error().code == Errc::io) {
-            Error e = l.error();
-            e.where = "--http-port";
-            e.message +=
-                "; nothing was sent to the CA. When a web server holds the port, give --webroot "
-                "DIR to answer through it, or stop it for the time of the order; else give "
-                "another --http-port [ADDR:]PORT (the CA connects to port 80; ports below 1024 "
-                "need root or CAP_NET_BIND_SERVICE)";
-            return std::unexpected(e);
-        }
-        if (!l) return std::unexpected(l.error());
-    }
-    if (o.challenge == "tls-alpn-01") {
-        auto l = challenge::listen_on(o.tls_alpn_port, "tls-alpn-01");
-        if (!l && l.error().code == Errc::io) {
-            Error e = l.error();
-            e.where = "--tls-alpn-port";
-            e.message +=
-                "; nothing was sent to the CA. Stop the program holding the port for the time "
-                "of the order, use --challenge http-01 or dns-01, or give another "
-                "--tls-alpn-port [ADDR:]PORT";
-            return std::unexpected(e);
-        }
-        if (!l) return std::unexpected(l.error());
-    }
+    // Bound and closed again: the responder binds for real at its first challenge. A port
+    // that cannot be bound says what to do instead.
+    const auto probe = [](const std::string& port, const char* kind, const char* flag,
+                          const char* advice) -> Result<void> {
+        auto l = challenge::listen_on(port, kind);
+        if (l) return {};
+        Error e = l.error();
+        if (e.code != Errc::io) return std::unexpected(e);
+        e.where = flag;
+        e.message += std::string("; nothing was sent to the CA. ") + advice;
+        return std::unexpected(e);
+    };
+    if (o.challenge == "http-01" && o.webroot.empty())
+        return probe(o.http_port, "http-01", "--http-port",
+                     "When a web server holds the port, give --webroot DIR to answer through it, "
+                     "or stop it for the time of the order; else give another --http-port "
+                     "[ADDR:]PORT (the CA connects to port 80; ports below 1024 need root or "
+                     "CAP_NET_BIND_SERVICE)");
+    if (o.challenge == "tls-alpn-01")
+        return probe(o.tls_alpn_port, "tls-alpn-01", "--tls-alpn-port",
+                     "Stop the program holding the port for the time of the order, use "
+                     "--challenge http-01 or dns-01, or give another --tls-alpn-port [ADDR:]PORT");
     return {};
 }
 
