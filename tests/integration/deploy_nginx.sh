@@ -23,7 +23,8 @@ stop_all() { # our own processes, by pid; then lib.sh's cleanup
 }
 trap stop_all EXIT
 
-setup_hsm
+# A PIN that cannot turn up in a log by chance (the default 1234 matched an nginx pid).
+SOFTHSM_PIN=pin-Nginx-$RANDOM$RANDOM setup_hsm
 setup_pebble
 PORT=$PEBBLE_TLS_PORT # reserved by pebble-up and unused here (http-01 only)
 # URIs without module-path (libp11's engine refuses it): the engine and the agent both use
