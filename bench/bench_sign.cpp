@@ -16,10 +16,11 @@
 // At the end it prints keystore/raw per algorithm (medians of the repetitions) against the
 // 90 % target. The token lives in a temporary directory under the build directory and is
 // removed at exit (BENCH_KEEP_TOKEN=1 keeps it).
+#include "base/ossl.h"
 #include "jose/jws.h"
+#include "keystore/ecdsa.h"
 #include "keystore/file_backend.h"
 #include "keystore/keystore.h"
-#include "keystore/ossl.h"
 #include "pkcs11/module.h"
 #include "pkcs11/pkcs11_keystore.h"
 #include "x509/csr.h"
@@ -53,7 +54,7 @@
 
 namespace {
 
-using keystore::Bytes;
+using base::Bytes;
 using keystore::KeyAlgorithm;
 using keystore::KeyPtr;
 
@@ -63,7 +64,7 @@ using keystore::KeyPtr;
 }
 
 template <typename T>
-T must(keystore::Result<T> r, const std::string& what) {
+T must(base::Result<T> r, const std::string& what) {
     if (!r) die(what + ": " + r.error().describe());
     return std::move(*r);
 }
@@ -229,7 +230,7 @@ class MemSigner {
     }
     std::size_t max_size() const { return max_; }
     bool sign(std::span<const std::uint8_t> message, std::uint8_t* sig, std::size_t* len) const {
-        keystore::ossl::MdCtx ctx(EVP_MD_CTX_new());
+        base::ossl::MdCtx ctx(EVP_MD_CTX_new());
         *len = max_;
         return ctx &&
                EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, pkey_.get(),
@@ -238,7 +239,7 @@ class MemSigner {
     }
 
   private:
-    keystore::ossl::PKey pkey_;
+    base::ossl::PKey pkey_;
     std::size_t max_ = 0;
 };
 
@@ -483,8 +484,8 @@ int main(int argc, char** argv) {
             std::vector<std::uint8_t> raw_sig(raw->signature_size());
             if (CK_RV rv = raw->sign(msg, raw_sig.data()); rv != CKR_OK)
                 die("raw C_Sign " + name + ": " + pkcs11::rv_name(rv));
-            if (!keystore::ossl::verify_jws_signature(hk->public_key_der(), msg, ks_sig) ||
-                !keystore::ossl::verify_jws_signature(hk->public_key_der(), msg, raw_sig))
+            if (!keystore::verify_jws_signature(hk->public_key_der(), msg, ks_sig) ||
+                !keystore::verify_jws_signature(hk->public_key_der(), msg, raw_sig))
                 die(name + ": a SoftHSM signature does not verify");
 
             hsm_keys[name] = hk;
@@ -531,7 +532,7 @@ int main(int argc, char** argv) {
         // fetched by name each call) against a digest fetched once.
         benchmark::RegisterBenchmark("digest/SHA256/keystore_ossl_digest", [&msg](benchmark::State&
                                                                                       s) {
-            for (auto _ : s) benchmark::DoNotOptimize(keystore::ossl::digest("SHA256", msg).data());
+            for (auto _ : s) benchmark::DoNotOptimize(base::ossl::digest("SHA256", msg).data());
             s.SetItemsProcessed(s.iterations());
         })->UseRealTime();
         benchmark::RegisterBenchmark("digest/SHA256/prefetched", [&msg](benchmark::State& s) {
@@ -554,7 +555,7 @@ int main(int argc, char** argv) {
                 (std::string("x509/") + a.jws + "/pkey_from_spki").c_str(),
                 [fk](benchmark::State& s) {
                     for (auto _ : s) {
-                        auto k = keystore::ossl::pkey_from_spki(fk->public_key_der());
+                        auto k = base::ossl::pkey_from_spki(fk->public_key_der());
                         benchmark::DoNotOptimize(k->get());
                     }
                     s.SetItemsProcessed(s.iterations());
@@ -577,7 +578,7 @@ int main(int argc, char** argv) {
                 [](benchmark::State& s) {
                     std::size_t certs = 0;
                     for (auto _ : s) {
-                        keystore::ossl::Bio bio(
+                        base::ossl::Bio bio(
                             BIO_new_mem_buf(bundle.data(), static_cast<int>(bundle.size())));
                         STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio_ex(
                             bio.get(), nullptr, nullptr, nullptr, nullptr, nullptr);

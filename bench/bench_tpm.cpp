@@ -21,8 +21,9 @@
 //
 // Everything lives in a temporary directory under the build directory; both swtpm are
 // stopped and the directory removed at exit (BENCH_KEEP_TPM=1 keeps the directory).
+#include "base/ossl.h"
+#include "keystore/ecdsa.h"
 #include "keystore/keystore.h"
-#include "keystore/ossl.h"
 #include "tpm/key_file.h"
 #include "tpm/templates.h"
 #include "tpm/tpm_keystore.h"
@@ -58,7 +59,7 @@
 
 namespace {
 
-using keystore::Bytes;
+using base::Bytes;
 using keystore::KeyAlgorithm;
 using keystore::KeyPtr;
 
@@ -71,7 +72,7 @@ void stop_all();
 }
 
 template <typename T>
-T must(keystore::Result<T> r, const std::string& what) {
+T must(base::Result<T> r, const std::string& what) {
     if (!r) die(what + ": " + r.error().describe());
     return std::move(*r);
 }
@@ -559,8 +560,8 @@ int main(int argc, char** argv) {
             RawTpm::check("raw Esys_Sign", raw->sign(a.alg, msg, &rs));
             const Bytes raw_sig = jws_form(*rs, a.alg);
             Esys_Free(rs);
-            if (!keystore::ossl::verify_jws_signature(k->public_key_der(), msg, ks_sig) ||
-                !keystore::ossl::verify_jws_signature(k->public_key_der(), msg, raw_sig))
+            if (!keystore::verify_jws_signature(k->public_key_der(), msg, ks_sig) ||
+                !keystore::verify_jws_signature(k->public_key_der(), msg, raw_sig))
                 die(std::string(a.jws) + ": a TPM signature does not verify");
         }
         const RawTpm& r = *raw;

@@ -1,8 +1,15 @@
 #include "keystore/ecdsa.h"
 
-#include "keystore/ossl.h"
+#include "base/ossl.h"
 
 namespace keystore {
+
+namespace ossl = base::ossl;
+
+using base::Bytes;
+using base::Errc;
+using base::fail;
+using base::Result;
 
 Result<Bytes> ecdsa_der_to_raw(std::span<const std::uint8_t> der, std::size_t width) {
     const unsigned char* p = der.data();
@@ -36,6 +43,30 @@ Result<Bytes> ecdsa_raw_to_der(std::span<const std::uint8_t> raw) {
     unsigned char* p = out.data();
     i2d_ECDSA_SIG(sig.get(), &p);
     return out;
+}
+
+bool verify_jws_signature(const Bytes& spki, std::span<const std::uint8_t> message,
+                          std::span<const std::uint8_t> signature) {
+    auto key = ossl::pkey_from_spki(spki);
+    if (!key) return false;
+    Bytes sig(signature.begin(), signature.end());
+    const char* md = "SHA256";
+    if (EVP_PKEY_get_base_id(key->get()) == EVP_PKEY_EC) {
+        const int bits = EVP_PKEY_get_bits(key->get());
+        if (signature.size() != static_cast<std::size_t>((bits + 7) / 8) * 2) return false;
+        if (bits == 384) md = "SHA384";
+        auto der = ecdsa_raw_to_der(signature);
+        if (!der) return false;
+        sig = std::move(*der);
+    }
+    ossl::MdCtx ctx(EVP_MD_CTX_new());
+    const bool ok =
+        ctx &&
+        EVP_DigestVerifyInit_ex(ctx.get(), nullptr, md, nullptr, nullptr, key->get(), nullptr) ==
+            1 &&
+        EVP_DigestVerify(ctx.get(), sig.data(), sig.size(), message.data(), message.size()) == 1;
+    ERR_clear_error();
+    return ok;
 }
 
 }  // namespace keystore

@@ -1,8 +1,8 @@
 #include "keystore/file_backend.h"
 
+#include "base/files.h"
+#include "base/ossl.h"
 #include "keystore/ecdsa.h"
-#include "keystore/files.h"
-#include "keystore/ossl.h"
 
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
@@ -10,6 +10,14 @@
 #include <filesystem>
 
 namespace keystore {
+
+namespace ossl = base::ossl;
+
+using base::Bytes;
+using base::Errc;
+using base::fail;
+using base::read_secret_file;
+using base::Result;
 
 namespace {
 
@@ -104,7 +112,7 @@ class FileKeystore final : public Keystore {
         char* data = nullptr;
         const long len = BIO_get_mem_data(bio.get(), &data);
         std::string pem(data, static_cast<std::size_t>(len));
-        auto written = write_file_atomic(path, pem, 0600, Overwrite::no);
+        auto written = base::write_file_atomic(path, pem, 0600, base::Overwrite::no);
         OPENSSL_cleanse(pem.data(), pem.size());
         if (!written) return std::unexpected(written.error());
         return open(uri);
@@ -140,7 +148,7 @@ class FileKeystore final : public Keystore {
     Result<void> destroy(const KeyUri& uri) override {
         const std::string path = *uri.path_attr("path");
         if (!std::filesystem::exists(path)) return fail(Errc::not_found, path, "no such key file");
-        return remove_file_durable(path);
+        return base::remove_file_durable(path);
     }
 
     std::string description() const override {

@@ -1,12 +1,21 @@
 #include "keystore/jwk.h"
 
-#include "keystore/ossl.h"
+#include "base/ossl.h"
 
 #include <openssl/core_names.h>
 
 #include <nlohmann/json.hpp>
 
 namespace keystore {
+
+namespace ossl = base::ossl;
+
+using base::as_bytes;
+using base::base64url_encode;
+using base::Bytes;
+using base::Errc;
+using base::fail;
+using base::Result;
 
 namespace {
 Bytes bn_param(EVP_PKEY* key, const char* name) {

@@ -1,8 +1,8 @@
 // JWK export of a public key (RFC 7517, RFC 7518 §6) and its thumbprint (RFC 7638).
 #pragma once
 
-#include "keystore/bytes.h"
-#include "keystore/error.h"
+#include "base/bytes.h"
+#include "base/error.h"
 
 #include <string>
 
@@ -11,8 +11,8 @@ namespace keystore {
 // The JWK of a SubjectPublicKeyInfo (EC P-256/P-384 or RSA) with only the required
 // members, in lexicographic order and without whitespace: the exact input of the
 // RFC 7638 thumbprint, and valid as the "jwk" of a JWS protected header.
-Result<std::string> jwk_json(const Bytes& spki_der);
+base::Result<std::string> jwk_json(const base::Bytes& spki_der);
 // base64url(SHA-256(jwk_json)).
-Result<std::string> jwk_thumbprint(const Bytes& spki_der);
+base::Result<std::string> jwk_thumbprint(const base::Bytes& spki_der);
 
 }  // namespace keystore

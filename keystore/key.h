@@ -3,9 +3,9 @@
 // hands out private key material, whatever the backend.
 #pragma once
 
+#include "base/bytes.h"
+#include "base/error.h"
 #include "keystore/algorithm.h"
-#include "keystore/bytes.h"
-#include "keystore/error.h"
 #include "keystore/key_uri.h"
 
 #include <memory>
@@ -27,15 +27,16 @@ class Key {
 
     [[nodiscard]] virtual KeyAlgorithm algorithm() const = 0;
     // SubjectPublicKeyInfo, DER.
-    [[nodiscard]] virtual const Bytes& public_key_der() const = 0;
+    [[nodiscard]] virtual const base::Bytes& public_key_der() const = 0;
     // The key's full URI (no PIN value).
     [[nodiscard]] virtual const KeyUri& uri() const = 0;
     // Signs `message` (hashed on the host with SHA-256 for ES256/RS256, SHA-384 for ES384)
     // and returns the JWS form (RFC 7518 §3): ECDSA as fixed-width r||s (64 or 96 bytes),
     // RSA as PKCS#1 v1.5. Safe to call from several threads at once.
-    [[nodiscard]] virtual Result<Bytes> sign(std::span<const std::uint8_t> message) const = 0;
+    [[nodiscard]] virtual base::Result<base::Bytes> sign(
+        std::span<const std::uint8_t> message) const = 0;
     // What the backend reports about the key: sensitive, extractable, usage, backend, ...
-    [[nodiscard]] virtual Result<std::vector<KeyProperty>> properties() const = 0;
+    [[nodiscard]] virtual base::Result<std::vector<KeyProperty>> properties() const = 0;
 };
 
 using KeyPtr = std::shared_ptr<const Key>;

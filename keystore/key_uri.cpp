@@ -6,6 +6,10 @@
 
 namespace keystore {
 
+using base::Errc;
+using base::fail;
+using base::Result;
+
 namespace {
 
 constexpr std::array<std::string_view, 13> kPkcs11Path{"token",

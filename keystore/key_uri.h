@@ -2,7 +2,7 @@
 // Parsed in this one place; every backend reads attributes from a KeyUri.
 #pragma once
 
-#include "keystore/error.h"
+#include "base/error.h"
 
 #include <optional>
 #include <string>
@@ -18,7 +18,7 @@ class KeyUri {
 
     // Parses and validates: an unknown or repeated attribute, a bad percent-escape or an
     // unknown scheme is an Errc::usage error that names it. Values are percent-decoded.
-    static Result<KeyUri> parse(std::string_view text);
+    static base::Result<KeyUri> parse(std::string_view text);
 
     [[nodiscard]] const std::string& scheme() const { return scheme_; }
     // A path attribute (pkcs11: token, object, id, ...; tpm2: handle, path; file: path).

@@ -2,6 +2,10 @@
 
 namespace keystore {
 
+using base::Errc;
+using base::fail;
+using base::Result;
+
 void Registry::add(std::string scheme, Factory factory) {
     factories_[std::move(scheme)] = std::move(factory);
 }

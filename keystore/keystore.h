@@ -28,17 +28,17 @@ class Keystore {
   public:
     virtual ~Keystore() = default;
     // Creates a new key inside the backend. Errc::exists if the URI's object is there.
-    virtual Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm algorithm) = 0;
+    virtual base::Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm algorithm) = 0;
     // generate() with options. A backend that cannot honour an option says so
     // (Errc::unsupported) rather than making a key without it.
-    virtual Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm algorithm,
-                                    const KeyOptions& options);
+    virtual base::Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm algorithm,
+                                          const KeyOptions& options);
     // Opens an existing key. Errc::not_found if none matches.
-    virtual Result<KeyPtr> open(const KeyUri& uri) = 0;
+    virtual base::Result<KeyPtr> open(const KeyUri& uri) = 0;
     // The keys under a token / directory / TPM the URI names.
-    virtual Result<std::vector<KeyInfo>> list(const KeyUri& uri) = 0;
+    virtual base::Result<std::vector<KeyInfo>> list(const KeyUri& uri) = 0;
     // Destroys the key the URI names (both halves).
-    virtual Result<void> destroy(const KeyUri& uri) = 0;
+    virtual base::Result<void> destroy(const KeyUri& uri) = 0;
     // A line for help texts, e.g. "file: software keys in PEM files (no hardware)".
     [[nodiscard]] virtual std::string description() const = 0;
 };
@@ -46,15 +46,16 @@ class Keystore {
 // Maps a URI scheme to a backend, created on first use and kept for the process.
 class Registry {
   public:
-    using Factory = std::function<Result<std::unique_ptr<Keystore>>()>;
+    using Factory = std::function<base::Result<std::unique_ptr<Keystore>>()>;
 
     void add(std::string scheme, Factory factory);
     // The backend for the URI's scheme. Errc::unsupported if none is registered.
-    Result<Keystore*> keystore_for(const KeyUri& uri);
+    base::Result<Keystore*> keystore_for(const KeyUri& uri);
 
     // Conveniences over keystore_for().
-    Result<KeyPtr> open(const KeyUri& uri);
-    Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg, const KeyOptions& options = {});
+    base::Result<KeyPtr> open(const KeyUri& uri);
+    base::Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg,
+                                  const KeyOptions& options = {});
 
   private:
     std::map<std::string, Factory, std::less<>> factories_;

@@ -2,7 +2,7 @@
 // PKCS#11 token, RFC 8555 §7.3.4). A backend that has it also implements MacKeystore.
 #pragma once
 
-#include "keystore/bytes.h"
+#include "base/bytes.h"
 #include "keystore/key_uri.h"
 
 #include <memory>
@@ -14,7 +14,8 @@ class MacKey {
   public:
     virtual ~MacKey() = default;
     // HMAC-SHA256 of `data`, computed by the backend; the key never leaves it.
-    [[nodiscard]] virtual Result<Bytes> hmac_sha256(std::span<const std::uint8_t> data) const = 0;
+    [[nodiscard]] virtual base::Result<base::Bytes> hmac_sha256(
+        std::span<const std::uint8_t> data) const = 0;
 };
 
 class MacKeystore {
@@ -22,8 +23,8 @@ class MacKeystore {
     virtual ~MacKeystore() = default;
     // Stores `key` as a sensitive, non-extractable, sign-only secret key (Errc::exists if an
     // object with that label or id is there).
-    virtual Result<KeyUri> import_hmac(const KeyUri& uri, const Secret& key) = 0;
-    virtual Result<std::unique_ptr<MacKey>> open_mac(const KeyUri& uri) = 0;
+    virtual base::Result<KeyUri> import_hmac(const KeyUri& uri, const base::Secret& key) = 0;
+    virtual base::Result<std::unique_ptr<MacKey>> open_mac(const KeyUri& uri) = 0;
 };
 
 }  // namespace keystore

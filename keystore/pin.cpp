@@ -1,7 +1,7 @@
 #include "keystore/pin.h"
 
-#include "keystore/files.h"
-#include "keystore/log.h"
+#include "base/files.h"
+#include "base/log.h"
 
 #include <fcntl.h>
 #include <termios.h>
@@ -9,6 +9,14 @@
 #include <mutex>
 
 namespace keystore {
+
+namespace log = base::log;
+
+using base::Errc;
+using base::fail;
+using base::read_secret_file;
+using base::Result;
+using base::Secret;
 
 namespace {
 

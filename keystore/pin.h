@@ -3,7 +3,7 @@
 // the URI's pin-value from an owner-only config file. Never argv or the environment.
 #pragma once
 
-#include "keystore/bytes.h"
+#include "base/bytes.h"
 #include "keystore/key_uri.h"
 
 namespace keystore {
@@ -11,6 +11,7 @@ namespace keystore {
 // `what` names the secret in the prompt and in errors, e.g. "PIN for token 'acme'".
 // Returns an empty Secret when the URI names no source and no terminal is available and
 // `required` is false.
-Result<Secret> resolve_pin(const KeyUri& uri, std::string_view what, bool required = true);
+base::Result<base::Secret> resolve_pin(const KeyUri& uri, std::string_view what,
+                                       bool required = true);
 
 }  // namespace keystore

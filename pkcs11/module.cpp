@@ -1,6 +1,6 @@
 #include "pkcs11/module.h"
 
-#include "keystore/log.h"
+#include "base/log.h"
 
 #include <dlfcn.h>
 #include <cstdio>
@@ -10,7 +10,7 @@
 
 namespace pkcs11 {
 
-using keystore::Errc;
+using base::Errc;
 
 std::string rv_name(CK_RV rv) {
     switch (rv) {
@@ -100,11 +100,11 @@ Errc rv_errc(CK_RV rv) {
     }
 }
 
-std::unexpected<keystore::Error> rv_fail(const std::string& call, CK_RV rv,
-                                         const std::string& context) {
+std::unexpected<base::Error> rv_fail(const std::string& call, CK_RV rv,
+                                     const std::string& context) {
     std::string msg = rv_name(rv);
     if (!context.empty()) msg = context + ": " + msg;
-    return keystore::fail(rv_errc(rv), call, msg, rv);
+    return base::fail(rv_errc(rv), call, msg, rv);
 }
 
 namespace {
@@ -117,28 +117,28 @@ Result<std::shared_ptr<Module>> Module::get(const std::string& path) {
     if (auto it = g_modules.find(path); it != g_modules.end())
         if (auto m = it->second.lock()) return m;
 
-    const keystore::log::TraceSpan trace("pkcs11 module load");
+    const base::log::TraceSpan trace("pkcs11 module load");
     std::shared_ptr<Module> m(new Module());
     m->path_ = path;
     m->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!m->handle_) {
         const char* why = ::dlerror();
-        return keystore::fail(Errc::module_load, "PKCS#11 module",
-                              "cannot load " + path + ": " + (why ? why : "unknown error"));
+        return base::fail(Errc::module_load, "PKCS#11 module",
+                          "cannot load " + path + ": " + (why ? why : "unknown error"));
     }
     auto get_list =
         reinterpret_cast<CK_C_GetFunctionList>(::dlsym(m->handle_, "C_GetFunctionList"));
     if (!get_list)
-        return keystore::fail(Errc::module_load, "PKCS#11 module",
-                              path + " is not a PKCS#11 module (no C_GetFunctionList)");
+        return base::fail(Errc::module_load, "PKCS#11 module",
+                          path + " is not a PKCS#11 module (no C_GetFunctionList)");
     if (CK_RV rv = get_list(&m->fn_); rv != CKR_OK || !m->fn_)
-        return keystore::fail(Errc::module_load, "C_GetFunctionList", rv_name(rv), rv);
+        return base::fail(Errc::module_load, "C_GetFunctionList", rv_name(rv), rv);
     CK_C_INITIALIZE_ARGS args{};
     args.flags = CKF_OS_LOCKING_OK;
     const CK_RV rv = m->fn_->C_Initialize(&args);
     if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
-        return keystore::fail(Errc::module_load, "C_Initialize",
-                              "module " + path + " failed to initialise: " + rv_name(rv), rv);
+        return base::fail(Errc::module_load, "C_Initialize",
+                          "module " + path + " failed to initialise: " + rv_name(rv), rv);
     m->finalize_ = rv == CKR_OK;
     g_modules[path] = m;
     return m;
@@ -153,9 +153,8 @@ Result<void> Module::reinitialize(std::uint64_t seen) {
         args.flags = CKF_OS_LOCKING_OK;
         if (CK_RV rv = fn_->C_Initialize(&args); rv != CKR_OK) {
             // Not initialized now: the next try initializes again (finalize_ stays true).
-            return keystore::fail(Errc::token_absent, "C_Initialize",
-                                  "module " + path_ + " cannot reach its token: " + rv_name(rv),
-                                  rv);
+            return base::fail(Errc::token_absent, "C_Initialize",
+                              "module " + path_ + " cannot reach its token: " + rv_name(rv), rv);
         }
     }
     generation_.fetch_add(1);

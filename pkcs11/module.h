@@ -3,7 +3,7 @@
 // Includes the PKCS#11 header: for pkcs11/ and its tests only, never keystore/.
 #pragma once
 
-#include "keystore/error.h"
+#include "base/error.h"
 
 #define CK_PTR *
 #include <p11-kit/pkcs11.h>
@@ -16,15 +16,15 @@
 
 namespace pkcs11 {
 
-using keystore::Result;
+using base::Result;
 
 // "CKR_PIN_INCORRECT" for 0xa0, ... ("CKR_0x..." when unknown).
 std::string rv_name(CK_RV rv);
 // Maps a CK_RV to the error code a user can act on.
-keystore::Errc rv_errc(CK_RV rv);
+base::Errc rv_errc(CK_RV rv);
 // An Error naming the call, the CK_RV and its name.
-std::unexpected<keystore::Error> rv_fail(const std::string& call, CK_RV rv,
-                                         const std::string& context = "");
+std::unexpected<base::Error> rv_fail(const std::string& call, CK_RV rv,
+                                     const std::string& context = "");
 
 class Module {
   public:

@@ -1,8 +1,8 @@
 #include "pkcs11/pkcs11_keystore.h"
 
-#include "keystore/log.h"
+#include "base/log.h"
+#include "base/ossl.h"
 #include "keystore/mac.h"
-#include "keystore/ossl.h"
 #include "keystore/pin.h"
 #include "pkcs11/module.h"
 
@@ -22,9 +22,9 @@
 
 namespace pkcs11 {
 
-using keystore::Bytes;
-using keystore::Errc;
-using keystore::fail;
+using base::Bytes;
+using base::Errc;
+using base::fail;
 using keystore::KeyAlgorithm;
 using keystore::KeyInfo;
 using keystore::KeyPtr;
@@ -145,7 +145,7 @@ class Token {
     // back or `ACME_AGENT_TOKEN_WAIT` seconds (default 30) have passed. `seen` is the
     // generation() the failure happened in; a recovery another thread finished since is
     // not repeated.
-    Result<void> recover(const KeyUri& uri, std::uint64_t seen, const keystore::Error& cause) {
+    Result<void> recover(const KeyUri& uri, std::uint64_t seen, const base::Error& cause) {
         std::lock_guard once(recover_mutex_);
         if (generation_.load() != seen) return {};
         {
@@ -156,8 +156,8 @@ class Token {
             std::lock_guard lock(login_mutex_);
             login_session_ = CK_INVALID_HANDLE;
         }
-        keystore::log::warning("token '" + label() + "' (serial " + serial() +
-                               ") lost its sessions; reconnecting");
+        base::log::warning("token '" + label() + "' (serial " + serial() +
+                           ") lost its sessions; reconnecting");
         const auto deadline = std::chrono::steady_clock::now() + token_wait();
         auto pause = std::chrono::milliseconds(20);
         for (;;) {
@@ -168,11 +168,11 @@ class Token {
             }
             if (back) {
                 generation_.fetch_add(1);
-                keystore::log::info("token '" + label() + "' is back; logging in again");
+                base::log::info("token '" + label() + "' is back; logging in again");
                 return login(uri);
             }
             if (std::chrono::steady_clock::now() >= deadline) {
-                keystore::Error e = cause;
+                base::Error e = cause;
                 e.code = Errc::token_absent;
                 e.message += "; it did not come back within " +
                              std::to_string(token_wait().count()) +
@@ -198,8 +198,8 @@ class Token {
                padded(now.serialNumber, sizeof now.serialNumber) == serial();
     }
     // The error for a failed call on this token: token_absent when the token is gone.
-    std::unexpected<keystore::Error> call_failed(const std::string& call, CK_RV rv,
-                                                 const std::string& context) const {
+    std::unexpected<base::Error> call_failed(const std::string& call, CK_RV rv,
+                                             const std::string& context) const {
         if (rv_errc(rv) != Errc::hardware || present()) return rv_fail(call, rv, context);
         return fail(Errc::token_absent, call,
                     "token '" + label() + "' (serial " + serial() + ") is no longer in slot " +
@@ -221,7 +221,7 @@ class Token {
                      CKR_PIN_LOCKED));
         auto pin = keystore::resolve_pin(uri, "PIN for token '" + label() + "'");
         if (!pin) return std::unexpected(pin.error());
-        const keystore::log::TraceSpan trace("pkcs11 login");
+        const base::log::TraceSpan trace("pkcs11 login");
         CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
         if (CK_RV rv = fn()->C_OpenSession(slot_id(), CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
                                            nullptr, &h);
@@ -301,7 +301,7 @@ class Token {
         return fail(Errc::token_absent, "pkcs11", "token '" + label() + "' is not there");
     }
 
-    std::unexpected<keystore::Error> remember(std::unexpected<keystore::Error> e) {
+    std::unexpected<base::Error> remember(std::unexpected<base::Error> e) {
         login_error_ = e.error();
         return e;
     }
@@ -325,9 +325,9 @@ class Token {
     std::uint64_t module_seen_ = module_->generation();  // guarded by recover_mutex_
     std::mutex login_mutex_;
     CK_SESSION_HANDLE login_session_ = CK_INVALID_HANDLE;
-    std::optional<keystore::Error> login_error_;
-    std::optional<keystore::Secret> context_pin_;
-    std::optional<keystore::Error> context_error_;
+    std::optional<base::Error> login_error_;
+    std::optional<base::Secret> context_pin_;
+    std::optional<base::Error> context_error_;
 };
 
 // Reads one variable-length attribute. std::nullopt when the token refuses (sensitive,
@@ -418,9 +418,9 @@ class Pkcs11Key final : public keystore::Key {
     Result<Bytes> sign(std::span<const std::uint8_t> message) const override {
         const bool ec = keystore::is_ec(alg_);
         Bytes input =
-            keystore::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256", message);
+            base::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256", message);
         if (!ec) input.insert(input.begin(), kSha256DigestInfo.begin(), kSha256DigestInfo.end());
-        const keystore::log::TraceSpan trace("sign");
+        const base::log::TraceSpan trace("sign");
         const std::uint64_t seen = token_->generation();
         CK_RV rv = CKR_OK;
         auto sig = sign_once(message, input, &rv);
@@ -429,8 +429,8 @@ class Pkcs11Key final : public keystore::Key {
             // tpm2-pkcs11 makes raw CKM_RSA_PKCS out of TPM2_RSA_Decrypt, which a sign-only key
             // may not do (CKR_GENERAL_ERROR); CKM_SHA256_RSA_PKCS is TPM2_Sign. The signature is
             // the same (PKCS#1 v1.5 is deterministic); only the hashing moves to the token.
-            keystore::log::debug("pkcs11: " + rv_name(rv) +
-                                 " for CKM_RSA_PKCS; signing with CKM_SHA256_RSA_PKCS instead");
+            base::log::debug("pkcs11: " + rv_name(rv) +
+                             " for CKM_RSA_PKCS; signing with CKM_SHA256_RSA_PKCS instead");
             rsa_on_token_.store(true);
             sig = sign_once(message, input, &rv);
         }
@@ -586,12 +586,12 @@ Result<std::pair<KeyAlgorithm, Bytes>> public_key_of(CK_FUNCTION_LIST* fn, CK_SE
         return fail(Errc::hardware, "C_GetAttributeValue", "cannot read the key type");
     CK_KEY_TYPE kt = 0;
     std::memcpy(&kt, type->data(), sizeof kt);
-    std::unique_ptr<OSSL_PARAM_BLD, keystore::ossl::Deleter<OSSL_PARAM_BLD_free>> bld(
+    std::unique_ptr<OSSL_PARAM_BLD, base::ossl::Deleter<OSSL_PARAM_BLD_free>> bld(
         OSSL_PARAM_BLD_new());
     KeyAlgorithm alg{};
     const char* kind = nullptr;
-    keystore::ossl::Bn n;
-    keystore::ossl::Bn e;
+    base::ossl::Bn n;
+    base::ossl::Bn e;
     // cppcheck-suppress variableScope ; OSSL_PARAM_BLD_to_param() below reads it, after the if
     Bytes point;
     if (kt == CKK_EC) {
@@ -652,15 +652,15 @@ Result<std::pair<KeyAlgorithm, Bytes>> public_key_of(CK_FUNCTION_LIST* fn, CK_SE
     } else {
         return fail(Errc::unsupported, "pkcs11", "only EC and RSA keys can sign ACME requests");
     }
-    std::unique_ptr<OSSL_PARAM, keystore::ossl::Deleter<OSSL_PARAM_free>> params(
+    std::unique_ptr<OSSL_PARAM, base::ossl::Deleter<OSSL_PARAM_free>> params(
         OSSL_PARAM_BLD_to_param(bld.get()));
-    keystore::ossl::PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, kind, "provider=default"));
+    base::ossl::PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, kind, "provider=default"));
     EVP_PKEY* raw_key = nullptr;
     if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
         EVP_PKEY_fromdata(ctx.get(), &raw_key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1)
-        return keystore::ossl::fail_ossl("EVP_PKEY_fromdata");
-    keystore::ossl::PKey pkey(raw_key);
-    auto spki = keystore::ossl::spki_of(pkey.get());
+        return base::ossl::fail_ossl("EVP_PKEY_fromdata");
+    base::ossl::PKey pkey(raw_key);
+    auto spki = base::ossl::spki_of(pkey.get());
     if (!spki) return std::unexpected(spki.error());
     return std::pair{alg, std::move(*spki)};
 }
@@ -701,7 +701,7 @@ class Pkcs11MacKey final : public keystore::MacKey {
 
 class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeystore {
   public:
-    Result<KeyUri> import_hmac(const KeyUri& uri, const keystore::Secret& key) override {
+    Result<KeyUri> import_hmac(const KeyUri& uri, const base::Secret& key) override {
         auto token = token_for(uri);
         if (!token) return std::unexpected(token.error());
         auto label = uri.path_attr("object");
@@ -848,11 +848,11 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
             // the private template, and refuses a public template that states it
             // (CKR_GENERAL_ERROR, "attr mismatch"). The public half is asked for again without
             // usage; the private half's template is unchanged and checked below.
-            keystore::log::debug("pkcs11: token '" + (*token)->label() +
-                                 "' refused the public "
-                                 "key's usage attributes (" +
-                                 rv_name(rv) +
-                                 "); generating with its own defaults for the public half");
+            base::log::debug("pkcs11: token '" + (*token)->label() +
+                             "' refused the public "
+                             "key's usage attributes (" +
+                             rv_name(rv) +
+                             "); generating with its own defaults for the public half");
             rv = fn->C_GenerateKeyPair(s, &mech, pub.data(), pub.size(), priv.data(), priv.size(),
                                        &hpub, &hpriv);
         }
@@ -890,7 +890,7 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
     }
 
     Result<KeyPtr> open(const KeyUri& uri) override {
-        const keystore::log::TraceSpan trace("pkcs11 open key");
+        const base::log::TraceSpan trace("pkcs11 open key");
         auto token = token_for(uri);
         if (!token) return std::unexpected(token.error());
         auto q = object_query(uri);

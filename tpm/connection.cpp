@@ -1,6 +1,6 @@
 #include "tpm/connection.h"
 
-#include "keystore/log.h"
+#include "base/log.h"
 #include "tpm/templates.h"
 
 #include <tss2/tss2_rc.h>
@@ -17,8 +17,8 @@
 
 namespace tpm {
 
-using keystore::Errc;
-using keystore::Result;
+using base::Errc;
+using base::Result;
 
 namespace {
 
@@ -52,7 +52,7 @@ std::string connect_hint(const std::string& tcti) {
 
 }  // namespace
 
-keystore::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view what, AuthOf auth) {
+base::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view what, AuthOf auth) {
     std::string decoded = Tss2_RC_Decode(rc);
     std::string message = what.empty() ? decoded : std::string(what) + ": " + decoded;
     Errc code = Errc::hardware;
@@ -85,7 +85,7 @@ keystore::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view w
     } else if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TCTI_RC_LAYER) {
         message += " (lost the connection to the TPM)";
     }
-    return keystore::Error{code, std::string(where), std::move(message), rc};
+    return base::Error{code, std::string(where), std::move(message), rc};
 }
 
 bool is_no_object(TSS2_RC rc) {
@@ -140,7 +140,7 @@ Result<void> Connection::connect() {
 
     auto unreachable = [&](std::string_view call, TSS2_RC rc) {
         disconnect(false);
-        return std::unexpected(keystore::Error{
+        return std::unexpected(base::Error{
             Errc::module_load, std::string(call),
             "cannot reach the TPM through TCTI '" + tcti_ + "' (" + Tss2_RC_Decode(rc) + "); " +
                 connect_hint(tcti_) +
@@ -181,8 +181,8 @@ Result<void> Connection::connect() {
         if (p.property == TPM2_PT_HR_TRANSIENT_MIN && p.value >= 2) info_.transient_min = p.value;
     }
     Esys_Free(caps);
-    keystore::log::debug("tpm2: connected through " + tcti_ + " to a TPM by '" +
-                         info_.manufacturer_text() + "'");
+    base::log::debug("tpm2: connected through " + tcti_ + " to a TPM by '" +
+                     info_.manufacturer_text() + "'");
     return {};
 }
 
@@ -201,7 +201,7 @@ void Connection::disconnect(bool flush) noexcept {
 
 void Connection::note_failure(Guard&, TSS2_RC rc) {
     if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TCTI_RC_LAYER) return;
-    keystore::log::warning("tpm2: lost the connection through " + tcti_ + "; will reconnect");
+    base::log::warning("tpm2: lost the connection through " + tcti_ + "; will reconnect");
     disconnect(false);
 }
 
@@ -235,9 +235,9 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
             return out;
         }
         if (handle == kSrkHandle)
-            return keystore::fail(Errc::not_found, "tpm2",
-                                  "the key's parent, the persistent SRK 0x81000001, is not in "
-                                  "this TPM (or is not a storage key)");
+            return base::fail(Errc::not_found, "tpm2",
+                              "the key's parent, the persistent SRK 0x81000001, is not in "
+                              "this TPM (or is not a storage key)");
     } else if (handle != kOwnerParent) {
         // A key file naming another persistent parent: use it as it is.
         ESYS_TR tr = ESYS_TR_NONE;
@@ -276,7 +276,7 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
     return out;
 }
 
-void Connection::set_owner_auth(const Guard& /*locked*/, keystore::Secret auth) {
+void Connection::set_owner_auth(const Guard& /*locked*/, base::Secret auth) {
     owner_auth_ = std::move(auth);
 }
 
@@ -311,7 +311,7 @@ Result<void> Connection::use_owner_auth(Guard& g) {
             Esys_Free(raw);
         }
         if (owner_auth_set_.value_or(false))
-            return keystore::fail(
+            return base::fail(
                 Errc::usage, "tpm2",
                 "the TPM's owner hierarchy has a password (it was provisioned with one); add "
                 "?owner-auth-source=file:PATH, a 0600 file holding it, to the key URI");

@@ -2,8 +2,8 @@
 // connection to a TPM, the objects it owns, and the error mapping shared by the backend.
 #pragma once
 
-#include "keystore/bytes.h"
-#include "keystore/error.h"
+#include "base/bytes.h"
+#include "base/error.h"
 #include "tpm/key_file.h"
 
 #include <tss2/tss2_esys.h>
@@ -25,11 +25,11 @@ enum class AuthOf { none, key, owner };
 
 // The error for a failed TSS call: `where` names the call ("Esys_Sign"), the message holds
 // `what` and Tss2_RC_Decode(rc), native holds the TSS2_RC.
-keystore::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view what = {},
-                          AuthOf auth = AuthOf::none);
+base::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view what = {},
+                      AuthOf auth = AuthOf::none);
 // check_rc("Esys_Sign", rc) in Botan's style: success, or the error above.
-inline keystore::Result<void> check_rc(std::string_view where, TSS2_RC rc,
-                                       std::string_view what = {}, AuthOf auth = AuthOf::none) {
+inline base::Result<void> check_rc(std::string_view where, TSS2_RC rc, std::string_view what = {},
+                                   AuthOf auth = AuthOf::none) {
     if (rc == TSS2_RC_SUCCESS) return {};
     return std::unexpected(tss_error(where, rc, what, auth));
 }
@@ -120,7 +120,7 @@ class Connection {
     };
 
     // Locks and connects if needed: Errc::module_load names the TCTI and what to check.
-    keystore::Result<Guard> lock();
+    base::Result<Guard> lock();
 
     // Call after a failed TSS call: a TCTI-layer error means the TPM is gone, so the
     // connection is dropped (without TPM commands) and the next lock() reconnects.
@@ -137,32 +137,32 @@ class Connection {
     };
     // `handle` selects which parent: kOwnerParent (transient primary), a 0x81.. handle,
     // or 0 for "the persistent SRK if there is one, else the transient primary".
-    keystore::Result<Parent> parent(Guard& g, std::uint32_t handle);
+    base::Result<Parent> parent(Guard& g, std::uint32_t handle);
 
     // The owner hierarchy's authorization value, for a TPM provisioned with one
     // (tpm2_changeauth -c owner): creating the storage primary and making a key persistent
     // need it. Kept for the connection's life (it is the TPM's, not a key's); use_owner_auth()
     // hands it to ESAPI before each command that authorizes with the owner hierarchy.
-    void set_owner_auth(const Guard& g, keystore::Secret auth);
+    void set_owner_auth(const Guard& g, base::Secret auth);
     // TPM2_PT_LOCKOUT_INTERVAL: seconds until the TPM forgives one failed authorization
     // (and so, in lockout, until the next try is allowed); nullopt if it will not say.
     static std::optional<std::uint32_t> lockout_interval(const Guard& g);
     // Errc::usage, before any try, when the TPM has an owner password and none was given.
-    keystore::Result<void> use_owner_auth(Guard& g);
+    base::Result<void> use_owner_auth(Guard& g);
 
     // A salted, unbound HMAC session with AES-128-CFB parameter encryption (decrypt: the
     // first command parameter travels encrypted), salted with the SRK (or `salt`, a loaded
     // storage key); started on first use and kept; drop_session() after any failure that
     // used it.
-    keystore::Result<ESYS_TR> hmac_session(Guard& g, ESYS_TR salt = ESYS_TR_NONE);
+    base::Result<ESYS_TR> hmac_session(Guard& g, ESYS_TR salt = ESYS_TR_NONE);
     void drop_session(Guard& g);
 
     // Resident transient keys, least recently used first. A key asks for its ESYS_TR with
     // resident(); the cache evicts (flushes) the least recently used key when loading one
     // more would leave too few object slots (swtpm without a resource manager has 3, and a
     // load needs the key plus a transient SRK).
-    using Loader = std::function<keystore::Result<Object>(Guard&)>;
-    keystore::Result<ESYS_TR> resident(Guard& g, std::uint64_t key_id, const Loader& load);
+    using Loader = std::function<base::Result<Object>(Guard&)>;
+    base::Result<ESYS_TR> resident(Guard& g, std::uint64_t key_id, const Loader& load);
     void release(std::uint64_t key_id);  // takes the lock itself
     void evict(Guard& g, std::uint64_t key_id);
     // Frees object slots so that `needed` more transient objects fit.
@@ -170,7 +170,7 @@ class Connection {
     [[nodiscard]] static std::uint64_t new_key_id();
 
   private:
-    keystore::Result<void> connect();
+    base::Result<void> connect();
     void disconnect(bool flush) noexcept;
 
     std::string tcti_;
@@ -182,7 +182,7 @@ class Connection {
     std::optional<bool> srk_persistent_;
     Object srk_tr_;   // ESAPI metadata of the persistent SRK (no TPM slot)
     Object session_;  // the salted HMAC session
-    keystore::Secret owner_auth_;
+    base::Secret owner_auth_;
     std::optional<bool> owner_auth_set_;  // TPMA_PERMANENT ownerAuthSet, asked once
     struct Entry {
         std::uint64_t key_id;

@@ -1,6 +1,6 @@
 #include "tpm/key_file.h"
 
-#include "keystore/ossl.h"
+#include "base/ossl.h"
 
 #include <openssl/asn1t.h>
 #include <openssl/pem.h>
@@ -28,8 +28,8 @@ ASN1_SEQUENCE(AcmeAgentTss2Key) = {
 
 namespace tpm {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 
 namespace {
 
@@ -49,10 +49,10 @@ struct PemDataDeleter {
 
 }  // namespace
 
-keystore::Result<std::string> encode_key_file(const KeyFile& key) {
+base::Result<std::string> encode_key_file(const KeyFile& key) {
     Tss2KeyPtr k(
         reinterpret_cast<AcmeAgentTss2Key*>(ASN1_item_new(ASN1_ITEM_rptr(AcmeAgentTss2Key))));
-    if (!k) return keystore::ossl::fail_ossl("ASN1_item_new");
+    if (!k) return base::ossl::fail_ossl("ASN1_item_new");
     ASN1_OBJECT_free(k->type);
     k->type = OBJ_txt2obj(kLoadableKeyOid, 1);
     // Always written, as tpm2-openssl does: its 1.1.1 reads an absent emptyAuth as TRUE
@@ -61,25 +61,25 @@ keystore::Result<std::string> encode_key_file(const KeyFile& key) {
     if (!k->type || !ASN1_INTEGER_set_uint64(k->parent, key.parent) ||
         !ASN1_OCTET_STRING_set(k->pubkey, key.pub.data(), static_cast<int>(key.pub.size())) ||
         !ASN1_OCTET_STRING_set(k->privkey, key.priv.data(), static_cast<int>(key.priv.size())))
-        return keystore::ossl::fail_ossl("TSS2 key file");
+        return base::ossl::fail_ossl("TSS2 key file");
     unsigned char* der = nullptr;
     const int len = ASN1_item_i2d(reinterpret_cast<ASN1_VALUE*>(k.get()), &der,
                                   ASN1_ITEM_rptr(AcmeAgentTss2Key));
     std::unique_ptr<unsigned char, PemDataDeleter> der_owner(der);
-    if (len <= 0) return keystore::ossl::fail_ossl("i2d TSS2 key");
-    keystore::ossl::Bio bio(BIO_new(BIO_s_mem()));
+    if (len <= 0) return base::ossl::fail_ossl("i2d TSS2 key");
+    base::ossl::Bio bio(BIO_new(BIO_s_mem()));
     if (!bio || !PEM_write_bio(bio.get(), kPemLabel, "", der, len))
-        return keystore::ossl::fail_ossl("PEM_write_bio");
+        return base::ossl::fail_ossl("PEM_write_bio");
     char* data = nullptr;
     const long n = BIO_get_mem_data(bio.get(), &data);
     return std::string(data, static_cast<std::size_t>(n));
 }
 
-keystore::Result<KeyFile> decode_key_file(std::string_view pem, const std::string& name) {
+base::Result<KeyFile> decode_key_file(std::string_view pem, const std::string& name) {
     auto bad = [&](const std::string& why) {
         return fail(Errc::io, name, "not a TSS2 PRIVATE KEY file usable here: " + why);
     };
-    keystore::ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    base::ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
     char* label = nullptr;
     char* header = nullptr;
     unsigned char* der = nullptr;

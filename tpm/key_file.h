@@ -13,8 +13,8 @@
 // that made it, under the same parent.
 #pragma once
 
-#include "keystore/bytes.h"
-#include "keystore/error.h"
+#include "base/bytes.h"
+#include "base/error.h"
 
 #include <cstdint>
 #include <string>
@@ -30,16 +30,16 @@ inline constexpr std::uint32_t kSrkHandle = 0x81000001;
 struct KeyFile {
     std::uint32_t parent = 0;
     bool empty_auth = true;
-    keystore::Bytes pub;   // marshalled TPM2B_PUBLIC
-    keystore::Bytes priv;  // marshalled TPM2B_PRIVATE
+    base::Bytes pub;   // marshalled TPM2B_PUBLIC
+    base::Bytes priv;  // marshalled TPM2B_PRIVATE
 };
 
 // PEM text. emptyAuth is always written: TRUE when the key has no auth value, FALSE when
 // it has one (tpm2-openssl 1.1.1 treats an absent emptyAuth as TRUE). On reading, absent
 // counts as FALSE, as the specification says.
-keystore::Result<std::string> encode_key_file(const KeyFile& key);
+base::Result<std::string> encode_key_file(const KeyFile& key);
 // Parses PEM text; `name` (the path) goes into errors. Errc::io for anything that is not a
 // loadable TSS2 key (wrong PEM label, wrong OID, bad DER, parent out of range).
-keystore::Result<KeyFile> decode_key_file(std::string_view pem, const std::string& name);
+base::Result<KeyFile> decode_key_file(std::string_view pem, const std::string& name);
 
 }  // namespace tpm

@@ -1,6 +1,6 @@
 #include "tpm/templates.h"
 
-#include "keystore/ossl.h"
+#include "base/ossl.h"
 
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
@@ -8,8 +8,8 @@
 
 namespace tpm {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 using keystore::KeyAlgorithm;
 
 namespace {
@@ -38,7 +38,7 @@ TPM2B_PUBLIC srk_template() {
     return t;
 }
 
-keystore::Result<TPM2B_PUBLIC> signing_template(KeyAlgorithm alg) {
+base::Result<TPM2B_PUBLIC> signing_template(KeyAlgorithm alg) {
     TPM2B_PUBLIC t{};
     TPMT_PUBLIC& p = t.publicArea;
     p.nameAlg = TPM2_ALG_SHA256;
@@ -75,7 +75,7 @@ keystore::Result<TPM2B_PUBLIC> signing_template(KeyAlgorithm alg) {
                     "ec-p384, rsa-2048 or rsa-3072");
 }
 
-keystore::Result<KeyAlgorithm> algorithm_of(const TPMT_PUBLIC& pub) {
+base::Result<KeyAlgorithm> algorithm_of(const TPMT_PUBLIC& pub) {
     const TPMA_OBJECT a = pub.objectAttributes;
     if (!(a & TPMA_OBJECT_SIGN_ENCRYPT) || (a & TPMA_OBJECT_RESTRICTED))
         return fail(Errc::unsupported, "tpm2", "the object is not an unrestricted signing key");
@@ -127,15 +127,15 @@ TPMT_SIG_SCHEME sig_scheme(KeyAlgorithm alg) {
     return s;
 }
 
-keystore::Result<keystore::Bytes> spki_of(const TPMT_PUBLIC& pub) {
+base::Result<base::Bytes> spki_of(const TPMT_PUBLIC& pub) {
     auto alg = algorithm_of(pub);
     if (!alg) return std::unexpected(alg.error());
-    std::unique_ptr<OSSL_PARAM_BLD, keystore::ossl::Deleter<OSSL_PARAM_BLD_free>> bld(
+    std::unique_ptr<OSSL_PARAM_BLD, base::ossl::Deleter<OSSL_PARAM_BLD_free>> bld(
         OSSL_PARAM_BLD_new());
-    keystore::ossl::Bn n;
-    keystore::ossl::Bn e;
+    base::ossl::Bn n;
+    base::ossl::Bn e;
     // cppcheck-suppress variableScope ; OSSL_PARAM_BLD_to_param() below reads it, after the if
-    keystore::Bytes point;
+    base::Bytes point;
     const char* type = nullptr;
     if (keystore::is_ec(*alg)) {
         type = "EC";
@@ -157,7 +157,7 @@ keystore::Result<keystore::Bytes> spki_of(const TPMT_PUBLIC& pub) {
                                              0) ||
             !OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                               point.size()))
-            return keystore::ossl::fail_ossl("OSSL_PARAM_BLD");
+            return base::ossl::fail_ossl("OSSL_PARAM_BLD");
     } else {
         type = "RSA";
         const auto& m = pub.unique.rsa;
@@ -168,17 +168,17 @@ keystore::Result<keystore::Bytes> spki_of(const TPMT_PUBLIC& pub) {
         if (!bld || !n || !e || !BN_set_word(e.get(), exp) ||
             !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
             !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()))
-            return keystore::ossl::fail_ossl("OSSL_PARAM_BLD");
+            return base::ossl::fail_ossl("OSSL_PARAM_BLD");
     }
-    std::unique_ptr<OSSL_PARAM, keystore::ossl::Deleter<OSSL_PARAM_free>> params(
+    std::unique_ptr<OSSL_PARAM, base::ossl::Deleter<OSSL_PARAM_free>> params(
         OSSL_PARAM_BLD_to_param(bld.get()));
-    keystore::ossl::PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, "provider=default"));
+    base::ossl::PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, "provider=default"));
     EVP_PKEY* raw = nullptr;
     if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
         EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1)
-        return keystore::ossl::fail_ossl("EVP_PKEY_fromdata");
-    keystore::ossl::PKey pkey(raw);
-    return keystore::ossl::spki_of(pkey.get());
+        return base::ossl::fail_ossl("EVP_PKEY_fromdata");
+    base::ossl::PKey pkey(raw);
+    return base::ossl::spki_of(pkey.get());
 }
 
 bool is_storage_key(const TPMT_PUBLIC& pub) {
@@ -204,8 +204,8 @@ std::vector<keystore::KeyProperty> attribute_properties(TPMA_OBJECT attrs) {
     return out;
 }
 
-keystore::Result<keystore::Bytes> marshal(const TPM2B_PUBLIC& pub) {
-    keystore::Bytes out(sizeof(TPM2B_PUBLIC));
+base::Result<base::Bytes> marshal(const TPM2B_PUBLIC& pub) {
+    base::Bytes out(sizeof(TPM2B_PUBLIC));
     std::size_t off = 0;
     if (TSS2_RC rc = Tss2_MU_TPM2B_PUBLIC_Marshal(&pub, out.data(), out.size(), &off); rc)
         return fail(Errc::internal, "Tss2_MU_TPM2B_PUBLIC_Marshal", "cannot marshal", rc);
@@ -213,8 +213,8 @@ keystore::Result<keystore::Bytes> marshal(const TPM2B_PUBLIC& pub) {
     return out;
 }
 
-keystore::Result<keystore::Bytes> marshal(const TPM2B_PRIVATE& priv) {
-    keystore::Bytes out(sizeof(TPM2B_PRIVATE));
+base::Result<base::Bytes> marshal(const TPM2B_PRIVATE& priv) {
+    base::Bytes out(sizeof(TPM2B_PRIVATE));
     std::size_t off = 0;
     if (TSS2_RC rc = Tss2_MU_TPM2B_PRIVATE_Marshal(&priv, out.data(), out.size(), &off); rc)
         return fail(Errc::internal, "Tss2_MU_TPM2B_PRIVATE_Marshal", "cannot marshal", rc);
@@ -222,7 +222,7 @@ keystore::Result<keystore::Bytes> marshal(const TPM2B_PRIVATE& priv) {
     return out;
 }
 
-keystore::Result<TPM2B_PUBLIC> unmarshal_public(const keystore::Bytes& data) {
+base::Result<TPM2B_PUBLIC> unmarshal_public(const base::Bytes& data) {
     TPM2B_PUBLIC pub{};
     std::size_t off = 0;
     if (TSS2_RC rc = Tss2_MU_TPM2B_PUBLIC_Unmarshal(data.data(), data.size(), &off, &pub);
@@ -232,7 +232,7 @@ keystore::Result<TPM2B_PUBLIC> unmarshal_public(const keystore::Bytes& data) {
     return pub;
 }
 
-keystore::Result<TPM2B_PRIVATE> unmarshal_private(const keystore::Bytes& data) {
+base::Result<TPM2B_PRIVATE> unmarshal_private(const base::Bytes& data) {
     TPM2B_PRIVATE priv{};
     std::size_t off = 0;
     if (TSS2_RC rc = Tss2_MU_TPM2B_PRIVATE_Unmarshal(data.data(), data.size(), &off, &priv);

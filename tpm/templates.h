@@ -2,9 +2,9 @@
 // what the keystore speaks (algorithms, SubjectPublicKeyInfo, properties).
 #pragma once
 
+#include "base/bytes.h"
+#include "base/error.h"
 #include "keystore/algorithm.h"
-#include "keystore/bytes.h"
-#include "keystore/error.h"
 #include "keystore/key.h"
 
 #include <tss2/tss2_tpm2_types.h>
@@ -25,23 +25,23 @@ TPM2B_PUBLIC srk_template();
 // restricted, no decrypt, noDA clear (SECURITY.md rule 12). ECDSA with SHA-256 (P-256) or
 // SHA-384 (P-384); RSASSA-PKCS1-v1_5 with SHA-256, exponent 65537. Errc::unsupported for
 // rsa-4096 (TPM 2.0 chips and swtpm stop at 3072 bits).
-keystore::Result<TPM2B_PUBLIC> signing_template(keystore::KeyAlgorithm alg);
+base::Result<TPM2B_PUBLIC> signing_template(keystore::KeyAlgorithm alg);
 
 // The key's JWS algorithm; Errc::unsupported for anything but an unrestricted signing key
 // of a supported type whose fixed scheme (if any) matches the JWS algorithm.
-keystore::Result<keystore::KeyAlgorithm> algorithm_of(const TPMT_PUBLIC& pub);
+base::Result<keystore::KeyAlgorithm> algorithm_of(const TPMT_PUBLIC& pub);
 // The scheme passed to TPM2_Sign (explicit, so keys with a null scheme work too).
 TPMT_SIG_SCHEME sig_scheme(keystore::KeyAlgorithm alg);
 // SubjectPublicKeyInfo DER of the public area.
-keystore::Result<keystore::Bytes> spki_of(const TPMT_PUBLIC& pub);
+base::Result<base::Bytes> spki_of(const TPMT_PUBLIC& pub);
 // The storage-key shape required of a persistent SRK we salt with and create under.
 bool is_storage_key(const TPMT_PUBLIC& pub);
 // fixedTPM, fixedParent, sensitiveDataOrigin, userWithAuth, sign, decrypt, restricted, noDA.
 std::vector<keystore::KeyProperty> attribute_properties(TPMA_OBJECT attrs);
 
-keystore::Result<keystore::Bytes> marshal(const TPM2B_PUBLIC& pub);
-keystore::Result<keystore::Bytes> marshal(const TPM2B_PRIVATE& priv);
-keystore::Result<TPM2B_PUBLIC> unmarshal_public(const keystore::Bytes& data);
-keystore::Result<TPM2B_PRIVATE> unmarshal_private(const keystore::Bytes& data);
+base::Result<base::Bytes> marshal(const TPM2B_PUBLIC& pub);
+base::Result<base::Bytes> marshal(const TPM2B_PRIVATE& priv);
+base::Result<TPM2B_PUBLIC> unmarshal_public(const base::Bytes& data);
+base::Result<TPM2B_PRIVATE> unmarshal_private(const base::Bytes& data);
 
 }  // namespace tpm

@@ -1,8 +1,8 @@
 #include "tpm/tpm_keystore.h"
 
-#include "keystore/files.h"
-#include "keystore/log.h"
-#include "keystore/ossl.h"
+#include "base/files.h"
+#include "base/log.h"
+#include "base/ossl.h"
 #include "keystore/pin.h"
 #include "tpm/connection.h"
 #include "tpm/key_file.h"
@@ -17,15 +17,15 @@
 
 namespace tpm {
 
-using keystore::Bytes;
-using keystore::Errc;
-using keystore::fail;
+using base::Bytes;
+using base::Errc;
+using base::fail;
+using base::Result;
+using base::Secret;
 using keystore::KeyAlgorithm;
 using keystore::KeyInfo;
 using keystore::KeyPtr;
 using keystore::KeyUri;
-using keystore::Result;
-using keystore::Secret;
 using Guard = Connection::Guard;
 
 namespace {
@@ -158,7 +158,7 @@ class TpmKey final : public keystore::Key {
     Result<Bytes> sign(std::span<const std::uint8_t> message) const override {
         // Hash on the host, then exactly one TPM2_Sign (no TPM hash sequence).
         const Bytes hash =
-            keystore::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256", message);
+            base::ossl::digest(alg_ == KeyAlgorithm::ec_p384 ? "SHA384" : "SHA256", message);
         TPM2B_DIGEST digest{};
         digest.size = static_cast<UINT16>(hash.size());
         std::memcpy(digest.buffer, hash.data(), hash.size());
@@ -287,10 +287,10 @@ class TpmKey final : public keystore::Key {
         // `parent` goes here: a transient SRK is flushed right after the load.
     }
 
-    std::unexpected<keystore::Error> failed(Guard& g, std::string_view where, TSS2_RC rc,
-                                            ESYS_TR session) const {
+    std::unexpected<base::Error> failed(Guard& g, std::string_view where, TSS2_RC rc,
+                                        ESYS_TR session) const {
         if (session != ESYS_TR_PASSWORD) conn_->drop_session(g);
-        keystore::Error e = tss_error(where, rc, uri_.to_string(), AuthOf::key);
+        base::Error e = tss_error(where, rc, uri_.to_string(), AuthOf::key);
         if (e.code == Errc::pin_incorrect) {
             if (auth_.empty())
                 e.message += "; the key has an auth value: add ?pin-source=file:PATH to its URI";
@@ -341,7 +341,7 @@ class TpmKey final : public keystore::Key {
     Bytes spki_;
     Place place_;
     Secret auth_;
-    mutable std::optional<keystore::Error> auth_error_;  // guarded by the connection lock
+    mutable std::optional<base::Error> auth_error_;  // guarded by the connection lock
 };
 
 class TpmKeystore final : public keystore::Keystore {
@@ -397,13 +397,13 @@ class TpmKeystore final : public keystore::Keystore {
     Result<void> destroy(const KeyUri& uri) override {
         if (auto path = uri.path_attr("path")) {
             // The file is the key: removing it destroys the key (the TPM keeps nothing).
-            auto pem = keystore::read_file(*path, 64 * 1024);
+            auto pem = base::read_file(*path, 64 * 1024);
             if (!pem) return std::unexpected(pem.error());
             if (auto f = decode_key_file(*pem, *path); !f)
                 return fail(
                     Errc::usage, *path,
                     "not a TSS2 key file; refusing to delete it (" + f.error().message + ")");
-            return keystore::remove_file_durable(*path);
+            return base::remove_file_durable(*path);
         }
         if (auto o = take_owner_auth(uri); !o) return std::unexpected(o.error());
         auto h = parse_handle(uri);
@@ -505,12 +505,12 @@ class TpmKeystore final : public keystore::Keystore {
         auto pem = encode_key_file(file);
         if (!pem) return std::unexpected(pem.error());
         // SECURITY.md rule 12: the file is the key, written durably and never over another.
-        if (auto w = keystore::write_file_atomic(path, *pem, 0600, keystore::Overwrite::no); !w)
+        if (auto w = base::write_file_atomic(path, *pem, 0600, base::Overwrite::no); !w)
             return std::unexpected(w.error());
         auto spki = spki_of(pub->publicArea);
         if (!spki) return std::unexpected(spki.error());
-        keystore::log::debug("tpm2: created " + std::string(keystore::algorithm_name(alg)) +
-                             " key " + path + " under parent " + hex32(file.parent));
+        base::log::debug("tpm2: created " + std::string(keystore::algorithm_name(alg)) + " key " +
+                         path + " under parent " + hex32(file.parent));
         return std::make_shared<TpmKey>(conn_, uri, alg, std::move(*spki),
                                         Place{std::move(file), 0}, std::move(*auth));
     }
@@ -564,15 +564,15 @@ class TpmKeystore final : public keystore::Keystore {
         Object(g->ref(), persistent, Object::Kind::persistent).reset();
         auto spki = spki_of(created->pub->publicArea);
         if (!spki) return std::unexpected(spki.error());
-        keystore::log::debug("tpm2: created " + std::string(keystore::algorithm_name(alg)) +
-                             " key at persistent handle " + hex32(*h));
+        base::log::debug("tpm2: created " + std::string(keystore::algorithm_name(alg)) +
+                         " key at persistent handle " + hex32(*h));
         return std::make_shared<TpmKey>(conn_, with_handle(uri, *h), alg, std::move(*spki),
                                         Place{std::nullopt, *h}, std::move(*auth));
         // `transient` (the loaded copy) and a transient SRK are flushed here.
     }
 
     Result<KeyPtr> open_file(const KeyUri& uri, const std::string& path) {
-        auto pem = keystore::read_file(path, 64 * 1024);
+        auto pem = base::read_file(path, 64 * 1024);
         if (!pem) return std::unexpected(pem.error());
         auto file = decode_key_file(*pem, path);
         if (!file) return std::unexpected(file.error());
@@ -580,7 +580,7 @@ class TpmKeystore final : public keystore::Keystore {
         if (!pub) return std::unexpected(pub.error());
         auto alg = algorithm_of(pub->publicArea);
         if (!alg) {
-            keystore::Error e = alg.error();
+            base::Error e = alg.error();
             e.where = path;
             return std::unexpected(std::move(e));
         }
@@ -593,7 +593,7 @@ class TpmKeystore final : public keystore::Keystore {
         if (!file->empty_auth)
             auth = auth_value(uri, "auth value for TPM key " + path, true);
         else if (uri.query_attr("pin-source"))
-            keystore::log::debug("tpm2: " + path + " has no auth value; ignoring pin-source");
+            base::log::debug("tpm2: " + path + " has no auth value; ignoring pin-source");
         if (!auth) return std::unexpected(auth.error());
         auto key = std::make_shared<TpmKey>(conn_, uri, *alg, std::move(*spki),
                                             Place{std::move(*file), 0}, std::move(*auth));
@@ -605,7 +605,7 @@ class TpmKeystore final : public keystore::Keystore {
     static Result<std::vector<KeyInfo>> list_files(const KeyUri& uri, const std::string& path) {
         std::vector<KeyInfo> out;
         auto add = [&](const std::string& file) -> Result<void> {
-            auto pem = keystore::read_file(file, 64 * 1024);
+            auto pem = base::read_file(file, 64 * 1024);
             if (!pem) return std::unexpected(pem.error());
             auto f = decode_key_file(*pem, file);
             if (!f) return std::unexpected(f.error());
@@ -630,7 +630,7 @@ class TpmKeystore final : public keystore::Keystore {
         if (ec) return fail(Errc::io, path, ec.message());
         std::ranges::sort(files);
         for (auto& f : files)
-            if (auto r = add(f); !r) keystore::log::debug("tpm2: skipping " + r.error().describe());
+            if (auto r = add(f); !r) base::log::debug("tpm2: skipping " + r.error().describe());
         return out;
     }
 
@@ -683,7 +683,7 @@ class TpmKeystore final : public keystore::Keystore {
         return read_public(g, tr);
     }
 
-    std::unexpected<keystore::Error> no_handle(Guard& g, std::uint32_t h, TSS2_RC rc) {
+    std::unexpected<base::Error> no_handle(Guard& g, std::uint32_t h, TSS2_RC rc) {
         conn_->note_failure(g, rc);
         auto e = tss_error("Esys_TR_FromTPMPublic", rc, hex32(h));
         if (is_no_object(rc)) {

@@ -43,6 +43,6 @@ std::unique_ptr<keystore::Keystore> make_keystore(std::string tcti = {});
 // The transient objects loaded in the TPM right now, asked through `ks`'s own connection
 // (a simulator serves one connection at a time), for leak checks in tests and diagnostics.
 // `ks` must come from make_keystore (Errc::usage otherwise).
-keystore::Result<std::size_t> transient_handles(keystore::Keystore& ks);
+base::Result<std::size_t> transient_handles(keystore::Keystore& ks);
 
 }  // namespace tpm

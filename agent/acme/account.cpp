@@ -5,8 +5,8 @@
 
 namespace acme {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 using nlohmann::json;
 
 namespace {

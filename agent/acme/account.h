@@ -14,7 +14,7 @@ namespace acme {
 // inner JWS, computed wherever the MAC key lives (a file, or inside a PKCS#11 token).
 struct Eab {
     std::string kid;
-    std::function<Result<keystore::Bytes>(std::span<const std::uint8_t>)> mac;
+    std::function<Result<base::Bytes>(std::span<const std::uint8_t>)> mac;
 };
 
 struct AccountRequest {

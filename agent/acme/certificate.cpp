@@ -1,6 +1,6 @@
 #include "acme/certificate.h"
 
-#include "keystore/log.h"
+#include "base/log.h"
 
 #include <array>
 #include <ctime>
@@ -8,8 +8,8 @@
 
 namespace acme {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 using nlohmann::json;
 
 namespace {
@@ -17,8 +17,7 @@ constexpr std::size_t kMaxChainBytes = 1 << 20;
 constexpr std::size_t kMaxAlternates = 5;
 
 Result<Chain> fetch_chain(Client& client, const keystore::Key& account_key, const std::string& kid,
-                          const std::string& url, const keystore::Bytes& spki,
-                          HttpResponse* response) {
+                          const std::string& url, const base::Bytes& spki, HttpResponse* response) {
     auto r = client.post(url, account_key, kid, "", kMaxChainBytes);
     if (!r) return std::unexpected(r.error());
     auto blocks = x509::split_chain(r->body);
@@ -52,8 +51,7 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::st
 
 Result<Chain> download_certificate(Client& client, const keystore::Key& account_key,
                                    const std::string& kid, const std::string& url,
-                                   const keystore::Bytes& spki,
-                                   const std::string& preferred_issuer) {
+                                   const base::Bytes& spki, const std::string& preferred_issuer) {
     HttpResponse r;
     auto chain = fetch_chain(client, account_key, kid, url, spki, &r);
     if (!chain || preferred_issuer.empty() || top_issuer_cn(*chain) == preferred_issuer)
@@ -90,29 +88,29 @@ std::optional<int> parse_reason(const std::string& text) {
 }
 
 Result<void> revoke(Client& client, const keystore::Key& signer,
-                    const std::optional<std::string>& kid, const keystore::Bytes& cert_der,
+                    const std::optional<std::string>& kid, const base::Bytes& cert_der,
                     std::optional<int> reason) {
     if (client.directory().revoke_cert.empty())
         return fail(Errc::unsupported, "revoke", "the CA's directory has no revokeCert");
-    json payload{{"certificate", keystore::base64url_encode(cert_der)}};
+    json payload{{"certificate", base::base64url_encode(cert_der)}};
     if (reason) payload["reason"] = *reason;
     if (reason && *reason != 0 && *reason != 1 && *reason != 4 && *reason != 5)
-        keystore::log::warning("revoke: reason " + std::to_string(*reason) +
-                               " is refused by some CAs (Let's Encrypt accepts only 0 "
-                               "unspecified, 1 keyCompromise, 4 superseded, 5 "
-                               "cessationOfOperation)");
+        base::log::warning("revoke: reason " + std::to_string(*reason) +
+                           " is refused by some CAs (Let's Encrypt accepts only 0 "
+                           "unspecified, 1 keyCompromise, 4 superseded, 5 "
+                           "cessationOfOperation)");
     auto r = client.post(client.directory().revoke_cert, signer, kid, payload.dump());
     if (!r && problem_type(r.error()) == "alreadyRevoked") {
         // What was asked for is true: success (exit 0), said plainly.
-        keystore::log::warning("revoke: the CA says the certificate was already revoked");
+        base::log::warning("revoke: the CA says the certificate was already revoked");
         return {};
     }
     if (!r) return std::unexpected(r.error());
     return {};
 }
 
-std::string ari_cert_id(const keystore::Bytes& aki, const keystore::Bytes& serial_der) {
-    return keystore::base64url_encode(aki) + "." + keystore::base64url_encode(serial_der);
+std::string ari_cert_id(const base::Bytes& aki, const base::Bytes& serial_der) {
+    return base::base64url_encode(aki) + "." + base::base64url_encode(serial_der);
 }
 
 Result<std::optional<RenewalWindow>> renewal_info(Client& client, const x509::CertInfo& cert) {

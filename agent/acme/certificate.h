@@ -23,7 +23,7 @@ struct Chain {
 // Refuses a chain with anything but CERTIFICATE blocks, or whose leaf key is not `spki`.
 Result<Chain> download_certificate(Client& client, const keystore::Key& account_key,
                                    const std::string& kid, const std::string& url,
-                                   const keystore::Bytes& spki,
+                                   const base::Bytes& spki,
                                    const std::string& preferred_issuer = "");
 
 // RFC 5280 CRLReason names and codes accepted by --reason: "unspecified" 0,
@@ -33,11 +33,11 @@ std::optional<int> parse_reason(const std::string& text);
 // revokeCert signed by `signer`: the account key (kid = account URL) or the certificate's
 // own key (kid = nullopt: the JWS carries the key's jwk).
 Result<void> revoke(Client& client, const keystore::Key& signer,
-                    const std::optional<std::string>& kid, const keystore::Bytes& cert_der,
+                    const std::optional<std::string>& kid, const base::Bytes& cert_der,
                     std::optional<int> reason);
 
 // RFC 9773 §4.1: base64url(AKI keyIdentifier) "." base64url(serial content octets).
-std::string ari_cert_id(const keystore::Bytes& aki, const keystore::Bytes& serial_der);
+std::string ari_cert_id(const base::Bytes& aki, const base::Bytes& serial_der);
 
 struct RenewalWindow {
     std::chrono::system_clock::time_point start, end;

@@ -1,8 +1,8 @@
 #include "acme/client.h"
 
+#include "base/bytes.h"
+#include "base/log.h"
 #include "jose/jws.h"
-#include "keystore/bytes.h"
-#include "keystore/log.h"
 
 #include <algorithm>
 #include <ctime>
@@ -11,8 +11,8 @@
 
 namespace acme {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 using nlohmann::json;
 
 namespace {
@@ -27,7 +27,7 @@ std::optional<std::string> str(const json& j, const char* key) {
 // dropped. A refused connection or a timeout fails at once (a timeout is retried only for a
 // request without side effects, see timed_out); so does a TLS handshake or certificate
 // failure: it is not temporary (a wrong CA, an old TLS version, an interception proxy).
-bool transient(const keystore::Error& e) {
+bool transient(const base::Error& e) {
     if (e.code != Errc::network || !e.native) return false;
     switch (*e.native) {
         case 18:  // CURLE_PARTIAL_FILE
@@ -47,7 +47,7 @@ std::string utc(std::chrono::system_clock::time_point t) {
     return buf;
 }
 // The server asked to wait `wait`: the error says until when, and carries it for `run`.
-void retry_later(keystore::Error& e, std::chrono::milliseconds wait) {
+void retry_later(base::Error& e, std::chrono::milliseconds wait) {
     using namespace std::chrono;
     const auto at = system_clock::now() + ceil<seconds>(wait);
     e.retry_at = duration_cast<seconds>(at.time_since_epoch()).count();
@@ -72,7 +72,7 @@ class Retrier {
     // After a failure `e`: another try (true, after a wait) when it is worth one.
     // `timeouts_too`: the request has no side effect, so a timeout is retried as well, at
     // most twice (a server that stalls three times in a row is not coming back soon).
-    bool again_after(const keystore::Error& e, bool timeouts_too) {
+    bool again_after(const base::Error& e, bool timeouts_too) {
         if (transient(e)) return again(e.message, std::nullopt);
         if (timeouts_too && timed_out(e) && timeouts_++ < 2) return again(e.message, std::nullopt);
         return false;
@@ -88,8 +88,8 @@ class Retrier {
         const milliseconds wait = server_wait ? *server_wait : jittered;
         backoff_ = std::min(backoff_ * 2, milliseconds(8000));
         if (steady_clock::now() + wait > deadline_) return false;
-        keystore::log::debug(what_ + ": " + why + "; retrying in " + std::to_string(wait.count()) +
-                             " ms (" + std::to_string(left_) + " tries left)");
+        base::log::debug(what_ + ": " + why + "; retrying in " + std::to_string(wait.count()) +
+                         " ms (" + std::to_string(left_) + " tries left)");
         std::this_thread::sleep_for(wait);  // the server asked for it, or backoff: nothing to poll
         return true;
     }
@@ -116,18 +116,18 @@ std::string origin_of(const std::string& url) {
     const auto scheme_end = url.find("://");
     if (scheme_end == std::string::npos) return "";
     const auto host_end = url.find_first_of("/?#", scheme_end + 3);
-    std::string origin = keystore::ascii_lower(url.substr(0, host_end));
+    std::string origin = base::ascii_lower(url.substr(0, host_end));
     const std::string scheme = origin.substr(0, scheme_end);
     if (scheme == "https" && origin.ends_with(":443")) origin.resize(origin.size() - 4);
     return origin;
 }
 
-keystore::Error problem_error(long status, const std::string& body) {
+base::Error problem_error(long status, const std::string& body) {
     auto j = json::parse(body, nullptr, false);
     std::string type = str(j, "type").value_or("");
     std::string detail = str(j, "detail").value_or("");
     if (type.empty() && detail.empty())
-        return keystore::Error{
+        return base::Error{
             Errc::protocol, "HTTP " + std::to_string(status),
             "the server answered " + std::to_string(status) + " without a problem document",
             std::nullopt};
@@ -148,14 +148,14 @@ keystore::Error problem_error(long status, const std::string& body) {
     for (std::string* s : {&type, &detail})
         std::ranges::replace_if(*s, [](char c) { return c == '\n' || c == '\r'; }, ' ');
     if (type.size() > 300) type.resize(300);
-    return keystore::Error{Errc::server, type, detail, std::nullopt};
+    return base::Error{Errc::server, type, detail, std::nullopt};
 }
 
-bool timed_out(const keystore::Error& e) {
+bool timed_out(const base::Error& e) {
     return e.code == Errc::network && e.native && *e.native == 28;  // CURLE_OPERATION_TIMEDOUT
 }
 
-std::string problem_type(const keystore::Error& error) {
+std::string problem_type(const base::Error& error) {
     constexpr std::string_view prefix = "urn:ietf:params:acme:error:";
     if (error.code != Errc::server || !error.where.starts_with(prefix)) return "";
     return error.where.substr(prefix.size());
@@ -346,14 +346,14 @@ Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& k
         }
         keep_nonce(*r);
         if (r->status >= 200 && r->status < 300) return r;
-        keystore::Error e = problem_error(r->status, r->body);
+        base::Error e = problem_error(r->status, r->body);
         if (problem_type(e) == "userActionRequired")  // RFC 8555 §7.3.3: the new terms
             for (const auto& [link, rel] : parse_links(r->links))
                 if (rel == "terms-of-service")
                     e.message += "; the CA's terms of service: " + link.substr(0, 300);
         if (problem_type(e) == "badNonce") {
             if (bad_nonces++ < options_.bad_nonce_retries) {
-                keystore::log::debug("badNonce from " + url + "; retrying with the nonce it sent");
+                base::log::debug("badNonce from " + url + "; retrying with the nonce it sent");
                 continue;
             }
             e.message += " (gave up after " + std::to_string(bad_nonces) + " nonces were refused)";
@@ -395,7 +395,7 @@ Result<HttpResponse> Client::get(const std::string& url) {
     auto r = with_retries("GET " + url, [&](Http& h) { return h.get(url); });
     if (!r) return r;
     if (r->status < 200 || r->status >= 300) {
-        keystore::Error e = problem_error(r->status, r->body);
+        base::Error e = problem_error(r->status, r->body);
         if (auto wait = long_wait(*r)) retry_later(e, *wait);
         return std::unexpected(std::move(e));
     }

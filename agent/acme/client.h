@@ -20,16 +20,16 @@
 
 namespace acme {
 
-using keystore::Result;
+using base::Result;
 
 // An ACME problem document (RFC 7807, RFC 8555 §6.7) turned into an error: code
 // Errc::server (Errc::protocol for a malformed reply), `where` holds the problem type
 // URN, `message` the detail and any subproblems.
-keystore::Error problem_error(long status, const std::string& body);
+base::Error problem_error(long status, const std::string& body);
 // True for a request that timed out (the server may or may not have acted on it).
-bool timed_out(const keystore::Error& error);
+bool timed_out(const base::Error& error);
 // The short type of a problem error: "badNonce" for urn:ietf:params:acme:error:badNonce.
-std::string problem_type(const keystore::Error& error);
+std::string problem_type(const base::Error& error);
 
 struct Directory {
     std::string url;

@@ -1,8 +1,8 @@
 #include "acme/http.h"
 
-#include "keystore/bytes.h"
-#include "keystore/log.h"
-#include "keystore/ossl.h"
+#include "base/bytes.h"
+#include "base/log.h"
+#include "base/ossl.h"
 
 #include <curl/curl.h>
 #include <openssl/pem.h>
@@ -18,9 +18,9 @@
 
 namespace acme {
 
-using keystore::Errc;
-using keystore::Error;
-using keystore::fail;
+using base::Errc;
+using base::Error;
+using base::fail;
 
 namespace {
 
@@ -49,7 +49,7 @@ using CurlString = std::unique_ptr<char, CurlStringDeleter>;
 void global_init_once() {
     static std::once_flag once;
     std::call_once(once, [] {
-        const keystore::log::TraceSpan trace("curl global init");
+        const base::log::TraceSpan trace("curl global init");
         curl_global_init(CURL_GLOBAL_DEFAULT);
     });
 }
@@ -85,12 +85,12 @@ Result<std::string> read_file(const std::string& path) {
 // The test CA of --ca-file, parsed once. It is added to each TLS context's store, next to
 // the system roots, which are looked up by hash in /etc/ssl/certs only when a chain needs
 // one: reading and parsing the whole system bundle costs ~50 ms of CPU per process.
-Result<std::vector<keystore::ossl::X509Ptr>> load_extra_roots(const std::string& ca_file) {
-    const keystore::log::TraceSpan trace("trust store: read --ca-file");
+Result<std::vector<base::ossl::X509Ptr>> load_extra_roots(const std::string& ca_file) {
+    const base::log::TraceSpan trace("trust store: read --ca-file");
     auto pem = read_file(ca_file);
     if (!pem) return fail(Errc::io, "--ca-file " + ca_file, "cannot read the CA file");
-    keystore::ossl::Bio bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
-    std::vector<keystore::ossl::X509Ptr> roots;
+    base::ossl::Bio bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
+    std::vector<base::ossl::X509Ptr> roots;
     while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
         roots.emplace_back(cert);
     ERR_clear_error();
@@ -161,7 +161,7 @@ struct Http::Impl {
     CurlEasy handle;
     char error_buffer[CURL_ERROR_SIZE] = {};
     std::optional<Error> setup_error;  // the constructor cannot return it; every request does
-    std::vector<keystore::ossl::X509Ptr> extra_roots;  // --ca-file, added to every TLS context
+    std::vector<base::ossl::X509Ptr> extra_roots;  // --ca-file, added to every TLS context
     long connections = 0;
 
     // Per-request state, reset by begin().
@@ -218,7 +218,7 @@ struct Http::Impl {
     }
 
     static CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
-        const keystore::log::TraceSpan trace("trust store: TLS context");
+        const base::log::TraceSpan trace("trust store: TLS context");
         auto* self = static_cast<Impl*>(user);
         X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_ctx));
         for (auto& cert : self->extra_roots) X509_STORE_add_cert(store, cert.get());
@@ -268,7 +268,7 @@ struct Http::Impl {
         } else if (iequals(name, "retry-after")) {
             response.retry_after = std::move(value);
         } else if (iequals(name, "content-type")) {
-            response.content_type = keystore::ascii_lower(
+            response.content_type = base::ascii_lower(
                 trim(std::string_view(value).substr(0, std::min(value.find(';'), value.size()))));
         } else if (iequals(name, "link")) {
             response.links.push_back(std::move(value));
@@ -293,7 +293,7 @@ struct Http::Impl {
         set(CURLOPT_URL, url.c_str());
         // cppcheck-suppress knownConditionTrueFalse ; set() fills setup_error when it fails
         if (setup_error) return std::unexpected(*setup_error);
-        const std::int64_t trace_start = keystore::log::trace_now();
+        const std::int64_t trace_start = base::log::trace_now();
         const CURLcode rc = curl_easy_perform(handle.get());
         if (trace_start != 0) trace_request(trace_start, method, url);
         long opened = 0;
@@ -324,7 +324,7 @@ struct Http::Impl {
             (void)curl_easy_getinfo(handle.get(), info, &us);
             what += std::string(" ") + name + "=" + std::to_string(us);
         }
-        keystore::log::trace(start_us, what);
+        base::log::trace(start_us, what);
     }
 
     std::unexpected<Error> transfer_error(CURLcode rc, const char* method,
@@ -529,8 +529,7 @@ std::vector<std::pair<std::string, std::string>> parse_links(
             if (!rel) continue;
             // §3.3: rel may hold several space-separated types, compared case-insensitively.
             std::istringstream types(*rel);
-            for (std::string type; types >> type;)
-                out.emplace_back(url, keystore::ascii_lower(type));
+            for (std::string type; types >> type;) out.emplace_back(url, base::ascii_lower(type));
         }
     }
     return out;

@@ -4,7 +4,7 @@
 // may share DNS answers and TLS sessions through an HttpShare.
 #pragma once
 
-#include "keystore/error.h"
+#include "base/error.h"
 
 #include <chrono>
 #include <memory>
@@ -14,7 +14,7 @@
 
 namespace acme {
 
-using keystore::Result;
+using base::Result;
 
 struct HttpOptions {
     std::string ca_file;  // extra trust anchor (PEM) for test CAs; empty: system store only

@@ -1,9 +1,9 @@
 #include "acme/order.h"
 
+#include "base/bytes.h"
+#include "base/log.h"
 #include "challenge/http01.h"
-#include "keystore/bytes.h"
 #include "keystore/jwk.h"
-#include "keystore/log.h"
 #include "store/failpoint.h"
 #include "x509/csr.h"
 
@@ -15,8 +15,8 @@
 
 namespace acme {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 using nlohmann::json;
 
 namespace {
@@ -64,7 +64,7 @@ Result<std::string> url_field(const Client& client, const json& j, const char* k
 
 // Server text in a message: bounded, every control character (newlines too) escaped.
 std::string printable(const std::string& s, std::size_t max = 300) {
-    return keystore::printable(std::string_view(s).substr(0, max), keystore::Lines::escape);
+    return base::printable(std::string_view(s).substr(0, max), base::Lines::escape);
 }
 
 // The CA's `error` of an invalid order (RFC 8555 §7.1.3), with its instance.
@@ -115,7 +115,7 @@ std::string normalize_identifier(const std::string& name) {
     if (name.find(':') != std::string::npos && inet_pton(AF_INET6, name.c_str(), buf) == 1 &&
         inet_ntop(AF_INET6, buf, text, sizeof text))
         return text;  // RFC 5952: lower case, longest zero run as "::", no leading zeros
-    return keystore::ascii_lower(name);
+    return base::ascii_lower(name);
 }
 
 namespace {
@@ -127,7 +127,7 @@ Result<std::pair<std::string, json>> find_created_order(Client& client,
                                                         const keystore::Key& account_key,
                                                         const std::string& kid,
                                                         const Wanted& wanted,
-                                                        const keystore::Error& why) {
+                                                        const base::Error& why) {
     const std::string tail =
         "; the CA may have created the order, so it is not sent again: run the command again "
         "later (an unused order expires by itself)";
@@ -188,7 +188,7 @@ Result<Issued> issue_order(Client& client, const keystore::Key& account_key, con
     }
     if (!request.replaces.empty()) new_order["replaces"] = request.replaces;
     Issued out;
-    Result<json> order = std::unexpected(keystore::Error{});
+    Result<json> order = std::unexpected(base::Error{});
     if (!request.resume_url.empty() && client.same_origin(request.resume_url)) {
         order = client.post_json(request.resume_url, account_key, kid, "");
         const std::string st = order ? status_of(*order) : "";
@@ -332,7 +332,7 @@ Result<Issued> issue_order(Client& client, const keystore::Key& account_key, con
         if (!csr) return std::unexpected(csr.error());
         auto finalize = url_field(client, *order, "finalize", "order");
         if (!finalize) return std::unexpected(finalize.error());
-        const std::string payload = json{{"csr", keystore::base64url_encode(*csr)}}.dump();
+        const std::string payload = json{{"csr", base::base64url_encode(*csr)}}.dump();
         // finalize is not idempotent: after a failure (5xx, timeout, a dropped connection)
         // the CA may have taken the CSR anyway. Look at the order and carry on from its real
         // state; send the CSR again only while the order is still `ready`.
@@ -343,7 +343,7 @@ Result<Issued> issue_order(Client& client, const keystore::Key& account_key, con
                 order = std::move(fin);
                 break;
             }
-            const keystore::Error failed = fin.error();
+            const base::Error failed = fin.error();
             if (failed.retry_at) return std::unexpected(failed);  // the CA said when: then
             progress("finalize: " + printable(failed.describe()) + "; looking at the order");
             auto now = client.post_json(out.order_url, account_key, kid, "");
@@ -379,7 +379,7 @@ Result<Issued> issue_order(Client& client, const keystore::Key& account_key, con
             },
             client.options().order_deadline);
         if (!order) {
-            keystore::Error e = order.error();
+            base::Error e = order.error();
             if (e.code == Errc::network)
                 e.message +=
                     "; the order is kept and the next run resumes it (--order-timeout "

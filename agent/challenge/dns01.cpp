@@ -1,6 +1,6 @@
 #include "challenge/dns01.h"
 
-#include "keystore/files.h"
+#include "base/files.h"
 
 #include <arpa/inet.h>
 
@@ -11,8 +11,8 @@
 
 namespace challenge {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 
 namespace {
 
@@ -203,7 +203,7 @@ Result<TsigKey> parse_tsig_key(std::string_view text, const std::string& where) 
                               "the secret of key '" + k.name + "' must be a quoted base64 string");
                 if (!valid_base64(v->text))
                     return at(*v, "the secret of key '" + k.name + "' is not valid base64");
-                k.secret = keystore::Secret(std::string(v->text));
+                k.secret = base::Secret(std::string(v->text));
                 has_secret = true;
                 if (auto e = expect(";", "after the secret"); !e) return std::unexpected(e.error());
             } else {
@@ -223,7 +223,7 @@ Result<TsigKey> parse_tsig_key(std::string_view text, const std::string& where) 
 
 Result<TsigKey> read_tsig_key_file(const std::string& path) {
     // Owner-only, checked on the opened file (SECURITY.md rule 18); wiped after parsing.
-    auto held = keystore::read_secret_file(path, "TSIG key file", kMaxKeyFile);
+    auto held = base::read_secret_file(path, "TSIG key file", kMaxKeyFile);
     if (!held) return std::unexpected(held.error());
     return parse_tsig_key(held->reveal(), path);
 }

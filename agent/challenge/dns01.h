@@ -3,8 +3,8 @@
 // address parser, and factories with the time limits as parameters.
 #pragma once
 
+#include "base/bytes.h"
 #include "challenge/solver.h"
-#include "keystore/bytes.h"
 
 #include <chrono>
 #include <cstdint>
@@ -27,7 +27,7 @@ std::string dns01_record_name(const std::string& identifier);
 struct TsigKey {
     std::string name;
     std::string algorithm;
-    keystore::Secret secret;
+    base::Secret secret;
 };
 
 // Parses BIND's key-statement syntax as written by tsig-keygen / ddns-confgen:

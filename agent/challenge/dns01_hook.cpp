@@ -5,25 +5,25 @@
 // shell line: a command with spaces is one program path with spaces in it. Arguments are
 // fixed by the contract and the identifier is checked first, so nothing the ACME server
 // sends reaches a shell (SECURITY.md rule 8).
+#include "base/log.h"
+#include "base/subprocess.h"
 #include "challenge/dns01.h"
-#include "keystore/log.h"
-#include "keystore/subprocess.h"
 
 #include <map>
 #include <utility>
 
 namespace challenge {
 
-using keystore::Errc;
-using keystore::Error;
-using keystore::fail;
+using base::Errc;
+using base::Error;
+using base::fail;
 
 namespace {
 
 constexpr auto kHookTimeout = std::chrono::seconds(120);
 constexpr std::size_t kMaxOutput = 2048;  // what an error message quotes
 
-// Runs `command action fqdn value` through keystore::subprocess (no shell, fds 0-2 only,
+// Runs `command action fqdn value` through base::subprocess (no shell, fds 0-2 only,
 // its environment PATH, HOME, LANG and the three ACME_AGENT_* variables).
 Result<void> run_hook(const std::string& command, const std::string& action,
                       const std::string& domain, const std::string& fqdn, const std::string& value,
@@ -32,14 +32,14 @@ Result<void> run_hook(const std::string& command, const std::string& action,
     const std::string what = "'" + command + "' " + action + " " + fqdn;
     if (command.empty()) return fail(Errc::usage, "--dns-hook", "the hook command is empty");
 
-    keystore::subprocess::Command cmd;
+    base::subprocess::Command cmd;
     cmd.argv = {command, action, fqdn, value};
     cmd.env = {"ACME_AGENT_DOMAIN=" + domain, "ACME_AGENT_TXT_NAME=" + fqdn,
                "ACME_AGENT_TXT_VALUE=" + value};
     cmd.timeout = timeout;
     cmd.max_output = kMaxOutput;
-    keystore::log::debug("dns-01 hook: running " + what + " " + value);
-    auto r = keystore::subprocess::run(cmd);
+    base::log::debug("dns-01 hook: running " + what + " " + value);
+    auto r = base::subprocess::run(cmd);
     if (!r) {
         Error e = r.error();
         e.where = where;
@@ -48,7 +48,7 @@ Result<void> run_hook(const std::string& command, const std::string& action,
     }
     const std::string output = r->quoted_output();
     if (r->ok()) {
-        if (!output.empty()) keystore::log::debug("dns-01 hook " + what + ":\n" + output);
+        if (!output.empty()) base::log::debug("dns-01 hook " + what + ":\n" + output);
         return {};
     }
     std::string msg = what + " " + r->status(timeout);
@@ -71,7 +71,7 @@ class Dns01Hook final : public Solver {
         const std::string value = dns01_txt_value(key_authorization);
         if (auto r = run_hook(command_, "present", identifier, fqdn, value, timeout_); !r) return r;
         live_.insert_or_assign({identifier, token}, value);
-        keystore::log::info("dns-01: hook published TXT " + fqdn);
+        base::log::info("dns-01: hook published TXT " + fqdn);
         return {};
     }
 
@@ -83,7 +83,7 @@ class Dns01Hook final : public Solver {
         if (auto r = run_hook(command_, "cleanup", identifier, dns01_record_name(identifier), value,
                               timeout_);
             !r)
-            keystore::log::warning("dns-01 cleanup: " + r.error().describe());
+            base::log::warning("dns-01 cleanup: " + r.error().describe());
     }
 
   private:

@@ -2,9 +2,9 @@
 // ldns. Every exchange is a fresh resolver over TCP: ldns marks a server that timed out
 // once as unreachable for the rest of a resolver's life, and TCP rules out a forged UDP
 // answer to the propagation poll.
+#include "base/deleter.h"
+#include "base/log.h"
 #include "challenge/dns01.h"
-#include "keystore/deleter.h"
-#include "keystore/log.h"
 
 #include <ldns/ldns.h>
 #include <openssl/crypto.h>
@@ -16,8 +16,8 @@
 
 namespace challenge {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 
 namespace {
 
@@ -28,7 +28,7 @@ constexpr auto kQueryTimeout = std::chrono::seconds(5);
 constexpr auto kPollInterval = std::chrono::milliseconds(200);
 constexpr std::uint32_t kTtl = 60;
 
-using keystore::Deleter;
+using base::Deleter;
 using Pkt = std::unique_ptr<ldns_pkt, Deleter<ldns_pkt_free>>;
 using Rdf = std::unique_ptr<ldns_rdf, Deleter<ldns_rdf_deep_free>>;
 using Rr = std::unique_ptr<ldns_rr, Deleter<ldns_rr_free>>;
@@ -56,7 +56,7 @@ std::string rcode_name(ldns_pkt_rcode rcode) {
 }
 
 std::string dname_text(const ldns_rdf* d) {
-    const std::unique_ptr<char, keystore::Deleter<std::free>> s(ldns_rdf2str(d));
+    const std::unique_ptr<char, base::Deleter<std::free>> s(ldns_rdf2str(d));
     return s ? s.get() : "?";
 }
 
@@ -109,8 +109,8 @@ class Rfc2136 final : public Solver {
         rec.zone = std::move(*zone);
         if (auto r = update(rec, /*add=*/true); !r) return r;
         live_.insert_or_assign({identifier, token}, rec);
-        keystore::log::info("dns-01: added TXT " + rec.fqdn + " in zone " + rec.zone + " at " +
-                            server_->to_string() + " (key " + key_->name + ")");
+        base::log::info("dns-01: added TXT " + rec.fqdn + " in zone " + rec.zone + " at " +
+                        server_->to_string() + " (key " + key_->name + ")");
         return wait_for(rec);
     }
 
@@ -120,9 +120,9 @@ class Rfc2136 final : public Solver {
         const Record rec = std::move(it->second);
         live_.erase(it);
         if (auto r = update(rec, /*add=*/false); !r)
-            keystore::log::warning("dns-01 cleanup: " + r.error().describe());
+            base::log::warning("dns-01 cleanup: " + r.error().describe());
         else
-            keystore::log::debug("dns-01: deleted TXT " + rec.fqdn + " from zone " + rec.zone);
+            base::log::debug("dns-01: deleted TXT " + rec.fqdn + " from zone " + rec.zone);
     }
 
   private:
@@ -342,8 +342,7 @@ class Rfc2136 final : public Solver {
                 query(rec.fqdn, LDNS_RR_TYPE_TXT,
                       std::min(query_timeout_, std::max(left, std::chrono::milliseconds(1))));
             if (reply && answers(rec, reply->get())) {
-                keystore::log::debug("dns-01: " + server_->to_string() + " answers TXT " +
-                                     rec.fqdn);
+                base::log::debug("dns-01: " + server_->to_string() + " answers TXT " + rec.fqdn);
                 return {};
             }
             last = reply ? rcode_name(ldns_pkt_get_rcode(reply->get())) + " without the value"

@@ -19,8 +19,8 @@
 
 namespace challenge {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 
 namespace {
 

@@ -4,7 +4,7 @@
 // a few concurrent connections, 8 KiB of request head, a 5 s read deadline per connection.
 #pragma once
 
-#include "keystore/error.h"
+#include "base/error.h"
 
 #include <chrono>
 #include <map>
@@ -14,7 +14,7 @@
 
 namespace challenge {
 
-using keystore::Result;
+using base::Result;
 
 class Http01Responder {
   public:

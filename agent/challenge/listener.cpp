@@ -16,8 +16,8 @@
 
 namespace challenge {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 
 namespace {
 
@@ -68,13 +68,12 @@ void Fd::reset() noexcept {
 Result<void> ServeThread::start(std::function<void()> loop, const std::string& where) {
     wake_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!wake_)
-        return keystore::fail(keystore::Errc::io, where,
-                              std::string("eventfd: ") + std::strerror(errno));
+        return base::fail(base::Errc::io, where, std::string("eventfd: ") + std::strerror(errno));
     try {
         thread_ = std::thread(std::move(loop));
     } catch (const std::system_error& e) {
-        return keystore::fail(keystore::Errc::internal, where,
-                              std::string("cannot start a thread: ") + e.what());
+        return base::fail(base::Errc::internal, where,
+                          std::string("cannot start a thread: ") + e.what());
     }
     return {};
 }

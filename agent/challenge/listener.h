@@ -4,7 +4,7 @@
 // connections, 5 s each).
 #pragma once
 
-#include "keystore/error.h"
+#include "base/error.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -22,7 +22,7 @@
 
 namespace challenge {
 
-using keystore::Result;
+using base::Result;
 
 // Owns one file descriptor; closes it when dropped.
 class Fd {

@@ -1,7 +1,7 @@
 // A challenge solver (lego's two-method shape): make the proof visible, then take it down.
 #pragma once
 
-#include "keystore/error.h"
+#include "base/error.h"
 
 #include <chrono>
 #include <memory>
@@ -9,7 +9,7 @@
 
 namespace challenge {
 
-using keystore::Result;
+using base::Result;
 
 class Solver {
   public:

@@ -1,16 +1,16 @@
+#include "base/files.h"
+#include "base/log.h"
+#include "base/ossl.h"
 #include "challenge/http01.h"
 #include "challenge/solver.h"
-#include "keystore/files.h"
-#include "keystore/log.h"
-#include "keystore/ossl.h"
 
 #include <optional>
 #include <tuple>
 
 namespace challenge {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 
 namespace {
 
@@ -57,16 +57,16 @@ class Http01Webroot final : public Solver {
         if (!valid_token(token))
             return fail(Errc::protocol, "http-01", "the server sent a malformed challenge token");
         if (!challenges_) {
-            auto root = keystore::Dir::open(dir_);
+            auto root = base::Dir::open(dir_);
             if (!root) {
-                keystore::Error e = root.error();
+                base::Error e = root.error();
                 if (e.code == Errc::not_found) e.message = dir_ + " is not a directory";
                 e.where = "--webroot";
                 return std::unexpected(e);
             }
-            auto well_known = root->sub(".well-known", keystore::Create::yes, 0755);
+            auto well_known = root->sub(".well-known", base::Create::yes, 0755);
             if (!well_known) return std::unexpected(well_known.error());
-            auto challenges = well_known->sub("acme-challenge", keystore::Create::yes, 0755);
+            auto challenges = well_known->sub("acme-challenge", base::Create::yes, 0755);
             if (!challenges) {
                 if (well_known->created()) (void)root->remove_dir(".well-known");
                 return std::unexpected(challenges.error());
@@ -85,7 +85,7 @@ class Http01Webroot final : public Solver {
     void cleanup(const std::string&, const std::string& token) override {
         if (!valid_token(token) || !challenges_) return;
         if (auto r = challenges_->remove_file(token); !r)
-            keystore::log::warning("webroot cleanup: " + r.error().describe());
+            base::log::warning("webroot cleanup: " + r.error().describe());
         if (--live_ == 0) release();
     }
 
@@ -96,7 +96,7 @@ class Http01Webroot final : public Solver {
                                          std::tuple{&root_, &well_known_, ".well-known"}}) {
             if (*dir && (*dir)->created() && *parent)
                 if (auto r = (*parent)->remove_dir(name); !r)
-                    keystore::log::warning("webroot cleanup: " + r.error().describe());
+                    base::log::warning("webroot cleanup: " + r.error().describe());
             dir->reset();
         }
         root_.reset();
@@ -104,14 +104,13 @@ class Http01Webroot final : public Solver {
 
     std::string dir_;
     int live_ = 0;
-    std::optional<keystore::Dir> root_, well_known_, challenges_;
+    std::optional<base::Dir> root_, well_known_, challenges_;
 };
 
 }  // namespace
 
 std::string dns01_txt_value(const std::string& key_authorization) {
-    return keystore::base64url_encode(
-        keystore::ossl::digest("SHA256", keystore::as_bytes(key_authorization)));
+    return base::base64url_encode(base::ossl::digest("SHA256", base::as_bytes(key_authorization)));
 }
 
 std::unique_ptr<Solver> make_http01_server(std::string listen) {

@@ -1,8 +1,8 @@
 #include "challenge/tls_alpn01.h"
 
+#include "base/bytes.h"
+#include "base/ossl.h"
 #include "challenge/listener.h"
-#include "keystore/bytes.h"
-#include "keystore/ossl.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -29,9 +29,9 @@
 
 namespace challenge {
 
-using keystore::Errc;
-using keystore::fail;
-namespace ossl = keystore::ossl;
+using base::Errc;
+using base::fail;
+namespace ossl = base::ossl;
 
 namespace {
 
@@ -55,7 +55,7 @@ using Extension = std::unique_ptr<X509_EXTENSION, ossl::Deleter<X509_EXTENSION_f
 struct Identifier {
     std::string server_name;
     std::string dns_name;
-    keystore::Bytes ip;
+    base::Bytes ip;
 };
 
 bool valid_dns_name(std::string_view name) {
@@ -103,7 +103,7 @@ Result<Identifier> parse_identifier(const std::string& identifier) {
                     "the identifier '" + identifier.substr(0, 80) +
                         "' is neither a DNS name nor an IP address");
     }
-    id.dns_name = keystore::ascii_lower(identifier);
+    id.dns_name = base::ascii_lower(identifier);
     id.server_name = id.dns_name;
     return id;
 }
@@ -137,9 +137,9 @@ Result<void> add_subject_alt_name(X509* cert, const Identifier& id) {
 }
 
 Result<void> add_acme_identifier(X509* cert, const std::string& key_authorization) {
-    const keystore::Bytes hash = ossl::digest("SHA256", keystore::as_bytes(key_authorization));
+    const base::Bytes hash = ossl::digest("SHA256", base::as_bytes(key_authorization));
     // The extension value is the DER of an OCTET STRING holding the digest (RFC 8737 §3).
-    keystore::Bytes der = {0x04, static_cast<std::uint8_t>(hash.size())};
+    base::Bytes der = {0x04, static_cast<std::uint8_t>(hash.size())};
     der.insert(der.end(), hash.begin(), hash.end());
     Asn1Object oid(OBJ_txt2obj(kAcmeIdentifierOid, 1));
     Asn1String value(ASN1_OCTET_STRING_new());
@@ -226,7 +226,7 @@ std::string host_name(const unsigned char* p, std::size_t len) {
         if (type == TLSEXT_NAMETYPE_host_name) {
             std::string_view name(reinterpret_cast<const char*>(p), n);
             if (name.ends_with('.')) name.remove_suffix(1);
-            return keystore::ascii_lower(name);
+            return base::ascii_lower(name);
         }
         p += n;
     }

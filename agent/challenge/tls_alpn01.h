@@ -8,8 +8,8 @@
 // sockets (rule 16).
 #pragma once
 
+#include "base/error.h"
 #include "challenge/solver.h"
-#include "keystore/error.h"
 
 #include <map>
 #include <memory>
@@ -18,7 +18,7 @@
 
 namespace challenge {
 
-using keystore::Result;
+using base::Result;
 
 class TlsAlpn01Responder {
   public:

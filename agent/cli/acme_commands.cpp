@@ -1,11 +1,11 @@
 #include "cli/common.h"
 
 #include "acme/account.h"
+#include "base/files.h"
+#include "base/log.h"
 #include "cli/batch.h"
 #include "cli/certs.h"
 #include "cli/exit_codes.h"
-#include "keystore/files.h"
-#include "keystore/log.h"
 #include "store/failpoint.h"
 #include "x509/cert.h"
 
@@ -248,8 +248,8 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
               "issued " + std::to_string(n - failed) + " of " + std::to_string(n) +
                   (failed ? ", " + std::to_string(failed) + " failed" : ""),
               n, failures);
-    keystore::log::debug("batch: " + std::to_string((*client)->requests()) + " requests over " +
-                         std::to_string((*client)->connections()) + " connections");
+    base::log::debug("batch: " + std::to_string((*client)->requests()) + " requests over " +
+                     std::to_string((*client)->connections()) + " connections");
     return out;
 }
 
@@ -351,8 +351,7 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
         if (!account_key) return std::unexpected(account_key.error());
         ao.account_key = (*account_key)->uri().to_string();
     } else {
-        keystore::log::info("enroll: using the account registered before, " +
-                            (*stored_account)->url);
+        base::log::info("enroll: using the account registered before, " + (*stored_account)->url);
     }
     auto device_key = open_or_generate(o, reg, *device_uri, made_device);
     if (!device_key) return std::unexpected(device_key.error());
@@ -437,7 +436,7 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
 }
 
 Result<Output> revoke(const Options& o, keystore::Registry& reg) {
-    auto pem = keystore::read_file(o.cert_file, 1 << 20);
+    auto pem = base::read_file(o.cert_file, 1 << 20);
     if (!pem) return std::unexpected(pem.error());
     auto blocks = x509::split_chain(*pem);
     if (!blocks) return fail(Errc::usage, "--cert", o.cert_file + " holds no PEM certificate");

@@ -1,8 +1,8 @@
 #include "cli/app.h"
 
+#include "base/log.h"
 #include "cli/common.h"
 #include "cli/exit_codes.h"
-#include "keystore/log.h"
 
 #include <CLI/CLI.hpp>
 
@@ -18,7 +18,7 @@ namespace {
 
 // Server text reaches stdout through the JSON encoder (which escapes every control
 // character; bytes that are not UTF-8 become U+FFFD rather than an exception) or, as text,
-// through keystore::printable (SECURITY.md rule 19).
+// through base::printable (SECURITY.md rule 19).
 std::string json_text(const json& j) {
     return j.dump(2, ' ', false, json::error_handler_t::replace);
 }
@@ -28,7 +28,7 @@ int report(const Options& o, const Result<Output>& r) {
         if (o.json_out)
             std::cout << json_text(r->data) << "\n";
         else
-            std::cout << keystore::printable(r->text);
+            std::cout << base::printable(r->text);
         if (!r->failure) return r->status;
         std::cout.flush();
         std::fprintf(stderr, "acme-agent: error: %s\n", r->failure->describe().c_str());
@@ -109,7 +109,7 @@ std::string exit_code_footer() {
 }  // namespace
 
 int run(int argc, char** argv) {
-    keystore::log::trace(keystore::log::trace_now(), "main");
+    base::log::trace(base::log::trace_now(), "main");
     // A peer that goes away (the CA, a TPM simulator socket) is an error to report, not a
     // signal that kills the process mid-write.
     (void)std::signal(SIGPIPE, SIG_IGN);  // cannot fail for SIGPIPE
@@ -373,21 +373,20 @@ int run(int argc, char** argv) {
     o.server_given = app.get_option("--server")->count() > 0;
     o.ca_file_given = app.get_option("--ca-file")->count() > 0;
     o.state_dir_given = app.get_option("--state-dir")->count() > 0;
-    keystore::log::set_level(o.quiet         ? keystore::log::Level::warning
-                             : o.verbose > 0 ? keystore::log::Level::debug
-                                             : keystore::log::Level::info);
+    base::log::set_level(o.quiet         ? base::log::Level::warning
+                         : o.verbose > 0 ? base::log::Level::debug
+                                         : base::log::Level::info);
     if (!action) return kUsage;
     if (auto accepted = accept_command_line(o); !accepted)
         return report(o, std::unexpected(accepted.error()));
     keystore::Registry registry = make_registry(o);
     try {
         const int rc = report(o, action(o, registry));
-        keystore::log::trace(keystore::log::trace_now(), "return from main");
+        base::log::trace(base::log::trace_now(), "return from main");
         return rc;
     } catch (const std::exception& e) {
         // A bug, or server data that slipped past a check: fail loudly, never half-done.
-        std::fprintf(stderr, "acme-agent: internal error: %s\n",
-                     keystore::printable(e.what()).c_str());
+        std::fprintf(stderr, "acme-agent: internal error: %s\n", base::printable(e.what()).c_str());
         return kInternal;
     }
 }

@@ -1,7 +1,7 @@
 #include "cli/batch.h"
 
-#include "keystore/bytes.h"
-#include "keystore/files.h"
+#include "base/bytes.h"
+#include "base/files.h"
 
 #include <algorithm>
 #include <atomic>
@@ -13,9 +13,9 @@
 
 namespace cli {
 
-using keystore::Errc;
-using keystore::fail;
-using keystore::Result;
+using base::Errc;
+using base::fail;
+using base::Result;
 
 namespace {
 
@@ -80,12 +80,12 @@ Result<std::vector<BatchOrder>> parse_batch(std::string_view text, const std::st
                 return fail(Errc::usage, where,
                             "a second key URI where a name belongs; one order (one key) per line");
             if (std::ranges::any_of(order.names, [&](const std::string& n) {
-                    return keystore::ascii_lower(n) == keystore::ascii_lower(name);
+                    return base::ascii_lower(n) == base::ascii_lower(name);
                 }))
                 return fail(Errc::usage, where, "the name " + name + " is given twice");
             order.names.push_back(name);
         }
-        const std::string cert = keystore::ascii_lower(order.names.front());
+        const std::string cert = base::ascii_lower(order.names.front());
         if (auto [it, fresh] = first_names.emplace(cert, number); !fresh)
             return fail(Errc::usage, where,
                         "the certificate " + order.names.front() + " is already ordered on line " +
@@ -98,9 +98,9 @@ Result<std::vector<BatchOrder>> parse_batch(std::string_view text, const std::st
 }
 
 Result<std::vector<BatchOrder>> read_batch(const std::string& file) {
-    auto text = keystore::read_file(file, 1 << 20);
+    auto text = base::read_file(file, 1 << 20);
     if (!text) {
-        keystore::Error e = text.error();
+        base::Error e = text.error();
         e.where = "--batch " + e.where;
         return std::unexpected(e);
     }

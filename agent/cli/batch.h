@@ -12,7 +12,7 @@
 // pin-value is refused (use pin-source=file:).
 #pragma once
 
-#include "keystore/error.h"
+#include "base/error.h"
 #include "keystore/key_uri.h"
 
 #include <cstddef>
@@ -33,10 +33,9 @@ struct BatchOrder {
 // error is Errc::usage: a malformed key URI, a line with a key but no name, a name given
 // twice on one line, two lines for the same certificate (the same first name), a second key
 // URI where a name belongs, no order at all.
-keystore::Result<std::vector<BatchOrder>> parse_batch(std::string_view text,
-                                                      const std::string& file);
+base::Result<std::vector<BatchOrder>> parse_batch(std::string_view text, const std::string& file);
 // Reads FILE (at most 1 MiB) and parses it; Errc::not_found / Errc::io when it cannot be read.
-keystore::Result<std::vector<BatchOrder>> read_batch(const std::string& file);
+base::Result<std::vector<BatchOrder>> read_batch(const std::string& file);
 
 // The bounds of --jobs.
 inline constexpr unsigned kMinJobs = 1;

@@ -1,9 +1,9 @@
 #include "cli/certs.h"
 
 #include "acme/order.h"
+#include "base/bytes.h"
+#include "base/log.h"
 #include "challenge/solver.h"
-#include "keystore/bytes.h"
-#include "keystore/log.h"
 #include "store/failpoint.h"
 
 #include <algorithm>
@@ -122,7 +122,7 @@ Result<challenge::Solver*> SharedSolvers::get(const Options& o) {
 SharedSolvers::Claim::Claim(SharedSolvers& owner, const std::vector<std::string>& domains)
     : owner_(owner) {
     for (const std::string& d : domains)
-        names_.push_back(keystore::ascii_lower(d.starts_with("*.") ? d.substr(2) : d));
+        names_.push_back(base::ascii_lower(d.starts_with("*.") ? d.substr(2) : d));
     std::unique_lock lock(owner_.mutex_);
     owner_.released_.wait(lock, [&] {
         return std::ranges::none_of(
@@ -183,7 +183,7 @@ Result<IssueResult> obtain(const Options& o, store::StateDir& state, acme::Clien
     // Orders running side by side (--jobs) tag their progress lines with the name.
     const std::string tag = o.jobs > 1 ? name + ": " : "";
     auto issued = acme::issue(client, *account.key, account.url, req,
-                              [&tag](const std::string& line) { keystore::log::info(tag + line); });
+                              [&tag](const std::string& line) { base::log::info(tag + line); });
     if (!issued) {
         // A refused or broken order is over: forget it, leaving the state as it was. After a
         // network fault, or when the CA asked to wait, the record stays, so that the next run
@@ -250,8 +250,8 @@ Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& leaf,
     }
     auto window = acme::renewal_info(client, leaf);
     if (!window)
-        keystore::log::warning("renewalInfo: " + window.error().describe() +
-                               "; using the certificate's lifetime instead");
+        base::log::warning("renewalInfo: " + window.error().describe() +
+                           "; using the certificate's lifetime instead");
     if (window && *window) {
         const auto span = (*window)->end - (*window)->start;
         unsigned spread = 0;
@@ -334,8 +334,8 @@ Result<Renewal> renew_one(const Options& o, keystore::Registry& reg, store::Stat
                        : due_for_renewal(client, *leaf, o.renew_before_days);
     if (!due) return std::unexpected(due.error());
     if (!o.force && !due->due) {
-        keystore::log::info("renew: " + name + " not due until " + iso_time(due->at) + " (" +
-                            due->why + ")");
+        base::log::info("renew: " + name + " not due until " + iso_time(due->at) + " (" + due->why +
+                        ")");
         return Renewal{{{"name", name}, {"renewed", false}, {"due_at", iso_time(due->at)}},
                        name + ": not due until " + iso_time(due->at) + "\n"};
     }

@@ -1,12 +1,12 @@
 #include "cli/common.h"
 
 #include "acme/account.h"
+#include "base/files.h"
+#include "base/log.h"
+#include "base/ossl.h"
 #include "challenge/listener.h"
 #include "keystore/file_backend.h"
-#include "keystore/files.h"
-#include "keystore/log.h"
 #include "keystore/mac.h"
-#include "keystore/ossl.h"
 #include "pkcs11/pkcs11_keystore.h"
 #include "tpm/tpm_keystore.h"
 
@@ -49,7 +49,7 @@ std::optional<Error> Failures::summary(std::size_t total, std::string_view noun)
 }
 
 json error_json(const Error& e) {
-    json err{{"code", keystore::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
+    json err{{"code", base::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
     if (e.native) err["native"] = *e.native;
     if (e.retry_at)  // the CA asked to wait (Retry-After): not before then
         err["retry_at"] =
@@ -212,10 +212,10 @@ Result<void> check_local(const Options& o, bool ports) {
     return {};
 }
 
-std::string pem_public_key(const keystore::Bytes& spki) {
-    auto pkey = keystore::ossl::pkey_from_spki(spki);
+std::string pem_public_key(const base::Bytes& spki) {
+    auto pkey = base::ossl::pkey_from_spki(spki);
     if (!pkey) return "";
-    keystore::ossl::Bio bio(BIO_new(BIO_s_mem()));
+    base::ossl::Bio bio(BIO_new(BIO_s_mem()));
     PEM_write_bio_PUBKEY(bio.get(), pkey->get());
     char* data = nullptr;
     const long len = BIO_get_mem_data(bio.get(), &data);
@@ -261,31 +261,31 @@ Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& 
     }
     auto secret = read_mac_key_file(o.eab_hmac_key);
     if (!secret) return std::unexpected(secret.error());
-    auto shared = std::make_shared<keystore::Secret>(std::move(*secret));
+    auto shared = std::make_shared<base::Secret>(std::move(*secret));
     return std::optional<acme::Eab>(
-        acme::Eab{o.eab_kid, [shared](std::span<const std::uint8_t> d) -> Result<keystore::Bytes> {
-                      keystore::Bytes mac(EVP_MAX_MD_SIZE);
+        acme::Eab{o.eab_kid, [shared](std::span<const std::uint8_t> d) -> Result<base::Bytes> {
+                      base::Bytes mac(EVP_MAX_MD_SIZE);
                       unsigned int len = 0;
                       if (!HMAC(EVP_sha256(), shared->reveal().data(),
                                 static_cast<int>(shared->reveal().size()), d.data(), d.size(),
                                 mac.data(), &len))
-                          return keystore::ossl::fail_ossl("HMAC");
+                          return base::ossl::fail_ossl("HMAC");
                       mac.resize(len);
                       return mac;
                   }});
 }
 
-Result<keystore::Secret> read_mac_key_file(const std::string& source) {
+Result<base::Secret> read_mac_key_file(const std::string& source) {
     std::string path = source.starts_with("file:") ? source.substr(5) : source;
-    auto text = keystore::read_secret_file(path, "MAC key file");
+    auto text = base::read_secret_file(path, "MAC key file");
     if (!text) return std::unexpected(text.error());
     std::string_view t = text->reveal();
     while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
     while (!t.empty() && t.back() == '=') t.remove_suffix(1);  // CAs hand out padded keys too
-    auto raw = keystore::base64url_decode(t);
+    auto raw = base::base64url_decode(t);
     if (!raw || raw->empty())
         return fail(Errc::usage, "MAC key", path + " does not hold a base64url MAC key");
-    keystore::Secret out(std::string(raw->begin(), raw->end()));
+    base::Secret out(std::string(raw->begin(), raw->end()));
     OPENSSL_cleanse(raw->data(), raw->size());
     return out;
 }
@@ -331,7 +331,7 @@ Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store:
         auto url = acme::register_account(client, **key, req);
         if (!url) return std::unexpected(url.error());
         ctx.url = *url;
-        keystore::log::info("account: registered " + ctx.url);
+        base::log::info("account: registered " + ctx.url);
     }
     if (auto r = state.save_account({o.server, ctx.url, (*key)->uri().to_string()}); !r)
         return std::unexpected(r.error());

@@ -24,10 +24,10 @@
 
 namespace cli {
 
-using keystore::Errc;
-using keystore::Error;
-using keystore::fail;
-using keystore::Result;
+using base::Errc;
+using base::Error;
+using base::fail;
+using base::Result;
 using nlohmann::json;
 
 inline constexpr const char* kDefaultServer = "https://acme-v02.api.letsencrypt.org/directory";
@@ -141,7 +141,7 @@ Result<void> confirm(const Options& o, const std::string& what, const std::strin
 Result<void> check_local(const Options& o, bool ports = true);
 // An error as --json prints it: {"code", "where", "message"[, "native"]}.
 json error_json(const Error& e);
-std::string pem_public_key(const keystore::Bytes& spki);
+std::string pem_public_key(const base::Bytes& spki);
 std::string iso_time(std::chrono::system_clock::time_point t);
 
 Result<std::unique_ptr<acme::Client>> connect(const Options& o);
@@ -150,7 +150,7 @@ Result<std::unique_ptr<acme::Client>> connect(const Options& o);
 // the pkcs11: URI of an HMAC key in a token), or nullopt when neither is given.
 Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& reg);
 // Reads a base64url MAC key from a file that only its owner can read.
-Result<keystore::Secret> read_mac_key_file(const std::string& source);
+Result<base::Secret> read_mac_key_file(const std::string& source);
 
 // Without --account-key, an account for --server must be stored: Errc::not_found naming
 // `account register` otherwise. Checked before the first request.

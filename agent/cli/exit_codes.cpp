@@ -2,8 +2,8 @@
 
 namespace cli {
 
-int exit_code(keystore::Errc code) {
-    using keystore::Errc;
+int exit_code(base::Errc code) {
+    using base::Errc;
     switch (code) {
         case Errc::usage:
             return kUsage;

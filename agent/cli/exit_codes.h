@@ -1,7 +1,7 @@
 // Process exit codes, one per kind of failure (README "Exit codes").
 #pragma once
 
-#include "keystore/error.h"
+#include "base/error.h"
 
 #include <span>
 
@@ -27,7 +27,7 @@ enum ExitCode : int {
     kDeployHook = 16,  // run: a certificate was stored but its deploy hook failed
 };
 
-int exit_code(keystore::Errc code);
+int exit_code(base::Errc code);
 
 // The one list of exit codes and what each means: `acme-agent --help` prints it, and
 // tests/integration/docs.sh checks README.md's "Exit codes" table (which the man page's

@@ -1,7 +1,7 @@
 #include "cli/common.h"
 
+#include "base/log.h"
 #include "keystore/jwk.h"
-#include "keystore/log.h"
 #include "keystore/mac.h"
 #include "x509/cert.h"
 
@@ -123,8 +123,7 @@ Result<Output> key_delete(const Options& o, keystore::Registry& reg) {
         for (const auto& n : *users) list += (list.empty() ? "" : ", ") + n;
         question += " Certificates in " + o.state_dir + " that use it: " + list +
                     " (renew them with --new-key first).";
-        keystore::log::warning("key delete: used by the certificates " + list + " in " +
-                               o.state_dir);
+        base::log::warning("key delete: used by the certificates " + list + " in " + o.state_dir);
     }
     if (auto r = confirm(o, "key delete", question); !r) return std::unexpected(r.error());
     if (auto r = (*ks)->destroy(*uri); !r) return std::unexpected(r.error());

@@ -1,12 +1,12 @@
 // `acme-agent run --config FILE [--once]`: keeps the certificates of a config file issued
 // and fresh, and runs each one's deploy hook after it changes.
+#include "base/files.h"
+#include "base/log.h"
+#include "base/subprocess.h"
 #include "cli/certs.h"
 #include "cli/common.h"
 #include "cli/exit_codes.h"
 #include "config/config.h"
-#include "keystore/files.h"
-#include "keystore/log.h"
-#include "keystore/subprocess.h"
 #include "x509/cert.h"
 
 #include <sys/stat.h>
@@ -82,21 +82,21 @@ std::string without_pin(const std::string& uri) {
     return out;
 }
 
-// Runs `command` with /bin/sh -c through keystore::subprocess: fds 0-2 only, PATH, HOME,
+// Runs `command` with /bin/sh -c through base::subprocess: fds 0-2 only, PATH, HOME,
 // LANG and `vars` as its environment, its output captured (the last 16 KiB), killed with
 // its process group after `timeout`. "" when it exits 0 (its output, if any, logged), else
 // what went wrong with the end of its output.
 std::string run_hook(const std::string& name, const std::string& command,
                      const std::vector<std::string>& vars, unsigned timeout) {
-    keystore::subprocess::Command cmd;
-    cmd.argv = keystore::subprocess::shell(command);
+    base::subprocess::Command cmd;
+    cmd.argv = base::subprocess::shell(command);
     cmd.env = vars;
     cmd.timeout = seconds(timeout);
-    auto r = keystore::subprocess::run(cmd);
+    auto r = base::subprocess::run(cmd);
     if (!r) return "could not be started: " + r.error().message;
     const std::string output = r->quoted_output();
     if (r->ok()) {
-        if (!output.empty()) keystore::log::info("run: " + name + ": deploy hook: " + output);
+        if (!output.empty()) base::log::info("run: " + name + ": deploy hook: " + output);
         return "";
     }
     return r->status(cmd.timeout) + (output.empty() ? "" : "; its output ends with:\n" + output);
@@ -174,7 +174,7 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
 
     bool fresh = false;
     if (!why.empty()) {
-        keystore::log::info("run: " + c.name + ": " + why);
+        base::log::info("run: " + c.name + ": " + why);
         if (!key) {
             auto k = open_signing_key(co, reg, *uri);
             if (!k) return failed(k.error());
@@ -214,7 +214,7 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
     const std::string key_uri = fresh     ? key->uri().to_string()
                                 : *stored ? (*stored)->key_uri
                                           : uri->to_string();
-    keystore::log::info("run: " + c.name + ": deploy hook" + (fresh ? "" : " (retry)"));
+    base::log::info("run: " + c.name + ": deploy hook" + (fresh ? "" : " (retry)"));
     const std::string problem =
         run_hook(c.name, c.deploy_hook,
                  {"ACME_AGENT_NAME=" + c.name, "ACME_AGENT_DOMAINS=" + domains,
@@ -226,7 +226,7 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
         out.entry["deploy_hook"] = {{"ok", true}};
         out.text += c.name + ": deploy hook ok\n";
         if (auto r = state.set_deploy_pending(c.name, false); !r)
-            keystore::log::warning("run: " + c.name + ": " + r.error().describe());
+            base::log::warning("run: " + c.name + ": " + r.error().describe());
         return out;
     }
     out.hook_failed = true;
@@ -236,7 +236,7 @@ Outcome handle(const Options& base, const config::Certificate& c, unsigned hook_
     std::fprintf(stderr,
                  "acme-agent: error: %s: deploy hook %s; the certificate is stored, the hook "
                  "runs again on the next run\n",
-                 keystore::printable(c.name).c_str(), problem.c_str());
+                 base::printable(c.name).c_str(), problem.c_str());
     return out;
 }
 
@@ -281,9 +281,9 @@ void log_lines(const std::string& text) {
             continue;
         }
         if (line.find(": error: ") != std::string::npos)
-            keystore::log::warning("run: " + line);
+            base::log::warning("run: " + line);
         else
-            keystore::log::info("run: " + line);
+            base::log::info("run: " + line);
         line.clear();
     }
 }
@@ -390,8 +390,8 @@ Result<Output> run_daemon(const Options& o, config::Config cfg, keystore::Regist
                           const sigset_t& set) {
     Backoff backoff;
     std::mt19937 rng{std::random_device{}()};
-    keystore::log::info("run: " + std::to_string(cfg.certificates.size()) +
-                        " certificate(s) from " + cfg.path);
+    base::log::info("run: " + std::to_string(cfg.certificates.size()) + " certificate(s) from " +
+                    cfg.path);
     for (;;) {
         const Pass pass = run_pass(o, cfg, reg, &backoff);
         // Wake when the first certificate is due or a retry is, at least every 6 hours (the
@@ -402,7 +402,7 @@ Result<Output> run_daemon(const Options& o, config::Config cfg, keystore::Regist
         wait = std::max(wait, seconds(1));
         std::uniform_int_distribution<long> jitter(0, std::min<long>(wait.count() / 10, 300));
         wait += seconds(jitter(rng));
-        keystore::log::info("run: next check at " + iso_time(now + wait));
+        base::log::info("run: next check at " + iso_time(now + wait));
         const auto deadline = std::chrono::steady_clock::now() + wait;
         bool reload = false;
         for (;;) {
@@ -420,8 +420,8 @@ Result<Output> run_daemon(const Options& o, config::Config cfg, keystore::Regist
                 reload = true;
                 break;
             }
-            keystore::log::info(std::string("run: stopping (") +
-                                (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ")");
+            base::log::info(std::string("run: stopping (") +
+                            (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ")");
             Output out;
             out.data = {{"stopped", sig == SIGTERM ? "SIGTERM" : "SIGINT"}};
             return out;
@@ -435,8 +435,8 @@ Result<Output> run_daemon(const Options& o, config::Config cfg, keystore::Regist
             } else {
                 cfg = std::move(*fresh);
                 backoff.clear();
-                keystore::log::info("run: reloaded " + cfg.path + ": " +
-                                    std::to_string(cfg.certificates.size()) + " certificate(s)");
+                base::log::info("run: reloaded " + cfg.path + ": " +
+                                std::to_string(cfg.certificates.size()) + " certificate(s)");
             }
         }
     }

@@ -1,6 +1,6 @@
 #include "config/config.h"
 
-#include "keystore/files.h"
+#include "base/files.h"
 #include "keystore/key_uri.h"
 
 #include <toml.hpp>
@@ -17,8 +17,8 @@ namespace config {
 
 namespace {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 
 // toml11 keeps a table in an unordered map: visit its keys in file order, so that the
 // first error reported is the first in the file.
@@ -65,7 +65,7 @@ class Reader {
     std::string where(const toml::value& v) const {
         return file_ + ":" + std::to_string(v.location().line());
     }
-    std::unexpected<keystore::Error> bad(const toml::value& v, std::string message) const {
+    std::unexpected<base::Error> bad(const toml::value& v, std::string message) const {
         return fail(Errc::usage, where(v), std::move(message));
     }
 
@@ -306,9 +306,9 @@ Result<Config> parse(std::string_view text, const std::string& path, bool owner_
 Result<Config> load(const std::string& path) {
     // Its deploy_hook runs as this user: a file another user can change is code they run
     // here (SECURITY.md rule 18). Checked on the opened file, not through a symlink.
-    keystore::FileInfo info;
+    base::FileInfo info;
     // A FIFO (a generated config) is checked the same way: its owner and mode.
-    auto text = keystore::read_file_nofollow(path, 1 << 20, &info, /*fifo_ok=*/true);
+    auto text = base::read_file_nofollow(path, 1 << 20, &info, /*fifo_ok=*/true);
     if (!text) return std::unexpected(text.error());
     const uid_t me = ::geteuid();
     if (info.uid != me && info.uid != 0)

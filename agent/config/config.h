@@ -28,7 +28,7 @@
 // key URIs) are taken relative to the directory of the configuration file.
 #pragma once
 
-#include "keystore/error.h"
+#include "base/error.h"
 
 #include <optional>
 #include <string>
@@ -37,7 +37,7 @@
 
 namespace config {
 
-using keystore::Result;
+using base::Result;
 
 // How one certificate is validated, ordered and renewed: set on the command line
 // (cli::Options) or per [[certificate]] here, with the same defaults.

@@ -6,7 +6,7 @@
 
 namespace jose {
 
-using keystore::base64url_encode;
+using base::base64url_encode;
 
 std::string signing_input(const std::string& protected_b64, const std::string& payload_b64) {
     return protected_b64 + "." + payload_b64;
@@ -27,7 +27,7 @@ Result<std::string> sign(const keystore::Key& key, const Header& header,
     }
     const std::string p64 = base64url_encode(prot.dump());
     const std::string b64 = base64url_encode(payload);
-    auto sig = key.sign(keystore::as_bytes(signing_input(p64, b64)));
+    auto sig = key.sign(base::as_bytes(signing_input(p64, b64)));
     if (!sig) return std::unexpected(sig.error());
     nlohmann::json jws{{"protected", p64}, {"payload", b64}, {"signature", base64url_encode(*sig)}};
     return jws.dump();
@@ -35,11 +35,11 @@ Result<std::string> sign(const keystore::Key& key, const Header& header,
 
 Result<std::string> sign_hs256(
     const std::string& kid, const std::string& url, const std::string& payload,
-    const std::function<Result<keystore::Bytes>(std::span<const std::uint8_t>)>& mac) {
+    const std::function<Result<base::Bytes>(std::span<const std::uint8_t>)>& mac) {
     const nlohmann::json prot{{"alg", "HS256"}, {"kid", kid}, {"url", url}};
     const std::string p64 = base64url_encode(prot.dump());
     const std::string b64 = base64url_encode(payload);
-    auto sig = mac(keystore::as_bytes(signing_input(p64, b64)));
+    auto sig = mac(base::as_bytes(signing_input(p64, b64)));
     if (!sig) return std::unexpected(sig.error());
     return nlohmann::json{
         {"protected", p64}, {"payload", b64}, {"signature", base64url_encode(*sig)}}

@@ -10,7 +10,7 @@
 
 namespace jose {
 
-using keystore::Result;
+using base::Result;
 
 struct Header {
     std::string url;                   // exactly as the server gave it (SECURITY.md rule 4)
@@ -27,7 +27,7 @@ Result<std::string> sign(const keystore::Key& key, const Header& header,
 // {alg: HS256, kid, url}; `mac` computes HMAC-SHA256 with the EAB key, wherever it lives.
 Result<std::string> sign_hs256(
     const std::string& kid, const std::string& url, const std::string& payload,
-    const std::function<Result<keystore::Bytes>(std::span<const std::uint8_t>)>& mac);
+    const std::function<Result<base::Bytes>(std::span<const std::uint8_t>)>& mac);
 
 // The signing input: ASCII(BASE64URL(protected) || '.' || BASE64URL(payload)).
 std::string signing_input(const std::string& protected_b64, const std::string& payload_b64);

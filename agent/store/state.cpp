@@ -1,7 +1,7 @@
 #include "store/state.h"
 
-#include "keystore/files.h"
-#include "keystore/log.h"
+#include "base/files.h"
+#include "base/log.h"
 #include "store/failpoint.h"
 
 #include <nlohmann/json.hpp>
@@ -16,8 +16,8 @@
 
 namespace store {
 
-using keystore::Errc;
-using keystore::fail;
+using base::Errc;
+using base::fail;
 
 namespace {
 std::string server_id(const std::string& server) {
@@ -41,8 +41,8 @@ std::string safe_name(const std::string& name) {
 }
 
 namespace {
-using keystore::Create;
-using keystore::Dir;
+using base::Create;
+using base::Dir;
 
 // A read of an optional record: a missing file (or directory) is nullopt.
 template <typename T>
@@ -137,7 +137,7 @@ Result<void> StateDir::write_pems(const std::string& dir, const Certificate& cer
 }
 
 Result<void> StateDir::save_certificate(const std::string& name, const Certificate& cert) {
-    const keystore::log::TraceSpan trace("write certificate files");
+    const base::log::TraceSpan trace("write certificate files");
     auto live = child("live", Create::yes);
     if (!live) return std::unexpected(live.error());
     auto dir = live->sub(safe_name(name), Create::yes, 0700);

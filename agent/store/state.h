@@ -9,8 +9,8 @@
 //                             (never a private key)
 #pragma once
 
-#include "keystore/error.h"
-#include "keystore/files.h"
+#include "base/error.h"
+#include "base/files.h"
 
 #include <optional>
 #include <string>
@@ -18,7 +18,7 @@
 
 namespace store {
 
-using keystore::Result;
+using base::Result;
 
 struct Account {
     std::string server;   // directory URL
@@ -80,10 +80,10 @@ class StateDir {
     static Result<void> write_pems(const std::string& dir, const Certificate& cert);
 
   private:
-    StateDir(keystore::Dir dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
+    StateDir(base::Dir dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
     // A child of the state dir (accounts, orders, live), created 0700 when `create`.
-    Result<keystore::Dir> child(const char* name, keystore::Create create) const;
-    keystore::Dir dir_;
+    Result<base::Dir> child(const char* name, base::Create create) const;
+    base::Dir dir_;
     int lock_fd_ = -1;
 };
 

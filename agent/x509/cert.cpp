@@ -1,6 +1,6 @@
 #include "x509/cert.h"
 
-#include "keystore/ossl.h"
+#include "base/ossl.h"
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -10,9 +10,9 @@
 
 namespace x509 {
 
-namespace ossl = keystore::ossl;
-using keystore::Errc;
-using keystore::fail;
+namespace ossl = base::ossl;
+using base::Errc;
+using base::fail;
 
 namespace {
 constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
@@ -109,7 +109,7 @@ Result<CertInfo> inspect(std::string_view pem) {
     {
         const ASN1_INTEGER* sn = X509_get0_serialNumber(c);
         const int len = i2d_ASN1_INTEGER(sn, nullptr);
-        keystore::Bytes der(static_cast<std::size_t>(len));
+        base::Bytes der(static_cast<std::size_t>(len));
         unsigned char* q = der.data();
         i2d_ASN1_INTEGER(sn, &q);
         // Skip tag and length (short or long form) to keep the content octets.

@@ -1,8 +1,8 @@
 // Certificates from the CA: split and checked before anything is stored (SECURITY.md rule 8).
 #pragma once
 
-#include "keystore/bytes.h"
-#include "keystore/error.h"
+#include "base/bytes.h"
+#include "base/error.h"
 
 #include <chrono>
 #include <string>
@@ -11,19 +11,19 @@
 
 namespace x509 {
 
-using keystore::Result;
+using base::Result;
 
 struct CertInfo {
     std::string subject;
     std::string issuer;
     std::string issuer_cn;           // the CN of the issuer, "" if none
     std::string serial_hex;          // lower-case hex, no leading zeros
-    keystore::Bytes serial_der;      // the INTEGER's content octets (RFC 9773 CertID)
+    base::Bytes serial_der;          // the INTEGER's content octets (RFC 9773 CertID)
     std::vector<std::string> names;  // dNSName and iPAddress SANs
     std::chrono::system_clock::time_point not_before, not_after;
-    keystore::Bytes spki;  // SubjectPublicKeyInfo DER
-    keystore::Bytes der;
-    keystore::Bytes aki;  // authority key identifier (keyIdentifier), may be empty
+    base::Bytes spki;  // SubjectPublicKeyInfo DER
+    base::Bytes der;
+    base::Bytes aki;  // authority key identifier (keyIdentifier), may be empty
 };
 
 // Splits a PEM chain into its CERTIFICATE blocks (PEM text each, leaf first). Anything else

@@ -1,16 +1,16 @@
 #include "x509/csr.h"
 
+#include "base/ossl.h"
 #include "keystore/ecdsa.h"
-#include "keystore/ossl.h"
 
 #include <arpa/inet.h>
 #include <openssl/x509v3.h>
 
 namespace x509 {
 
-namespace ossl = keystore::ossl;
-using keystore::Errc;
-using keystore::fail;
+namespace ossl = base::ossl;
+using base::Errc;
+using base::fail;
 
 bool is_ip_literal(const std::string& name) {
     unsigned char buf[16];
@@ -18,7 +18,7 @@ bool is_ip_literal(const std::string& name) {
            inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
-Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std::string>& names) {
+Result<base::Bytes> make_csr(const keystore::Key& key, const std::vector<std::string>& names) {
     if (names.empty()) return fail(Errc::usage, "CSR", "no names");
     ossl::X509Req req(X509_REQ_new());
     auto pub = ossl::pkey_from_spki(key.public_key_der());
@@ -91,7 +91,7 @@ Result<keystore::Bytes> make_csr(const keystore::Key& key, const std::vector<std
 
     const int len = i2d_X509_REQ(req.get(), nullptr);
     if (len <= 0) return ossl::fail_ossl("i2d_X509_REQ");
-    keystore::Bytes out(static_cast<std::size_t>(len));
+    base::Bytes out(static_cast<std::size_t>(len));
     unsigned char* p = out.data();
     i2d_X509_REQ(req.get(), &p);
     return out;

@@ -9,7 +9,8 @@
 //   static constexpr bool hardware;            // keys report extractable false (file: true)
 #pragma once
 
-#include "keystore/ossl.h"
+#include "base/ossl.h"
+#include "keystore/ecdsa.h"
 #include "x509/csr.h"
 
 #include <gtest/gtest.h>
@@ -46,7 +47,7 @@ TYPED_TEST_P(KeystoreConformance, GeneratesEveryAlgorithmAndReopensIt) {
         auto key = this->make(alg);
         ASSERT_TRUE(key);
         EXPECT_EQ(key->algorithm(), alg);
-        auto pub = keystore::ossl::pkey_from_spki(key->public_key_der());
+        auto pub = base::ossl::pkey_from_spki(key->public_key_der());
         ASSERT_TRUE(pub.has_value());
         EXPECT_EQ(EVP_PKEY_get_base_id(pub->get()),
                   keystore::is_ec(alg) ? EVP_PKEY_EC : EVP_PKEY_RSA);
@@ -69,10 +70,10 @@ TYPED_TEST_P(KeystoreConformance, TenThousandEcSignaturesAreFixedWidthAndVerify)
         int bad = 0;
         for (int i = 0; i < 10'000; ++i) {
             const std::string msg = "message " + std::to_string(i);
-            auto sig = key->sign(keystore::as_bytes(msg));
+            auto sig = key->sign(base::as_bytes(msg));
             ASSERT_TRUE(sig.has_value()) << sig.error().describe();
-            if (sig->size() != width || !keystore::ossl::verify_jws_signature(
-                                            key->public_key_der(), keystore::as_bytes(msg), *sig))
+            if (sig->size() != width ||
+                !keystore::verify_jws_signature(key->public_key_der(), base::as_bytes(msg), *sig))
                 ++bad;
         }
         EXPECT_EQ(bad, 0);
@@ -84,17 +85,17 @@ TYPED_TEST_P(KeystoreConformance, RsaSignaturesVerify) {
     ASSERT_TRUE(key);
     for (int i = 0; i < 50; ++i) {
         const std::string msg = "rsa message " + std::to_string(i);
-        auto sig = key->sign(keystore::as_bytes(msg));
+        auto sig = key->sign(base::as_bytes(msg));
         ASSERT_TRUE(sig.has_value()) << sig.error().describe();
         EXPECT_EQ(sig->size(), 256u);
-        EXPECT_TRUE(keystore::ossl::verify_jws_signature(key->public_key_der(),
-                                                         keystore::as_bytes(msg), *sig));
+        EXPECT_TRUE(
+            keystore::verify_jws_signature(key->public_key_der(), base::as_bytes(msg), *sig));
     }
     // A signature over another message does not verify: the check above can fail.
-    auto sig = key->sign(keystore::as_bytes("one"));
+    auto sig = key->sign(base::as_bytes("one"));
     ASSERT_TRUE(sig.has_value());
-    EXPECT_FALSE(keystore::ossl::verify_jws_signature(key->public_key_der(),
-                                                      keystore::as_bytes("two"), *sig));
+    EXPECT_FALSE(
+        keystore::verify_jws_signature(key->public_key_der(), base::as_bytes("two"), *sig));
 }
 
 TYPED_TEST_P(KeystoreConformance, RefusesToGenerateOverAnExistingKey) {
@@ -103,7 +104,7 @@ TYPED_TEST_P(KeystoreConformance, RefusesToGenerateOverAnExistingKey) {
     ASSERT_TRUE(first.has_value()) << first.error().describe();
     auto second = TypeParam::store().generate(uri, keystore::KeyAlgorithm::ec_p256);
     ASSERT_FALSE(second.has_value());
-    EXPECT_EQ(second.error().code, keystore::Errc::exists) << second.error().describe();
+    EXPECT_EQ(second.error().code, base::Errc::exists) << second.error().describe();
     // The first key is untouched.
     auto reopened = TypeParam::store().open((*first)->uri());
     ASSERT_TRUE(reopened.has_value());
@@ -117,12 +118,12 @@ TYPED_TEST_P(KeystoreConformance, CsrVerifiesAndCarriesTheKeysPublicKey) {
         auto der = x509::make_csr(*key, {"www.example.org", "192.0.2.7"});
         ASSERT_TRUE(der.has_value()) << der.error().describe();
         const unsigned char* p = der->data();
-        keystore::ossl::X509Req req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der->size())));
+        base::ossl::X509Req req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der->size())));
         ASSERT_TRUE(req);
-        auto pub = keystore::ossl::pkey_from_spki(key->public_key_der());
+        auto pub = base::ossl::pkey_from_spki(key->public_key_der());
         ASSERT_TRUE(pub.has_value());
         EXPECT_EQ(X509_REQ_verify(req.get(), pub->get()), 1);
-        auto in_csr = keystore::ossl::spki_of(X509_REQ_get0_pubkey(req.get()));
+        auto in_csr = base::ossl::spki_of(X509_REQ_get0_pubkey(req.get()));
         ASSERT_TRUE(in_csr.has_value());
         EXPECT_EQ(*in_csr, key->public_key_der());
     }
@@ -139,7 +140,7 @@ TYPED_TEST_P(KeystoreConformance, ListsAndDestroysKeys) {
     ASSERT_TRUE(TypeParam::store().destroy(key->uri()).has_value());
     auto gone = TypeParam::store().open(key->uri());
     ASSERT_FALSE(gone.has_value());
-    EXPECT_EQ(gone.error().code, keystore::Errc::not_found) << gone.error().describe();
+    EXPECT_EQ(gone.error().code, base::Errc::not_found) << gone.error().describe();
 }
 
 // Every backend says how its keys are protected (no skip: a software backend must say it

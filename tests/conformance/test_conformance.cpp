@@ -3,6 +3,7 @@
 #include "conformance/pkcs11_token.h"
 #include "conformance/suite.h"
 
+#include "keystore/ecdsa.h"
 #include "keystore/file_backend.h"
 #include "pkcs11/module.h"
 #include "pkcs11/pkcs11_keystore.h"
@@ -157,9 +158,9 @@ TEST_F(SoftHsmAttributes, ConcurrentSigningFromSeveralThreads) {
         threads.emplace_back([&, t] {
             for (int i = 0; i < 500; ++i) {
                 const std::string msg = std::to_string(t) + ":" + std::to_string(i);
-                auto sig = (*key)->sign(keystore::as_bytes(msg));
-                if (!sig || !keystore::ossl::verify_jws_signature((*key)->public_key_der(),
-                                                                  keystore::as_bytes(msg), *sig))
+                auto sig = (*key)->sign(base::as_bytes(msg));
+                if (!sig || !keystore::verify_jws_signature((*key)->public_key_der(),
+                                                            base::as_bytes(msg), *sig))
                     ++bad;
             }
         });

@@ -9,9 +9,9 @@
 // those tools first drop every Keystore and Key of theirs (which closes the connection).
 #include "conformance/suite.h"
 
+#include "base/files.h"
+#include "base/ossl.h"
 #include "keystore/ecdsa.h"
-#include "keystore/files.h"
-#include "keystore/ossl.h"
 #include "support/process.h"
 #include "tpm/tpm_keystore.h"
 
@@ -32,8 +32,8 @@ namespace conformance {
 namespace {
 
 namespace fs = std::filesystem;
-using keystore::Bytes;
-using keystore::Errc;
+using base::Bytes;
+using base::Errc;
 using keystore::KeyAlgorithm;
 using keystore::KeyPtr;
 using keystore::KeyUri;
@@ -179,7 +179,7 @@ Bytes random_bytes(std::size_t n) {
 }
 
 std::string read_all(const std::string& path) {
-    auto r = keystore::read_file(path, 1 << 20);
+    auto r = base::read_file(path, 1 << 20);
     return r ? *r : std::string();
 }
 
@@ -203,7 +203,7 @@ void expect_signs(const KeyPtr& key, std::size_t times = 1) {
         const Bytes msg = random_bytes(1 + i % 200);
         auto sig = key->sign(msg);
         ASSERT_TRUE(sig) << sig.error().describe();
-        ASSERT_TRUE(keystore::ossl::verify_jws_signature(key->public_key_der(), msg, *sig))
+        ASSERT_TRUE(keystore::verify_jws_signature(key->public_key_der(), msg, *sig))
             << key->uri().to_string();
     }
 }
@@ -258,7 +258,7 @@ class TpmOnly : public ::testing::Test {
     }
     std::string pin_file(const std::string& name, const std::string& value) const {
         const std::string path = keys_ + "/" + name;
-        EXPECT_TRUE(keystore::write_file_atomic(path, value, 0600));
+        EXPECT_TRUE(base::write_file_atomic(path, value, 0600));
         return path;
     }
 
@@ -330,7 +330,7 @@ TEST_F(TpmOnly, PropertiesComeFromTheTpm) {
 
 TEST_F(TpmOnly, RefusesToOverwriteOrToEvictWhatIsNotAKey) {
     const std::string path = keys_ + "/taken.tss";
-    ASSERT_TRUE(keystore::write_file_atomic(path, "not a key\n", 0600));
+    ASSERT_TRUE(base::write_file_atomic(path, "not a key\n", 0600));
     auto over_file = ks().generate(uri("tpm2:path=" + path), KeyAlgorithm::ec_p256);
     ASSERT_FALSE(over_file);
     EXPECT_EQ(over_file.error().code, Errc::exists);
@@ -454,10 +454,10 @@ TEST_F(TpmOnly, AuthValueAndDigestNeverCrossTheWireInClear) {
     ::unsetenv("TCTI_PCAP_FILE");
     const std::string wire = read_all(capture);
     ASSERT_GT(wire.size(), 1000u);
-    EXPECT_FALSE(contains(wire, keystore::as_bytes(secret))) << "the auth value went over the wire";
-    EXPECT_FALSE(contains(wire, keystore::ossl::digest("SHA256", msg_auth)))
+    EXPECT_FALSE(contains(wire, base::as_bytes(secret))) << "the auth value went over the wire";
+    EXPECT_FALSE(contains(wire, base::ossl::digest("SHA256", msg_auth)))
         << "the digest signed with an auth value went unencrypted";
-    EXPECT_TRUE(contains(wire, keystore::ossl::digest("SHA256", msg_plain)))
+    EXPECT_TRUE(contains(wire, base::ossl::digest("SHA256", msg_plain)))
         << "control: the capture should show a password-session digest";
 }
 
@@ -501,8 +501,7 @@ TEST_F(TpmOnly, SignsFromSeveralThreads) {
             for (int i = 0; i < 250; ++i) {
                 const Bytes msg = random_bytes(40);
                 auto sig = (*key)->sign(msg);
-                if (sig &&
-                    keystore::ossl::verify_jws_signature((*key)->public_key_der(), msg, *sig))
+                if (sig && keystore::verify_jws_signature((*key)->public_key_der(), msg, *sig))
                     ++good;
             }
         });
@@ -541,7 +540,7 @@ TEST_F(TpmOnly, KeyFilesInteroperateWithTpm2Openssl) {
     disconnect();
     const std::string msg_path = keys_ + "/msg.bin";
     const Bytes msg = random_bytes(300);
-    ASSERT_TRUE(keystore::write_file_atomic(msg_path, std::string(msg.begin(), msg.end()), 0600));
+    ASSERT_TRUE(base::write_file_atomic(msg_path, std::string(msg.begin(), msg.end()), 0600));
     for (const Made& m : made) {
         SCOPED_TRACE(m.path);
         std::vector<std::string> argv{"openssl",   "pkeyutl", "-provider", "tpm2",
@@ -553,7 +552,7 @@ TEST_F(TpmOnly, KeyFilesInteroperateWithTpm2Openssl) {
         ASSERT_EQ(r.code, 0) << r.err;
         const std::string der = read_all(m.path + ".sig");
         Bytes sig(der.begin(), der.end());
-        auto pkey = keystore::ossl::pkey_from_spki(m.spki);
+        auto pkey = base::ossl::pkey_from_spki(m.spki);
         ASSERT_TRUE(pkey);
         if (EVP_PKEY_get_base_id(pkey->get()) == EVP_PKEY_EC) {
             auto raw = keystore::ecdsa_der_to_raw(
@@ -561,7 +560,7 @@ TEST_F(TpmOnly, KeyFilesInteroperateWithTpm2Openssl) {
             ASSERT_TRUE(raw);
             sig = *raw;
         }
-        EXPECT_TRUE(keystore::ossl::verify_jws_signature(m.spki, msg, sig))
+        EXPECT_TRUE(keystore::verify_jws_signature(m.spki, msg, sig))
             << "tpm2-openssl's signature with our key file does not verify with our public key";
     }
 
@@ -585,7 +584,7 @@ TEST_F(TpmOnly, UsesThePersistentSrkWhenPresent) {
     const std::string unique = keys_ + "/unique.bin";
     std::string u;  // tpm2-tools reads TPMU_PUBLIC_ID with little-endian sizes
     for (int i = 0; i < 2; ++i) u += std::string("\x20\x00", 2) + std::string(32, '\0');
-    ASSERT_TRUE(keystore::write_file_atomic(unique, u, 0600));
+    ASSERT_TRUE(base::write_file_atomic(unique, u, 0600));
     auto mk = tool({"tpm2_createprimary", "-C", "o", "-g", "sha256", "-G", "ecc256:aes128cfb", "-a",
                     "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
                     "-u", unique, "-c", ctx});
@@ -604,7 +603,7 @@ TEST_F(TpmOnly, UsesThePersistentSrkWhenPresent) {
     key->reset();
     disconnect();
     const std::string msg_path = keys_ + "/m.bin";
-    ASSERT_TRUE(keystore::write_file_atomic(msg_path, "hello", 0600));
+    ASSERT_TRUE(base::write_file_atomic(msg_path, "hello", 0600));
     auto r =
         tool({"openssl", "pkeyutl", "-provider", "tpm2", "-provider", "default", "-sign", "-inkey",
               path, "-rawin", "-digest", "sha256", "-in", msg_path, "-out", path + ".sig"});
@@ -612,7 +611,7 @@ TEST_F(TpmOnly, UsesThePersistentSrkWhenPresent) {
     const std::string der = read_all(path + ".sig");
     auto raw = keystore::ecdsa_der_to_raw(Bytes(der.begin(), der.end()), 32);
     ASSERT_TRUE(raw);
-    EXPECT_TRUE(keystore::ossl::verify_jws_signature(spki, keystore::as_bytes("hello"), *raw));
+    EXPECT_TRUE(keystore::verify_jws_signature(spki, base::as_bytes("hello"), *raw));
     EXPECT_EQ(tool({"tpm2_evictcontrol", "-C", "o", "-c", "0x81000001"}).code, 0);
 }
 
@@ -620,8 +619,8 @@ TEST_F(TpmOnly, ListsOnlyKeyFilesAndSigningKeys) {
     auto a = ks().generate(uri(file_uri("one.tss")), KeyAlgorithm::ec_p256);
     auto b = ks().generate(uri(file_uri("two.tss")), KeyAlgorithm::ec_p384);
     ASSERT_TRUE(a && b);
-    ASSERT_TRUE(keystore::write_file_atomic(keys_ + "/notes.txt", "x", 0600));
-    ASSERT_TRUE(keystore::write_file_atomic(keys_ + "/junk.tss", "x", 0600));
+    ASSERT_TRUE(base::write_file_atomic(keys_ + "/notes.txt", "x", 0600));
+    ASSERT_TRUE(base::write_file_atomic(keys_ + "/junk.tss", "x", 0600));
     auto files = ks().list(uri("tpm2:path=" + keys_));
     ASSERT_TRUE(files) << files.error().describe();
     ASSERT_EQ(files->size(), 2u);

@@ -4,8 +4,8 @@
 // and acme-agent's view of the key verifies libp11's. The two never share the module in
 // one moment: acme-agent's keystore is torn down (its module finalized) before libp11
 // loads it, as two programs on one token would.
+#include "base/ossl.h"
 #include "keystore/ecdsa.h"
-#include "keystore/ossl.h"
 #include "pkcs11/pkcs11_keystore.h"
 #include "support/process.h"
 
@@ -20,7 +20,7 @@
 
 namespace {
 
-using keystore::Bytes;
+using base::Bytes;
 using keystore::KeyAlgorithm;
 
 struct Made {
@@ -74,7 +74,7 @@ TEST(Libp11Interop, KeysSignaturesAndPublicKeysAgreeBothWays) {
             auto key = ks->generate(uri, alg);
             ASSERT_TRUE(key.has_value()) << key.error().describe();
             m.spki = (*key)->public_key_der();
-            auto sig = (*key)->sign(keystore::as_bytes(m.message));
+            auto sig = (*key)->sign(base::as_bytes(m.message));
             ASSERT_TRUE(sig.has_value()) << sig.error().describe();
             m.signature = *sig;
             made.push_back(std::move(m));
@@ -106,9 +106,9 @@ TEST(Libp11Interop, KeysSignaturesAndPublicKeysAgreeBothWays) {
         ASSERT_NE(key, nullptr) << "libp11 finds no private key labelled " << m.label;
 
         // The public key libp11 reads is the one acme-agent reports.
-        keystore::ossl::PKey pub(PKCS11_get_public_key(key));
+        base::ossl::PKey pub(PKCS11_get_public_key(key));
         ASSERT_TRUE(pub);
-        auto spki = keystore::ossl::spki_of(pub.get());
+        auto spki = base::ossl::spki_of(pub.get());
         ASSERT_TRUE(spki.has_value());
         EXPECT_EQ(*spki, m.spki);
 
@@ -129,7 +129,7 @@ TEST(Libp11Interop, KeysSignaturesAndPublicKeysAgreeBothWays) {
         }
 
         // libp11 signs with the token key; acme-agent's public key verifies it.
-        keystore::ossl::PKey priv(PKCS11_get_private_key(key));
+        base::ossl::PKey priv(PKCS11_get_private_key(key));
         ASSERT_TRUE(priv);
         const std::string msg = "signed by libp11";
         std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> s(EVP_MD_CTX_new(),
@@ -151,7 +151,7 @@ TEST(Libp11Interop, KeysSignaturesAndPublicKeysAgreeBothWays) {
             ASSERT_TRUE(raw.has_value());
             jws = *raw;
         }
-        EXPECT_TRUE(keystore::ossl::verify_jws_signature(m.spki, keystore::as_bytes(msg), jws));
+        EXPECT_TRUE(keystore::verify_jws_signature(m.spki, base::as_bytes(msg), jws));
     }
     PKCS11_release_all_slots(ctx.get(), slots, nslots);
     PKCS11_CTX_unload(ctx.get());

@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto body = fuzz_text(data + 1, size - 1);
     auto d = acme::parse_directory(url, body);
     if (!d) {
-        FUZZ_CHECK(d.error().code == keystore::Errc::protocol, "code %d",
+        FUZZ_CHECK(d.error().code == base::Errc::protocol, "code %d",
                    static_cast<int>(d.error().code));
         FUZZ_CHECK(d.error().message.size() <= url.size() + 512, "error message of %zu bytes",
                    d.error().message.size());

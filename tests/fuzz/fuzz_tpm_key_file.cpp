@@ -7,7 +7,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto text = fuzz_text(data, size);
     auto key = tpm::decode_key_file(text, "fuzz.tss2");
     if (!key) {
-        FUZZ_CHECK(key.error().code == keystore::Errc::io);
+        FUZZ_CHECK(key.error().code == base::Errc::io);
         return 0;
     }
     auto pem = tpm::encode_key_file(*key);

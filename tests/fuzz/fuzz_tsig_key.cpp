@@ -8,7 +8,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto text = fuzz_text(data, size);
     auto key = challenge::parse_tsig_key(text, "fuzz.key");
     if (!key) {
-        FUZZ_CHECK(key.error().code == keystore::Errc::usage, "code %d",
+        FUZZ_CHECK(key.error().code == base::Errc::usage, "code %d",
                    static_cast<int>(key.error().code));
         return 0;
     }

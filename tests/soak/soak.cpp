@@ -19,9 +19,9 @@
 // a time, so no outside tool can ask while the agent holds it). It prints the samples at the
 // baseline and every 50 issuances, and fails when descriptors, sessions or transient objects
 // differ from the baseline at any later issuance, or RSS grew by more than SOAK_RSS_KIB.
+#include "base/log.h"
 #include "cli/certs.h"
 #include "cli/common.h"
-#include "keystore/log.h"
 #include "pkcs11/module.h"
 #include "tpm/tpm_keystore.h"
 
@@ -83,7 +83,7 @@ long pkcs11_sessions(const std::string& shim) {
     return total;
 }
 
-int die(const keystore::Error& e, const std::string& when) {
+int die(const base::Error& e, const std::string& when) {
     std::fprintf(stderr, "soak: %s: %s\n", when.c_str(), e.describe().c_str());
     return 1;
 }
@@ -109,7 +109,7 @@ int main() {
         for (std::string k; in >> k;) keys.push_back(k);
     }
 
-    keystore::log::set_level(keystore::log::Level::warning);
+    base::log::set_level(base::log::Level::warning);
     auto reg = cli::make_registry(o);
     auto session = cli::open_session(o, reg, true);
     if (!session) return die(session.error(), "account");

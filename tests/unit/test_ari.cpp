@@ -1,7 +1,7 @@
 // ARI (RFC 9773): the CertID from a certificate's AKI and serial, checked against the RFC's
 // example, and the revocation reasons --reason accepts.
 #include "acme/certificate.h"
-#include "keystore/ossl.h"
+#include "base/ossl.h"
 
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
@@ -9,7 +9,7 @@
 
 namespace {
 
-using keystore::Bytes;
+using base::Bytes;
 
 const Bytes kAki{0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3,
                  0x7B, 0x84, 0x7B, 0xA0, 0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4};
@@ -23,11 +23,11 @@ TEST(Ari, CertIdMatchesRfc9773Example) {
 // A certificate with serial 0x87654321 (DER content 00 87 65 43 21: the high bit needs the
 // zero byte) and the RFC's AKI gives the RFC's CertID through x509::inspect.
 TEST(Ari, CertIdFromACertificate) {
-    keystore::ossl::PKey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    base::ossl::PKey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
     ASSERT_TRUE(key);
-    keystore::ossl::X509Ptr cert(X509_new());
+    base::ossl::X509Ptr cert(X509_new());
     X509_set_version(cert.get(), 2);
-    keystore::ossl::Bn serial(BN_new());
+    base::ossl::Bn serial(BN_new());
     BN_set_word(serial.get(), 0x87654321u);
     BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get()));
     X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0);
@@ -42,7 +42,7 @@ TEST(Ari, CertIdFromACertificate) {
     X509_add1_ext_i2d(cert.get(), NID_authority_key_identifier, akid, 0, 0);
     AUTHORITY_KEYID_free(akid);
     ASSERT_GT(X509_sign(cert.get(), key.get(), EVP_sha256()), 0);
-    keystore::ossl::Bio bio(BIO_new(BIO_s_mem()));
+    base::ossl::Bio bio(BIO_new(BIO_s_mem()));
     PEM_write_bio_X509(bio.get(), cert.get());
     char* data = nullptr;
     const long len = BIO_get_mem_data(bio.get(), &data);

@@ -1,5 +1,5 @@
 // base64url without padding (RFC 4648 §5, as JOSE uses it: RFC 7515 §2) and hex.
-#include "keystore/bytes.h"
+#include "base/bytes.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -10,9 +10,9 @@
 
 namespace {
 
-using keystore::base64url_decode;
-using keystore::base64url_encode;
-using keystore::Bytes;
+using base::base64url_decode;
+using base::base64url_encode;
+using base::Bytes;
 
 Bytes bytes_of(std::string_view s) {
     return Bytes(s.begin(), s.end());
@@ -151,13 +151,13 @@ TEST(Base64Url, EveryTwoCharacterTextHasAtMostOneDecoding) {
 
 TEST(Hex, EncodeIsLowerCaseAndDecodeTakesBothCases) {
     const Bytes data{0x00, 0x01, 0xab, 0xCD, 0xff};
-    EXPECT_EQ(keystore::hex_encode(data), "0001abcdff");
-    EXPECT_EQ(keystore::hex_decode("0001abcdff"), data);
-    EXPECT_EQ(keystore::hex_decode("0001ABCDFF"), data);
-    EXPECT_EQ(keystore::hex_decode(""), Bytes{});
-    EXPECT_FALSE(keystore::hex_decode("abc"));
-    EXPECT_FALSE(keystore::hex_decode("0g"));
-    EXPECT_FALSE(keystore::hex_decode(" 00"));
+    EXPECT_EQ(base::hex_encode(data), "0001abcdff");
+    EXPECT_EQ(base::hex_decode("0001abcdff"), data);
+    EXPECT_EQ(base::hex_decode("0001ABCDFF"), data);
+    EXPECT_EQ(base::hex_decode(""), Bytes{});
+    EXPECT_FALSE(base::hex_decode("abc"));
+    EXPECT_FALSE(base::hex_decode("0g"));
+    EXPECT_FALSE(base::hex_decode(" 00"));
 }
 
 }  // namespace

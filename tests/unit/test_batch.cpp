@@ -1,9 +1,9 @@
 // issue --batch: the batch file parser (KEY-URI NAME [NAME...] per line, comments, blank
 // lines, errors naming FILE:LINE), the worker pool that runs the orders (--jobs), and the
 // name claims that keep two orders for one name from running side by side.
+#include "base/bytes.h"
 #include "cli/batch.h"
 #include "cli/certs.h"
-#include "keystore/bytes.h"
 
 #include <gtest/gtest.h>
 
@@ -18,7 +18,7 @@
 
 namespace {
 
-using keystore::Errc;
+using base::Errc;
 
 constexpr const char* kKey1 =
     "pkcs11:token=hsm;object=www?module-path=/usr/lib/softhsm/libsofthsm2.so"
@@ -171,7 +171,7 @@ TEST(Batch, ClaimsKeepOrdersThatShareANameApart) {
     int overlaps = 0;
     auto base = [](std::string n) {
         if (n.starts_with("*.")) n.erase(0, 2);
-        return keystore::ascii_lower(n);
+        return base::ascii_lower(n);
     };
     std::vector<std::jthread> threads;
     threads.reserve(8);

@@ -2,7 +2,7 @@
 // inspect() reports what the user is shown about a certificate.
 #include "x509/cert.h"
 
-#include "keystore/ossl.h"
+#include "base/ossl.h"
 
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
@@ -14,9 +14,9 @@
 
 namespace {
 
-using keystore::Bytes;
-using keystore::Errc;
-namespace ossl = keystore::ossl;
+using base::Bytes;
+using base::Errc;
+namespace ossl = base::ossl;
 
 ossl::PKey ec_key() {
     return ossl::PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));

@@ -99,7 +99,7 @@ class BadConfig : public testing::TestWithParam<Bad> {};
 TEST_P(BadConfig, IsAUsageErrorWithFileAndLine) {
     auto c = config::parse(GetParam().text, "conf.toml");
     ASSERT_FALSE(c) << GetParam().text;
-    EXPECT_EQ(c.error().code, keystore::Errc::usage);
+    EXPECT_EQ(c.error().code, base::Errc::usage);
     EXPECT_EQ(c.error().where, GetParam().where) << c.error().describe();
     EXPECT_NE(c.error().message.find(GetParam().message), std::string::npos)
         << c.error().describe();
@@ -165,7 +165,7 @@ TEST(Config, LoadReadsTheFileAndNamesItInErrors) {
               path.string() + ":4: deploy_hook must be a string (in double quotes)");
     auto missing = config::load(path.string());
     ASSERT_FALSE(missing);
-    EXPECT_EQ(missing.error().code, keystore::Errc::not_found);
+    EXPECT_EQ(missing.error().code, base::Errc::not_found);
 }
 
 // Key URIs are stored as given after parsing (key.uri, account records): their files are

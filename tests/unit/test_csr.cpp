@@ -1,8 +1,8 @@
 // PKCS#10 CSRs signed through a keystore::Key: what a CA parses out of them.
 #include "x509/csr.h"
 
+#include "base/ossl.h"
 #include "keystore/file_backend.h"
-#include "keystore/ossl.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -17,7 +17,7 @@
 
 namespace {
 
-using keystore::Bytes;
+using base::Bytes;
 using keystore::KeyAlgorithm;
 
 class TempDir {
@@ -56,14 +56,14 @@ struct ParsedCsr {
 ParsedCsr parse_csr(const Bytes& der, const Bytes& key_spki) {
     ParsedCsr out;
     const unsigned char* p = der.data();
-    keystore::ossl::X509Req req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+    base::ossl::X509Req req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
     if (!req || p != der.data() + der.size()) return out;
     out.parsed = true;
     out.version = X509_REQ_get_version(req.get());
 
     // Verify with the key's public key, decoded independently of the CSR.
     const unsigned char* kp = key_spki.data();
-    keystore::ossl::PKey pub(d2i_PUBKEY(nullptr, &kp, static_cast<long>(key_spki.size())));
+    base::ossl::PKey pub(d2i_PUBKEY(nullptr, &kp, static_cast<long>(key_spki.size())));
     out.signature_valid = pub && X509_REQ_verify(req.get(), pub.get()) == 1;
 
     const X509_ALGOR* alg = nullptr;
@@ -110,7 +110,7 @@ ParsedCsr parse_csr(const Bytes& der, const Bytes& key_spki) {
 
     const EVP_PKEY* csr_key = X509_REQ_get0_pubkey(req.get());
     if (csr_key) {
-        auto spki = keystore::ossl::spki_of(const_cast<EVP_PKEY*>(csr_key));
+        auto spki = base::ossl::spki_of(const_cast<EVP_PKEY*>(csr_key));
         if (spki) out.spki = *spki;
     }
     return out;
@@ -217,7 +217,7 @@ TEST_P(CsrEc, LongFirstNameIsNotTheCn) {
 TEST_P(CsrEc, NoNamesIsAUsageError) {
     auto der = x509::make_csr(*key_, {});
     ASSERT_FALSE(der);
-    EXPECT_EQ(der.error().code, keystore::Errc::usage);
+    EXPECT_EQ(der.error().code, base::Errc::usage);
 }
 
 TEST_P(CsrEc, ANameIsExactlyOneSan) {
@@ -226,7 +226,7 @@ TEST_P(CsrEc, ANameIsExactlyOneSan) {
         SCOPED_TRACE(name);
         auto der = x509::make_csr(*key_, {name});
         if (!der) {
-            EXPECT_EQ(der.error().code, keystore::Errc::usage);
+            EXPECT_EQ(der.error().code, base::Errc::usage);
             continue;
         }
         const ParsedCsr csr = parse_csr(*der, key_->public_key_der());
@@ -248,9 +248,9 @@ TEST_P(CsrEc, WildcardName) {
 TEST_P(CsrEc, SignatureDoesNotVerifyWithAnotherKey) {
     auto der = x509::make_csr(*key_, {"a.example"});
     ASSERT_TRUE(der);
-    keystore::ossl::PKey other(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    base::ossl::PKey other(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
     ASSERT_TRUE(other);
-    auto other_spki = keystore::ossl::spki_of(other.get());
+    auto other_spki = base::ossl::spki_of(other.get());
     ASSERT_TRUE(other_spki);
     EXPECT_FALSE(parse_csr(*der, *other_spki).signature_valid);
     EXPECT_TRUE(parse_csr(*der, key_->public_key_der()).signature_valid);

@@ -38,7 +38,7 @@ TEST(Directory, RefusesAnEntryOffTheOrigin) {
     for (const char* dir : {"https://127.0.0.1:14001/dir", "https://localhost:14000/dir"}) {
         auto d = acme::parse_directory(dir, kPebble);
         ASSERT_FALSE(d.has_value()) << dir;
-        EXPECT_EQ(d.error().code, keystore::Errc::protocol);
+        EXPECT_EQ(d.error().code, base::Errc::protocol);
         EXPECT_NE(d.error().message.find("outside its own origin"), std::string::npos)
             << d.error().message;
     }
@@ -58,7 +58,7 @@ TEST(Directory, RefusesWhatIsNoDirectory) {
                                  "newOrder":"https://a.example/o"})"}) {
         auto d = acme::parse_directory("https://a.example/dir", body);
         ASSERT_FALSE(d.has_value()) << body;
-        EXPECT_EQ(d.error().code, keystore::Errc::protocol);
+        EXPECT_EQ(d.error().code, base::Errc::protocol);
         EXPECT_NE(d.error().message.find("is not an ACME directory"), std::string::npos);
     }
 }

@@ -22,7 +22,7 @@
 
 namespace {
 
-using keystore::Errc;
+using base::Errc;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 

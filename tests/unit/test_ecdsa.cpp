@@ -1,7 +1,7 @@
 // ECDSA signature forms: DER ECDSA-Sig-Value <-> JWS r||s (RFC 7518 §3.4).
 #include "keystore/ecdsa.h"
 
-#include "keystore/ossl.h"
+#include "base/ossl.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -11,7 +11,7 @@
 
 namespace {
 
-using keystore::Bytes;
+using base::Bytes;
 using keystore::ecdsa_der_to_raw;
 using keystore::ecdsa_raw_to_der;
 
@@ -153,7 +153,7 @@ TEST(EcdsaDerToRaw, RejectsMalformedOrOversizedInput) {
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
         auto raw = ecdsa_der_to_raw(c.der, c.width);
-        EXPECT_FALSE(raw) << "converted to " << keystore::hex_encode(*raw);
+        EXPECT_FALSE(raw) << "converted to " << base::hex_encode(*raw);
     }
 }
 
@@ -184,10 +184,10 @@ TEST(EcdsaRawToDer, ProducesMinimalDer) {
         SCOPED_TRACE(c.name);
         auto der = ecdsa_raw_to_der(concat(c.r, c.s));
         ASSERT_TRUE(der) << der.error().describe();
-        EXPECT_EQ(keystore::hex_encode(*der), keystore::hex_encode(der_sig(c.r, c.s)));
+        EXPECT_EQ(base::hex_encode(*der), base::hex_encode(der_sig(c.r, c.s)));
         // OpenSSL reads it back to the same numbers.
         const unsigned char* p = der->data();
-        keystore::ossl::EcdsaSig sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der->size())));
+        base::ossl::EcdsaSig sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der->size())));
         ASSERT_TRUE(sig);
         EXPECT_EQ(p, der->data() + der->size());
     }
@@ -198,7 +198,7 @@ TEST(EcdsaRawToDer, RejectsOddOrEmptyInput) {
         SCOPED_TRACE(n);
         auto der = ecdsa_raw_to_der(repeat(0x11, n));
         ASSERT_FALSE(der);
-        EXPECT_EQ(der.error().code, keystore::Errc::protocol);
+        EXPECT_EQ(der.error().code, base::Errc::protocol);
     }
 }
 
@@ -220,7 +220,7 @@ TEST(EcdsaRoundTrip, RandomValuesIncludingLeadingZeroBytes) {
             ASSERT_TRUE(der) << der.error().describe();
             auto back = ecdsa_der_to_raw(*der, width);
             ASSERT_TRUE(back) << back.error().describe();
-            ASSERT_EQ(keystore::hex_encode(*back), keystore::hex_encode(raw)) << "width " << width;
+            ASSERT_EQ(base::hex_encode(*back), base::hex_encode(raw)) << "width " << width;
         }
     }
 }
@@ -228,26 +228,24 @@ TEST(EcdsaRoundTrip, RandomValuesIncludingLeadingZeroBytes) {
 // --- real signatures -------------------------------------------------------------------
 
 void check_real_signatures(const char* curve, const char* md, std::size_t width, int count) {
-    keystore::ossl::PKey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve));
+    base::ossl::PKey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve));
     ASSERT_TRUE(key);
-    auto spki = keystore::ossl::spki_of(key.get());
+    auto spki = base::ossl::spki_of(key.get());
     ASSERT_TRUE(spki);
     int short_r = 0;
     int short_s = 0;
     int high_r = 0;
     for (int i = 0; i < count; ++i) {
         const std::string msg = "message " + std::to_string(i);
-        keystore::ossl::MdCtx ctx(EVP_MD_CTX_new());
+        base::ossl::MdCtx ctx(EVP_MD_CTX_new());
         std::size_t len = 0;
         ASSERT_EQ(
             EVP_DigestSignInit_ex(ctx.get(), nullptr, md, nullptr, nullptr, key.get(), nullptr), 1);
-        ASSERT_EQ(
-            EVP_DigestSign(ctx.get(), nullptr, &len, keystore::as_bytes(msg).data(), msg.size()),
-            1);
+        ASSERT_EQ(EVP_DigestSign(ctx.get(), nullptr, &len, base::as_bytes(msg).data(), msg.size()),
+                  1);
         Bytes der(len);
         ASSERT_EQ(
-            EVP_DigestSign(ctx.get(), der.data(), &len, keystore::as_bytes(msg).data(), msg.size()),
-            1);
+            EVP_DigestSign(ctx.get(), der.data(), &len, base::as_bytes(msg).data(), msg.size()), 1);
         der.resize(len);
 
         auto raw = ecdsa_der_to_raw(der, width);
@@ -256,7 +254,7 @@ void check_real_signatures(const char* curve, const char* md, std::size_t width,
         short_r += (*raw)[0] == 0;
         short_s += (*raw)[width] == 0;
         high_r += ((*raw)[0] & 0x80) != 0;
-        ASSERT_TRUE(keystore::ossl::verify_jws_signature(*spki, keystore::as_bytes(msg), *raw))
+        ASSERT_TRUE(keystore::verify_jws_signature(*spki, base::as_bytes(msg), *raw))
             << "signature " << i << " does not verify as r||s";
 
         auto der_again = ecdsa_raw_to_der(*raw);
@@ -277,25 +275,24 @@ TEST(EcdsaRealSignatures, P384SignaturesConvertAndVerify) {
 }
 
 TEST(EcdsaRealSignatures, TamperedRawSignatureFailsToVerify) {
-    keystore::ossl::PKey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    base::ossl::PKey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
     ASSERT_TRUE(key);
-    auto spki = keystore::ossl::spki_of(key.get());
+    auto spki = base::ossl::spki_of(key.get());
     ASSERT_TRUE(spki);
     const std::string msg = "hello";
-    keystore::ossl::MdCtx ctx(EVP_MD_CTX_new());
+    base::ossl::MdCtx ctx(EVP_MD_CTX_new());
     std::size_t len = 0;
     ASSERT_EQ(
         EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, key.get(), nullptr),
         1);
-    ASSERT_EQ(EVP_DigestSign(ctx.get(), nullptr, &len, keystore::as_bytes(msg).data(), msg.size()),
-              1);
+    ASSERT_EQ(EVP_DigestSign(ctx.get(), nullptr, &len, base::as_bytes(msg).data(), msg.size()), 1);
     Bytes der(len);
-    ASSERT_EQ(
-        EVP_DigestSign(ctx.get(), der.data(), &len, keystore::as_bytes(msg).data(), msg.size()), 1);
+    ASSERT_EQ(EVP_DigestSign(ctx.get(), der.data(), &len, base::as_bytes(msg).data(), msg.size()),
+              1);
     der.resize(len);
     auto raw = ecdsa_der_to_raw(der, 32);
     ASSERT_TRUE(raw);
-    ASSERT_TRUE(keystore::ossl::verify_jws_signature(*spki, keystore::as_bytes(msg), *raw));
+    ASSERT_TRUE(keystore::verify_jws_signature(*spki, base::as_bytes(msg), *raw));
     // r and s swapped, a flipped bit, a DER signature where r||s is expected, a short one.
     Bytes swapped =
         concat(Bytes(raw->begin() + 32, raw->end()), Bytes(raw->begin(), raw->begin() + 32));
@@ -303,7 +300,7 @@ TEST(EcdsaRealSignatures, TamperedRawSignatureFailsToVerify) {
     flipped[63] ^= 0x80;
     Bytes shorter(raw->begin(), raw->end() - 1);
     for (const Bytes* bad : {&swapped, &flipped, &der, &shorter})
-        EXPECT_FALSE(keystore::ossl::verify_jws_signature(*spki, keystore::as_bytes(msg), *bad));
+        EXPECT_FALSE(keystore::verify_jws_signature(*spki, base::as_bytes(msg), *bad));
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // keystore/files: the directory walker never follows a symlink and never changes the mode
 // of a directory it did not create (SECURITY.md rule 17); secret files are checked on the
 // opened descriptor (rule 18).
-#include "keystore/files.h"
+#include "base/files.h"
 
 #include <gtest/gtest.h>
 
@@ -16,9 +16,9 @@
 namespace {
 
 namespace fs = std::filesystem;
-using keystore::Create;
-using keystore::Dir;
-using keystore::Errc;
+using base::Create;
+using base::Dir;
+using base::Errc;
 
 class Files : public testing::Test {
   protected:
@@ -116,12 +116,12 @@ TEST_F(Files, ReadsAndRemovesOnlyWhatIsThere) {
 
 TEST_F(Files, SecretFilesMustBeOwnerOnlyRegularFilesNotSymlinks) {
     write(root_ / "ok.pin", "1234", 0600);
-    auto ok = keystore::read_secret_file((root_ / "ok.pin").string(), "PIN file");
+    auto ok = base::read_secret_file((root_ / "ok.pin").string(), "PIN file");
     ASSERT_TRUE(ok) << ok.error().describe();
     EXPECT_EQ(ok->reveal(), "1234");
 
     write(root_ / "loose.pin", "1234", 0640);
-    auto loose = keystore::read_secret_file((root_ / "loose.pin").string(), "PIN file");
+    auto loose = base::read_secret_file((root_ / "loose.pin").string(), "PIN file");
     ASSERT_FALSE(loose);
     EXPECT_EQ(loose.error().code, Errc::usage);
     EXPECT_NE(loose.error().message.find("mode 0640"), std::string::npos);
@@ -130,16 +130,16 @@ TEST_F(Files, SecretFilesMustBeOwnerOnlyRegularFilesNotSymlinks) {
     EXPECT_EQ(loose.error().message.find("1234"), std::string::npos);
 
     fs::create_symlink(root_ / "ok.pin", root_ / "link.pin");
-    auto link = keystore::read_secret_file((root_ / "link.pin").string(), "PIN file");
+    auto link = base::read_secret_file((root_ / "link.pin").string(), "PIN file");
     ASSERT_FALSE(link);
     EXPECT_NE(link.error().message.find("symlink"), std::string::npos);
 
     ASSERT_EQ(::mkfifo((root_ / "fifo.pin").c_str(), 0600), 0);
-    auto fifo = keystore::read_secret_file((root_ / "fifo.pin").string(), "PIN file");
+    auto fifo = base::read_secret_file((root_ / "fifo.pin").string(), "PIN file");
     ASSERT_FALSE(fifo);  // and did not hang waiting for a writer
     EXPECT_NE(fifo.error().message.find("not a regular file"), std::string::npos);
 
-    auto missing = keystore::read_secret_file((root_ / "none.pin").string(), "PIN file");
+    auto missing = base::read_secret_file((root_ / "none.pin").string(), "PIN file");
     ASSERT_FALSE(missing);
     EXPECT_EQ(missing.error().code, Errc::not_found);
 }

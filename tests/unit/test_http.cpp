@@ -2,8 +2,8 @@
 // server is OpenSSL on a thread with a CA and leaf made at test time; it listens before
 // the constructor returns, so there is nothing to wait for.
 #include "acme/http.h"
+#include "base/deleter.h"
 #include "challenge/listener.h"
-#include "keystore/deleter.h"
 
 #include <gtest/gtest.h>
 
@@ -36,10 +36,10 @@
 
 namespace {
 
-using keystore::Errc;
+using base::Errc;
 
 template <auto F>
-using Free = keystore::Deleter<F>;
+using Free = base::Deleter<F>;
 using PKey = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY_free>>;
 using Cert = std::unique_ptr<X509, Free<X509_free>>;
 using SslCtx = std::unique_ptr<SSL_CTX, Free<SSL_CTX_free>>;

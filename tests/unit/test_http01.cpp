@@ -20,8 +20,8 @@
 
 namespace {
 
+using base::Errc;
 using challenge::Http01Responder;
-using keystore::Errc;
 
 constexpr const char* kToken = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
 constexpr const char* kKeyAuth =

@@ -13,8 +13,8 @@
 
 namespace {
 
-using keystore::Bytes;
-using keystore::Errc;
+using base::Bytes;
+using base::Errc;
 
 struct PKeyFree {
     void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
@@ -31,7 +31,7 @@ Bytes spki_of(EVP_PKEY* key) {
 }
 
 Bytes decode(std::string_view b64) {
-    auto d = keystore::base64url_decode(b64);
+    auto d = base::base64url_decode(b64);
     return d ? *d : Bytes{};
 }
 
@@ -117,7 +117,7 @@ TEST(Jwk, ThumbprintIsSha256OfTheJwkJson) {
     unsigned char md[32];
     unsigned int len = 0;
     ASSERT_EQ(EVP_Digest(json->data(), json->size(), md, &len, EVP_sha256(), nullptr), 1);
-    EXPECT_EQ(*thumbprint, keystore::base64url_encode(std::span<const std::uint8_t>(md, len)));
+    EXPECT_EQ(*thumbprint, base::base64url_encode(std::span<const std::uint8_t>(md, len)));
     EXPECT_EQ(thumbprint->size(), 43u);
 }
 
@@ -128,8 +128,8 @@ TEST(Jwk, EcP256IsCanonicalJson) {
     auto json = keystore::jwk_json(spki_of(key.get()));
     ASSERT_TRUE(json) << json.error().describe();
     // Members in lexicographic order, no whitespace, only the required ones (RFC 7638 §3.2).
-    EXPECT_EQ(*json, R"({"crv":"P-256","kty":"EC","x":")" + keystore::base64url_encode(x) +
-                         R"(","y":")" + keystore::base64url_encode(y) + "\"}");
+    EXPECT_EQ(*json, R"({"crv":"P-256","kty":"EC","x":")" + base::base64url_encode(x) +
+                         R"(","y":")" + base::base64url_encode(y) + "\"}");
 }
 
 // RFC 7518 §6.2.1.2: x and y are the full field length, leading zero bytes included.

@@ -2,9 +2,10 @@
 // ACME server sees it (RFC 8555 §6.2).
 #include "jose/jws.h"
 
+#include "base/ossl.h"
+#include "keystore/ecdsa.h"
 #include "keystore/file_backend.h"
 #include "keystore/jwk.h"
-#include "keystore/ossl.h"
 
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
@@ -20,7 +21,7 @@
 
 namespace {
 
-using keystore::Bytes;
+using base::Bytes;
 using keystore::KeyAlgorithm;
 using keystore::KeyUri;
 using nlohmann::json;
@@ -45,7 +46,7 @@ class TempDir {
 };
 
 Bytes decode(std::string_view b64) {
-    auto d = keystore::base64url_decode(b64);
+    auto d = base::base64url_decode(b64);
     return d ? *d : Bytes{};
 }
 
@@ -176,14 +177,14 @@ TEST(Jws, Rfc7515A2Rs256KnownAnswerThroughAFileKey) {
     EXPECT_EQ(*jwk, R"({"e":"AQAB","kty":"RSA","n":")" + std::string(kA2N) + "\"}");
 
     // RSASSA-PKCS1-v1_5 is deterministic: the signature is the RFC's, byte for byte.
-    auto sig = (*key)->sign(keystore::as_bytes(kA2SigningInput));
+    auto sig = (*key)->sign(base::as_bytes(kA2SigningInput));
     ASSERT_TRUE(sig) << sig.error().describe();
     EXPECT_EQ(sig->size(), 256u);
-    EXPECT_EQ(keystore::base64url_encode(*sig), kA2Signature);
+    EXPECT_EQ(base::base64url_encode(*sig), kA2Signature);
 
     // And the RFC's signature verifies with the public key.
-    EXPECT_TRUE(keystore::ossl::verify_jws_signature(
-        (*key)->public_key_der(), keystore::as_bytes(kA2SigningInput), decode(kA2Signature)));
+    EXPECT_TRUE(keystore::verify_jws_signature(
+        (*key)->public_key_der(), base::as_bytes(kA2SigningInput), decode(kA2Signature)));
 }
 
 TEST(Jws, SigningInputIsProtectedDotPayload) {
@@ -214,7 +215,7 @@ TEST(Jws, Rfc7515A3Es256SignatureVerifies) {
     ASSERT_EQ(EVP_PKEY_fromdata_init(ctx), 1);
     ASSERT_EQ(EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params), 1);
     EVP_PKEY_CTX_free(ctx);
-    auto spki = keystore::ossl::spki_of(pkey);
+    auto spki = base::ossl::spki_of(pkey);
     EVP_PKEY_free(pkey);
     ASSERT_TRUE(spki);
 
@@ -225,9 +226,9 @@ TEST(Jws, Rfc7515A3Es256SignatureVerifies) {
     Bytes sig = decode(
         "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q");
     ASSERT_EQ(sig.size(), 64u);
-    EXPECT_TRUE(keystore::ossl::verify_jws_signature(*spki, keystore::as_bytes(input), sig));
+    EXPECT_TRUE(keystore::verify_jws_signature(*spki, base::as_bytes(input), sig));
     sig[10] ^= 0x01;
-    EXPECT_FALSE(keystore::ossl::verify_jws_signature(*spki, keystore::as_bytes(input), sig));
+    EXPECT_FALSE(keystore::verify_jws_signature(*spki, base::as_bytes(input), sig));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -265,16 +266,16 @@ class JwsSign : public testing::TestWithParam<AlgCase> {
         const std::string p = jws.at("protected");
         const std::string pl = jws.at("payload");
         const std::string s = jws.at("signature");
-        EXPECT_TRUE(keystore::base64url_decode(p)) << p;
-        EXPECT_TRUE(keystore::base64url_decode(pl)) << pl;
+        EXPECT_TRUE(base::base64url_decode(p)) << p;
+        EXPECT_TRUE(base::base64url_decode(pl)) << pl;
         const Bytes sig = decode(s);
         EXPECT_EQ(sig.size(), GetParam().sig_size);
         EXPECT_EQ(decode_text(pl), payload);
-        EXPECT_TRUE(keystore::ossl::verify_jws_signature(key_->public_key_der(),
-                                                         keystore::as_bytes(p + "." + pl), sig));
+        EXPECT_TRUE(keystore::verify_jws_signature(key_->public_key_der(),
+                                                   base::as_bytes(p + "." + pl), sig));
         // and not over anything else
-        EXPECT_FALSE(keystore::ossl::verify_jws_signature(
-            key_->public_key_der(), keystore::as_bytes(p + "." + pl + "x"), sig));
+        EXPECT_FALSE(keystore::verify_jws_signature(key_->public_key_der(),
+                                                    base::as_bytes(p + "." + pl + "x"), sig));
         return jws;
     }
 

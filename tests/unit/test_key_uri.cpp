@@ -11,11 +11,11 @@
 
 namespace {
 
-using keystore::Errc;
+using base::Errc;
 using keystore::KeyUri;
 using Attrs = KeyUri::Attrs;
 
-std::string describe(const keystore::Result<KeyUri>& r) {
+std::string describe(const base::Result<KeyUri>& r) {
     return r ? "ok: " + r->to_string() : "error: " + r.error().describe();
 }
 

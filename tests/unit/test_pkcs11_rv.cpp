@@ -10,7 +10,7 @@
 
 namespace {
 
-using keystore::Errc;
+using base::Errc;
 using pkcs11::rv_errc;
 using pkcs11::rv_fail;
 using pkcs11::rv_name;

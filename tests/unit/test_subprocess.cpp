@@ -1,6 +1,6 @@
-// keystore::printable (SECURITY.md rule 19) and keystore::subprocess (rule 21).
-#include "keystore/log.h"
-#include "keystore/subprocess.h"
+// base::printable (SECURITY.md rule 19) and base::subprocess (rule 21).
+#include "base/log.h"
+#include "base/subprocess.h"
 
 #include <gtest/gtest.h>
 
@@ -14,10 +14,10 @@
 namespace {
 
 using namespace std::chrono_literals;
-namespace sp = keystore::subprocess;
+namespace sp = base::subprocess;
 
 TEST(Printable, EscapesControlsKeepsText) {
-    using keystore::printable;
+    using base::printable;
     EXPECT_EQ(printable("plain text, ünïcödé 日本\nline two"),
               "plain text, ünïcödé 日本\nline two");
     EXPECT_EQ(printable("\x1b]0;pwned\x07\x1b[2J"), "\\x1b]0;pwned\\x07\\x1b[2J");

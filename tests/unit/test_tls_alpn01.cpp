@@ -1,7 +1,7 @@
 // The built-in tls-alpn-01 responder (RFC 8737, RFC 8738 §6) against a real OpenSSL client
 // over loopback sockets (docs/SECURITY.md rules 9 and 16).
+#include "base/ossl.h"
 #include "challenge/tls_alpn01.h"
-#include "keystore/ossl.h"
 
 #include <gtest/gtest.h>
 
@@ -27,10 +27,10 @@
 
 namespace {
 
+using base::Errc;
 using challenge::TlsAlpn01Responder;
 using challenge::TlsAlpn01Solver;
-using keystore::Errc;
-namespace ossl = keystore::ossl;
+namespace ossl = base::ossl;
 
 using SslCtx = std::unique_ptr<SSL_CTX, ossl::Deleter<SSL_CTX_free>>;
 using Ssl = std::unique_ptr<SSL, ossl::Deleter<SSL_free>>;
@@ -193,7 +193,7 @@ std::vector<std::string> san_entries(X509* cert) {
 struct AcmeIdentifier {
     bool present = false;
     bool critical = false;
-    keystore::Bytes value;  // the extension's DER value
+    base::Bytes value;  // the extension's DER value
 };
 
 AcmeIdentifier acme_identifier(X509* cert) {
@@ -213,17 +213,17 @@ AcmeIdentifier acme_identifier(X509* cert) {
 }
 
 // DER OCTET STRING of SHA-256(key authorization) (RFC 8737 §3).
-keystore::Bytes expected_acme_identifier(const std::string& key_authorization) {
-    keystore::Bytes out = {0x04, 0x20};
-    const keystore::Bytes hash = ossl::digest("SHA256", keystore::as_bytes(key_authorization));
+base::Bytes expected_acme_identifier(const std::string& key_authorization) {
+    base::Bytes out = {0x04, 0x20};
+    const base::Bytes hash = ossl::digest("SHA256", base::as_bytes(key_authorization));
     out.insert(out.end(), hash.begin(), hash.end());
     return out;
 }
 
-keystore::Bytes public_key_of(X509* cert) {
+base::Bytes public_key_of(X509* cert) {
     auto spki = ossl::spki_of(X509_get0_pubkey(cert));
     EXPECT_TRUE(spki);
-    return spki ? *spki : keystore::Bytes{};
+    return spki ? *spki : base::Bytes{};
 }
 
 // Everything RFC 8737 §3 asks of the validation certificate, for one name.

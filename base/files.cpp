@@ -1,4 +1,4 @@
-#include "keystore/files.h"
+#include "base/files.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <random>
 #include <utility>
 
-namespace keystore {
+namespace base {
 
 namespace {
 std::string dir_of(const std::string& path) {
@@ -356,4 +356,4 @@ Result<std::vector<std::string>> Dir::subdirs() const {
     return out;
 }
 
-}  // namespace keystore
+}  // namespace base

@@ -1,10 +1,10 @@
-#include "keystore/bytes.h"
+#include "base/bytes.h"
 
 #include <openssl/crypto.h>
 
 #include <array>
 
-namespace keystore {
+namespace base {
 
 namespace {
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -108,4 +108,4 @@ void Secret::wipe() noexcept {
     value_.clear();
 }
 
-}  // namespace keystore
+}  // namespace base

@@ -10,14 +10,14 @@
 // `timeout` passes.
 #pragma once
 
-#include "keystore/error.h"
+#include "base/error.h"
 
 #include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
 
-namespace keystore::subprocess {
+namespace base::subprocess {
 
 struct Command {
     // argv[0] is the program: a path, or (without a '/') looked up on PATH.
@@ -53,4 +53,4 @@ std::vector<std::string> base_environment();
 // (Errc::io, naming the program and why).
 Result<Outcome> run(const Command& c);
 
-}  // namespace keystore::subprocess
+}  // namespace base::subprocess

@@ -1,4 +1,4 @@
-#include "keystore/log.h"
+#include "base/log.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 #include <mutex>
 #include <string>
 
-namespace keystore {
+namespace base {
 
 namespace {
 
@@ -91,9 +91,9 @@ std::string printable(std::string_view text, Lines lines) {
     return out;
 }
 
-}  // namespace keystore
+}  // namespace base
 
-namespace keystore::log {
+namespace base::log {
 
 namespace {
 std::atomic<Level> g_level{Level::info};
@@ -147,4 +147,4 @@ void debug(std::string_view m) {
     emit(Level::debug, "debug: ", m);
 }
 
-}  // namespace keystore::log
+}  // namespace base::log

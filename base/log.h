@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace keystore {
+namespace base {
 
 // Text for a terminal or a log line (SECURITY.md rule 19): the one escaper every message
 // passes (the logger, Error::describe(), the CLI's text output). Valid printable UTF-8 is
@@ -18,9 +18,9 @@ namespace keystore {
 enum class Lines { keep, escape };
 std::string printable(std::string_view text, Lines lines = Lines::keep);
 
-}  // namespace keystore
+}  // namespace base
 
-namespace keystore::log {
+namespace base::log {
 
 enum class Level { quiet = 0, warning = 1, info = 2, debug = 3 };
 
@@ -52,4 +52,4 @@ class TraceSpan {
     std::int64_t start_;
 };
 
-}  // namespace keystore::log
+}  // namespace base::log

@@ -2,7 +2,7 @@
 // calls T_free on it. No library header needed: OpenSSL, ldns and the rest use it alike.
 #pragma once
 
-namespace keystore {
+namespace base {
 
 template <auto Fn>
 struct Deleter {
@@ -12,4 +12,4 @@ struct Deleter {
     }
 };
 
-}  // namespace keystore
+}  // namespace base

@@ -1,6 +1,6 @@
-#include "keystore/subprocess.h"
+#include "base/subprocess.h"
 
-#include "keystore/log.h"
+#include "base/log.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -23,7 +23,7 @@
 #error "keystore/subprocess.cpp needs posix_spawn_file_actions_addclosefrom_np (glibc >= 2.34)"
 #endif
 
-namespace keystore::subprocess {
+namespace base::subprocess {
 
 namespace {
 
@@ -256,4 +256,4 @@ Result<Outcome> run(const Command& c) {
     return out;
 }
 
-}  // namespace keystore::subprocess
+}  // namespace base::subprocess

@@ -1,10 +1,10 @@
-#include "keystore/error.h"
+#include "base/error.h"
 
-#include "keystore/log.h"
+#include "base/log.h"
 
 #include <cstdio>
 
-namespace keystore {
+namespace base {
 
 std::string_view errc_name(Errc code) {
     switch (code) {
@@ -52,4 +52,4 @@ std::string Error::describe() const {
     return printable(out);  // the message may quote the server or a hook (rule 19)
 }
 
-}  // namespace keystore
+}  // namespace base

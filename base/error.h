@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace keystore {
+namespace base {
 
 // What went wrong, at the level a caller (and a user) can act on.
 // Each code maps to one process exit code in the CLI (see README "Exit codes").
@@ -52,4 +52,4 @@ inline std::unexpected<Error> fail(Errc code, std::string where, std::string mes
     return std::unexpected(Error{code, std::move(where), std::move(message), native});
 }
 
-}  // namespace keystore
+}  // namespace base

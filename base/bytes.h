@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace keystore {
+namespace base {
 
 using Bytes = std::vector<std::uint8_t>;
 
@@ -53,4 +53,4 @@ class Secret {
     std::string value_;
 };
 
-}  // namespace keystore
+}  // namespace base

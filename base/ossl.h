@@ -2,9 +2,9 @@
 // only .cpp files and backends include this).
 #pragma once
 
-#include "keystore/bytes.h"
-#include "keystore/deleter.h"
-#include "keystore/error.h"
+#include "base/bytes.h"
+#include "base/deleter.h"
+#include "base/error.h"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -16,9 +16,9 @@
 #include <memory>
 #include <string>
 
-namespace keystore::ossl {
+namespace base::ossl {
 
-using keystore::Deleter;
+using base::Deleter;
 
 using PKey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 using PKeyCtx = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
@@ -43,7 +43,5 @@ Result<Bytes> spki_of(EVP_PKEY* pkey);
 Bytes digest(std::string_view md_name, std::span<const std::uint8_t> data);
 
 // Verifies a JWS-form signature (r||s for EC, PKCS#1 v1.5 for RSA) with the public key.
-bool verify_jws_signature(const Bytes& spki, std::span<const std::uint8_t> message,
-                          std::span<const std::uint8_t> signature);
 
-}  // namespace keystore::ossl
+}  // namespace base::ossl

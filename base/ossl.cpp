@@ -1,11 +1,8 @@
-#include "keystore/ossl.h"
-
-#include "keystore/algorithm.h"
-#include "keystore/ecdsa.h"
+#include "base/ossl.h"
 
 #include <openssl/core_names.h>
 
-namespace keystore::ossl {
+namespace base::ossl {
 
 std::string last_error() {
     const unsigned long e = ERR_get_error();
@@ -43,28 +40,4 @@ Bytes digest(std::string_view md_name, std::span<const std::uint8_t> data) {
     return out;
 }
 
-bool verify_jws_signature(const Bytes& spki, std::span<const std::uint8_t> message,
-                          std::span<const std::uint8_t> signature) {
-    auto key = pkey_from_spki(spki);
-    if (!key) return false;
-    Bytes sig(signature.begin(), signature.end());
-    const char* md = "SHA256";
-    if (EVP_PKEY_get_base_id(key->get()) == EVP_PKEY_EC) {
-        const int bits = EVP_PKEY_get_bits(key->get());
-        if (signature.size() != static_cast<std::size_t>((bits + 7) / 8) * 2) return false;
-        if (bits == 384) md = "SHA384";
-        auto der = ecdsa_raw_to_der(signature);
-        if (!der) return false;
-        sig = std::move(*der);
-    }
-    MdCtx ctx(EVP_MD_CTX_new());
-    const bool ok =
-        ctx &&
-        EVP_DigestVerifyInit_ex(ctx.get(), nullptr, md, nullptr, nullptr, key->get(), nullptr) ==
-            1 &&
-        EVP_DigestVerify(ctx.get(), sig.data(), sig.size(), message.data(), message.size()) == 1;
-    ERR_clear_error();
-    return ok;
-}
-
-}  // namespace keystore::ossl
+}  // namespace base::ossl

@@ -3,15 +3,15 @@
 // backends, the agent's state dir, --out and the webroot.
 #pragma once
 
-#include "keystore/bytes.h"
-#include "keystore/error.h"
+#include "base/bytes.h"
+#include "base/error.h"
 
 #include <sys/types.h>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace keystore {
+namespace base {
 
 enum class Overwrite { no, yes };
 enum class Create { no, yes };
@@ -91,4 +91,4 @@ class Dir {
     bool created_ = false;
 };
 
-}  // namespace keystore
+}  // namespace base
