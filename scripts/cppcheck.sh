@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cppcheck gate: cppcheck (Debian's 2.10) over every translation unit of the GCC build
-# (keystore/, pkcs11/, tpm/, agent/, tests/, bench/) with the build's include paths and defines.
+# (base/, keystore/, pkcs11/, tpm/, agent/, tests/, bench/) with the build's include paths and defines.
 # Installs cppcheck when missing. Prints each finding and one summary line; exits 1 on any.
 # Suppressions: `// cppcheck-suppress ID` with its reason on the line above the finding, or,
 # for false positives only, an entry with its reason in .cppcheck-suppressions.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # clang-tidy gate: clang-tidy-19 with the checked-in .clang-tidy over every translation unit of
-# the GCC build in keystore/, pkcs11/, tpm/, agent/ and tests/, and the project headers they
+# the GCC build in base/, keystore/, pkcs11/, tpm/, agent/ and tests/, and the project headers they
 # include. Installs clang-tidy-19 when missing (clang 14 cannot parse libstdc++ 12's <expected>).
 # bench/ is left out: two large measurement harnesses that are not shipped, already built with
 # -Werror and checked by cppcheck, that would cost a tenth of the run.
@@ -20,8 +20,8 @@ log=build-tidy/tidy.log
 rc=0
 # -Wno-unknown-warning-option: the GCC-only warning flags in the database are not findings.
 run-clang-tidy-19 -p build-tidy -j"${TIDY_JOBS:-$(nproc)}" -quiet \
-    -source-filter="^$root/(keystore|pkcs11|tpm|agent|tests)/" \
-    -header-filter="^$root/(keystore|pkcs11|tpm|agent|tests)/" \
+    -source-filter="^$root/(base|keystore|pkcs11|tpm|agent|tests)/" \
+    -header-filter="^$root/(base|keystore|pkcs11|tpm|agent|tests)/" \
     -extra-arg=-Wno-unknown-warning-option "$@" >"$log" 2>&1 || rc=$?
 
 # A header's finding is reported by every file that includes it: print each once.
