@@ -24,6 +24,8 @@ PACKAGES=(
   pebble bind9 bind9-dnsutils
   # deployment: nginx serving with the key inside the HSM through the pkcs11 engine
   nginx libengine-pkcs11-openssl
+  # fleet mode: shared state in PostgreSQL (libpq), a load balancer in front of the nodes
+  postgresql-15 libpq-dev haproxy
   # used by tests, the demo and the benchmarks' plot
   openssl curl ca-certificates jq python3 iproute2 gnuplot-nox
   # the benchmarks: bench/floor.py (also in the CTest smoke bench.e2e_smoke), coldstart.sh
