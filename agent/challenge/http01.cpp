@@ -59,6 +59,7 @@ struct Http01Responder::Impl {
     std::map<std::string, std::string, std::less<>> tokens;
     std::set<std::string, std::less<>> served;  // tokens answered 200 (until removed)
     std::condition_variable served_cv;
+    Lookup lookup;       // set_lookup; guarded by mutex
     ServeThread server;  // last: it stops before the members its loop uses go
 
     std::string answer(std::string_view head) {
@@ -82,11 +83,22 @@ struct Http01Responder::Impl {
         if (target.starts_with(kPrefix)) {
             const std::string token(target.substr(kPrefix.size()));
             if (valid_token(token)) {
-                std::lock_guard lock(mutex);
-                if (auto it = tokens.find(token); it != tokens.end()) {
+                std::optional<std::string> value;
+                Lookup fallback;
+                {
+                    std::lock_guard lock(mutex);
+                    if (auto it = tokens.find(token); it != tokens.end())
+                        value = it->second;
+                    else
+                        fallback = lookup;
+                }
+                // Not ours: another node of the fleet may have published it.
+                if (fallback) value = fallback(token);
+                if (value) {
+                    std::lock_guard lock(mutex);
                     served.insert(token);
                     served_cv.notify_all();
-                    return response(200, "OK", it->second);
+                    return response(200, "OK", *value);
                 }
             }
         }
@@ -201,6 +213,11 @@ void Http01Responder::remove(const std::string& token) {
     std::lock_guard lock(impl_->mutex);
     impl_->tokens.erase(token);
     impl_->served.erase(token);
+}
+
+void Http01Responder::set_lookup(Lookup lookup) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->lookup = std::move(lookup);
 }
 
 bool Http01Responder::wait_served(const std::string& token, std::chrono::milliseconds max) {

@@ -7,9 +7,11 @@
 #include "base/error.h"
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace challenge {
@@ -33,6 +35,12 @@ class Http01Responder {
     // True once `token` has been served (answered 200) since add(); waits at most `max`
     // for it. The agent then asks the CA at once instead of guessing (issue #20.3).
     bool wait_served(const std::string& token, std::chrono::milliseconds max);
+
+    // Fleet mode: where a token not added here is looked up (the key authorization another
+    // node published to the shared storage), on the serve thread, so it must be quick and
+    // bounded. Without one, unknown tokens are 404.
+    using Lookup = std::function<std::optional<std::string>(const std::string& token)>;
+    void set_lookup(Lookup lookup);
 
   private:
     Http01Responder() = default;

@@ -251,7 +251,19 @@ struct TlsAlpn01Responder::Impl {
     SslCtx ctx;
     std::mutex mutex;
     std::map<std::string, std::shared_ptr<const Credential>, std::less<>> credentials;
+    Lookup lookup;       // set_lookup; guarded by mutex
     ServeThread server;  // last: it stops before the members its loop uses go
+
+    static std::shared_ptr<const Credential> from_lookup(const Lookup& fallback,
+                                                         const std::string& name) {
+        auto found = fallback(name);
+        if (!found) return nullptr;
+        auto id = parse_identifier(found->first);
+        if (!id || id->server_name != name) return nullptr;  // published for another name
+        auto credential = make_credential(*id, found->second);
+        if (!credential) return nullptr;
+        return std::make_shared<const Credential>(std::move(*credential));
+    }
 
     // Runs on the ClientHello, before ALPN and certificate selection: both the ALPN offer
     // and the SNI are checked here because the ALPN callback is not called at all when
@@ -270,10 +282,17 @@ struct TlsAlpn01Responder::Impl {
             name = host_name(ext, len);
         }
         std::shared_ptr<const Credential> credential;
+        Lookup fallback;
         if (!name.empty()) {
             std::lock_guard lock(mutex);
-            if (auto it = credentials.find(name); it != credentials.end()) credential = it->second;
+            if (auto it = credentials.find(name); it != credentials.end())
+                credential = it->second;
+            else
+                fallback = lookup;
         }
+        // Not ours: another node of the fleet may have published it. Built for this
+        // handshake only, so a newer key authorization for the name is never shadowed.
+        if (fallback) credential = from_lookup(fallback, name);
         if (!credential) {
             *alert = SSL_AD_UNRECOGNIZED_NAME;
             return SSL_CLIENT_HELLO_ERROR;
@@ -421,6 +440,11 @@ Result<void> TlsAlpn01Responder::add(const std::string& identifier,
     std::lock_guard lock(impl_->mutex);
     impl_->credentials.insert_or_assign(id->server_name, std::move(shared));
     return {};
+}
+
+void TlsAlpn01Responder::set_lookup(Lookup lookup) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->lookup = std::move(lookup);
 }
 
 void TlsAlpn01Responder::remove(const std::string& identifier) {

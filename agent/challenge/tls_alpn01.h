@@ -11,10 +11,12 @@
 #include "base/error.h"
 #include "challenge/solver.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace challenge {
 
@@ -39,6 +41,13 @@ class TlsAlpn01Responder {
     Result<void> add(const std::string& identifier, const std::string& key_authorization);
     // Stops answering for `identifier`; unknown identifiers are ignored.
     void remove(const std::string& identifier);
+
+    // Fleet mode: where an SNI name not added here is looked up (the identifier and key
+    // authorization another node published to the shared storage), on the serve thread, so
+    // it must be quick and bounded. Without one, unknown names are refused.
+    using Lookup = std::function<std::optional<std::pair<std::string, std::string>>(
+        const std::string& server_name)>;
+    void set_lookup(Lookup lookup);
 
   private:
     TlsAlpn01Responder() = default;

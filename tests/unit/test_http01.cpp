@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -159,6 +161,35 @@ TEST(Http01, WaitServedTellsWhenTheTokenWasFetched) {
     EXPECT_TRUE(r->wait_served(kToken, std::chrono::milliseconds(0)));
     r->remove(kToken);
     EXPECT_FALSE(r->wait_served(kToken, std::chrono::milliseconds(0)));
+}
+
+// Fleet mode: a token another node published is served through the lookup; the lookup is
+// asked only for well-formed tokens on the exact path, and what it does not know stays 404.
+TEST(Http01, ATokenNotAddedHereIsLookedUp) {
+    auto r = start_loopback();
+    ASSERT_TRUE(r);
+    std::vector<std::string> asked;
+    std::mutex m;
+    r->set_lookup([&](const std::string& token) -> std::optional<std::string> {
+        const std::lock_guard lock(m);
+        asked.push_back(token);
+        if (token == kToken) return std::string(kKeyAuth);
+        return std::nullopt;
+    });
+    const std::string reply = get(r->port(), kPath);
+    EXPECT_EQ(status_line(reply), "HTTP/1.1 200 OK");
+    EXPECT_EQ(body_of(reply), kKeyAuth);
+    EXPECT_TRUE(r->wait_served(kToken, std::chrono::milliseconds(0)));
+    EXPECT_EQ(status_line(get(r->port(), "/.well-known/acme-challenge/other")),
+              "HTTP/1.1 404 Not Found");
+    EXPECT_EQ(status_line(get(r->port(), "/.well-known/acme-challenge/a%2Fb")),
+              "HTTP/1.1 404 Not Found");
+    EXPECT_EQ(status_line(get(r->port(), "/other/path")), "HTTP/1.1 404 Not Found");
+    // A token added here wins without asking.
+    ASSERT_TRUE(r->add("local", "local.thumbprint"));
+    EXPECT_EQ(body_of(get(r->port(), "/.well-known/acme-challenge/local")), "local.thumbprint");
+    const std::lock_guard lock(m);
+    EXPECT_EQ(asked, (std::vector<std::string>{kToken, "other"}));
 }
 
 TEST(Http01, UnknownAndRemovedTokensAre404) {

@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -332,6 +333,31 @@ TEST(TlsAlpn01, UnknownOrMissingSniFails) {
     EXPECT_NE(none.error.find("unrecognized name"), std::string::npos) << none.error;
     // Still serving the right name afterwards.
     EXPECT_TRUE(probe(r->port(), "example.com").ok);
+}
+
+// Fleet mode: a name another node published is answered through the lookup, with a
+// certificate built for that handshake; what the lookup does not know is refused.
+TEST(TlsAlpn01, ANameNotAddedHereIsLookedUp) {
+    auto r = start_loopback();
+    ASSERT_TRUE(r);
+    r->set_lookup(
+        [](const std::string& name) -> std::optional<std::pair<std::string, std::string>> {
+            if (name == "example.com")
+                return std::pair<std::string, std::string>{"example.com", kKeyAuth};
+            // Published for another identifier than the SNI asks for: never answered.
+            if (name == "mismatch.example")
+                return std::pair<std::string, std::string>{"example.com", kKeyAuth};
+            return std::nullopt;
+        });
+    Probe p = probe(r->port(), "example.com");
+    ASSERT_TRUE(p.ok) << p.error;
+    EXPECT_EQ(p.alpn, "acme-tls/1");
+    expect_validation_certificate(p.cert.get(), "DNS:example.com", kKeyAuth);
+    for (const char* sni : {"example.org", "mismatch.example"}) {
+        Probe q = probe(r->port(), sni);
+        EXPECT_FALSE(q.ok) << sni;
+        EXPECT_NE(q.error.find("unrecognized name"), std::string::npos) << q.error;
+    }
 }
 
 TEST(TlsAlpn01, RemovedIdentifierFails) {
