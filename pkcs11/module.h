@@ -1,12 +1,10 @@
 // A loaded PKCS#11 module: dlopen + C_GetFunctionList + C_Initialize (OS locking), once
 // per module path per process, finalized when the last user lets go.
-// Includes the PKCS#11 header: for pkcs11/ and its tests only, never keystore/.
+// Includes the PKCS#11 header (through rv.h): for pkcs11/ and its tests only, never keystore/.
 #pragma once
 
 #include "base/error.h"
-
-#define CK_PTR *
-#include <p11-kit/pkcs11.h>
+#include "pkcs11/rv.h"
 
 #include <atomic>
 #include <cstdint>
@@ -17,14 +15,6 @@
 namespace pkcs11 {
 
 using base::Result;
-
-// "CKR_PIN_INCORRECT" for 0xa0, ... ("CKR_0x..." when unknown).
-std::string rv_name(CK_RV rv);
-// Maps a CK_RV to the error code a user can act on.
-base::Errc rv_errc(CK_RV rv);
-// An Error naming the call, the CK_RV and its name.
-std::unexpected<base::Error> rv_fail(const std::string& call, CK_RV rv,
-                                     const std::string& context = "");
 
 class Module {
   public:

@@ -50,8 +50,7 @@ std::string connect_hint(const std::string& tcti) {
     return "is the TCTI configuration right?";
 }
 
-}  // namespace
-
+// The error for a failed TSS call; Guard::failed() is its only user.
 base::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view what, AuthOf auth) {
     std::string decoded = Tss2_RC_Decode(rc);
     std::string message = what.empty() ? decoded : std::string(what) + ": " + decoded;
@@ -87,6 +86,8 @@ base::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view what,
     }
     return base::Error{code, std::string(where), std::move(message), rc};
 }
+
+}  // namespace
 
 bool is_no_object(TSS2_RC rc) {
     const TPM2_RC base = tpm_base(rc);
@@ -199,7 +200,13 @@ void Connection::disconnect(bool flush) noexcept {
     tcti_ctx_ = nullptr;
 }
 
-void Connection::note_failure(Guard&, TSS2_RC rc) {
+base::Error Connection::Guard::failed(std::string_view where, TSS2_RC rc, std::string_view what,
+                                      AuthOf auth) {
+    conn_->note_failure(rc);
+    return tss_error(where, rc, what, auth);
+}
+
+void Connection::note_failure(TSS2_RC rc) {
     if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TCTI_RC_LAYER) return;
     base::log::warning("tpm2: lost the connection through " + tcti_ + "; will reconnect");
     disconnect(false);
@@ -224,9 +231,8 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
             } else if (is_no_object(rc)) {
                 srk_persistent_ = false;
             } else {
-                note_failure(g, rc);
                 return std::unexpected(
-                    tss_error("Esys_TR_FromTPMPublic", rc, "reading the SRK 0x81000001"));
+                    g.failed("Esys_TR_FromTPMPublic", rc, "reading the SRK 0x81000001"));
             }
         }
         if (*srk_persistent_) {
@@ -244,8 +250,7 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
         if (TSS2_RC rc = Esys_TR_FromTPMPublic(ref_.esys, handle, ESYS_TR_NONE, ESYS_TR_NONE,
                                                ESYS_TR_NONE, &tr);
             rc != TSS2_RC_SUCCESS) {
-            note_failure(g, rc);
-            auto e = tss_error("Esys_TR_FromTPMPublic", rc, "the key's parent " + hex32(handle));
+            auto e = g.failed("Esys_TR_FromTPMPublic", rc, "the key's parent " + hex32(handle));
             if (is_no_object(rc)) e.code = Errc::not_found;
             return std::unexpected(std::move(e));
         }
@@ -266,9 +271,8 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
                                         ESYS_TR_NONE, &sensitive, &tmpl, &outside, &pcrs, &tr,
                                         nullptr, nullptr, nullptr, nullptr);
         rc != TSS2_RC_SUCCESS) {
-        note_failure(g, rc);
         return std::unexpected(
-            tss_error("Esys_CreatePrimary", rc, "creating the SRK", AuthOf::owner));
+            g.failed("Esys_CreatePrimary", rc, "creating the SRK", AuthOf::owner));
     }
     out.handle = kOwnerParent;
     out.owned = Object(ref_, tr, Object::Kind::transient);
@@ -322,7 +326,7 @@ Result<void> Connection::use_owner_auth(Guard& g) {
     std::memcpy(a.buffer, owner_auth_.reveal().data(), a.size);
     const TSS2_RC rc = Esys_TR_SetAuth(g.esys(), ESYS_TR_RH_OWNER, &a);
     OPENSSL_cleanse(a.buffer, sizeof a.buffer);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(tss_error("Esys_TR_SetAuth", rc, "owner"));
+    if (rc != TSS2_RC_SUCCESS) return std::unexpected(g.failed("Esys_TR_SetAuth", rc, "owner"));
     return {};
 }
 
@@ -342,14 +346,13 @@ Result<ESYS_TR> Connection::hmac_session(Guard& g, ESYS_TR salt_key) {
             Esys_StartAuthSession(ref_.esys, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                   ESYS_TR_NONE, nullptr, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &s);
         rc != TSS2_RC_SUCCESS) {
-        note_failure(g, rc);
-        return std::unexpected(tss_error("Esys_StartAuthSession", rc, "salted HMAC session"));
+        return std::unexpected(g.failed("Esys_StartAuthSession", rc, "salted HMAC session"));
     }
     session_ = Object(ref_, s, Object::Kind::session);
     const TPMA_SESSION attrs = TPMA_SESSION_CONTINUESESSION | TPMA_SESSION_DECRYPT;
     if (TSS2_RC rc = Esys_TRSess_SetAttributes(ref_.esys, s, attrs, 0xff); rc != TSS2_RC_SUCCESS) {
         session_.reset();
-        return std::unexpected(tss_error("Esys_TRSess_SetAttributes", rc));
+        return std::unexpected(g.failed("Esys_TRSess_SetAttributes", rc));
     }
     return s;
 }

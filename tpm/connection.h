@@ -23,16 +23,6 @@ namespace tpm {
 // because acme-agent never holds one (an owner password on the TPM is a setup problem).
 enum class AuthOf { none, key, owner };
 
-// The error for a failed TSS call: `where` names the call ("Esys_Sign"), the message holds
-// `what` and Tss2_RC_Decode(rc), native holds the TSS2_RC.
-base::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view what = {},
-                      AuthOf auth = AuthOf::none);
-// check_rc("Esys_Sign", rc) in Botan's style: success, or the error above.
-inline base::Result<void> check_rc(std::string_view where, TSS2_RC rc, std::string_view what = {},
-                                   AuthOf auth = AuthOf::none) {
-    if (rc == TSS2_RC_SUCCESS) return {};
-    return std::unexpected(tss_error(where, rc, what, auth));
-}
 // True for TPM_RC_HANDLE-like answers meaning "nothing at that handle".
 bool is_no_object(TSS2_RC rc);
 
@@ -111,6 +101,14 @@ class Connection {
         [[nodiscard]] const EsysRef& ref() const { return conn_->ref_; }
         [[nodiscard]] Connection& conn() const { return *conn_; }
 
+        // Every failed ESAPI call ends here: records the failure (a TCTI-layer error means
+        // the TPM is gone, so the connection is dropped, without TPM commands, and the next
+        // lock() reconnects) and returns the error for it: `where` names the call
+        // ("Esys_Sign"), the message holds `what` and Tss2_RC_Decode(rc), native the TSS2_RC;
+        // `auth` says whose authorization a TPM_RC_AUTH_FAIL is about.
+        [[nodiscard]] base::Error failed(std::string_view where, TSS2_RC rc,
+                                         std::string_view what = {}, AuthOf auth = AuthOf::none);
+
       private:
         friend class Connection;
         Guard(Connection* c, std::unique_lock<std::mutex> lock)
@@ -121,10 +119,6 @@ class Connection {
 
     // Locks and connects if needed: Errc::module_load names the TCTI and what to check.
     base::Result<Guard> lock();
-
-    // Call after a failed TSS call: a TCTI-layer error means the TPM is gone, so the
-    // connection is dropped (without TPM commands) and the next lock() reconnects.
-    void note_failure(Guard& g, TSS2_RC rc);
 
     const TpmInfo& info(Guard&) const { return info_; }
 
@@ -171,6 +165,8 @@ class Connection {
 
   private:
     base::Result<void> connect();
+    // Guard::failed(): after a TCTI-layer error, drops the connection.
+    void note_failure(TSS2_RC rc);
     void disconnect(bool flush) noexcept;
 
     std::string tcti_;

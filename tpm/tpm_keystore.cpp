@@ -125,8 +125,7 @@ Result<Created> create_key(Guard& g, const Connection::Parent& parent, const TPM
                     &outside, &pcrs, &priv, &pub, nullptr, nullptr, nullptr);
     if (rc != TSS2_RC_SUCCESS) {
         if (session != ESYS_TR_PASSWORD) g.conn().drop_session(g);
-        g.conn().note_failure(g, rc);
-        return std::unexpected(tss_error("Esys_Create", rc, "creating the key under the SRK"));
+        return std::unexpected(g.failed("Esys_Create", rc, "creating the key under the SRK"));
     }
     return Created{EsysPtr<TPM2B_PUBLIC>(pub), EsysPtr<TPM2B_PRIVATE>(priv)};
 }
@@ -197,8 +196,7 @@ class TpmKey final : public keystore::Key {
         if (TSS2_RC rc = Esys_ReadPublic(g->esys(), *tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                          &raw, nullptr, nullptr);
             rc != TSS2_RC_SUCCESS) {
-            g->conn().note_failure(*g, rc);
-            return std::unexpected(tss_error("Esys_ReadPublic", rc, uri_.to_string()));
+            return std::unexpected(g->failed("Esys_ReadPublic", rc, uri_.to_string()));
         }
         EsysPtr<TPM2B_PUBLIC> pub(raw);
         const TPMA_OBJECT attrs = pub->publicArea.objectAttributes;
@@ -240,7 +238,9 @@ class TpmKey final : public keystore::Key {
     Result<void> set_auth(Guard& g, ESYS_TR tr) const {
         TPM2B_AUTH a = to_auth(auth_);
         Wipe<TPM2B_AUTH> wipe{a};
-        return check_rc("Esys_TR_SetAuth", Esys_TR_SetAuth(g.esys(), tr, &a));
+        if (TSS2_RC rc = Esys_TR_SetAuth(g.esys(), tr, &a); rc != TSS2_RC_SUCCESS)
+            return std::unexpected(g.failed("Esys_TR_SetAuth", rc));
+        return {};
     }
 
     // The key's ESYS_TR: a persistent handle, or the key file loaded under its parent. Kept
@@ -255,8 +255,7 @@ class TpmKey final : public keystore::Key {
             if (TSS2_RC rc = Esys_TR_FromTPMPublic(g.esys(), place_.handle, ESYS_TR_NONE,
                                                    ESYS_TR_NONE, ESYS_TR_NONE, &tr);
                 rc != TSS2_RC_SUCCESS) {
-                g.conn().note_failure(g, rc);
-                auto e = tss_error("Esys_TR_FromTPMPublic", rc, uri_.to_string());
+                auto e = g.failed("Esys_TR_FromTPMPublic", rc, uri_.to_string());
                 if (is_no_object(rc)) {
                     e.code = Errc::not_found;
                     e.message = "no key at persistent handle " + hex32(place_.handle) + " [" +
@@ -276,12 +275,11 @@ class TpmKey final : public keystore::Key {
         if (TSS2_RC rc = Esys_Load(g.esys(), parent->tr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                    ESYS_TR_NONE, &*priv, &*pub, &tr);
             rc != TSS2_RC_SUCCESS) {
-            g.conn().note_failure(g, rc);
-            return std::unexpected(tss_error("Esys_Load", rc,
-                                             *uri_.path_attr("path") +
-                                                 " (a key file loads only in the TPM that made it, "
-                                                 "under the same parent " +
-                                                 hex32(place_.file->parent) + ")"));
+            return std::unexpected(g.failed("Esys_Load", rc,
+                                            *uri_.path_attr("path") +
+                                                " (a key file loads only in the TPM that made it, "
+                                                "under the same parent " +
+                                                hex32(place_.file->parent) + ")"));
         }
         return Object(g.ref(), tr, Object::Kind::transient);
         // `parent` goes here: a transient SRK is flushed right after the load.
@@ -290,7 +288,7 @@ class TpmKey final : public keystore::Key {
     std::unexpected<base::Error> failed(Guard& g, std::string_view where, TSS2_RC rc,
                                         ESYS_TR session) const {
         if (session != ESYS_TR_PASSWORD) conn_->drop_session(g);
-        base::Error e = tss_error(where, rc, uri_.to_string(), AuthOf::key);
+        base::Error e = g.failed(where, rc, uri_.to_string(), AuthOf::key);
         if (e.code == Errc::pin_incorrect) {
             if (auth_.empty())
                 e.message += "; the key has an auth value: add ?pin-source=file:PATH to its URI";
@@ -302,7 +300,6 @@ class TpmKey final : public keystore::Key {
                              std::to_string(*s) + " s";
         }
         if (is_no_object(rc)) conn_->evict(g, id_);  // reload next time
-        conn_->note_failure(g, rc);
         return std::unexpected(std::move(e));
     }
 
@@ -427,9 +424,8 @@ class TpmKeystore final : public keystore::Keystore {
         if (TSS2_RC rc = Esys_EvictControl(g->esys(), ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD,
                                            ESYS_TR_NONE, ESYS_TR_NONE, *h, &none);
             rc != TSS2_RC_SUCCESS) {
-            conn_->note_failure(*g, rc);
             return std::unexpected(
-                tss_error("Esys_EvictControl", rc, "evicting " + hex32(*h), AuthOf::owner));
+                g->failed("Esys_EvictControl", rc, "evicting " + hex32(*h), AuthOf::owner));
         }
         return {};  // `obj` closes the stale ESYS_TR (a no-op if ESAPI already dropped it)
     }
@@ -444,8 +440,7 @@ class TpmKeystore final : public keystore::Keystore {
                                             TPM2_CAP_HANDLES, TPM2_HT_TRANSIENT << TPM2_HR_SHIFT,
                                             TPM2_MAX_CAP_HANDLES, &more, &raw);
             rc != TSS2_RC_SUCCESS) {
-            conn_->note_failure(*g, rc);
-            return std::unexpected(tss_error("Esys_GetCapability", rc, "transient handles"));
+            return std::unexpected(g->failed("Esys_GetCapability", rc, "transient handles"));
         }
         EsysPtr<TPMS_CAPABILITY_DATA> caps(raw);
         std::size_t n = 0;
@@ -545,8 +540,7 @@ class TpmKeystore final : public keystore::Keystore {
         if (TSS2_RC rc = Esys_Load(g->esys(), parent->tr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                    ESYS_TR_NONE, created->priv.get(), created->pub.get(), &loaded);
             rc != TSS2_RC_SUCCESS) {
-            conn_->note_failure(*g, rc);
-            return std::unexpected(tss_error("Esys_Load", rc, "the new key"));
+            return std::unexpected(g->failed("Esys_Load", rc, "the new key"));
         }
         Object transient(g->ref(), loaded, Object::Kind::transient);
         ESYS_TR persistent = ESYS_TR_NONE;
@@ -554,8 +548,7 @@ class TpmKeystore final : public keystore::Keystore {
         if (TSS2_RC rc = Esys_EvictControl(g->esys(), ESYS_TR_RH_OWNER, loaded, ESYS_TR_PASSWORD,
                                            ESYS_TR_NONE, ESYS_TR_NONE, *h, &persistent);
             rc != TSS2_RC_SUCCESS) {
-            conn_->note_failure(*g, rc);
-            auto e = tss_error("Esys_EvictControl", rc, "making the key persistent at " + hex32(*h),
+            auto e = g->failed("Esys_EvictControl", rc, "making the key persistent at " + hex32(*h),
                                AuthOf::owner);
             if (e.code == Errc::exists)
                 e.message = "persistent handle " + hex32(*h) + " is occupied [" + e.message + "]";
@@ -646,8 +639,7 @@ class TpmKeystore final : public keystore::Keystore {
                     g.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES, next,
                     std::min<std::uint32_t>(count, TPM2_MAX_CAP_HANDLES), &more, &raw);
                 rc != TSS2_RC_SUCCESS) {
-                conn_->note_failure(g, rc);
-                return std::unexpected(tss_error("Esys_GetCapability", rc, "persistent handles"));
+                return std::unexpected(g.failed("Esys_GetCapability", rc, "persistent handles"));
             }
             EsysPtr<TPMS_CAPABILITY_DATA> caps(raw);
             const auto& hl = caps->data.handles;
@@ -666,8 +658,7 @@ class TpmKeystore final : public keystore::Keystore {
         if (TSS2_RC rc = Esys_ReadPublic(g.esys(), tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                          &raw, nullptr, nullptr);
             rc != TSS2_RC_SUCCESS) {
-            conn_->note_failure(g, rc);
-            return std::unexpected(tss_error("Esys_ReadPublic", rc));
+            return std::unexpected(g.failed("Esys_ReadPublic", rc));
         }
         EsysPtr<TPM2B_PUBLIC> pub(raw);
         return pub->publicArea;
@@ -684,8 +675,7 @@ class TpmKeystore final : public keystore::Keystore {
     }
 
     std::unexpected<base::Error> no_handle(Guard& g, std::uint32_t h, TSS2_RC rc) {
-        conn_->note_failure(g, rc);
-        auto e = tss_error("Esys_TR_FromTPMPublic", rc, hex32(h));
+        auto e = g.failed("Esys_TR_FromTPMPublic", rc, hex32(h));
         if (is_no_object(rc)) {
             e.code = Errc::not_found;
             e.message = "no object at persistent handle " + hex32(h);

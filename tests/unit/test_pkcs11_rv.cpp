@@ -1,6 +1,6 @@
 // What a user reads when a PKCS#11 call fails: the CK_RV's name (rv_name), the error code
-// the CLI turns into an exit status (rv_errc), and the message rv_fail builds from both.
-#include "pkcs11/module.h"
+// the CLI turns into an exit status (rv_errc), and the error check_rv builds from both.
+#include "pkcs11/rv.h"
 
 #include <gtest/gtest.h>
 
@@ -11,8 +11,8 @@
 namespace {
 
 using base::Errc;
+using pkcs11::check_rv;
 using pkcs11::rv_errc;
-using pkcs11::rv_fail;
 using pkcs11::rv_name;
 
 // Values from PKCS#11 v2.40 §5.1 (pkcs11t.h), written out here rather than taken from the
@@ -70,13 +70,47 @@ TEST(RvErrc, MapsToWhatAUserCanActOn) {
     EXPECT_EQ(rv_errc(CKR_GENERAL_ERROR), Errc::hardware);
 }
 
-TEST(RvFail, NamesTheCallTheCodeAndTheContext) {
-    const auto e = rv_fail("C_Sign", CKR_DEVICE_ERROR, "key 'acct'").error();
+TEST(CheckRv, SucceedsOnlyForCkrOk) {
+    EXPECT_TRUE(check_rv("C_Sign", CKR_OK, "key 'acct'"));
+    // CKR_USER_ALREADY_LOGGED_IN is a success only for the login, which says so itself.
+    EXPECT_FALSE(check_rv("C_Login", CKR_USER_ALREADY_LOGGED_IN));
+}
+
+TEST(CheckRv, NamesTheCallTheCodeAndTheContext) {
+    const auto e = check_rv("C_Sign", CKR_DEVICE_ERROR, "key 'acct'").error();
     EXPECT_EQ(e.code, Errc::hardware);
+    EXPECT_EQ(e.where, "C_Sign");
+    EXPECT_EQ(e.native, CKR_DEVICE_ERROR);
     const std::string text = e.describe();
     EXPECT_NE(text.find("C_Sign"), std::string::npos) << text;
     EXPECT_NE(text.find("key 'acct': CKR_DEVICE_ERROR"), std::string::npos) << text;
-    EXPECT_EQ(rv_fail("C_Login", CKR_PIN_LOCKED).error().code, Errc::pin_locked);
+    EXPECT_EQ(check_rv("C_Login", CKR_PIN_LOCKED).error().message, "CKR_PIN_LOCKED");
+}
+
+// The error code of check_rv's error is rv_errc's, for every class a user can act on.
+TEST(CheckRv, MapsEachClassToItsErrc) {
+    const std::map<CK_RV, Errc> spec = {{CKR_PIN_INCORRECT, Errc::pin_incorrect},
+                                        {CKR_PIN_INVALID, Errc::pin_incorrect},
+                                        {CKR_PIN_LOCKED, Errc::pin_locked},
+                                        {CKR_PIN_EXPIRED, Errc::pin_locked},
+                                        {CKR_TOKEN_NOT_PRESENT, Errc::token_absent},
+                                        {CKR_TOKEN_NOT_RECOGNIZED, Errc::token_absent},
+                                        {CKR_DEVICE_REMOVED, Errc::token_absent},
+                                        {CKR_SLOT_ID_INVALID, Errc::token_absent},
+                                        {CKR_MECHANISM_INVALID, Errc::unsupported},
+                                        {CKR_FUNCTION_NOT_SUPPORTED, Errc::unsupported},
+                                        {CKR_KEY_SIZE_RANGE, Errc::unsupported},
+                                        {CKR_CURVE_NOT_SUPPORTED, Errc::unsupported},
+                                        {CKR_DOMAIN_PARAMS_INVALID, Errc::unsupported},
+                                        {CKR_GENERAL_ERROR, Errc::hardware},
+                                        {CKR_SESSION_HANDLE_INVALID, Errc::hardware},
+                                        {0x80000001UL, Errc::hardware}};
+    for (const auto& [rv, code] : spec) {
+        auto r = check_rv("C_Call", rv);
+        ASSERT_FALSE(r) << rv_name(rv);
+        EXPECT_EQ(r.error().code, code) << rv_name(rv);
+        EXPECT_EQ(r.error().message, rv_name(rv));
+    }
 }
 
 }  // namespace
