@@ -46,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             refused_or<acme::Order>(acme::parse_order(kOrigin, j), [](const acme::Order& o) {
                 FUZZ_CHECK(o.authorizations.size() <= acme::kMaxAuthorizations);
                 for (const auto& a : o.authorizations) check_url(a);
-                check_url(o.finalize);
+                FUZZ_CHECK(o.status != acme::OrderStatus::ready || !o.finalize.empty());
+                if (!o.finalize.empty()) check_url(o.finalize);
                 FUZZ_CHECK(o.status != acme::OrderStatus::valid || o.certificate);
                 if (o.certificate) check_url(*o.certificate);
                 for (const auto& id : o.identifiers)
