@@ -254,11 +254,16 @@ bool Client::same_origin(const std::string& url) const {
     return origin_of(url) == origin_;
 }
 
-Result<void> Client::check_origin(const std::string& url, const std::string& what) const {
-    if (same_origin(url)) return {};
+Result<void> check_origin(const std::string& origin, const std::string& url,
+                          const std::string& what) {
+    if (!origin.empty() && origin_of(url) == origin) return {};
     return fail(
         Errc::protocol, what,
-        "the server sent a URL outside its own origin (" + origin_ + "): " + url.substr(0, 200));
+        "the server sent a URL outside its own origin (" + origin + "): " + url.substr(0, 200));
+}
+
+Result<void> Client::check_origin(const std::string& url, const std::string& what) const {
+    return acme::check_origin(origin_, url, what);
 }
 
 void Client::keep_nonce(const HttpResponse& r) {

@@ -110,6 +110,8 @@ class Client {
     // True when `url` shares the directory's scheme, host and port (SECURITY.md rule 6).
     [[nodiscard]] bool same_origin(const std::string& url) const;
     Result<void> check_origin(const std::string& url, const std::string& what) const;
+    // scheme://host[:port] of the directory (origin_of).
+    [[nodiscard]] const std::string& origin() const { return origin_; }
 
     // Requests sent and connections opened so far, over every pooled handle.
     [[nodiscard]] unsigned long requests() const;
@@ -153,5 +155,8 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
 
 // scheme://host[:port] of an absolute URL, lower-cased scheme and host; "" if not absolute.
 std::string origin_of(const std::string& url);
+// Errc::protocol (where = `what`) unless `url` is on `origin` (SECURITY.md rule 6).
+Result<void> check_origin(const std::string& origin, const std::string& url,
+                          const std::string& what);
 
 }  // namespace acme

@@ -111,7 +111,7 @@ Certifier::Certifier(Client& client, const keystore::Key& account_key, std::stri
 Result<Order> Certifier::fetch_order(const std::string& url) {
     auto j = client_.post_json(url, account_key_, kid_, "");
     if (!j) return std::unexpected(j.error());
-    return parse_order(client_, *j);
+    return parse_order(client_.origin(), *j);
 }
 
 // newOrder timed out: the CA may have created the order. Look for it in the account's
@@ -190,7 +190,7 @@ Result<PlacedOrder> Certifier::create(const OrderRequest& request) {
     if (!created.location) return fail(Errc::protocol, "newOrder", "no Location for the new order");
     if (auto ok = client_.check_origin(*created.location, "order"); !ok)
         return std::unexpected(ok.error());
-    auto parsed = parse_order(client_, *order);
+    auto parsed = parse_order(client_.origin(), *order);
     if (!parsed) return std::unexpected(parsed.error());
     PlacedOrder placed{*created.location, std::move(*parsed)};
     progress_("order: " + placed.url + " (" + std::string(to_string(placed.order.status)) + ")");
@@ -254,7 +254,7 @@ Result<void> Certifier::solve(PlacedOrder& placed, const std::vector<std::string
     for (const auto& authz_url : placed.order.authorizations) {
         auto j = client_.post_json(authz_url, account_key_, kid_, "");
         if (!j) return std::unexpected(j.error());
-        auto authz = parse_authorization(client_, *j);
+        auto authz = parse_authorization(client_.origin(), *j);
         if (!authz) return std::unexpected(authz.error());
         const std::tuple<std::string, std::string, bool> key{
             authz->identifier.type, normalize_identifier(authz->identifier.value), authz->wildcard};
@@ -309,7 +309,7 @@ Result<void> Certifier::solve(PlacedOrder& placed, const std::vector<std::string
             return s != "pending" && s != "processing";
         });
         if (!j) return std::unexpected(j.error());
-        auto authz = parse_authorization(client_, *j);
+        auto authz = parse_authorization(client_.origin(), *j);
         if (!authz) return std::unexpected(authz.error());
         if (authz->status != AuthorizationStatus::valid)
             return fail(Errc::server, "authorization " + who,
@@ -322,7 +322,7 @@ Result<void> Certifier::solve(PlacedOrder& placed, const std::vector<std::string
     auto j = client_.poll(placed.url, account_key_, kid_,
                           [](const json& o) { return status_of(o) != "pending"; });
     if (!j) return std::unexpected(j.error());
-    auto order = parse_order(client_, *j);
+    auto order = parse_order(client_.origin(), *j);
     if (!order) return std::unexpected(order.error());
     placed.order = std::move(*order);
     return {};
@@ -341,7 +341,7 @@ Result<void> Certifier::finalize(PlacedOrder& placed, const keystore::Key& cert_
             auto fin = client_.post_json(placed.order.finalize, account_key_, kid_, payload,
                                          nullptr, Resend::never);
             if (fin) {
-                auto order = parse_order(client_, *fin);
+                auto order = parse_order(client_.origin(), *fin);
                 if (!order) return std::unexpected(order.error());
                 placed.order = std::move(*order);
                 break;
@@ -390,7 +390,7 @@ Result<void> Certifier::finalize(PlacedOrder& placed, const keystore::Key& cert_
                     "sets how long to wait)";
             return std::unexpected(std::move(e));
         }
-        auto order = parse_order(client_, *j);
+        auto order = parse_order(client_.origin(), *j);
         if (!order) return std::unexpected(order.error());
         placed.order = std::move(*order);
     }

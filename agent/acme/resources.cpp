@@ -50,8 +50,8 @@ std::string shown(std::string_view s) {
 // names `what` and the member.
 class Fields {
   public:
-    Fields(const Client& client, const json& j, std::string what)
-        : client_(client), j_(j), what_(std::move(what)) {}
+    Fields(const std::string& origin, const json& j, std::string what)
+        : origin_(origin), j_(j), what_(std::move(what)) {}
 
     Result<void> object() const {
         if (j_.is_object()) return {};
@@ -78,7 +78,7 @@ class Fields {
     Result<std::string> url(const char* key, bool required) const {
         auto u = string(key, kMaxUrlLength, required);
         if (!u || u->empty()) return u;
-        if (auto ok = client_.check_origin(*u, what_ + " " + key); !ok)
+        if (auto ok = check_origin(origin_, *u, what_ + " " + key); !ok)
             return std::unexpected(ok.error());
         return u;
     }
@@ -133,13 +133,14 @@ class Fields {
         return std::unexpected(error(text));
     }
 
-    const Client& client_;
+    const std::string& origin_;
     const json& j_;
     std::string what_;
 };
 
-Result<Identifier> parse_identifier(const Client& client, const json& j, const std::string& of) {
-    Fields f(client, j, of + " identifier");
+Result<Identifier> parse_identifier(const std::string& origin, const json& j,
+                                    const std::string& of) {
+    Fields f(origin, j, of + " identifier");
     if (auto ok = f.object(); !ok) return std::unexpected(ok.error());
     auto type = f.string("type", 32, true);
     if (!type) return std::unexpected(type.error());
@@ -179,8 +180,8 @@ std::string Authorization::name() const {
     return wildcard ? "*." + identifier.value : identifier.value;
 }
 
-Result<Challenge> parse_challenge(const Client& client, const json& j) {
-    Fields f(client, j, "challenge");
+Result<Challenge> parse_challenge(const std::string& origin, const json& j) {
+    Fields f(origin, j, "challenge");
     if (auto ok = f.object(); !ok) return std::unexpected(ok.error());
     Challenge c;
     auto type = f.string("type", 64, true);
@@ -190,9 +191,13 @@ Result<Challenge> parse_challenge(const Client& client, const json& j) {
     auto url = f.url("url", true);
     if (!url) return std::unexpected(url.error());
     c.url = std::move(*url);
-    auto status = f.status(kChallengeStatus);
-    if (!status) return std::unexpected(status.error());
-    c.status = *status;
+    // The agent never reads a challenge's status (the authorization's tells): checked when
+    // sent, `pending` when not.
+    if (f.has("status")) {
+        auto status = f.status(kChallengeStatus);
+        if (!status) return std::unexpected(status.error());
+        c.status = *status;
+    }
     // The known types all carry a token (RFC 8555 §8.3, §8.4, RFC 8737 §3); another type
     // may not, and its token is never used.
     const bool known = c.type != ChallengeType::other;
@@ -207,12 +212,12 @@ Result<Challenge> parse_challenge(const Client& client, const json& j) {
     return c;
 }
 
-Result<Authorization> parse_authorization(const Client& client, const json& j) {
-    Fields f(client, j, "authorization");
+Result<Authorization> parse_authorization(const std::string& origin, const json& j) {
+    Fields f(origin, j, "authorization");
     if (auto ok = f.object(); !ok) return std::unexpected(ok.error());
     Authorization a;
     if (!f.has("identifier")) return std::unexpected(f.error("has no identifier"));
-    auto id = parse_identifier(client, j["identifier"], "authorization");
+    auto id = parse_identifier(origin, j["identifier"], "authorization");
     if (!id) return std::unexpected(id.error());
     a.identifier = std::move(*id);
     auto status = f.status(kAuthorizationStatus);
@@ -224,40 +229,45 @@ Result<Authorization> parse_authorization(const Client& client, const json& j) {
     auto challenges = f.array("challenges", kMaxChallenges);
     if (!challenges) return std::unexpected(challenges.error());
     for (const auto& cj : **challenges) {
-        auto c = parse_challenge(client, cj);
+        auto c = parse_challenge(origin, cj);
         if (!c) return std::unexpected(c.error());
         a.challenges.push_back(std::move(*c));
     }
     return a;
 }
 
-Result<Order> parse_order(const Client& client, const json& j) {
-    Fields f(client, j, "order");
+Result<Order> parse_order(const std::string& origin, const json& j) {
+    Fields f(origin, j, "order");
     if (auto ok = f.object(); !ok) return std::unexpected(ok.error());
     Order o;
     auto status = f.status(kOrderStatus);
     if (!status) return std::unexpected(status.error());
     o.status = *status;
-    auto ids = f.array("identifiers", kMaxAuthorizations);
-    if (!ids) return std::unexpected(ids.error());
-    for (const auto& ij : **ids) {
-        auto id = parse_identifier(client, ij, "order");
-        if (!id) return std::unexpected(id.error());
-        o.identifiers.push_back(std::move(*id));
+    // A member is required in the states that use it (an invalid order is read for its
+    // error alone); present in any other, it is checked all the same.
+    if (f.has("identifiers")) {
+        auto ids = f.array("identifiers", kMaxAuthorizations);
+        if (!ids) return std::unexpected(ids.error());
+        for (const auto& ij : **ids) {
+            auto id = parse_identifier(origin, ij, "order");
+            if (!id) return std::unexpected(id.error());
+            o.identifiers.push_back(std::move(*id));
+        }
     }
-    auto authzs = f.array("authorizations", kMaxAuthorizations);
-    if (!authzs) return std::unexpected(authzs.error());
-    for (const auto& aj : **authzs) {
-        if (!aj.is_string() || aj.get_ref<const std::string&>().size() > kMaxUrlLength)
-            return std::unexpected(f.error("has a malformed authorization URL"));
-        if (auto ok = client.check_origin(aj.get<std::string>(), "order authorizations"); !ok)
-            return std::unexpected(ok.error());
-        o.authorizations.push_back(aj.get<std::string>());
+    if (f.has("authorizations") || o.status == OrderStatus::pending) {
+        auto authzs = f.array("authorizations", kMaxAuthorizations);
+        if (!authzs) return std::unexpected(authzs.error());
+        for (const auto& aj : **authzs) {
+            if (!aj.is_string() || aj.get_ref<const std::string&>().size() > kMaxUrlLength)
+                return std::unexpected(f.error("has a malformed authorization URL"));
+            if (auto ok = check_origin(origin, aj.get<std::string>(), "order authorizations"); !ok)
+                return std::unexpected(ok.error());
+            o.authorizations.push_back(aj.get<std::string>());
+        }
     }
-    auto finalize = f.url("finalize", true);
+    auto finalize = f.url("finalize", o.status == OrderStatus::ready);
     if (!finalize) return std::unexpected(finalize.error());
     o.finalize = std::move(*finalize);
-    // RFC 8555 §7.1.3: the certificate URL comes with the valid state.
     auto certificate = f.url("certificate", o.status == OrderStatus::valid);
     if (!certificate) return std::unexpected(certificate.error());
     if (!certificate->empty()) o.certificate = std::move(*certificate);

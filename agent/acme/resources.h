@@ -17,8 +17,6 @@
 
 namespace acme {
 
-class Client;
-
 enum class OrderStatus { pending, ready, processing, valid, invalid };
 enum class AuthorizationStatus { pending, valid, invalid, deactivated, expired, revoked };
 enum class ChallengeStatus { pending, processing, valid, invalid };
@@ -47,7 +45,7 @@ struct Challenge {
     ChallengeType type = ChallengeType::other;
     std::string type_name;  // as sent: "http-01", or an unknown type's name
     std::string url;        // on the CA's origin
-    ChallengeStatus status = ChallengeStatus::pending;
+    ChallengeStatus status = ChallengeStatus::pending;  // when the server sent none too
     std::string token;  // a valid token (challenge::valid_token) for the known types
     std::optional<Problem> error;
 };
@@ -66,10 +64,11 @@ struct Authorization {
 
 struct Order {
     OrderStatus status = OrderStatus::pending;
+    // Each member is required in the states that use it, and checked whenever present.
     std::vector<Identifier> identifiers;
-    std::vector<std::string> authorizations;  // URLs on the CA's origin
-    std::string finalize;                     // on the CA's origin
-    std::optional<std::string> certificate;   // on the CA's origin; present once valid
+    std::vector<std::string> authorizations;  // URLs on the CA's origin; required if pending
+    std::string finalize;                     // on the CA's origin; required if ready
+    std::optional<std::string> certificate;   // on the CA's origin; required if valid
     std::optional<Problem> error;
 };
 
@@ -79,10 +78,10 @@ inline constexpr std::size_t kMaxChallenges = 16;
 inline constexpr std::size_t kMaxUrlLength = 2048;
 inline constexpr std::size_t kMaxIdentifierLength = 255;
 
-// Each checks `j` and every URL in it against `client`'s origin. Errc::protocol with `where`
-// naming the resource and the message naming the field.
-base::Result<Order> parse_order(const Client& client, const nlohmann::json& j);
-base::Result<Authorization> parse_authorization(const Client& client, const nlohmann::json& j);
-base::Result<Challenge> parse_challenge(const Client& client, const nlohmann::json& j);
+// Each checks `j` and every URL in it against `origin`, the CA's (Client::origin()).
+// Errc::protocol with `where` naming the resource and the message naming the field.
+base::Result<Order> parse_order(const std::string& origin, const nlohmann::json& j);
+base::Result<Authorization> parse_authorization(const std::string& origin, const nlohmann::json& j);
+base::Result<Challenge> parse_challenge(const std::string& origin, const nlohmann::json& j);
 
 }  // namespace acme

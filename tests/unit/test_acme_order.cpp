@@ -114,7 +114,7 @@ class Resources : public AcmeTest {
     // The error parsing `j` gives: Errc::protocol, its message.
     template <typename Parse>
     std::string refused(Parse parse, const json& j) {
-        auto r = parse(*client_, j);
+        auto r = parse(client_->origin(), j);
         EXPECT_FALSE(r) << j.dump();
         if (r) return "";
         EXPECT_EQ(r.error().code, Errc::protocol) << r.error().describe();
@@ -127,7 +127,7 @@ TEST_F(Resources, AnOrderAndAnAuthorizationAsTheRfcShowsThem) {
     o["status"] = "valid";
     o["certificate"] = ca.url("/cert/0");
     o["expires"] = "2026-12-31T00:00:00Z";  // fields the agent does not use are ignored
-    auto parsed = acme::parse_order(*client_, o);
+    auto parsed = acme::parse_order(client_->origin(), o);
     ASSERT_TRUE(parsed) << parsed.error().describe();
     EXPECT_EQ(parsed->status, acme::OrderStatus::valid);
     EXPECT_EQ(parsed->authorizations, std::vector<std::string>{ca.url("/authz/0")});
@@ -139,7 +139,7 @@ TEST_F(Resources, AnOrderAndAnAuthorizationAsTheRfcShowsThem) {
     a["challenges"].push_back({{"type", "dns-account-01"},  // a type the agent does not know
                                {"url", ca.url("/chal/0/1")},
                                {"status", "pending"}});
-    auto pa = acme::parse_authorization(*client_, a);
+    auto pa = acme::parse_authorization(client_->origin(), a);
     ASSERT_TRUE(pa) << pa.error().describe();
     EXPECT_EQ(pa->name(), "*.a.example");
     ASSERT_EQ(pa->challenges.size(), 2u);
@@ -150,8 +150,20 @@ TEST_F(Resources, AnOrderAndAnAuthorizationAsTheRfcShowsThem) {
     EXPECT_EQ(pa->challenge("tls-alpn-01"), nullptr);
 }
 
+TEST_F(Resources, AnInvalidOrderIsReadForItsErrorAlone) {
+    const json o{{"status", "invalid"},
+                 {"error",
+                  {{"type", "urn:ietf:params:acme:error:rejectedIdentifier"},
+                   {"detail", std::string(5000, 'd')}}}};
+    auto parsed = acme::parse_order(client_->origin(), o);
+    ASSERT_TRUE(parsed) << parsed.error().describe();
+    EXPECT_EQ(parsed->status, acme::OrderStatus::invalid);
+    ASSERT_TRUE(parsed->error);
+    EXPECT_EQ(parsed->error->detail.size(), 1024u);  // cut, not refused
+}
+
 TEST_F(Resources, HostileOrdersNameTheField) {
-    auto parse = [](const acme::Client& c, const json& j) { return acme::parse_order(c, j); };
+    auto parse = [](const std::string& o, const json& j) { return acme::parse_order(o, j); };
     EXPECT_EQ(refused(parse, json::array()), "the server's order is not a JSON object");
     json o = order();
     o["status"] = "done";
@@ -160,8 +172,12 @@ TEST_F(Resources, HostileOrdersNameTheField) {
     o["status"] = 1;
     EXPECT_EQ(refused(parse, o), "the server's order has a status that is not a string");
     o = order();
+    o["status"] = "ready";
     o.erase("finalize");
     EXPECT_EQ(refused(parse, o), "the server's order has no finalize");
+    o = order();
+    o.erase("authorizations");
+    EXPECT_EQ(refused(parse, o), "the server's order has no authorizations");
     o = order();
     o["finalize"] = "https://evil.example/finalize";
     EXPECT_NE(refused(parse, o).find("outside its own origin"), std::string::npos);
@@ -190,8 +206,8 @@ TEST_F(Resources, HostileOrdersNameTheField) {
 }
 
 TEST_F(Resources, HostileAuthorizationsNameTheField) {
-    auto parse = [](const acme::Client& c, const json& j) {
-        return acme::parse_authorization(c, j);
+    auto parse = [](const std::string& o, const json& j) {
+        return acme::parse_authorization(o, j);
     };
     json a = authz();
     a.erase("identifier");
