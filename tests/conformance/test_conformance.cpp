@@ -5,6 +5,7 @@
 
 #include "keystore/ecdsa.h"
 #include "keystore/file_backend.h"
+#include "keystore/mac.h"
 #include "pkcs11/module.h"
 #include "pkcs11/pkcs11_keystore.h"
 #include "support/process.h"
@@ -166,6 +167,39 @@ TEST_F(SoftHsmAttributes, ConcurrentSigningFromSeveralThreads) {
         });
     for (auto& th : threads) th.join();
     EXPECT_EQ(bad.load(), 0);
+}
+
+// A new key never shadows an object of another class on the token: generate and
+// import_hmac share one refusal, which names what is there and what to do instead.
+TEST_F(SoftHsmAttributes, NewKeysAndSecretsNeverShadowAnObjectOfAnotherClass) {
+    auto* macs = dynamic_cast<keystore::MacKeystore*>(&SoftHsmBackend::store());
+    ASSERT_NE(macs, nullptr);
+    const std::string name = unique_name("shadow");
+    auto key = SoftHsmBackend::store().generate(SoftHsmBackend::uri(name), KeyAlgorithm::ec_p256);
+    ASSERT_TRUE(key.has_value()) << key.error().describe();
+    auto mac = macs->import_hmac(SoftHsmBackend::uri(name), base::Secret(std::string(32, 'k')));
+    ASSERT_FALSE(mac.has_value());
+    EXPECT_EQ(mac.error().code, base::Errc::exists);
+    EXPECT_NE(mac.error().message.find("already holds an object with object=" + name +
+                                       "; choose another object= label or delete it"),
+              std::string::npos)
+        << mac.error().message;
+
+    const std::string secret = unique_name("shadow-secret");
+    auto stored =
+        macs->import_hmac(SoftHsmBackend::uri(secret), base::Secret(std::string(32, 'k')));
+    ASSERT_TRUE(stored.has_value()) << stored.error().describe();
+    auto over =
+        SoftHsmBackend::store().generate(SoftHsmBackend::uri(secret), KeyAlgorithm::ec_p256);
+    ASSERT_FALSE(over.has_value());
+    EXPECT_EQ(over.error().code, base::Errc::exists);
+    EXPECT_NE(over.error().message.find("already holds an object with object=" + secret),
+              std::string::npos)
+        << over.error().message;
+    // The key that was there is untouched and still signs.
+    auto reopened = SoftHsmBackend::store().open(SoftHsmBackend::uri(name));
+    ASSERT_TRUE(reopened.has_value()) << reopened.error().describe();
+    EXPECT_TRUE((*reopened)->sign(base::as_bytes(std::string("still here"))).has_value());
 }
 
 }  // namespace
