@@ -628,8 +628,8 @@ class TpmKeystore final : public keystore::Keystore {
     }
 
     // Handles of persistent objects from `first` on (at most `count`).
-    Result<std::vector<std::uint32_t>> persistent_handles(Guard& g, std::uint32_t first,
-                                                          std::uint32_t count) {
+    static Result<std::vector<std::uint32_t>> persistent_handles(Guard& g, std::uint32_t first,
+                                                                 std::uint32_t count) {
         std::vector<std::uint32_t> out;
         TPMI_YES_NO more = TPM2_YES;
         std::uint32_t next = first;
@@ -653,7 +653,7 @@ class TpmKeystore final : public keystore::Keystore {
         return out;
     }
 
-    Result<TPMT_PUBLIC> read_public(Guard& g, ESYS_TR tr) {
+    static Result<TPMT_PUBLIC> read_public(Guard& g, ESYS_TR tr) {
         TPM2B_PUBLIC* raw = nullptr;
         if (TSS2_RC rc = Esys_ReadPublic(g.esys(), tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                          &raw, nullptr, nullptr);
@@ -664,7 +664,7 @@ class TpmKeystore final : public keystore::Keystore {
         return pub->publicArea;
     }
 
-    Result<TPMT_PUBLIC> read_persistent(Guard& g, std::uint32_t h) {
+    static Result<TPMT_PUBLIC> read_persistent(Guard& g, std::uint32_t h) {
         ESYS_TR tr = ESYS_TR_NONE;
         if (TSS2_RC rc =
                 Esys_TR_FromTPMPublic(g.esys(), h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
@@ -674,7 +674,7 @@ class TpmKeystore final : public keystore::Keystore {
         return read_public(g, tr);
     }
 
-    std::unexpected<base::Error> no_handle(Guard& g, std::uint32_t h, TSS2_RC rc) {
+    static std::unexpected<base::Error> no_handle(Guard& g, std::uint32_t h, TSS2_RC rc) {
         auto e = g.failed("Esys_TR_FromTPMPublic", rc, hex32(h));
         if (is_no_object(rc)) {
             e.code = Errc::not_found;
