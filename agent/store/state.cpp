@@ -170,7 +170,8 @@ Result<void> remove_tree(const Dir& parent, const std::string& name) {
         if (e->d_type != DT_DIR) files.emplace_back(e->d_name);
     ::closedir(list);
     for (const auto& f : files)
-        if (::unlinkat((*d)->fd(), f.c_str(), 0) != 0 && errno != ENOENT)
+        // EISDIR: a directory the listing could not tell (DT_UNKNOWN); not ours, left.
+        if (::unlinkat((*d)->fd(), f.c_str(), 0) != 0 && errno != ENOENT && errno != EISDIR)
             return fail(Errc::io, (*d)->path() + "/" + f, std::strerror(errno));
     return parent.remove_dir(name);
 }
