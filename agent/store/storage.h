@@ -54,7 +54,16 @@ using Clock = std::chrono::system_clock;
 // one. Every grant gets a fence higher than any before it for that certificate, so that
 // work done under a lease that was lost can be told apart and refused. The state dir keeps
 // the record in a file, flock()ed by the holder (a dead holder's lease is free at once); a
-// database keeps a row (holder, expires_at, fence) and frees it at expiry.
+// database keeps a row (name, holder, expires_at, fence) and frees it at expiry:
+//   acquire  INSERT ... ON CONFLICT (name) DO UPDATE SET holder = $owner,
+//            expires_at = now() + $ttl, fence = leases.fence + 1
+//            WHERE leases.holder IS NULL OR leases.expires_at <= now() RETURNING fence
+//   extend   UPDATE ... SET expires_at = now() + $ttl
+//            WHERE name = $1 AND holder = $owner AND fence = $fence AND expires_at > now()
+//   check    the same WHERE, as a SELECT; release: SET holder = NULL (the fence stays)
+// `expires` is by the holder's clock and no later than the store's expiry (a database's
+// holder counts from before its request was sent), so that a holder that checks its own
+// clock stops before another can be granted the lease.
 struct Lease {
     // What an implementation holds for the lease's lifetime (the state dir: the open,
     // flock()ed record). Dropping it without release_lease: the state dir sees the holder

@@ -17,11 +17,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -48,7 +50,10 @@ inline std::string tag_of(const Certificate& c) {
     const std::string tag = c.key_uri.substr(p + 1);
     const auto n = tag.find('#');
     if (n == std::string::npos) return "";
-    const Certificate want = stamped(tag.substr(0, n), std::atoi(tag.c_str() + n + 1));
+    int round = 0;
+    const auto [end, ec] = std::from_chars(tag.data() + n + 1, tag.data() + tag.size(), round);
+    if (ec != std::errc() || end != tag.data() + tag.size()) return "";
+    const Certificate want = stamped(tag.substr(0, n), round);
     return c.cert_pem == want.cert_pem && c.chain_pem == want.chain_pem && c.renewal == want.renewal
                ? tag
                : "";
@@ -204,6 +209,7 @@ TYPED_TEST_P(StorageConformance, ConcurrentThreadsNeverTearOrLoseARecord) {
         }
     });
     std::vector<std::thread> threads;
+    threads.reserve(writers);
     for (int w = 0; w < writers; ++w)
         threads.emplace_back([&s, w] {
             const std::string who = "t" + std::to_string(w);
@@ -439,6 +445,7 @@ TYPED_TEST_P(StorageConformance, ThreadsAndProcessesNeverHoldALeaseAtOnce) {
         pids.push_back(pid);
     }
     std::vector<std::thread> ts;
+    ts.reserve(threads);
     std::atomic<int> bad{0};
     for (int t = 0; t < threads; ++t)
         ts.emplace_back([&, t] { bad += work(s, "thread" + std::to_string(t), rounds); });
