@@ -8,7 +8,8 @@
 namespace store {
 
 void failpoint(const char* name) {
-    static const char* armed = std::getenv("ACME_AGENT_FAILPOINT");
+    // Read on every call, so that a test's forked child can arm one.
+    const char* armed = std::getenv("ACME_AGENT_FAILPOINT");
     if (!armed || std::strcmp(armed, name) != 0) return;
     const char msg[] = "acme-agent: failpoint reached, stopping\n";
     (void)!::write(2, msg, sizeof msg - 1);

@@ -1,16 +1,21 @@
-// The state dir (default /var/lib/acme-agent): accounts per server, certificates in
-// live/NAME/, all written atomically; a lock so two agents never share one dir.
+// The state dir (default /var/lib/acme-agent), the first store::Storage: accounts per
+// server, certificates in live/NAME/, all written atomically; a lock so two agents never
+// share one dir, and a lease per certificate.
 //
 //   DIR/                      0700
 //     lock                    flock()ed while an agent works here
 //     accounts/SERVER-ID.json {"server", "url", "key"}   one account per server
 //     orders/NAME.json        the order in flight for NAME and its key URI
+//     orders/NAME.deploy-pending
 //     live/NAME/              cert.pem chain.pem fullchain.pem key.uri renewal.json
 //                             (never a private key)
+//     live/.NAME.new/         a certificate being written, swapped in whole
+//     leases/NAME.json        {"owner", "expires_ms", "fence"}, flock()ed by its holder
 #pragma once
 
 #include "base/error.h"
 #include "base/files.h"
+#include "store/storage.h"
 
 #include <optional>
 #include <string>
@@ -18,22 +23,7 @@
 
 namespace store {
 
-using base::Result;
-
-struct Account {
-    std::string server;   // directory URL
-    std::string url;      // account URL (the kid)
-    std::string key_uri;  // the account key's URI (no PIN value)
-};
-
-struct Certificate {
-    std::string cert_pem;   // the leaf
-    std::string chain_pem;  // the issuers
-    std::string key_uri;
-    std::string renewal;  // JSON: names and challenge settings for renew (renewal.json)
-};
-
-class StateDir {
+class StateDir final : public Storage {
   public:
     // Creates the dir (0700) if needed and takes the lock. Errc::state when another agent
     // holds it or the dir belongs to another user (who could plant a symlink in it);
@@ -44,32 +34,39 @@ class StateDir {
     StateDir& operator=(StateDir&&) = delete;
     StateDir(const StateDir&) = delete;
     StateDir& operator=(const StateDir&) = delete;
-    ~StateDir();
+    ~StateDir() override;
 
     [[nodiscard]] const std::string& path() const { return dir_.path(); }
+    [[nodiscard]] std::string location() const override { return path(); }
 
-    Result<std::optional<Account>> account(const std::string& server) const;
-    Result<void> save_account(const Account& account);
-    Result<void> remove_account(const std::string& server);
+    Result<std::optional<Account>> account(const std::string& server) const override;
+    Result<void> save_account(const Account& account) override;
+    Result<void> remove_account(const std::string& server) override;
 
-    // Writes live/NAME/, each file atomically and cert.pem last, so a reader that finds
-    // the new cert.pem finds the rest.
-    Result<void> save_certificate(const std::string& name, const Certificate& cert);
-    Result<std::optional<Certificate>> certificate(const std::string& name) const;
-    Result<std::vector<std::string>> certificate_names() const;
+    // Writes live/.NAME.new/ (cert.pem last) and swaps it with live/NAME/ in one
+    // renameat2(RENAME_EXCHANGE); where the file system cannot, writes live/NAME/ in place
+    // as before the swap existed (cert.pem last). Writers of one name take turns (a flock on
+    // live/).
+    Result<void> save_certificate(const std::string& name, const Certificate& cert) override;
+    Result<std::optional<Certificate>> certificate(const std::string& name) const override;
+    Result<std::vector<std::string>> certificate_names() const override;
 
-    // Orders in flight (orders/NAME.json): written right after newOrder (and before a new
-    // key is generated for it), removed once the certificate is stored, so that a rerun
-    // after a crash resumes the same order with the same key.
-    Result<void> save_order(const std::string& name, const std::string& json_text);
-    Result<std::optional<std::string>> order(const std::string& name) const;
-    Result<void> remove_order(const std::string& name);
+    Result<void> save_order(const std::string& name, const std::string& json_text) override;
+    Result<std::optional<std::string>> order(const std::string& name) const override;
+    Result<void> remove_order(const std::string& name) override;
 
-    // A deploy hook owed for certificate `name` (orders/NAME.deploy-pending): `run` records it
-    // before ordering the certificate the hook deploys, so that a crash at any later point
-    // leaves it owed, and clears it once the hook succeeded.
-    Result<void> set_deploy_pending(const std::string& name, bool pending);
-    bool deploy_pending(const std::string& name) const;
+    Result<void> set_deploy_pending(const std::string& name, bool pending) override;
+    [[nodiscard]] bool deploy_pending(const std::string& name) const override;
+
+    // leases/NAME.json, replaced whole on every change while leases/ is flock()ed; the
+    // holder keeps the current record flock()ed, so a record whose flock is free belongs to
+    // nobody alive.
+    Result<Lease> acquire_lease(const std::string& name, const std::string& owner,
+                                std::chrono::milliseconds ttl,
+                                std::chrono::milliseconds wait) override;
+    Result<void> extend_lease(Lease& lease, std::chrono::milliseconds ttl) override;
+    [[nodiscard]] Result<void> check_lease(const Lease& lease) const override;
+    Result<void> release_lease(Lease& lease) override;
 
     // keys/ (enroll's TPM key files): made 0700 when missing, refused when a symlink. The
     // backend writes there by path: the state dir being the user's own keeps it in place.

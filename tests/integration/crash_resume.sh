@@ -35,11 +35,14 @@ for fp in order-created challenges-answered finalized downloaded store-partial s
   pass "stopped at $fp: the rerun finished the same order, one key, one account"
 done
 
-# renew --new-key stopped after recording the new key's URI, and after generating it:
-# the rerun uses that one key; exactly one key more than before.
-for fp in new-key-recorded new-key-generated; do
+# renew --new-key stopped after recording the new key's URI, after generating it, and
+# while writing the new certificate: what is left in live/ is one whole certificate whose
+# key.uri is its key; the rerun uses that one new key; exactly one key more than before.
+for fp in new-key-recorded new-key-generated store-partial; do
   KEYS=$(keys)
   ACME_AGENT_FAILPOINT=$fp run_agent 86 "${AGENT[@]}" renew --name crash1.example.com --force --new-key || continue
+  whole crash1.example.com &&
+    verify_cert "$STATE/live/crash1.example.com" "$(cat "$STATE/live/crash1.example.com/key.uri")" || continue
   run_agent 0 "${AGENT[@]}" renew --name crash1.example.com --force --new-key || continue
   expect "keys: $KEYS before, $(keys) after" [ "$(keys)" -eq $((KEYS + 1)) ]
   verify_cert "$STATE/live/crash1.example.com" "$(cat "$STATE/live/crash1.example.com/key.uri")" && no_temp \

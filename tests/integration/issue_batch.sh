@@ -93,4 +93,6 @@ if run_agent 0 "${A[@]}" --json renew --all --jobs 4 --force --http-port "$HTTP"
     verify_cert "$STATE/live/b5.example.com" "${KEY[5]}" && pass "renew --all --jobs 4 --force renewed all $TOTAL"
 fi
 run_agent 2 "${A[@]}" renew --name b1.example.com --jobs 2 && contains "$ERR" "--all"
+# A name that is a path, not a certificate: exit 2, the rule named.
+run_agent 2 "${A[@]}" renew --name ../b1.example.com && contains "$ERR" "holds '/'"
 finish
