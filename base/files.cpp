@@ -334,6 +334,14 @@ Result<void> Dir::remove_dir(std::string_view name) const {
 }
 
 Result<std::vector<std::string>> Dir::subdirs() const {
+    return entries(S_IFDIR);
+}
+
+Result<std::vector<std::string>> Dir::files() const {
+    return entries(S_IFREG);
+}
+
+Result<std::vector<std::string>> Dir::entries(mode_t type) const {
     // A descriptor of its own: readdir moves the offset of the one it is given.
     const int fd = ::openat(fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
@@ -349,7 +357,8 @@ Result<std::vector<std::string>> Dir::subdirs() const {
         const std::string n = e->d_name;
         struct stat st{};
         if (n == "." || n == "..") continue;
-        if (::fstatat(fd_, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+        if (::fstatat(fd_, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            (st.st_mode & S_IFMT) == type)
             out.push_back(n);
     }
     ::closedir(d);

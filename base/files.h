@@ -82,8 +82,11 @@ class Dir {
     Result<void> remove_dir(std::string_view name) const;
     // The names of the subdirectories (symlinks are not listed).
     Result<std::vector<std::string>> subdirs() const;
+    // The names of the regular files (not symlinks).
+    Result<std::vector<std::string>> files() const;
 
   private:
+    Result<std::vector<std::string>> entries(mode_t type) const;  // S_IFDIR or S_IFREG
     Dir(int fd, std::string path, bool created)
         : fd_(fd), path_(std::move(path)), created_(created) {}
     int fd_ = -1;

@@ -125,6 +125,26 @@ Result<void> StateDir::remove_account(const std::string& server) {
     return (*dir)->remove_file(server_id(server) + ".json");
 }
 
+Result<std::vector<std::string>> StateDir::account_servers() const {
+    auto dir = absent_ok(child("accounts", Create::no));
+    if (!dir) return std::unexpected(dir.error());
+    std::vector<std::string> out;
+    if (!*dir) return out;
+    auto files = (*dir)->files();
+    if (!files) return std::unexpected(files.error());
+    for (const auto& f : *files) {
+        if (!f.ends_with(".json") || f.starts_with('.')) continue;  // not a temp file
+        auto text = (*dir)->read_file(f, 64 * 1024);
+        if (!text) return std::unexpected(text.error());
+        auto j = nlohmann::json::parse(*text, nullptr, false);
+        if (j.is_discarded() || !j.contains("server") || !j["server"].is_string())
+            return fail(Errc::state, path() + "/accounts/" + f, "damaged account record");
+        out.push_back(j["server"].get<std::string>());
+    }
+    std::ranges::sort(out);
+    return out;
+}
+
 namespace {
 Result<void> write_pems_in(const Dir& dir, const Certificate& cert) {
     if (auto r = dir.write_file("chain.pem", cert.chain_pem, 0644); !r) return r;
@@ -295,6 +315,19 @@ Result<void> StateDir::remove_order(const std::string& name) {
     auto dir = absent_ok(child("orders", Create::no));
     if (!dir || !*dir) return dir ? Result<void>{} : std::unexpected(dir.error());
     return (*dir)->remove_file(safe_name(name) + ".json");
+}
+
+Result<std::vector<std::string>> StateDir::order_names() const {
+    auto dir = absent_ok(child("orders", Create::no));
+    if (!dir) return std::unexpected(dir.error());
+    std::vector<std::string> out;
+    if (!*dir) return out;
+    auto files = (*dir)->files();
+    if (!files) return std::unexpected(files.error());
+    for (const auto& f : *files)
+        if (f.ends_with(".json") && !f.starts_with('.')) out.push_back(f.substr(0, f.size() - 5));
+    std::ranges::sort(out);
+    return out;
 }
 
 Result<void> StateDir::set_deploy_pending(const std::string& name, bool pending) {

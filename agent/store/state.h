@@ -42,6 +42,7 @@ class StateDir final : public Storage {
     Result<std::optional<Account>> account(const std::string& server) const override;
     Result<void> save_account(const Account& account) override;
     Result<void> remove_account(const std::string& server) override;
+    Result<std::vector<std::string>> account_servers() const override;
 
     // Writes live/.NAME.new/ (cert.pem last) and swaps it with live/NAME/ in one
     // renameat2(RENAME_EXCHANGE); where the file system cannot, writes live/NAME/ in place
@@ -54,6 +55,7 @@ class StateDir final : public Storage {
     Result<void> save_order(const std::string& name, const std::string& json_text) override;
     Result<std::optional<std::string>> order(const std::string& name) const override;
     Result<void> remove_order(const std::string& name) override;
+    Result<std::vector<std::string>> order_names() const override;
 
     Result<void> set_deploy_pending(const std::string& name, bool pending) override;
     [[nodiscard]] bool deploy_pending(const std::string& name) const override;

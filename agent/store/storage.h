@@ -96,6 +96,8 @@ class Storage {
     virtual Result<std::optional<Account>> account(const std::string& server) const = 0;
     virtual Result<void> save_account(const Account& account) = 0;
     virtual Result<void> remove_account(const std::string& server) = 0;
+    // The servers with a stored account, sorted.
+    virtual Result<std::vector<std::string>> account_servers() const = 0;
 
     // Replaces the record as a whole: a reader, or a crash at any point, sees the old
     // record or the new one, never parts of both. An empty `renewal` keeps the stored one.
@@ -110,6 +112,8 @@ class Storage {
     virtual Result<void> save_order(const std::string& name, const std::string& json_text) = 0;
     virtual Result<std::optional<std::string>> order(const std::string& name) const = 0;
     virtual Result<void> remove_order(const std::string& name) = 0;
+    // The certificates with an order in flight, sorted (the names as stored).
+    virtual Result<std::vector<std::string>> order_names() const = 0;
 
     // A deploy hook owed for a certificate: recorded before ordering the certificate the hook
     // deploys, so that a crash at any later point leaves it owed; cleared once it ran.

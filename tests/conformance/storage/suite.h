@@ -125,6 +125,13 @@ TYPED_TEST_P(StorageConformance, AccountsRoundTrip) {
     got = s.account(b);
     ASSERT_TRUE(got && *got);
     EXPECT_EQ((*got)->url, "https://other.example/acct/9");
+    auto servers = s.account_servers();
+    ASSERT_TRUE(servers.has_value()) << servers.error().describe();
+    EXPECT_EQ(*servers, std::vector<std::string>{b});
+    ASSERT_TRUE(s.save_account({a, "https://ca.example/acct/3", "pkcs11:object=acct-a3"}));
+    servers = s.account_servers();
+    ASSERT_TRUE(servers.has_value());
+    EXPECT_EQ(*servers, (std::vector<std::string>{a, b}));
 }
 
 TYPED_TEST_P(StorageConformance, CertificatesRoundTrip) {
@@ -171,12 +178,21 @@ TYPED_TEST_P(StorageConformance, OrdersAndDeployPendingRoundTrip) {
     auto none = s.order("www.example.com");
     ASSERT_TRUE(none.has_value());
     EXPECT_FALSE(*none);
+    auto in_flight = s.order_names();
+    ASSERT_TRUE(in_flight && in_flight->empty());
     const std::string rec = R"({"order":"https://ca.example/order/1","key":"pkcs11:object=k"})";
     ASSERT_TRUE(s.save_order("www.example.com", rec));
+    ASSERT_TRUE(s.save_order("api.example.com", rec));
     auto got = s.order("www.example.com");
     ASSERT_TRUE(got && *got);
     EXPECT_EQ(**got, rec);
+    in_flight = s.order_names();
+    ASSERT_TRUE(in_flight.has_value()) << in_flight.error().describe();
+    EXPECT_EQ(*in_flight, (std::vector<std::string>{"api.example.com", "www.example.com"}));
+    ASSERT_TRUE(s.remove_order("api.example.com"));
     ASSERT_TRUE(s.remove_order("www.example.com"));
+    in_flight = s.order_names();
+    ASSERT_TRUE(in_flight && in_flight->empty());
     ASSERT_TRUE(s.remove_order("www.example.com"));
     got = s.order("www.example.com");
     ASSERT_TRUE(got.has_value());
