@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -79,9 +80,8 @@ class AcmeTest : public ::testing::Test {
     }
 
     [[nodiscard]] bool said(const std::string& text) const {
-        for (const auto& line : progress)
-            if (line.find(text) != std::string::npos) return true;
-        return false;
+        return std::ranges::any_of(progress,
+                                   [&](const std::string& line) { return line.contains(text); });
     }
 
     FakeCa ca;
@@ -146,7 +146,7 @@ TEST_F(Resources, AnOrderAndAnAuthorizationAsTheRfcShowsThem) {
     EXPECT_EQ(pa->challenges[0].type, acme::ChallengeType::http01);
     EXPECT_EQ(pa->challenges[1].type, acme::ChallengeType::other);
     EXPECT_EQ(pa->challenges[1].type_name, "dns-account-01");
-    EXPECT_EQ(pa->challenge("http-01"), &pa->challenges[0]);
+    EXPECT_EQ(pa->challenge("http-01"), pa->challenges.data());
     EXPECT_EQ(pa->challenge("tls-alpn-01"), nullptr);
 }
 
