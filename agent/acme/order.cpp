@@ -346,7 +346,7 @@ Result<void> Certifier::finalize(PlacedOrder& placed, const keystore::Key& cert_
                 placed.order = std::move(*order);
                 break;
             }
-            const base::Error failed = fin.error();
+            const base::Error& failed = fin.error();
             if (failed.retry_at) return std::unexpected(failed);  // the CA said when: then
             progress_("finalize: " + printable(failed.describe()) + "; looking at the order");
             auto now = fetch_order(placed.url);

@@ -179,7 +179,6 @@ class FakeCa {
 
     nlohmann::json order_json(int i) {
         Order& o = orders_[static_cast<std::size_t>(i)];
-        const std::string base = "/order/" + std::to_string(i);
         nlohmann::json j{{"status", o.status},
                          {"identifiers", o.identifiers},
                          {"authorizations", nlohmann::json::array()},

@@ -55,6 +55,18 @@ TEST_F(ClientTest, OneNewNonceThenEachAnswersNonce) {
     EXPECT_EQ(ca.nonces_used(), (std::vector<std::string>{"nonce1", "nonce2", "nonce3"}));
 }
 
+TEST_F(ClientTest, AMalformedReplayNonceIsNotUsed) {
+    ca.intercept = [&](const Request& r) -> std::optional<Reply> {
+        if (r.method != "POST") return std::nullopt;
+        return testsupport::http_reply(200, R"({"status":"valid"})",
+                                       "Replay-Nonce: bad nonce/+=\r\n");
+    };
+    auto client = connect();
+    ASSERT_TRUE(client);
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE(client->post_json(kid(), *key_, kid(), ""));
+    EXPECT_EQ(ca.count("HEAD /nonce"), 2);  // RFC 8555 6.5.1: base64url only
+}
+
 TEST_F(ClientTest, BadNonceIsRetriedWithTheNonceThatCameWithIt) {
     int refused = 0;
     ca.intercept = [&](const Request& r) -> std::optional<Reply> {

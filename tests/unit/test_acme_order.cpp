@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -79,9 +81,8 @@ class AcmeTest : public ::testing::Test {
     }
 
     [[nodiscard]] bool said(const std::string& text) const {
-        for (const auto& line : progress)
-            if (line.find(text) != std::string::npos) return true;
-        return false;
+        return std::ranges::any_of(progress,
+                                   [&](const std::string& line) { return line.contains(text); });
     }
 
     FakeCa ca;
@@ -146,7 +147,7 @@ TEST_F(Resources, AnOrderAndAnAuthorizationAsTheRfcShowsThem) {
     EXPECT_EQ(pa->challenges[0].type, acme::ChallengeType::http01);
     EXPECT_EQ(pa->challenges[1].type, acme::ChallengeType::other);
     EXPECT_EQ(pa->challenges[1].type_name, "dns-account-01");
-    EXPECT_EQ(pa->challenge("http-01"), &pa->challenges[0]);
+    EXPECT_EQ(pa->challenge("http-01"), pa->challenges.data());
     EXPECT_EQ(pa->challenge("tls-alpn-01"), nullptr);
 }
 
@@ -286,6 +287,29 @@ TEST_F(AcmeTest, PlaceOrderOrdersAgainWithoutReplacesWhenAlreadyReplaced) {
     ASSERT_TRUE(placed) << placed.error().describe();
     EXPECT_EQ(ca.count("POST /new-order"), 2);
     EXPECT_TRUE(said("already replaced; ordering without 'replaces'"));
+}
+
+TEST_F(AcmeTest, PlaceOrderFindsTheOrderATimedOutNewOrderCreated) {
+    std::string created;
+    ca.intercept = [&](const Request& req) -> std::optional<Reply> {
+        if (req.target != "/new-order") return std::nullopt;
+        created = ca.make_order({"a.example"});
+        return Reply{"", false, true};  // the CA created it, the answer never comes
+    };
+    client_.reset();  // the test server serves one connection at a time
+    acme::ClientOptions options;
+    options.http.ca_file = ca.pki().ca_file;
+    options.http.total_timeout = std::chrono::milliseconds(500);
+    auto slow = acme::Client::connect(ca.directory_url(), options);
+    ASSERT_TRUE(slow) << slow.error().describe();
+    acme::Certifier steps(**slow, *account_key_, ca.url("/account/1"),
+                          [this](const std::string& line) { progress.push_back(line); });
+    auto placed = steps.place_order(request({"a.example"}));
+    ASSERT_TRUE(placed) << placed.error().describe();
+    EXPECT_EQ(placed->url, created);
+    EXPECT_EQ(ca.count("POST /new-order"), 1);  // not sent twice
+    EXPECT_EQ(recorded, std::vector<std::string>{created});
+    EXPECT_TRUE(said("order: newOrder timed out; found the order it created"));
 }
 
 TEST_F(AcmeTest, PlaceOrderRefusesForeignUrlsBeforeRecordingAnything) {
