@@ -1,6 +1,7 @@
 #include "acme/http.h"
 
 #include "base/bytes.h"
+#include "base/deleter.h"
 #include "base/log.h"
 #include "base/ossl.h"
 
@@ -27,22 +28,10 @@ namespace {
 constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
 constexpr const char* kSystemCertDir = "/etc/ssl/certs";
 
-struct CurlEasyDeleter {
-    void operator()(CURL* h) const noexcept { curl_easy_cleanup(h); }
-};
-struct CurlSlistDeleter {
-    void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
-};
-struct CurlUrlDeleter {
-    void operator()(CURLU* u) const noexcept { curl_url_cleanup(u); }
-};
-struct CurlStringDeleter {
-    void operator()(char* s) const noexcept { curl_free(s); }
-};
-using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
-using CurlSlist = std::unique_ptr<curl_slist, CurlSlistDeleter>;
-using CurlUrl = std::unique_ptr<CURLU, CurlUrlDeleter>;
-using CurlString = std::unique_ptr<char, CurlStringDeleter>;
+using CurlEasy = std::unique_ptr<CURL, base::Deleter<curl_easy_cleanup>>;
+using CurlSlist = std::unique_ptr<curl_slist, base::Deleter<curl_slist_free_all>>;
+using CurlUrl = std::unique_ptr<CURLU, base::Deleter<curl_url_cleanup>>;
+using CurlString = std::unique_ptr<char, base::Deleter<curl_free>>;
 
 // curl_global_init is process-wide state; libcurl 7.88 still wants it done once, before
 // the first handle, and never undone while handles may live (so no cleanup at exit).
