@@ -8,6 +8,8 @@
 #                              never pkcs11/, tpm/ or cli/
 #   agent/cli/                 anything: the composition root, the one place that knows
 #                              every backend
+# and keystore/'s public headers include no OpenSSL, TSS2 or PKCS#11 header (<openssl/...>,
+# <tss2/...>, <p11-kit/...>, <pkcs11.h>): the contract is plain C++.
 # An include names its module by its first path component ("base/log.h", "acme/client.h";
 # "agent/acme/client.h" is read as acme/); one without a directory is the including file's
 # own module. Prints one line per violation (FILE:LINE, the include, the rule broken) and a
@@ -70,6 +72,12 @@ while IFS= read -r -d '' file; do
     fi
   done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$file" || true)
 done < <(find base keystore pkcs11 tpm agent -type f \( -name '*.h' -o -name '*.cpp' -o -name '*.c' \) -print0 2>/dev/null)
+
+# keystore/*.h: no library header of a backend or of OpenSSL.
+while IFS=: read -r file line text; do
+  echo "check-includes: $file:$line: ${text#"${text%%#*}"}: keystore/ public headers include no OpenSSL, TSS2 or PKCS#11 header (PImpl or a forward declaration)"
+  violations=$((violations + 1))
+done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<(openssl/|tss2/|p11-kit/|pkcs11)' keystore/*.h 2>/dev/null || true)
 
 if [ "$files" -eq 0 ]; then
   echo "check-includes: no sources under $(pwd)/{base,keystore,pkcs11,tpm,agent}" >&2

@@ -8,7 +8,6 @@ TREE=$WORK/tree
 GATE=$SCRIPTS/check-includes.sh
 
 # gate EXPECTED_RC [DIR]: runs the gate on DIR (default the copy); output in $OUT.
-OUT=$WORK/out
 gate() {
   local want=$1 rc=0
   bash "$GATE" "${2:-$TREE}" >"$OUT" 2>&1 || rc=$?
@@ -48,10 +47,16 @@ gate 1 && contains "$OUT" 'keystore/ includes only base/' && pass "keystore/ inc
 plant tpm/connection.cpp '#include "pkcs11/module.h"'
 gate 1 && contains "$OUT" 'tpm/ includes only base/ and keystore/' && pass "tpm/ including pkcs11/ fails"
 
+plant keystore/key.h '#include <openssl/evp.h>'
+gate 1 && contains "$OUT" 'keystore/key.h:' && contains "$OUT" '#include <openssl/evp.h>: keystore/ public headers include no OpenSSL' &&
+  pass "a keystore/ public header including OpenSSL fails"
+
 # What the rule allows stays allowed.
 plant agent/cli/common.cpp '#include "tpm/tpm_keystore.h"'
 gate 0 && pass "agent/cli/ (the composition root) may include a backend"
 plant pkcs11/module.cpp '#include "keystore/key_uri.h"'
 gate 0 && pass "pkcs11/ may include keystore/"
+plant keystore/ecdsa.cpp '#include <openssl/evp.h>'
+gate 0 && pass "a keystore/ source file may include OpenSSL"
 
 finish
