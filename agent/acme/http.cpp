@@ -2,6 +2,7 @@
 
 #include "base/bytes.h"
 #include "base/deleter.h"
+#include "base/files.h"
 #include "base/log.h"
 #include "base/ossl.h"
 
@@ -11,8 +12,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
-#include <iterator>
 #include <mutex>
 #include <sstream>
 #include <string_view>
@@ -63,20 +62,12 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
-Result<std::string> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return fail(Errc::io, "open " + path, "cannot read the file");
-    std::string data{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) return fail(Errc::io, "read " + path, "cannot read the file");
-    return data;
-}
-
 // The test CA of --ca-file, parsed once. It is added to each TLS context's store, next to
 // the system roots, which are looked up by hash in /etc/ssl/certs only when a chain needs
 // one: reading and parsing the whole system bundle costs ~50 ms of CPU per process.
 Result<std::vector<base::ossl::X509Ptr>> load_extra_roots(const std::string& ca_file) {
     const base::log::TraceSpan trace("trust store: read --ca-file");
-    auto pem = read_file(ca_file);
+    auto pem = base::read_file(ca_file, 16 << 20);  // a bundle of every public root is < 1 MiB
     if (!pem) return fail(Errc::io, "--ca-file " + ca_file, "cannot read the CA file");
     base::ossl::Bio bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
     std::vector<base::ossl::X509Ptr> roots;
