@@ -76,6 +76,13 @@ std::string hex_encode(std::span<const std::uint8_t> data) {
     return out;
 }
 
+std::string hex32(std::uint32_t v) {
+    const std::array<std::uint8_t, 4> be{
+        static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16),
+        static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
+    return "0x" + hex_encode(be);
+}
+
 std::optional<Bytes> hex_decode(std::string_view text) {
     auto nibble = [](char c) -> int {
         if (c >= '0' && c <= '9') return c - '0';

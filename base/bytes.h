@@ -25,6 +25,8 @@ std::optional<Bytes> base64url_decode(std::string_view text);
 
 std::string hex_encode(std::span<const std::uint8_t> data);
 std::optional<Bytes> hex_decode(std::string_view text);
+// "0x" and eight lower-case hex digits: TPM handles, manufacturer and firmware words.
+std::string hex32(std::uint32_t v);
 
 // A-Z to a-z, nothing else (locale-independent): DNS names, header names, hex.
 inline std::string ascii_lower(std::string_view s) {

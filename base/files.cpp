@@ -1,5 +1,7 @@
 #include "base/files.h"
 
+#include "base/fd.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -30,17 +32,6 @@ std::string octal(mode_t mode) {
         out[static_cast<std::size_t>(i)] = static_cast<char>('0' + (mode & 7));
     return out;
 }
-
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
-    int release() { return std::exchange(fd, -1); }
-};
 
 // The one atomic-write implementation: a temp file beside `name` in the directory `dirfd`
 // (`dir` names it in errors), then rename or link, then fsync of the directory.
@@ -117,13 +108,13 @@ Result<int> open_regular(int dirfd, const std::string& name, const std::string& 
                          struct stat& st, bool fifo_ok = false) {
     Fd fd(::openat(dirfd, name.c_str(),
                    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (fifo_ok ? 0 : O_NONBLOCK)));
-    if (fd.fd < 0) {
+    if (fd.get() < 0) {
         const int e = errno;
         if (e == ENOENT) return fail(Errc::not_found, path, errno_text(e));
         if (e == ELOOP) return symlink_refused(path);
         return fail(Errc::io, path, errno_text(e));
     }
-    if (::fstat(fd.fd, &st) != 0) return fail(Errc::io, path, errno_text(errno));
+    if (::fstat(fd.get(), &st) != 0) return fail(Errc::io, path, errno_text(errno));
     const bool readable = S_ISREG(st.st_mode) || (fifo_ok && S_ISFIFO(st.st_mode));
     if (!readable) return fail(Errc::usage, path, "not a regular file");
     return fd.release();
@@ -132,7 +123,8 @@ Result<int> open_regular(int dirfd, const std::string& name, const std::string& 
 
 Result<void> fsync_dir(const std::string& dir) {
     Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (d.fd < 0 || ::fsync(d.fd) != 0) return fail(Errc::io, "fsync " + dir, errno_text(errno));
+    if (d.get() < 0 || ::fsync(d.get()) != 0)
+        return fail(Errc::io, "fsync " + dir, errno_text(errno));
     return {};
 }
 
@@ -140,18 +132,18 @@ Result<void> write_file_atomic(const std::string& path, std::string_view data, m
                                Overwrite overwrite) {
     const std::string dir = dir_of(path);
     Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (d.fd < 0) return fail(Errc::io, "open " + dir, errno_text(errno));
-    return write_at(d.fd, dir, std::filesystem::path(path).filename().string(), data, mode,
+    if (d.get() < 0) return fail(Errc::io, "open " + dir, errno_text(errno));
+    return write_at(d.get(), dir, std::filesystem::path(path).filename().string(), data, mode,
                     overwrite);
 }
 
 Result<std::string> read_file(const std::string& path, std::size_t max_size) {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.fd < 0) {
+    if (fd.get() < 0) {
         const int e = errno;
         return fail(e == ENOENT ? Errc::not_found : Errc::io, path, errno_text(e));
     }
-    return read_fd(fd.fd, path, max_size);
+    return read_fd(fd.get(), path, max_size);
 }
 
 Result<std::string> read_file_nofollow(const std::string& path, std::size_t max_size,
@@ -161,7 +153,7 @@ Result<std::string> read_file_nofollow(const std::string& path, std::size_t max_
     if (!fd) return std::unexpected(fd.error());
     Fd held(*fd);
     if (info) *info = {st.st_uid, st.st_mode};
-    return read_fd(held.fd, path, max_size);
+    return read_fd(held.get(), path, max_size);
 }
 
 Result<Secret> read_secret_file(const std::string& path, std::string_view what,
@@ -184,7 +176,7 @@ Result<Secret> read_secret_file(const std::string& path, std::string_view what,
                     path + " is owned by uid " + std::to_string(st.st_uid) +
                         ", not by this user (uid " + std::to_string(::geteuid()) +
                         ") or root; run: chown " + std::to_string(::geteuid()) + " " + path);
-    auto text = read_fd(held.fd, path, max_size);
+    auto text = read_fd(held.get(), path, max_size);
     if (!text) return std::unexpected(text.error());
     return Secret(std::move(*text));
 }
@@ -305,7 +297,7 @@ Result<std::string> Dir::read_file(std::string_view name, std::size_t max_size) 
     auto fd = open_regular(fd_, std::string(name), path, st);
     if (!fd) return std::unexpected(fd.error());
     Fd held(*fd);
-    return read_fd(held.fd, path, max_size);
+    return read_fd(held.get(), path, max_size);
 }
 
 bool Dir::has_file(std::string_view name) const {

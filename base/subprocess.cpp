@@ -1,5 +1,6 @@
 #include "base/subprocess.h"
 
+#include "base/fd.h"
 #include "base/log.h"
 
 #include <fcntl.h>
@@ -32,23 +33,6 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr std::size_t kMaxDrain = 64 * 1024;  // read after the child exited, then stop
 constexpr auto kReapInterval = std::chrono::milliseconds(50);  // only without a pidfd
-
-class Fd {
-  public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    ~Fd() { reset(); }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    [[nodiscard]] int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-    void reset() {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-
-  private:
-    int fd_;
-};
 
 class FileActions {
   public:

@@ -4,6 +4,8 @@
 #   build      scripts/build.sh        RelWithDebInfo with -Werror (build/); any compile or
 #                                      link error of any target stops everything
 #   format     scripts/format-check.sh clang-format-19 --dry-run --Werror
+#   includes   scripts/check-includes.sh the layer rule over every #include "..." line
+#                                      (docs/ARCHITECTURE.md)
 #   cppcheck   scripts/cppcheck.sh     cppcheck, failing on warnings
 #   tidy       scripts/tidy.sh         clang-tidy-19 with .clang-tidy
 #   fuzz       scripts/fuzz.sh 30      every libFuzzer target for FUZZ_SECONDS (30) each
@@ -20,7 +22,7 @@
 # sanitize+coverage stage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STAGES=${STAGES:-build format cppcheck tidy fuzz tests sanitize+coverage}
+STAGES=${STAGES:-build format includes cppcheck tidy fuzz tests sanitize+coverage}
 # sanitize and coverage are one stage since they share one instrumented run.
 [[ " $STAGES " != *" sanitize "* && " $STAGES " != *" coverage "* ]] || STAGES+=" sanitize+coverage"
 export FUZZ_SEED=${FUZZ_SEED:-1}
@@ -52,6 +54,7 @@ if [[ " ${failed[*]} " == *" build "* ]]; then
     exit 1
 fi
 stage format bash scripts/format-check.sh
+stage includes bash scripts/check-includes.sh
 stage cppcheck bash scripts/cppcheck.sh
 stage tidy bash scripts/tidy.sh
 stage fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"

@@ -1,5 +1,6 @@
 #include "tpm/connection.h"
 
+#include "base/bytes.h"
 #include "base/log.h"
 #include "tpm/templates.h"
 
@@ -31,11 +32,7 @@ TPM2_RC tpm_base(TSS2_RC rc) {
     return r & 0xfff;
 }
 
-std::string hex32(std::uint32_t v) {
-    char buf[16];
-    (void)std::snprintf(buf, sizeof buf, "0x%08x", v);
-    return buf;
-}
+using base::hex32;
 
 // What to check when the TCTI cannot be opened, by TCTI name.
 std::string connect_hint(const std::string& tcti) {

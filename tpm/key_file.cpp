@@ -1,5 +1,6 @@
 #include "tpm/key_file.h"
 
+#include "base/deleter.h"
 #include "base/ossl.h"
 
 #include <openssl/asn1t.h>
@@ -36,16 +37,16 @@ namespace {
 constexpr const char* kPemLabel = "TSS2 PRIVATE KEY";
 constexpr const char* kLoadableKeyOid = "2.23.133.10.1.3";
 
-struct Tss2KeyDeleter {
-    void operator()(AcmeAgentTss2Key* k) const noexcept {
-        ASN1_item_free(reinterpret_cast<ASN1_VALUE*>(k), ASN1_ITEM_rptr(AcmeAgentTss2Key));
-    }
-};
-using Tss2KeyPtr = std::unique_ptr<AcmeAgentTss2Key, Tss2KeyDeleter>;
+void free_tss2_key(AcmeAgentTss2Key* k) {
+    ASN1_item_free(reinterpret_cast<ASN1_VALUE*>(k), ASN1_ITEM_rptr(AcmeAgentTss2Key));
+}
+using Tss2KeyPtr = std::unique_ptr<AcmeAgentTss2Key, base::Deleter<free_tss2_key>>;
 
-struct PemDataDeleter {
-    void operator()(unsigned char* p) const noexcept { OPENSSL_free(p); }
-};
+// OPENSSL_free is a macro (it passes __FILE__ and __LINE__), so it needs a function.
+void free_pem_data(unsigned char* p) {
+    OPENSSL_free(p);
+}
+using PemData = std::unique_ptr<unsigned char, base::Deleter<free_pem_data>>;
 
 }  // namespace
 
@@ -65,7 +66,7 @@ base::Result<std::string> encode_key_file(const KeyFile& key) {
     unsigned char* der = nullptr;
     const int len = ASN1_item_i2d(reinterpret_cast<ASN1_VALUE*>(k.get()), &der,
                                   ASN1_ITEM_rptr(AcmeAgentTss2Key));
-    std::unique_ptr<unsigned char, PemDataDeleter> der_owner(der);
+    PemData der_owner(der);
     if (len <= 0) return base::ossl::fail_ossl("i2d TSS2 key");
     base::ossl::Bio bio(BIO_new(BIO_s_mem()));
     if (!bio || !PEM_write_bio(bio.get(), kPemLabel, "", der, len))
@@ -88,7 +89,7 @@ base::Result<KeyFile> decode_key_file(std::string_view pem, const std::string& n
         ERR_clear_error();
         return bad("no PEM block");
     }
-    std::unique_ptr<unsigned char, PemDataDeleter> der_owner(der);
+    PemData der_owner(der);
     const bool right_label = std::strcmp(label, kPemLabel) == 0;
     OPENSSL_free(label);
     OPENSSL_free(header);

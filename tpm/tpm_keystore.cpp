@@ -1,5 +1,7 @@
 #include "tpm/tpm_keystore.h"
 
+#include "base/bytes.h"
+#include "base/deleter.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "base/ossl.h"
@@ -36,17 +38,10 @@ constexpr std::uint32_t kPlatformFirst = 0x81800000;  // needs platform auth to 
 // The TPM caps an object's authValue at its nameAlg's digest size (SHA-256 here).
 constexpr std::size_t kMaxAuth = 32;
 
-struct EsysFree {
-    void operator()(void* p) const noexcept { Esys_Free(p); }
-};
 template <typename T>
-using EsysPtr = std::unique_ptr<T, EsysFree>;
+using EsysPtr = std::unique_ptr<T, base::Deleter<Esys_Free>>;
 
-std::string hex32(std::uint32_t v) {
-    char buf[16];
-    (void)std::snprintf(buf, sizeof buf, "0x%08x", v);
-    return buf;
-}
+using base::hex32;
 
 Result<std::uint32_t> parse_handle(const KeyUri& uri) {
     const std::string text = uri.path_attr("handle").value_or("");

@@ -1,6 +1,8 @@
 #include "acme/http.h"
 
 #include "base/bytes.h"
+#include "base/deleter.h"
+#include "base/files.h"
 #include "base/log.h"
 #include "base/ossl.h"
 
@@ -10,8 +12,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
-#include <iterator>
 #include <mutex>
 #include <sstream>
 #include <string_view>
@@ -27,22 +27,10 @@ namespace {
 constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
 constexpr const char* kSystemCertDir = "/etc/ssl/certs";
 
-struct CurlEasyDeleter {
-    void operator()(CURL* h) const noexcept { curl_easy_cleanup(h); }
-};
-struct CurlSlistDeleter {
-    void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
-};
-struct CurlUrlDeleter {
-    void operator()(CURLU* u) const noexcept { curl_url_cleanup(u); }
-};
-struct CurlStringDeleter {
-    void operator()(char* s) const noexcept { curl_free(s); }
-};
-using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
-using CurlSlist = std::unique_ptr<curl_slist, CurlSlistDeleter>;
-using CurlUrl = std::unique_ptr<CURLU, CurlUrlDeleter>;
-using CurlString = std::unique_ptr<char, CurlStringDeleter>;
+using CurlEasy = std::unique_ptr<CURL, base::Deleter<curl_easy_cleanup>>;
+using CurlSlist = std::unique_ptr<curl_slist, base::Deleter<curl_slist_free_all>>;
+using CurlUrl = std::unique_ptr<CURLU, base::Deleter<curl_url_cleanup>>;
+using CurlString = std::unique_ptr<char, base::Deleter<curl_free>>;
 
 // curl_global_init is process-wide state; libcurl 7.88 still wants it done once, before
 // the first handle, and never undone while handles may live (so no cleanup at exit).
@@ -74,20 +62,12 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
-Result<std::string> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return fail(Errc::io, "open " + path, "cannot read the file");
-    std::string data{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) return fail(Errc::io, "read " + path, "cannot read the file");
-    return data;
-}
-
 // The test CA of --ca-file, parsed once. It is added to each TLS context's store, next to
 // the system roots, which are looked up by hash in /etc/ssl/certs only when a chain needs
 // one: reading and parsing the whole system bundle costs ~50 ms of CPU per process.
 Result<std::vector<base::ossl::X509Ptr>> load_extra_roots(const std::string& ca_file) {
     const base::log::TraceSpan trace("trust store: read --ca-file");
-    auto pem = read_file(ca_file);
+    auto pem = base::read_file(ca_file, 16 << 20);  // a bundle of every public root is < 1 MiB
     if (!pem) return fail(Errc::io, "--ca-file " + ca_file, "cannot read the CA file");
     base::ossl::Bio bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
     std::vector<base::ossl::X509Ptr> roots;

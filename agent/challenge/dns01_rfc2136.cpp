@@ -35,14 +35,12 @@ using Rr = std::unique_ptr<ldns_rr, Deleter<ldns_rr_free>>;
 using RrList = std::unique_ptr<ldns_rr_list, Deleter<ldns_rr_list_deep_free>>;
 
 // ldns copies the TSIG secret into the resolver; wipe that copy before it is freed.
-struct ResolverDeleter {
-    void operator()(ldns_resolver* r) const noexcept {
-        if (const char* data = ldns_resolver_tsig_keydata(r))
-            OPENSSL_cleanse(const_cast<char*>(data), std::strlen(data));
-        ldns_resolver_deep_free(r);
-    }
-};
-using Resolver = std::unique_ptr<ldns_resolver, ResolverDeleter>;
+void free_resolver(ldns_resolver* r) {
+    if (const char* data = ldns_resolver_tsig_keydata(r))
+        OPENSSL_cleanse(const_cast<char*>(data), std::strlen(data));
+    ldns_resolver_deep_free(r);
+}
+using Resolver = std::unique_ptr<ldns_resolver, Deleter<free_resolver>>;
 
 std::string status_text(ldns_status s) {
     const char* text = ldns_get_errorstr_by_id(s);

@@ -1,5 +1,7 @@
 #include "challenge/listener.h"
 
+#include "base/deleter.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -60,11 +62,6 @@ std::string display(const ListenSpec& spec) {
 
 }  // namespace
 
-void Fd::reset() noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-}
-
 Result<void> ServeThread::start(std::function<void()> loop, const std::string& where) {
     wake_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!wake_)
@@ -101,7 +98,7 @@ Result<Listener> listen_on(const std::string& listen, std::string_view what) {
         return fail(Errc::usage, where,
                     "'" + spec->host + "' is not a numeric address: " + ::gai_strerror(rc));
     }
-    std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> ai(found, &::freeaddrinfo);
+    const std::unique_ptr<addrinfo, base::Deleter<::freeaddrinfo>> ai(found);
 
     Listener out;
     out.fd = Fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));

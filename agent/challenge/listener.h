@@ -5,6 +5,7 @@
 #pragma once
 
 #include "base/error.h"
+#include "base/fd.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -24,30 +25,7 @@ namespace challenge {
 
 using base::Result;
 
-// Owns one file descriptor; closes it when dropped.
-class Fd {
-  public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-
-    [[nodiscard]] int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-    void reset() noexcept;
-
-  private:
-    int fd_ = -1;
-};
+using base::Fd;
 
 struct Listener {
     Fd fd;                    // non-blocking, close-on-exec, listening

@@ -12,6 +12,13 @@ namespace ossl = base::ossl;
 using base::Errc;
 using base::fail;
 
+namespace {
+// sk_X509_EXTENSION_pop_free is a macro: the stack's deleter needs a function.
+void free_extensions(STACK_OF(X509_EXTENSION) * s) {
+    sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
+}
+}  // namespace
+
 bool is_ip_literal(const std::string& name) {
     unsigned char buf[16];
     return inet_pton(AF_INET, name.c_str(), buf) == 1 ||
@@ -48,10 +55,8 @@ Result<base::Bytes> make_csr(const keystore::Key& key, const std::vector<std::st
         }
         sk_GENERAL_NAME_push(gens.get(), gn);
     }
-    std::unique_ptr<STACK_OF(X509_EXTENSION), decltype([](STACK_OF(X509_EXTENSION) * s) {
-                        sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
-                    })>
-        exts(sk_X509_EXTENSION_new_null());
+    std::unique_ptr<STACK_OF(X509_EXTENSION), ossl::Deleter<free_extensions>> exts(
+        sk_X509_EXTENSION_new_null());
     X509_EXTENSION* ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens.get());
     if (!ext) return ossl::fail_ossl("X509V3_EXT_i2d");
     sk_X509_EXTENSION_push(exts.get(), ext);

@@ -9,6 +9,7 @@
 #include "pkcs11/module.h"
 #include "pkcs11/pkcs11_keystore.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 #include <filesystem>
 #include <map>
@@ -18,13 +19,7 @@ namespace {
 
 using keystore::KeyAlgorithm;
 
-std::string scratch(const std::string& name) {
-    const std::string dir = std::string(ACME_AGENT_BINARY_DIR) + "/test-scratch/" + name + "-" +
-                            std::to_string(::getpid());
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    return dir;
-}
+using testsupport::scratch_dir;
 
 const std::vector<KeyAlgorithm> kAll{KeyAlgorithm::ec_p256, KeyAlgorithm::ec_p384,
                                      KeyAlgorithm::rsa_2048, KeyAlgorithm::rsa_3072,
@@ -35,7 +30,7 @@ struct FileBackend {
     static inline std::unique_ptr<keystore::Keystore> ks;
     static void set_up() {
         if (ks) return;
-        dir = scratch("file-keys");
+        dir = scratch_dir("file-keys");
         ks = keystore::make_file_keystore();
     }
     static keystore::Keystore& store() { return *ks; }
@@ -57,7 +52,7 @@ struct SoftHsmBackend : Pkcs11Token<SoftHsmBackend> {
     static void set_up() {
         if (ks) return;
         if (token_uri.empty()) {
-            const std::string dir = scratch("softhsm");
+            const std::string dir = scratch_dir("softhsm");
             auto o =
                 testsupport::run({std::string(ACME_AGENT_SOURCE_DIR) + "/scripts/softhsm-setup.sh",
                                   dir, "conformance"});

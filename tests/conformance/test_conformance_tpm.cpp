@@ -13,6 +13,7 @@
 #include "base/ossl.h"
 #include "keystore/ecdsa.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 #include "tpm/tpm_keystore.h"
 
 #include <openssl/rand.h>
@@ -56,11 +57,7 @@ class Swtpm {
         if (!tcti_.empty()) return;
         // tcti-swtpm uses write(2): a dead swtpm must not kill us
         (void)std::signal(SIGPIPE, SIG_IGN);
-        const fs::path base = fs::path(ACME_AGENT_BINARY_DIR) / "test-scratch";
-        fs::create_directories(base);
-        std::string templ = (base / "tpm-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-        dir_ = templ;
+        dir_ = testsupport::scratch_dir("tpm");
         start();
         if (::testing::Test::HasFatalFailure()) return;
         // These tests create, evict and lock out keys: never on a real TPM.

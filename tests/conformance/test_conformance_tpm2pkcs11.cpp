@@ -8,6 +8,7 @@
 
 #include "pkcs11/pkcs11_keystore.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 #include <filesystem>
 #include <map>
@@ -22,9 +23,7 @@ struct Tpm2Pkcs11Backend : Pkcs11Token<Tpm2Pkcs11Backend> {
     static void set_up() {
         if (ks) return;
         if (token_uri.empty()) {
-            dir = std::string(ACME_AGENT_BINARY_DIR) + "/test-scratch/tpm2-pkcs11-" +
-                  std::to_string(::getpid());
-            std::filesystem::remove_all(dir);
+            dir = testsupport::scratch_dir("tpm2-pkcs11");
             auto o = testsupport::run(
                 {std::string(ACME_AGENT_SOURCE_DIR) + "/scripts/tpm2-pkcs11-setup.sh", dir, "tpm"});
             ASSERT_EQ(o.code, 0) << o.err;

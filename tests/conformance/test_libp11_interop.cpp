@@ -8,6 +8,7 @@
 #include "keystore/ecdsa.h"
 #include "pkcs11/pkcs11_keystore.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <libp11.h>
@@ -46,9 +47,7 @@ Bytes evp_form(KeyAlgorithm alg, const Bytes& jws) {
 }
 
 TEST(Libp11Interop, KeysSignaturesAndPublicKeysAgreeBothWays) {
-    const std::string dir =
-        std::string(ACME_AGENT_BINARY_DIR) + "/test-scratch/libp11-" + std::to_string(::getpid());
-    std::filesystem::remove_all(dir);
+    const std::string dir = testsupport::scratch_dir("libp11");
     auto o = testsupport::run(
         {std::string(ACME_AGENT_SOURCE_DIR) + "/scripts/softhsm-setup.sh", dir, "interop"});
     ASSERT_EQ(o.code, 0) << o.err;
@@ -82,7 +81,7 @@ TEST(Libp11Interop, KeysSignaturesAndPublicKeysAgreeBothWays) {
     }  // the keystore and its module are gone here
 
     // 2. libp11 on the same token.
-    std::unique_ptr<PKCS11_CTX, decltype(&PKCS11_CTX_free)> ctx(PKCS11_CTX_new(), PKCS11_CTX_free);
+    const std::unique_ptr<PKCS11_CTX, base::Deleter<PKCS11_CTX_free>> ctx(PKCS11_CTX_new());
     ASSERT_TRUE(ctx);
     ASSERT_EQ(PKCS11_CTX_load(ctx.get(), module), 0);
     PKCS11_SLOT* slots = nullptr;
@@ -114,8 +113,7 @@ TEST(Libp11Interop, KeysSignaturesAndPublicKeysAgreeBothWays) {
 
         // libp11's public key verifies acme-agent's signature (and not another message's).
         for (const std::string& msg : {m.message, m.message + "!"}) {
-            std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> v(EVP_MD_CTX_new(),
-                                                                      EVP_MD_CTX_free);
+            const base::ossl::MdCtx v(EVP_MD_CTX_new());
             const Bytes sig = evp_form(m.alg, m.signature);
             ASSERT_EQ(
                 EVP_DigestVerifyInit(v.get(), nullptr,
@@ -132,8 +130,7 @@ TEST(Libp11Interop, KeysSignaturesAndPublicKeysAgreeBothWays) {
         base::ossl::PKey priv(PKCS11_get_private_key(key));
         ASSERT_TRUE(priv);
         const std::string msg = "signed by libp11";
-        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> s(EVP_MD_CTX_new(),
-                                                                  EVP_MD_CTX_free);
+        const base::ossl::MdCtx s(EVP_MD_CTX_new());
         const EVP_MD* md = m.alg == KeyAlgorithm::ec_p384 ? EVP_sha384() : EVP_sha256();
         ASSERT_EQ(EVP_DigestSignInit(s.get(), nullptr, md, nullptr, priv.get()), 1);
         size_t len = 0;

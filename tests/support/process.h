@@ -1,6 +1,8 @@
 // Test support: run a command (no shell), capture its output and exit code.
 #pragma once
 
+#include "base/fd.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -26,14 +28,20 @@ struct Outcome {
 // /dev/null. Returns exit code (or 128+signal), stdout and stderr.
 inline Outcome run(const std::vector<std::string>& argv,
                    const std::vector<std::string>& extra_env = {}) {
-    int out_pipe[2];
-    int err_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return {};
+    std::array<int, 2> out_pipe{-1, -1};
+    std::array<int, 2> err_pipe{-1, -1};
+    const bool piped =
+        pipe2(out_pipe.data(), O_CLOEXEC) == 0 && pipe2(err_pipe.data(), O_CLOEXEC) == 0;
+    base::Fd out_read(out_pipe[0]);
+    base::Fd out_write(out_pipe[1]);
+    base::Fd err_read(err_pipe[0]);
+    base::Fd err_write(err_pipe[1]);
+    if (!piped) return {};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+    posix_spawn_file_actions_adddup2(&fa, out_write.get(), 1);
+    posix_spawn_file_actions_adddup2(&fa, err_write.get(), 2);
     std::vector<char*> args;
     args.reserve(argv.size() + 1);
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -48,16 +56,14 @@ inline Outcome run(const std::vector<std::string>& argv,
     pid_t pid = -1;
     const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), env.data());
     posix_spawn_file_actions_destroy(&fa);
-    close(out_pipe[1]);
-    close(err_pipe[1]);
+    out_write.reset();  // the child's copies are the only writers left: EOF when it exits
+    err_write.reset();
     Outcome o;
     if (rc != 0) {
-        close(out_pipe[0]);
-        close(err_pipe[0]);
         o.err = "cannot start " + argv[0];
         return o;
     }
-    std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
+    std::array<pollfd, 2> fds{{{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}}};
     int open_fds = 2;
     char buf[4096];
     while (open_fds > 0) {
@@ -66,7 +72,7 @@ inline Outcome run(const std::vector<std::string>& argv,
             if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
             const ssize_t n = read(fds[i].fd, buf, sizeof buf);
             if (n <= 0) {
-                close(fds[i].fd);
+                (i == 0 ? out_read : err_read).reset();
                 fds[i].fd = -1;
                 --open_fds;
             } else {

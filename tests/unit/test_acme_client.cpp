@@ -2,7 +2,7 @@
 // Retry-After, and the origin checks of SECURITY.md rule 6.
 #include "acme/client.h"
 #include "keystore/file_backend.h"
-#include "unit/fake_ca.h"
+#include "support/fake_ca.h"
 
 #include <gtest/gtest.h>
 
@@ -20,7 +20,7 @@ class ClientTest : public ::testing::Test {
   protected:
     void SetUp() override {
         store_ = keystore::make_file_keystore();
-        auto uri = keystore::KeyUri::parse("file:" + (ca.pki().dir / "account.pem").string());
+        auto uri = keystore::KeyUri::parse("file:" + (ca.pki().dir.path() / "account.pem").string());
         ASSERT_TRUE(uri);
         auto key = store_->generate(*uri, keystore::KeyAlgorithm::ec_p256);
         ASSERT_TRUE(key) << key.error().describe();

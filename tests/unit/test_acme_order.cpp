@@ -4,7 +4,7 @@
 #include "acme/resources.h"
 #include "keystore/file_backend.h"
 #include "keystore/jwk.h"
-#include "unit/fake_ca.h"
+#include "support/fake_ca.h"
 
 #include <gtest/gtest.h>
 
@@ -56,7 +56,7 @@ class AcmeTest : public ::testing::Test {
     }
 
     keystore::KeyPtr generate(const std::string& file) {
-        auto uri = keystore::KeyUri::parse("file:" + (ca.pki().dir / file).string());
+        auto uri = keystore::KeyUri::parse("file:" + (ca.pki().dir.path() / file).string());
         EXPECT_TRUE(uri);
         auto key = store_->generate(*uri, keystore::KeyAlgorithm::ec_p256);
         EXPECT_TRUE(key) << key.error().describe();

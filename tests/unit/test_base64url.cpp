@@ -160,4 +160,11 @@ TEST(Hex, EncodeIsLowerCaseAndDecodeTakesBothCases) {
     EXPECT_FALSE(base::hex_decode(" 00"));
 }
 
+TEST(Hex, Hex32IsEightDigitsWithThePrefix) {
+    EXPECT_EQ(base::hex32(0x81000001), "0x81000001");
+    EXPECT_EQ(base::hex32(0x49424D00), "0x49424d00");
+    EXPECT_EQ(base::hex32(0), "0x00000000");
+    EXPECT_EQ(base::hex32(0xffffffff), "0xffffffff");
+}
+
 }  // namespace

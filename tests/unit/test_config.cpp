@@ -1,6 +1,7 @@
 // The `run` configuration file: what a good one yields, and that every bad one is refused
 // with FILE:LINE and a message naming the problem.
 #include "config/config.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -152,12 +153,8 @@ TEST(Config, EabNeedsBothHalves) {
 }
 
 TEST(Config, LoadReadsTheFileAndNamesItInErrors) {
-    const auto path = std::filesystem::temp_directory_path() /
-                      ("acme-agent-test-config-" + std::to_string(::getpid()) + ".toml");
-    {
-        std::ofstream f(path);
-        f << kCert << "deploy_hook = 42\n";
-    }
+    const testsupport::TempDir dir;
+    const auto path = dir.write("config.toml", std::string(kCert) + "deploy_hook = 42\n");
     auto c = config::load(path.string());
     std::filesystem::remove(path);
     ASSERT_FALSE(c);
@@ -199,14 +196,9 @@ TEST(Config, PinValueOnlyInAnOwnerOnlyFile) {
 
 // load() checks the file itself: group/other-writable or symlinked config is refused.
 TEST(Config, LoadRefusesAFileOthersCanWriteOrASymlink) {
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("acme-agent-test-cfgperm-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    const auto path = dir / "agent.toml";
-    {
-        std::ofstream f(path);
-        f << kCert;
-    }
+    const testsupport::TempDir tmp;
+    const auto& dir = tmp.path();
+    const auto path = tmp.write("agent.toml", kCert);
     namespace fs = std::filesystem;
     fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
                               fs::perms::group_write);
@@ -219,7 +211,6 @@ TEST(Config, LoadRefusesAFileOthersCanWriteOrASymlink) {
     auto link = config::load((dir / "link.toml").string());
     ASSERT_FALSE(link);
     EXPECT_NE(link.error().message.find("symlink"), std::string::npos);
-    fs::remove_all(dir);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include "base/ossl.h"
 #include "keystore/file_backend.h"
+#include "support/temp_dir.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -20,24 +21,7 @@ namespace {
 using base::Bytes;
 using keystore::KeyAlgorithm;
 
-class TempDir {
-  public:
-    TempDir() {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / "acme-test-csr-XXXXXX").string();
-        if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
+using testsupport::TempDir;
 
 // What a CA reads from a CSR.
 struct ParsedCsr {

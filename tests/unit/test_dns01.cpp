@@ -2,7 +2,8 @@
 // (docs/SECURITY.md rule 8: nothing from the server reaches a shell), the TSIG key-file parser
 // and the RFC 2136 solver's failures that need no DNS server.
 #include "challenge/dns01.h"
-#include "challenge/listener.h"
+#include "support/socket.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -39,32 +40,7 @@ std::string slurp(const fs::path& p) {
     return ss.str();
 }
 
-class TempDir {
-  public:
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "dns01-test-XXXXXX").string();
-        path_ = ::mkdtemp(tmpl.data());
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] const fs::path& path() const { return path_; }
-
-    // Writes an executable /bin/sh script; returns its path.
-    fs::path script(const std::string& name, const std::string& body) const {
-        const fs::path p = path_ / name;
-        fs::create_directories(p.parent_path());
-        std::ofstream(p) << "#!/bin/sh\n" << body;
-        ::chmod(p.c_str(), 0755);
-        return p;
-    }
-
-  private:
-    fs::path path_;
-};
+using testsupport::TempDir;
 
 // Records each call as "ARG|ARG|...|" and then the three variables, one line each.
 constexpr const char* kRecorder =
@@ -398,16 +374,9 @@ TEST(Dns01Rfc2136, BadKeyFileOrServerFailsBeforeAnyNetwork) {
 
 TEST(Dns01Rfc2136, UnreachableServerIsANetworkError) {
     // A port with nothing listening: bind without listen, so connects are refused.
-    const challenge::Fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const int fd = sock.get();
-    ASSERT_GE(fd, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    const unsigned port = ntohs(addr.sin_port);
+    const auto refusing = testsupport::bind_loopback(/*listen=*/false);
+    ASSERT_NE(refusing.port, 0);
+    const unsigned port = refusing.port;
 
     TempDir dir;
     const fs::path key = dir.path() / "tsig.key";

@@ -2,6 +2,7 @@
 // of a directory it did not create (SECURITY.md rule 17); secret files are checked on the
 // opened descriptor (rule 18).
 #include "base/files.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -22,14 +23,6 @@ using base::Errc;
 
 class Files : public testing::Test {
   protected:
-    void SetUp() override {
-        root_ = fs::temp_directory_path() /
-                ("acme-agent-test-files-" + std::to_string(::getpid()) + "-" +
-                 testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(root_);
-        fs::create_directories(root_);
-    }
-    void TearDown() override { fs::remove_all(root_); }
     static unsigned mode_of(const fs::path& p) {
         struct stat st{};
         EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
@@ -39,7 +32,8 @@ class Files : public testing::Test {
         std::ofstream(p) << text;
         ::chmod(p.c_str(), mode);
     }
-    fs::path root_;
+    testsupport::TempDir tmp_{"acme-agent-test-files"};
+    fs::path root_ = tmp_.path();
 };
 
 TEST_F(Files, CreatesMissingDirectoriesWithExactlyTheMode) {

@@ -3,8 +3,7 @@
 // the constructor returns, so there is nothing to wait for.
 #include "acme/http.h"
 #include "base/deleter.h"
-#include "challenge/listener.h"
-#include "unit/tls_server.h"
+#include "support/tls_server.h"
 
 #include <gtest/gtest.h>
 
@@ -272,15 +271,9 @@ TEST_F(HttpTest, TotalTimeoutIsANetworkError) {
 
 TEST(Http, ConnectionRefusedIsANetworkErrorNamingTheHost) {
     // A bound socket that does not listen holds the port: connecting to it is refused.
-    const challenge::Fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const int fd = sock.get();
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    const std::string hostport = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    const auto refusing = bind_loopback(/*listen=*/false);
+    ASSERT_NE(refusing.port, 0);
+    const std::string hostport = "127.0.0.1:" + std::to_string(refusing.port);
 
     acme::Http http(acme::HttpOptions{});
     auto r = http.get("https://" + hostport + "/dir");

@@ -1,5 +1,6 @@
 // The built-in http-01 responder over real loopback sockets (docs/SECURITY.md rules 8 and 16).
 #include "challenge/http01.h"
+#include "support/socket.h"
 
 #include <gtest/gtest.h>
 
@@ -29,70 +30,19 @@ constexpr const char* kToken = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
 constexpr const char* kKeyAuth =
     "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
 
-class Socket {
-  public:
-    explicit Socket(int fd) : fd_(fd) {}
-    Socket(Socket&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-    Socket(const Socket&) = delete;
-    Socket& operator=(const Socket&) = delete;
-    Socket& operator=(Socket&&) = delete;
-    ~Socket() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    [[nodiscard]] int get() const { return fd_; }
+using base::Fd;
+using testsupport::read_all;
 
-  private:
-    int fd_;
-};
-
-// A blocking client socket connected to 127.0.0.1 (or ::1); reads time out after 10 s so a
-// broken responder fails the test instead of hanging it.
-Socket connect_to(unsigned short port, bool v6 = false) {
-    Socket s(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    EXPECT_GE(s.get(), 0);
-    timeval tv{10, 0};
-    ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int rc = -1;
-    if (v6) {
-        sockaddr_in6 addr{};
-        addr.sin6_family = AF_INET6;
-        addr.sin6_port = htons(port);
-        addr.sin6_addr = in6addr_loopback;
-        rc = ::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    } else {
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(port);
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        rc = ::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    }
-    EXPECT_EQ(rc, 0) << std::strerror(errno);
+// Reads time out after 10 s so a broken responder fails the test instead of hanging it.
+Fd connect_to(unsigned short port, bool v6 = false) {
+    Fd s = testsupport::connect_to(port, v6, 10);
+    EXPECT_TRUE(s) << "cannot connect to port " << port << ": " << std::strerror(errno);
     return s;
 }
 
-void send_all(const Socket& s, const std::string& data) {
-    std::size_t sent = 0;
-    while (sent < data.size()) {
-        const ssize_t n = ::send(s.get(), data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-        ASSERT_GT(n, 0) << std::strerror(errno);
-        sent += static_cast<std::size_t>(n);
-    }
-}
-
-std::string read_all(const Socket& s) {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
-        if (n <= 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
-}
-
 std::string roundtrip(unsigned short port, const std::string& request, bool v6 = false) {
-    Socket s = connect_to(port, v6);
-    send_all(s, request);
+    const Fd s = connect_to(port, v6);
+    EXPECT_TRUE(testsupport::send_all(s, request));
     return read_all(s);
 }
 
@@ -263,9 +213,9 @@ TEST(Http01, RequestSplitAcrossReadsIsServed) {
     auto r = start_loopback();
     ASSERT_TRUE(r);
     ASSERT_TRUE(r->add(kToken, kKeyAuth));
-    Socket s = connect_to(r->port());
+    const Fd s = connect_to(r->port());
     const std::string request = "GET " + kPath + " HTTP/1.1\r\nHost: x\r\n\r\n";
-    for (char c : request) send_all(s, std::string(1, c));
+    for (char c : request) ASSERT_TRUE(testsupport::send_all(s, std::string(1, c)));
     EXPECT_EQ(body_of(read_all(s)), kKeyAuth);
 }
 
@@ -280,15 +230,9 @@ TEST(Http01, MalformedSpecIsUsageError) {
 }
 
 TEST(Http01, PortInUseIsIoErrorNamingThePort) {
-    Socket busy(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::bind(busy.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(::listen(busy.get(), 1), 0);
-    socklen_t len = sizeof addr;
-    ASSERT_EQ(::getsockname(busy.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    const std::string port = std::to_string(ntohs(addr.sin_port));
+    const auto busy = testsupport::bind_loopback(/*listen=*/true);
+    ASSERT_NE(busy.port, 0) << std::strerror(errno);
+    const std::string port = std::to_string(busy.port);
 
     auto r = Http01Responder::start("127.0.0.1:" + port);
     ASSERT_FALSE(r);
@@ -312,11 +256,13 @@ TEST(Http01, IdleConnectionsDoNotBlockARealRequest) {
     auto r = start_loopback();
     ASSERT_TRUE(r);
     ASSERT_TRUE(r->add(kToken, kKeyAuth));
-    std::vector<Socket> idle;
+    std::vector<Fd> idle;
     for (int i = 0; i < 14; ++i) {
         idle.push_back(connect_to(r->port()));
         // Half of them start a request and never finish it (slowloris).
-        if (i % 2 == 1) send_all(idle.back(), "GET " + kPath + " HTTP/1.1\r\nHost:");
+        if (i % 2 == 1) {
+            ASSERT_TRUE(testsupport::send_all(idle.back(), "GET " + kPath + " HTTP/1.1\r\nHost:"));
+        }
     }
     const auto start = std::chrono::steady_clock::now();
     const std::string reply = get(r->port(), kPath);
@@ -331,7 +277,7 @@ TEST(Http01, IdleConnectionsAreDroppedAtTheDeadline) {
     ASSERT_TRUE(r);
     ASSERT_TRUE(r->add(kToken, kKeyAuth));
     // Fill every slot; the extra request waits in the backlog until the idle ones expire.
-    std::vector<Socket> idle;
+    std::vector<Fd> idle;
     idle.reserve(16);
     for (int i = 0; i < 16; ++i) idle.push_back(connect_to(r->port()));
     const auto start = std::chrono::steady_clock::now();
@@ -339,7 +285,7 @@ TEST(Http01, IdleConnectionsAreDroppedAtTheDeadline) {
     EXPECT_EQ(body_of(reply), kKeyAuth);
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(9));
     // The server closed the idle ones: reading gives EOF, not the 10 s client timeout.
-    for (const Socket& s : idle) EXPECT_EQ(read_all(s), "");
+    for (const Fd& s : idle) EXPECT_EQ(read_all(s), "");
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(9));
 }
 
@@ -364,18 +310,13 @@ TEST(Http01, DestructorStopsListeningEvenWithOpenConnections) {
     auto r = start_loopback();
     ASSERT_TRUE(r);
     const unsigned short port = r->port();
-    Socket idle = connect_to(port);
+    const Fd idle = connect_to(port);
     const auto start = std::chrono::steady_clock::now();
     r.reset();
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
     EXPECT_EQ(read_all(idle), "");
 
-    Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_NE(::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_FALSE(testsupport::connect_to(port));
     // And the port can be taken again at once (SO_REUSEADDR).
     auto again = Http01Responder::start("127.0.0.1:" + std::to_string(port));
     EXPECT_TRUE(again) << again.error().describe();

@@ -1,6 +1,8 @@
 // JWK export (RFC 7517/7518 §6) and the RFC 7638 thumbprint of SubjectPublicKeyInfo keys.
 #include "keystore/jwk.h"
 
+#include "base/ossl.h"
+
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -16,10 +18,7 @@ namespace {
 using base::Bytes;
 using base::Errc;
 
-struct PKeyFree {
-    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using PKey = std::unique_ptr<EVP_PKEY, PKeyFree>;
+using PKey = base::ossl::PKey;
 
 Bytes spki_of(EVP_PKEY* key) {
     const int len = i2d_PUBKEY(key, nullptr);

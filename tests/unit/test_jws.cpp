@@ -6,6 +6,7 @@
 #include "keystore/ecdsa.h"
 #include "keystore/file_backend.h"
 #include "keystore/jwk.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
@@ -26,24 +27,7 @@ using keystore::KeyAlgorithm;
 using keystore::KeyUri;
 using nlohmann::json;
 
-class TempDir {
-  public:
-    TempDir() {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / "acme-test-jws-XXXXXX").string();
-        if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
+using testsupport::TempDir;
 
 Bytes decode(std::string_view b64) {
     auto d = base::base64url_decode(b64);

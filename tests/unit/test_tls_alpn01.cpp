@@ -2,6 +2,7 @@
 // over loopback sockets (docs/SECURITY.md rules 9 and 16).
 #include "base/ossl.h"
 #include "challenge/tls_alpn01.h"
+#include "support/socket.h"
 
 #include <gtest/gtest.h>
 
@@ -47,54 +48,15 @@ const std::vector<std::string> kAcmeTls = {"acme-tls/1"};
     return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
 }();
 
-class Socket {
-  public:
-    explicit Socket(int fd) : fd_(fd) {}
-    Socket(Socket&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-    Socket(const Socket&) = delete;
-    Socket& operator=(const Socket&) = delete;
-    Socket& operator=(Socket&&) = delete;
-    ~Socket() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    [[nodiscard]] int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
-
-// A blocking socket to 127.0.0.1 (or ::1) with 15 s send/receive timeouts, so a broken
-// responder fails the test instead of hanging it. -1 inside when connect() fails.
-Socket connect_to(unsigned short port, bool v6 = false) {
-    Socket s(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    EXPECT_GE(s.get(), 0);
-    timeval tv{15, 0};
-    ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int rc = -1;
-    if (v6) {
-        sockaddr_in6 addr{};
-        addr.sin6_family = AF_INET6;
-        addr.sin6_port = htons(port);
-        addr.sin6_addr = in6addr_loopback;
-        rc = ::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    } else {
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(port);
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        rc = ::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    }
-    if (rc != 0) return Socket(-1);
-    return s;
-}
+using base::Fd;
+using testsupport::connect_to;  // 15 s send/receive timeouts; empty when connect() fails
 
 bool port_open(unsigned short port) {
-    return connect_to(port).get() >= 0;
+    return static_cast<bool>(connect_to(port));
 }
 
 // True once the server closes: EOF (or a reset) before the 15 s client timeout.
-bool closed_by_server(const Socket& s) {
+bool closed_by_server(const Fd& s) {
     char buf[4096];
     for (;;) {
         const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
@@ -122,7 +84,7 @@ struct ProbeOptions {
 // (the certificate is self-signed by design), the handshake alone is the test.
 Probe probe(unsigned short port, const ProbeOptions& o) {
     Probe out;
-    Socket s = connect_to(port, o.v6);
+    Fd s = connect_to(port, o.v6);
     if (s.get() < 0) {
         out.error = "connect failed";
         return out;
@@ -447,7 +409,7 @@ TEST(TlsAlpn01, GarbageInsteadOfAClientHelloIsDropped) {
     auto r = start_loopback();
     ASSERT_TRUE(r);
     ASSERT_TRUE(r->add("example.com", kKeyAuth));
-    Socket s = connect_to(r->port());
+    Fd s = connect_to(r->port());
     const std::string junk = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
     ASSERT_EQ(::send(s.get(), junk.data(), junk.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(junk.size()));
@@ -459,7 +421,7 @@ TEST(TlsAlpn01, SlowClientsDoNotStallOthers) {
     auto r = start_loopback();
     ASSERT_TRUE(r);
     ASSERT_TRUE(r->add("example.com", kKeyAuth));
-    std::vector<Socket> idle;
+    std::vector<Fd> idle;
     for (int i = 0; i < 14; ++i) {
         idle.push_back(connect_to(r->port()));
         // Half of them start a ClientHello record and never finish it.
@@ -481,7 +443,7 @@ TEST(TlsAlpn01, AtMost16ConnectionsAndIdleOnesExpire) {
     ASSERT_TRUE(r);
     ASSERT_TRUE(r->add("example.com", kKeyAuth));
     // Fill every slot; the extra client waits in the backlog until the idle ones expire.
-    std::vector<Socket> idle;
+    std::vector<Fd> idle;
     idle.reserve(16);
     for (int i = 0; i < 16; ++i) idle.push_back(connect_to(r->port()));
     const auto start = std::chrono::steady_clock::now();
@@ -491,7 +453,7 @@ TEST(TlsAlpn01, AtMost16ConnectionsAndIdleOnesExpire) {
     EXPECT_GT(waited, std::chrono::seconds(3)) << "a 17th connection was served at once";
     EXPECT_LT(waited, std::chrono::seconds(9));
     // The server closed the idle ones: EOF, not the 15 s client timeout.
-    for (const Socket& s : idle) EXPECT_TRUE(closed_by_server(s));
+    for (const Fd& s : idle) EXPECT_TRUE(closed_by_server(s));
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(9));
 }
 
@@ -526,15 +488,9 @@ TEST(TlsAlpn01, MalformedSpecIsUsageError) {
 }
 
 TEST(TlsAlpn01, PortInUseIsIoErrorNamingThePort) {
-    Socket busy(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::bind(busy.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(::listen(busy.get(), 1), 0);
-    socklen_t len = sizeof addr;
-    ASSERT_EQ(::getsockname(busy.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    const std::string port = std::to_string(ntohs(addr.sin_port));
+    const auto busy = testsupport::bind_loopback(/*listen=*/true);
+    ASSERT_NE(busy.port, 0) << std::strerror(errno);
+    const std::string port = std::to_string(busy.port);
 
     // Through the solver, as the CLI uses it: the bind happens at present().
     auto solver = challenge::make_tls_alpn01("127.0.0.1:" + port);
@@ -590,7 +546,7 @@ TEST(TlsAlpn01Solver, DestructionClosesThePort) {
     auto solver = std::make_unique<TlsAlpn01Solver>("127.0.0.1:0");
     ASSERT_TRUE(solver->present("example.com", kToken, kKeyAuth));
     const unsigned short port = *solver->port();
-    Socket idle = connect_to(port);
+    Fd idle = connect_to(port);
     const auto start = std::chrono::steady_clock::now();
     solver.reset();
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));

@@ -5,6 +5,9 @@
 #pragma once
 
 #include "base/deleter.h"
+#include "base/ossl.h"
+#include "support/socket.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -35,13 +38,12 @@
 
 namespace testsupport {
 
-template <auto F>
-using Free = base::Deleter<F>;
-using PKey = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY_free>>;
-using Cert = std::unique_ptr<X509, Free<X509_free>>;
-using SslCtx = std::unique_ptr<SSL_CTX, Free<SSL_CTX_free>>;
-using Ssl = std::unique_ptr<SSL, Free<SSL_free>>;
-using Bio = std::unique_ptr<BIO, Free<BIO_free>>;
+using base::Deleter;
+using PKey = base::ossl::PKey;
+using Cert = base::ossl::X509Ptr;
+using SslCtx = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX_free>>;
+using Ssl = std::unique_ptr<SSL, Deleter<SSL_free>>;
+using Bio = std::unique_ptr<BIO, Deleter<BIO_free>>;
 
 // The server writes to sockets the client may have abandoned (that is the point of the
 // body-cap tests); a SIGPIPE would kill the test binary.
@@ -89,22 +91,13 @@ struct Pki {
     PKey leaf_key{EVP_EC_gen("P-256")};
     Cert ca = make_cert(ca_key.get(), "acme-agent test CA", nullptr, ca_key.get(), true);
     Cert leaf = make_cert(leaf_key.get(), "127.0.0.1", ca.get(), ca_key.get(), false);
-    std::filesystem::path dir;
-    std::string ca_file;
+    TempDir dir{"acme-agent-test-http"};
+    std::string ca_file = (dir.path() / "ca.pem").string();
 
     Pki() {
-        char tmpl[] = "/tmp/acme-agent-test-http-XXXXXX";
-        dir = ::mkdtemp(tmpl);
-        ca_file = (dir / "ca.pem").string();
         FILE* f = std::fopen(ca_file.c_str(), "w");
         EXPECT_EQ(PEM_write_X509(f, ca.get()), 1);
         EXPECT_EQ(std::fclose(f), 0);
-    }
-    Pki(const Pki&) = delete;
-    Pki& operator=(const Pki&) = delete;
-    ~Pki() {
-        std::error_code ec;
-        std::filesystem::remove_all(dir, ec);
     }
 };
 
@@ -126,19 +119,12 @@ struct Reply {
 class TlsServer {
   public:
     TlsServer(const Pki& pki, std::function<Reply(const Request&)> handler)
-        : handler_(std::move(handler)),
-          listener_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        : handler_(std::move(handler)), listener_(bind_loopback(/*listen=*/true)) {
         ctx_.reset(SSL_CTX_new(TLS_server_method()));
         SSL_CTX_use_certificate(ctx_.get(), pki.leaf.get());
         SSL_CTX_use_PrivateKey(ctx_.get(), pki.leaf_key.get());
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-        EXPECT_EQ(::listen(listener_, 16), 0);
-        socklen_t len = sizeof addr;
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
+        EXPECT_NE(listener_.port, 0);
+        port_ = listener_.port;
         EXPECT_EQ(::pipe2(wake_, O_CLOEXEC), 0);
         thread_ = std::thread([this] { run(); });
     }
@@ -147,7 +133,6 @@ class TlsServer {
         [[maybe_unused]] auto n = ::write(wake_[1], "x", 1);
         if (int fd = current_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
         thread_.join();
-        ::close(listener_);
         ::close(wake_[0]);
         ::close(wake_[1]);
     }
@@ -162,9 +147,9 @@ class TlsServer {
   private:
     void run() {
         while (!stop_) {
-            pollfd fds[2] = {{listener_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+            pollfd fds[2] = {{listener_.fd.get(), POLLIN, 0}, {wake_[0], POLLIN, 0}};
             if (::poll(fds, 2, -1) < 0 || fds[1].revents != 0) return;
-            const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+            const int fd = ::accept4(listener_.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
             if (fd < 0) continue;
             ++accepted_;
             current_ = fd;
@@ -248,7 +233,7 @@ class TlsServer {
 
     std::function<Reply(const Request&)> handler_;
     SslCtx ctx_;
-    int listener_ = -1;
+    BoundSocket listener_;
     int wake_[2] = {-1, -1};
     unsigned short port_ = 0;
     std::atomic<bool> stop_{false};

@@ -8,7 +8,7 @@
 #pragma once
 
 #include "base/bytes.h"
-#include "unit/tls_server.h"
+#include "support/tls_server.h"
 
 #include <nlohmann/json.hpp>
 
