@@ -4,8 +4,11 @@
 #include "base/files.h"
 #include "base/log.h"
 #include "cli/batch.h"
-#include "cli/certs.h"
 #include "cli/exit_codes.h"
+#include "lifecycle/certificate.h"
+#include "lifecycle/due.h"
+#include "lifecycle/parallel.h"
+#include "lifecycle/solvers.h"
 #include "store/failpoint.h"
 #include "x509/cert.h"
 
@@ -15,6 +18,10 @@
 #include <random>
 
 namespace cli {
+
+using lifecycle::IssueResult;
+using lifecycle::Renewal;
+using lifecycle::SharedSolvers;
 
 Result<Output> account_register(const Options& o, keystore::Registry& reg) {
     auto uri = parse_uri(o.key, "--key");
@@ -180,8 +187,8 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
             if (d.starts_with("*.") && o.challenge != "dns-01")
                 return fail(Errc::usage, where(b),
                             "the wildcard " + d + " needs --challenge dns-01");
-    if (auto solver = make_solver(o); !solver) return std::unexpected(solver.error());
-    if (auto r = check_local(o); !r) return std::unexpected(r.error());
+    if (auto solver = lifecycle::make_solver(o); !solver) return std::unexpected(solver.error());
+    if (auto r = lifecycle::check_local(settings(o)); !r) return std::unexpected(r.error());
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
     std::vector<keystore::KeyPtr> keys;
@@ -210,11 +217,11 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
     const std::size_t n = orders->size();
     std::vector<Result<IssueResult>> results(n, std::unexpected(Error{}));
     SharedSolvers shared;
-    run_parallel(
+    lifecycle::run_parallel(
         n, o.jobs,
         [&](std::size_t i) {
-            results[i] =
-                obtain(o, *state, **client, *account, keys[i], (*orders)[i].names, "", &shared);
+            results[i] = lifecycle::obtain(settings(o), *state, **client, *account, keys[i],
+                                           (*orders)[i].names, "", &shared);
         },
         [&](std::size_t i, const char* what) {
             results[i] = fail(Errc::internal, "issue", std::string("internal error: ") + what);
@@ -229,10 +236,10 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
         const std::string key_uri = keys[i]->uri().to_string();
         json entry;
         if (results[i]) {
-            entry = describe(*results[i], key_uri);
+            entry = lifecycle::describe(*results[i], key_uri);
             entry["name"] = name;
             entry["ok"] = true;
-            out.text += describe_text(*results[i], key_uri) + "\n";
+            out.text += lifecycle::describe_text(*results[i], key_uri) + "\n";
         } else {
             entry = failure_entry(name, results[i].error());
             entry["key"] = key_uri;
@@ -262,8 +269,8 @@ Result<Output> issue(const Options& o, keystore::Registry& reg) {
     if (o.domains.empty()) return fail(Errc::usage, "-d", "name at least one domain with -d");
     auto uri = parse_uri(o.key, "--key");
     if (!uri) return std::unexpected(uri.error());
-    if (auto solver = make_solver(o); !solver) return std::unexpected(solver.error());
-    if (auto r = check_local(o); !r) return std::unexpected(r.error());
+    if (auto solver = lifecycle::make_solver(o); !solver) return std::unexpected(solver.error());
+    if (auto r = lifecycle::check_local(settings(o)); !r) return std::unexpected(r.error());
     auto state = store::StateDir::open(o.state_dir);
     if (!state) return std::unexpected(state.error());
     // The CA's TLS handshake and directory on another thread while the token loads and
@@ -280,15 +287,15 @@ Result<Output> issue(const Options& o, keystore::Registry& reg) {
     if (!client) return std::unexpected(client.error());
     auto account = account_for(o, reg, *state, **client, true);
     if (!account) return std::unexpected(account.error());
-    auto r = obtain(o, *state, **client, *account, *cert_key, o.domains, "");
+    auto r = lifecycle::obtain(settings(o), *state, **client, *account, *cert_key, o.domains, "");
     if (!r) return std::unexpected(r.error());
     Output out;
-    out.data = describe(*r, (*cert_key)->uri().to_string());
+    out.data = lifecycle::describe(*r, (*cert_key)->uri().to_string());
     out.data["name"] = o.domains.front();
     out.data["account"] = account->url;
     out.data["requests"] = (*client)->requests();
     out.data["connections"] = (*client)->connections();
-    out.text = describe_text(*r, (*cert_key)->uri().to_string());
+    out.text = lifecycle::describe_text(*r, (*cert_key)->uri().to_string());
     return out;
 }
 
@@ -323,9 +330,8 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
     // Later boots: nothing to do while the certificate is there and not due.
     if (auto stored = state->certificate(name); stored && *stored) {
         if (auto leaf = x509::inspect((**stored).cert_pem)) {
-            const auto now = std::chrono::system_clock::now();
-            const auto due = leaf->not_before + (leaf->not_after - leaf->not_before) * 2 / 3;
-            if (now < due && !o.force) {
+            // Before any network: the lifetime rule, never the CA's ARI window.
+            if (!lifecycle::due_for_renewal(*leaf, 0, nullptr).due && !o.force) {
                 Output out;
                 out.data = {{"name", name},
                             {"enrolled", true},
@@ -338,7 +344,7 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
             }
         }
     }
-    if (auto r = check_local(o); !r) return std::unexpected(r.error());
+    if (auto r = lifecycle::check_local(settings(o)); !r) return std::unexpected(r.error());
     // An account registered before for this server (account register, an earlier enroll)
     // is the device's account: registering another would replace it in the state dir.
     auto stored_account = state->account(o.server);
@@ -359,16 +365,16 @@ Result<Output> enroll(const Options& o, keystore::Registry& reg) {
     if (!client) return std::unexpected(client.error());
     auto account = account_for(ao, reg, *state, **client, true);
     if (!account) return std::unexpected(account.error());
-    auto r = obtain(o, *state, **client, *account, *device_key, o.domains, "");
+    auto r = lifecycle::obtain(settings(o), *state, **client, *account, *device_key, o.domains, "");
     if (!r) return std::unexpected(r.error());
     Output out;
-    out.data = describe(*r, (*device_key)->uri().to_string());
+    out.data = lifecycle::describe(*r, (*device_key)->uri().to_string());
     out.data["name"] = name;
     out.data["enrolled"] = true;
     out.data["issued"] = true;
     out.data["account"] = account->url;
     out.data["new_keys"] = json{{"account", made_account}, {"device", made_device}};
-    out.text = describe_text(*r, (*device_key)->uri().to_string());
+    out.text = lifecycle::describe_text(*r, (*device_key)->uri().to_string());
     return out;
 }
 
@@ -395,7 +401,7 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
     Output out;
     out.data = json::array();
     if (!o.all) {
-        auto r = renew_one(o, reg, *state, **client, *account, o.name);
+        auto r = lifecycle::renew_one(settings(o), reg, *state, **client, *account, o.name);
         if (!r) return std::unexpected(r.error());
         out.data.push_back(r->entry);
         out.text += r->text;
@@ -404,10 +410,11 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
     // --all: every certificate, --jobs at a time; one that fails does not stop the others.
     std::vector<Result<Renewal>> results(names.size(), std::unexpected(Error{}));
     SharedSolvers shared;
-    run_parallel(
+    lifecycle::run_parallel(
         names.size(), o.jobs,
         [&](std::size_t i) {
-            results[i] = renew_one(o, reg, *state, **client, *account, names[i], &shared);
+            results[i] = lifecycle::renew_one(settings(o), reg, *state, **client, *account,
+                                              names[i], &shared);
         },
         [&](std::size_t i, const char* what) {
             results[i] = fail(Errc::internal, "renew", std::string("internal error: ") + what);

@@ -4,7 +4,6 @@
 #include "base/files.h"
 #include "base/log.h"
 #include "base/ossl.h"
-#include "challenge/listener.h"
 #include "keystore/file_backend.h"
 #include "keystore/mac.h"
 #include "pkcs11/pkcs11_keystore.h"
@@ -36,25 +35,6 @@ keystore::Registry make_registry(const Options& o) {
         return Result<std::unique_ptr<keystore::Keystore>>(tpm::make_keystore(tcti));
     });
     return r;
-}
-
-std::optional<Error> Failures::summary(std::size_t total, std::string_view noun) const {
-    if (!first) return std::nullopt;
-    Error e = *first;
-    e.message = std::to_string(count) + " of " + std::to_string(total) + std::string(noun) +
-                " failed; the first: " + first_label + ": " + first->describe();
-    e.where = "";
-    e.native.reset();
-    return e;
-}
-
-json error_json(const Error& e) {
-    json err{{"code", base::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
-    if (e.native) err["native"] = *e.native;
-    if (e.retry_at)  // the CA asked to wait (Retry-After): not before then
-        err["retry_at"] =
-            iso_time(std::chrono::system_clock::time_point(std::chrono::seconds(*e.retry_at)));
-    return err;
 }
 
 Result<void> accept_command_line(Options& o) {
@@ -103,42 +83,18 @@ Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option) 
     return uri;
 }
 
-Result<std::vector<std::string>> weaknesses(const keystore::Key& key) {
-    std::vector<std::string> out;
-    if (key.uri().scheme() == "file") return out;
-    auto props = key.properties();
-    if (!props) return std::unexpected(props.error());
-    auto value = [&](std::string_view name) -> std::string {
-        for (const auto& p : *props)
-            if (p.name == name) return p.value;
-        return "";
-    };
-    // TPM: extractable is derived from these two; name the TPM's own attributes.
-    for (const char* bit : {"fixedTPM", "fixedParent"})
-        if (value(bit) == "false") out.push_back(std::string(bit) + " is not set");
-    if (out.empty() && value("extractable") == "true") out.emplace_back("extractable");
-    if (value("sensitive") == "false") out.emplace_back("not sensitive");
-    const std::string usage = "," + value("usage") + ",";
-    for (const char* use : {"decrypt", "unwrap"})
-        if (usage.find(std::string(",") + use + ",") != std::string::npos)
-            out.push_back(std::string("may ") + use);
-    return out;
-}
-
-Result<keystore::KeyPtr> open_signing_key(const Options& o, keystore::Registry& reg,
-                                          const keystore::KeyUri& uri) {
-    auto key = reg.open(uri);
-    if (!key || o.allow_weak_key) return key;
-    auto weak = weaknesses(**key);
-    if (!weak) return std::unexpected(weak.error());
-    if (weak->empty()) return key;
-    std::string list;
-    for (const auto& w : *weak) list += (list.empty() ? "" : ", ") + w;
-    return fail(Errc::usage, (*key)->uri().to_string(),
-                "weak key: " + list +
-                    "; a key that can leave the device or also decrypt is refused as an account "
-                    "or certificate key (generate one with 'acme-agent key generate', or accept "
-                    "it with --allow-weak-key)");
+lifecycle::Settings settings(const Options& o) {
+    lifecycle::Settings s;
+    static_cast<config::CertificateSettings&>(s) =
+        static_cast<const config::CertificateSettings&>(o);
+    s.server = o.server;
+    s.name = o.name;
+    s.out = o.out;
+    s.tag_progress = o.jobs > 1;
+    s.allow_weak_key = o.allow_weak_key;
+    s.force = o.force;
+    s.new_key = o.renew_new_key;
+    return s;
 }
 
 Result<void> confirm(const Options& o, const std::string& what, const std::string& question) {
@@ -154,64 +110,6 @@ Result<void> confirm(const Options& o, const std::string& what, const std::strin
     return fail(Errc::usage, what, "not confirmed; nothing was changed");
 }
 
-namespace {
-// A directory the agent may create files in: `dir` itself, else its nearest existing parent.
-Result<void> writable_dir(const std::string& dir, const char* option) {
-    std::string d = dir;
-    struct stat st{};
-    while (::stat(d.c_str(), &st) != 0) {
-        if (errno != ENOENT)
-            return fail(Errc::io, option, "cannot use " + dir + ": " + std::strerror(errno));
-        const auto slash = d.find_last_of('/', d.size() > 1 ? d.size() - 2 : 0);
-        d = slash == std::string::npos ? "." : slash == 0 ? "/" : d.substr(0, slash);
-    }
-    if (!S_ISDIR(st.st_mode)) return fail(Errc::io, option, d + " is not a directory");
-    if (::access(d.c_str(), W_OK | X_OK) != 0)
-        return fail(Errc::io, option,
-                    "cannot write to " + d + ": " + std::strerror(errno) +
-                        "; choose a directory this user can write, or fix its permissions");
-    return {};
-}
-}  // namespace
-
-Result<void> check_local(const Options& o, bool ports) {
-    if (o.challenge == "http-01" && !o.webroot.empty()) {
-        struct stat st{};
-        if (::stat(o.webroot.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-            return fail(Errc::io, "--webroot",
-                        o.webroot +
-                            " is not a directory; give the document root your web "
-                            "server serves for http://NAME/");
-        if (auto r = writable_dir(o.webroot, "--webroot"); !r) return r;
-    }
-    if (!o.out.empty())
-        if (auto r = writable_dir(o.out, "--out"); !r) return r;
-    if (!ports) return {};
-    // Bound and closed again: the responder binds for real at its first challenge. A port
-    // that cannot be bound says what to do instead.
-    const auto probe = [](const std::string& port, const char* kind, const char* flag,
-                          const char* advice) -> Result<void> {
-        auto l = challenge::listen_on(port, kind);
-        if (l) return {};
-        Error e = l.error();
-        if (e.code != Errc::io) return std::unexpected(e);
-        e.where = flag;
-        e.message += std::string("; nothing was sent to the CA. ") + advice;
-        return std::unexpected(e);
-    };
-    if (o.challenge == "http-01" && o.webroot.empty())
-        return probe(o.http_port, "http-01", "--http-port",
-                     "When a web server holds the port, give --webroot DIR to answer through it, "
-                     "or stop it for the time of the order; else give another --http-port "
-                     "[ADDR:]PORT (the CA connects to port 80; ports below 1024 need root or "
-                     "CAP_NET_BIND_SERVICE)");
-    if (o.challenge == "tls-alpn-01")
-        return probe(o.tls_alpn_port, "tls-alpn-01", "--tls-alpn-port",
-                     "Stop the program holding the port for the time of the order, use "
-                     "--challenge http-01 or dns-01, or give another --tls-alpn-port [ADDR:]PORT");
-    return {};
-}
-
 std::string pem_public_key(const base::Bytes& spki) {
     auto pkey = base::ossl::pkey_from_spki(spki);
     if (!pkey) return "";
@@ -220,13 +118,6 @@ std::string pem_public_key(const base::Bytes& spki) {
     char* data = nullptr;
     const long len = BIO_get_mem_data(bio.get(), &data);
     return std::string(data, static_cast<std::size_t>(len));
-}
-
-std::string iso_time(std::chrono::system_clock::time_point t) {
-    const std::time_t tt = std::chrono::system_clock::to_time_t(t);
-    char buf[32] = {};
-    (void)std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&tt));  // 20 chars
-    return buf;
 }
 
 Result<std::unique_ptr<acme::Client>> connect(const Options& o) {

@@ -6,6 +6,10 @@
 #include "acme/client.h"
 #include "config/config.h"
 #include "keystore/keystore.h"
+#include "lifecycle/certificate.h"
+#include "lifecycle/keys.h"
+#include "lifecycle/report.h"
+#include "lifecycle/settings.h"
 #include "store/state.h"
 
 #include <nlohmann/json.hpp>
@@ -30,7 +34,11 @@ using base::fail;
 using base::Result;
 using nlohmann::json;
 
-inline constexpr const char* kDefaultServer = "https://acme-v02.api.letsencrypt.org/directory";
+using lifecycle::error_json;
+using lifecycle::Failures;
+using lifecycle::iso_time;
+using lifecycle::kDefaultServer;
+using lifecycle::weaknesses;
 
 // The command line. Its CertificateSettings (challenge, profile, ...) are kept per
 // certificate in live/NAME/renewal.json for renew.
@@ -39,7 +47,7 @@ struct Options : config::CertificateSettings {
     std::string ca_file;
     unsigned order_timeout = 900;  // --order-timeout: seconds an order may stay `processing`
     unsigned http_timeout = 60;    // --http-timeout: seconds one request to the CA may take
-    std::string state_dir = "/var/lib/acme-agent";
+    std::string state_dir = lifecycle::kDefaultStateDir;
     std::string
         tcti;  // --tcti: the TPM for tpm2: keys (empty: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)
     bool json_out = false;
@@ -84,24 +92,6 @@ struct Options : config::CertificateSettings {
     bool state_dir_given = false;
 };
 
-// The failures of a command over several items (issue --batch, renew --all, run): how
-// many, and the first in input order with its label.
-struct Failures {
-    std::size_t count = 0;
-    std::optional<Error> first;
-    std::string first_label;
-
-    void add(const Error& e, const std::string& label) {
-        if (!count++) {
-            first = e;
-            first_label = label;
-        }
-    }
-    // The command's failure: the first one's code (so its exit code), its message counting
-    // the failures, e.g. "2 of 5<noun> failed; the first: LABEL: ..."; nullopt when none.
-    [[nodiscard]] std::optional<Error> summary(std::size_t total, std::string_view noun = "") const;
-};
-
 // What a command returns: JSON for --json, and the text a person reads.
 struct Output {
     json data = json::object();
@@ -124,25 +114,18 @@ keystore::Registry make_registry(const Options& o);
 Result<void> accept_command_line(Options& o);
 // Parses a key URI given to `option`; errors name the option.
 Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option);
-// What makes a hardware key unfit to be an account or certificate key (empty: nothing):
-// a PKCS#11 key that is extractable, not sensitive, or may decrypt/unwrap; a TPM key
-// without fixedTPM or fixedParent. file: keys are software by choice and never weak here.
-Result<std::vector<std::string>> weaknesses(const keystore::Key& key);
-// Opens the account or certificate key at `uri`: refused (Errc::usage, naming the
-// attribute) when weaknesses() finds one, unless --allow-weak-key.
-Result<keystore::KeyPtr> open_signing_key(const Options& o, keystore::Registry& reg,
-                                          const keystore::KeyUri& uri);
+// The lifecycle's settings of the command line (challenge, --out, --force, ...).
+lifecycle::Settings settings(const Options& o);
+// Opens the account or certificate key at `uri` (lifecycle::open_signing_key, which
+// refuses a weak key unless --allow-weak-key).
+inline Result<keystore::KeyPtr> open_signing_key(const Options& o, keystore::Registry& reg,
+                                                 const keystore::KeyUri& uri) {
+    return lifecycle::open_signing_key(reg, uri, o.allow_weak_key);
+}
 // An irreversible step: asks "QUESTION [y/N]" on a terminal; without one, refuses unless
 // --yes (Errc::usage naming --yes). `what` names the command in errors.
 Result<void> confirm(const Options& o, const std::string& what, const std::string& question);
-// The local prerequisites of an order, checked before any request to the CA: the --webroot
-// directory exists, --out can be written, and (when `ports`) the built-in responder's port
-// can be bound. Errc::io naming the option and what to do.
-Result<void> check_local(const Options& o, bool ports = true);
-// An error as --json prints it: {"code", "where", "message"[, "native"]}.
-json error_json(const Error& e);
 std::string pem_public_key(const base::Bytes& spki);
-std::string iso_time(std::chrono::system_clock::time_point t);
 
 Result<std::unique_ptr<acme::Client>> connect(const Options& o);
 
@@ -156,10 +139,7 @@ Result<base::Secret> read_mac_key_file(const std::string& source);
 // `account register` otherwise. Checked before the first request.
 Result<void> have_account(const Options& o, const store::StateDir& state);
 
-struct AccountCtx {
-    keystore::KeyPtr key;
-    std::string url;
-};
+using AccountCtx = lifecycle::Account;
 // The account for --server: the stored one, else the one of --account-key (found again
 // or, when may_register, registered). Stores what it learns.
 Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store::StateDir& state,

@@ -20,8 +20,8 @@
 // baseline and every 50 issuances, and fails when descriptors, sessions or transient objects
 // differ from the baseline at any later issuance, or RSS grew by more than SOAK_RSS_KIB.
 #include "base/log.h"
-#include "cli/certs.h"
 #include "cli/common.h"
+#include "lifecycle/certificate.h"
 #include "pkcs11/module.h"
 #include "tpm/tpm_keystore.h"
 
@@ -130,8 +130,9 @@ int main() {
         if (!uri) return die(uri.error(), "key URI");
         auto key = reg.open(*uri);
         if (!key) return die(key.error(), "issuance " + std::to_string(i) + ": open");
-        auto r = cli::obtain(o, session->state, *session->client, session->account, *key,
-                             {"soak-" + std::to_string(i) + ".example.com"}, "");
+        auto r =
+            lifecycle::obtain(cli::settings(o), session->state, *session->client, session->account,
+                              *key, {"soak-" + std::to_string(i) + ".example.com"}, "");
         if (!r) return die(r.error(), "issuance " + std::to_string(i));
         key->reset();  // as a long-running agent lets go of a key between renewals
 
