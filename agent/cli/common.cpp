@@ -24,20 +24,20 @@
 
 namespace cli {
 
-keystore::Registry make_registry(const Options& o) {
+keystore::Registry make_registry(const Global& g) {
     keystore::Registry r;
     r.add("file", [] {
         return Result<std::unique_ptr<keystore::Keystore>>(keystore::make_file_keystore());
     });
     r.add("pkcs11",
           [] { return Result<std::unique_ptr<keystore::Keystore>>(pkcs11::make_keystore()); });
-    r.add("tpm2", [tcti = o.tcti] {
+    r.add("tpm2", [tcti = g.tcti] {
         return Result<std::unique_ptr<keystore::Keystore>>(tpm::make_keystore(tcti));
     });
     return r;
 }
 
-Result<void> accept_command_line(Options& o) {
+Result<void> accept_command_line(Args& args) {
     std::error_code ec;
     const std::string cwd = std::filesystem::current_path(ec).string();
     if (ec) return fail(Errc::io, "working directory", ec.message());
@@ -54,19 +54,25 @@ Result<void> accept_command_line(Options& o) {
         text = uri->to_string();
         return {};
     };
+    Global& g = args.global;
     for (auto [text, option] :
-         {std::pair{&o.key, "--key"}, std::pair{&o.account_key, "--account-key"},
-          std::pair{&o.new_key, "--new-key"}})
+         {std::pair{&args.key.key, "--key"}, std::pair{&args.account.key, "--key"},
+          std::pair{&args.cert.key, "--key"}, std::pair{&args.revoke.key, "--key"},
+          std::pair{&args.account.account_key, "--account-key"},
+          std::pair{&args.cert.account_key, "--account-key"},
+          std::pair{&args.revoke.account_key, "--account-key"},
+          std::pair{&args.account.new_key, "--new-key"}})
         if (auto r = key_uri(*text, option); !r) return r;
-    if (o.eab_hmac_key.starts_with("pkcs11:")) {
-        if (auto r = key_uri(o.eab_hmac_key, "--eab-hmac-key"); !r) return r;
-    } else if (!o.eab_hmac_key.empty()) {
-        std::string path =
-            o.eab_hmac_key.starts_with("file:") ? o.eab_hmac_key.substr(5) : o.eab_hmac_key;
-        o.eab_hmac_key = std::filesystem::absolute(path, ec).lexically_normal().string();
+    for (std::string* eab : {&args.account.eab_hmac_key, &args.cert.eab_hmac_key}) {
+        if (eab->starts_with("pkcs11:")) {
+            if (auto r = key_uri(*eab, "--eab-hmac-key"); !r) return r;
+        } else if (!eab->empty()) {
+            std::string path = eab->starts_with("file:") ? eab->substr(5) : *eab;
+            *eab = std::filesystem::absolute(path, ec).lexically_normal().string();
+        }
     }
-    for (std::string* path :
-         {&o.out, &o.webroot, &o.tsig_key, &o.state_dir, &o.ca_file, &o.config, &o.batch})
+    for (std::string* path : {&args.cert.out, &args.cert.webroot, &args.cert.tsig_key, &g.state_dir,
+                              &g.ca_file, &args.run.config, &args.cert.batch})
         if (!path->empty())
             *path = std::filesystem::absolute(*path, ec).lexically_normal().string();
     return {};
@@ -83,22 +89,22 @@ Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option) 
     return uri;
 }
 
-lifecycle::Settings settings(const Options& o) {
+lifecycle::Settings settings(const Global& g, const CertArgs& a) {
     lifecycle::Settings s;
     static_cast<config::CertificateSettings&>(s) =
-        static_cast<const config::CertificateSettings&>(o);
-    s.server = o.server;
-    s.name = o.name;
-    s.out = o.out;
-    s.tag_progress = o.jobs > 1;
-    s.allow_weak_key = o.allow_weak_key;
-    s.force = o.force;
-    s.new_key = o.renew_new_key;
+        static_cast<const config::CertificateSettings&>(a);  // only the settings part
+    s.server = g.server;
+    s.name = a.name;
+    s.out = a.out;
+    s.tag_progress = a.jobs > 1;
+    s.allow_weak_key = g.allow_weak_key;
+    s.force = a.force;
+    s.new_key = a.renew_new_key;
     return s;
 }
 
-Result<void> confirm(const Options& o, const std::string& what, const std::string& question) {
-    if (o.yes) return {};
+Result<void> confirm(bool yes, const std::string& what, const std::string& question) {
+    if (yes) return {};
     if (!::isatty(STDIN_FILENO))
         return fail(Errc::usage, what,
                     "this cannot be undone and there is no terminal to ask; add --yes to go ahead");
@@ -120,23 +126,23 @@ std::string pem_public_key(const base::Bytes& spki) {
     return std::string(data, static_cast<std::size_t>(len));
 }
 
-Result<std::unique_ptr<acme::Client>> connect(const Options& o) {
+Result<std::unique_ptr<acme::Client>> connect(const Global& g) {
     acme::ClientOptions co;
-    co.http.ca_file = o.ca_file;
-    co.order_deadline = std::chrono::seconds(o.order_timeout);
-    co.http.total_timeout = std::chrono::seconds(o.http_timeout);
-    co.http.low_speed_seconds = std::min<long>(co.http.low_speed_seconds, o.http_timeout);
+    co.http.ca_file = g.ca_file;
+    co.order_deadline = std::chrono::seconds(g.order_timeout);
+    co.http.total_timeout = std::chrono::seconds(g.http_timeout);
+    co.http.low_speed_seconds = std::min<long>(co.http.low_speed_seconds, g.http_timeout);
     co.http.user_agent = std::string("acme-agent/") + ACME_AGENT_VERSION;
-    return acme::Client::connect(o.server, co);
+    return acme::Client::connect(g.server, co);
 }
 
-Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& reg) {
-    if (o.eab_kid.empty() != o.eab_hmac_key.empty())
+Result<std::optional<acme::Eab>> eab_from(const AccountChoice& a, keystore::Registry& reg) {
+    if (a.eab_kid.empty() != a.eab_hmac_key.empty())
         return fail(Errc::usage, "--eab-kid",
                     "External Account Binding needs both --eab-kid and --eab-hmac-key");
-    if (o.eab_kid.empty()) return std::optional<acme::Eab>{};
-    if (o.eab_hmac_key.starts_with("pkcs11:")) {
-        auto uri = parse_uri(o.eab_hmac_key, "--eab-hmac-key");
+    if (a.eab_kid.empty()) return std::optional<acme::Eab>{};
+    if (a.eab_hmac_key.starts_with("pkcs11:")) {
+        auto uri = parse_uri(a.eab_hmac_key, "--eab-hmac-key");
         if (!uri) return std::unexpected(uri.error());
         auto ks = reg.keystore_for(*uri);
         if (!ks) return std::unexpected(ks.error());
@@ -147,14 +153,14 @@ Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& 
         if (!key) return std::unexpected(key.error());
         std::shared_ptr<keystore::MacKey> shared(std::move(*key));
         return std::optional<acme::Eab>(acme::Eab{
-            o.eab_kid,
+            a.eab_kid,
             [shared](std::span<const std::uint8_t> d) { return shared->hmac_sha256(d); }});
     }
-    auto secret = read_mac_key_file(o.eab_hmac_key);
+    auto secret = read_mac_key_file(a.eab_hmac_key);
     if (!secret) return std::unexpected(secret.error());
     auto shared = std::make_shared<base::Secret>(std::move(*secret));
     return std::optional<acme::Eab>(
-        acme::Eab{o.eab_kid, [shared](std::span<const std::uint8_t> d) -> Result<base::Bytes> {
+        acme::Eab{a.eab_kid, [shared](std::span<const std::uint8_t> d) -> Result<base::Bytes> {
                       base::Bytes mac(EVP_MAX_MD_SIZE);
                       unsigned int len = 0;
                       if (!HMAC(EVP_sha256(), shared->reveal().data(),
@@ -181,27 +187,27 @@ Result<base::Secret> read_mac_key_file(const std::string& source) {
     return out;
 }
 
-Result<void> have_account(const Options& o, const store::StateDir& state) {
-    if (!o.account_key.empty()) return {};
-    auto stored = state.account(o.server);
+Result<void> have_account(const Global& g, const AccountChoice& a, const store::StateDir& state) {
+    if (!a.account_key.empty()) return {};
+    auto stored = state.account(g.server);
     if (!stored) return std::unexpected(stored.error());
     if (!*stored)
         return fail(Errc::not_found, "account",
-                    "no account for " + o.server + " in " + state.path() +
+                    "no account for " + g.server + " in " + state.path() +
                         "; run 'acme-agent account register --key URI --agree-tos' or pass "
                         "--account-key URI");
     return {};
 }
 
-Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store::StateDir& state,
-                               acme::Client& client, bool may_register) {
-    if (auto r = have_account(o, state); !r) return std::unexpected(r.error());
-    auto stored = state.account(o.server);
+Result<AccountCtx> account_for(const Global& g, const AccountChoice& a, keystore::Registry& reg,
+                               store::StateDir& state, acme::Client& client, bool may_register) {
+    if (auto r = have_account(g, a, state); !r) return std::unexpected(r.error());
+    auto stored = state.account(g.server);
     if (!stored) return std::unexpected(stored.error());
-    const std::string key_text = o.account_key.empty() ? (*stored)->key_uri : o.account_key;
+    const std::string key_text = a.account_key.empty() ? (*stored)->key_uri : a.account_key;
     auto uri = parse_uri(key_text, "--account-key");
     if (!uri) return std::unexpected(uri.error());
-    auto key = open_signing_key(o, reg, *uri);
+    auto key = open_signing_key(g, reg, *uri);
     if (!key) return std::unexpected(key.error());
     AccountCtx ctx{*key, ""};
     if (*stored && (*stored)->key_uri == (*key)->uri().to_string()) {
@@ -216,26 +222,27 @@ Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store:
         if (!may_register)
             return fail(Errc::not_found, "account",
                         "the CA has no account for this key; run 'acme-agent account register'");
-        auto eab = eab_from(o, reg);
+        auto eab = eab_from(a, reg);
         if (!eab) return std::unexpected(eab.error());
-        acme::AccountRequest req{o.emails, o.agree_tos, std::move(*eab)};
+        acme::AccountRequest req{a.emails, a.agree_tos, std::move(*eab)};
         auto url = acme::register_account(client, **key, req);
         if (!url) return std::unexpected(url.error());
         ctx.url = *url;
         base::log::info("account: registered " + ctx.url);
     }
-    if (auto r = state.save_account({o.server, ctx.url, (*key)->uri().to_string()}); !r)
+    if (auto r = state.save_account({g.server, ctx.url, (*key)->uri().to_string()}); !r)
         return std::unexpected(r.error());
     return ctx;
 }
 
-Result<Session> open_session(const Options& o, keystore::Registry& reg, bool may_register) {
-    auto state = store::StateDir::open(o.state_dir);
+Result<Session> open_session(const Global& g, const AccountChoice& a, keystore::Registry& reg,
+                             bool may_register) {
+    auto state = store::StateDir::open(g.state_dir);
     if (!state) return std::unexpected(state.error());
-    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
-    auto client = connect(o);
+    if (auto r = have_account(g, a, *state); !r) return std::unexpected(r.error());
+    auto client = connect(g);
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(o, reg, *state, **client, may_register);
+    auto account = account_for(g, a, reg, *state, **client, may_register);
     if (!account) return std::unexpected(account.error());
     return Session{std::move(*state), std::move(*client), std::move(*account)};
 }

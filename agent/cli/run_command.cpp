@@ -13,30 +13,29 @@ namespace cli {
 
 namespace {
 
-// The command line's settings with the config file's account and globals. Globals given
-// explicitly (command line or environment) win over the file's.
-Options merged(const Options& cmd, const config::Config& c) {
-    Options o = cmd;
-    if (!cmd.server_given && c.server) o.server = *c.server;
-    if (!cmd.ca_file_given && c.ca_file) o.ca_file = *c.ca_file;
-    if (!cmd.state_dir_given && c.state_dir) o.state_dir = *c.state_dir;
-    o.account_key = c.account_key;
-    o.emails = c.emails;
-    o.agree_tos = c.agree_tos;
-    o.eab_kid = c.eab_kid;
-    o.eab_hmac_key = c.eab_hmac_key;
-    return o;
+// The command line's global options with the config file's account and globals. Globals
+// given explicitly (command line or environment) win over the file's.
+struct Merged {
+    Global global;
+    AccountChoice account;
+};
+Merged merged(const Global& cmd, const config::Config& c) {
+    Merged m{cmd, {c.account_key, c.emails, c.agree_tos, c.eab_kid, c.eab_hmac_key}};
+    if (!cmd.server_given && c.server) m.global.server = *c.server;
+    if (!cmd.ca_file_given && c.ca_file) m.global.ca_file = *c.ca_file;
+    if (!cmd.state_dir_given && c.state_dir) m.global.state_dir = *c.state_dir;
+    return m;
 }
 
-lifecycle::Runner runner(const Options& cmd, keystore::Registry& reg) {
-    return {reg, [&cmd](const config::Config& c) { return settings(merged(cmd, c)); },
+lifecycle::Runner runner(const Global& cmd, keystore::Registry& reg) {
+    return {reg, [&cmd](const config::Config& c) { return settings(merged(cmd, c).global, {}); },
             [&cmd, &reg](const config::Config& c) -> Result<lifecycle::Connection> {
-                const Options o = merged(cmd, c);
-                auto state = store::StateDir::open(o.state_dir);
+                const Merged m = merged(cmd, c);
+                auto state = store::StateDir::open(m.global.state_dir);
                 if (!state) return std::unexpected(state.error());
-                auto client = connect(o);
+                auto client = connect(m.global);
                 if (!client) return std::unexpected(client.error());
-                auto account = account_for(o, reg, *state, **client, true);
+                auto account = account_for(m.global, m.account, reg, *state, **client, true);
                 if (!account) return std::unexpected(account.error());
                 return lifecycle::Connection{std::move(*state), std::move(*client),
                                              std::move(*account)};
@@ -45,28 +44,28 @@ lifecycle::Runner runner(const Options& cmd, keystore::Registry& reg) {
 
 }  // namespace
 
-Result<Output> run_config(const Options& o, keystore::Registry& reg) {
+Result<Output> run_config(const Global& g, const RunArgs& a, keystore::Registry& reg) {
     // The daemon blocks its signals first, before any thread exists (every thread inherits
     // the mask) and before the config is read: a SIGHUP sent right after start (a reload by
     // systemd) waits for the loop instead of killing the process.
     sigset_t signals;
     ::sigemptyset(&signals);
     for (int sig : {SIGHUP, SIGTERM, SIGINT}) ::sigaddset(&signals, sig);
-    if (!o.once) ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    if (!a.once) ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     // A bad file stops here, before the state dir or the CA is touched.
-    auto cfg = config::load(o.config);
+    auto cfg = config::load(a.config);
     if (!cfg) return std::unexpected(cfg.error());
     if (cfg->certificates.empty())
-        return fail(Errc::usage, o.config, "no [[certificate]] tables: nothing to keep issued");
-    if (const Options base = merged(o, *cfg); !base.ca_file.empty()) {
+        return fail(Errc::usage, a.config, "no [[certificate]] tables: nothing to keep issued");
+    if (const Global base = merged(g, *cfg).global; !base.ca_file.empty()) {
         struct stat st{};
         if (::stat(base.ca_file.c_str(), &st) != 0)
-            return fail(Errc::usage, o.config, "ca_file " + base.ca_file + " does not exist");
+            return fail(Errc::usage, a.config, "ca_file " + base.ca_file + " does not exist");
     }
-    const lifecycle::Runner run = runner(o, reg);
+    const lifecycle::Runner run = runner(g, reg);
     Output out;
-    if (!o.once) {
-        out.data = {{"stopped", lifecycle::run_daemon(run, std::move(*cfg), o.config, signals)}};
+    if (!a.once) {
+        out.data = {{"stopped", lifecycle::run_daemon(run, std::move(*cfg), a.config, signals)}};
         return out;
     }
     const lifecycle::Pass pass = lifecycle::run_pass(run, *cfg, nullptr);

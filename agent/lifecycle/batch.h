@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-namespace cli {
+namespace lifecycle {
 
 struct BatchOrder {
     std::size_t line = 0;  // 1-based line number in the file
@@ -40,4 +40,4 @@ base::Result<std::vector<BatchOrder>> read_batch(const std::string& file);
 inline constexpr unsigned kMinJobs = 1;
 inline constexpr unsigned kMaxJobs = 64;
 
-}  // namespace cli
+}  // namespace lifecycle

@@ -1,7 +1,7 @@
 // issue --batch: the batch file parser (KEY-URI NAME [NAME...] per line, comments, blank
 // lines, errors naming FILE:LINE). The worker pool and the name claims: test_lifecycle_parallel.
 #include "base/bytes.h"
-#include "cli/batch.h"
+#include "lifecycle/batch.h"
 
 #include <gtest/gtest.h>
 
@@ -19,7 +19,7 @@ constexpr const char* kKey2 = "tpm2:path=/var/lib/acme-agent/keys/api.tss";
 
 // The error text a user sees for `text`, or "ok".
 std::string error_of(const std::string& text) {
-    auto r = cli::parse_batch(text, "orders.txt");
+    auto r = lifecycle::parse_batch(text, "orders.txt");
     return r ? "ok" : r.error().describe();
 }
 
@@ -28,7 +28,7 @@ TEST(Batch, ParsesOrdersWithCommentsBlankLinesAndTabs) {
                              " www.example.com example.com  # the main site\n" + "   \t\n" + kKey2 +
                              "\tapi.example.com\t192.0.2.7\r\n" +
                              "file:/keys/mail.pem mail.example.com";  // no final newline
-    auto r = cli::parse_batch(text, "orders.txt");
+    auto r = lifecycle::parse_batch(text, "orders.txt");
     ASSERT_TRUE(r) << r.error().describe();
     ASSERT_EQ(r->size(), 3u);
     EXPECT_EQ((*r)[0].line, 3u);
@@ -65,7 +65,7 @@ TEST(Batch, ErrorsNameTheFileAndLine) {
         {"# only comments\n\n   \n", "orders.txt: no orders"},
     };
     for (const Case& c : cases) {
-        auto r = cli::parse_batch(c.text, "orders.txt");
+        auto r = lifecycle::parse_batch(c.text, "orders.txt");
         ASSERT_FALSE(r) << c.text;
         EXPECT_EQ(r.error().code, Errc::usage) << c.text;
         EXPECT_TRUE(r.error().describe().starts_with(c.message))
@@ -78,7 +78,7 @@ TEST(Batch, TheSameKeyMayServeTwoCertificates) {
 }
 
 TEST(Batch, AnUnreadableFileIsNotFound) {
-    auto r = cli::read_batch("/nonexistent/orders.txt");
+    auto r = lifecycle::read_batch("/nonexistent/orders.txt");
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, Errc::not_found);
     EXPECT_NE(r.error().describe().find("--batch /nonexistent/orders.txt"), std::string::npos)
@@ -87,10 +87,11 @@ TEST(Batch, AnUnreadableFileIsNotFound) {
 
 // Stored key URIs must work from any cwd (issue #14 #11); no PIN in a batch file (#2).
 TEST(Batch, KeyPathsAreRelativeToTheFileAndPinValueIsRefused) {
-    auto r = cli::parse_batch("file:keys/a.pem a.example\n", "/srv/orders/orders.txt");
+    auto r = lifecycle::parse_batch("file:keys/a.pem a.example\n", "/srv/orders/orders.txt");
     ASSERT_TRUE(r) << r.error().describe();
     EXPECT_EQ((*r)[0].key.to_string(), "file:/srv/orders/keys/a.pem");
-    auto pin = cli::parse_batch("pkcs11:token=t;object=a?pin-value=1234 a.example\n", "o.txt");
+    auto pin =
+        lifecycle::parse_batch("pkcs11:token=t;object=a?pin-value=1234 a.example\n", "o.txt");
     ASSERT_FALSE(pin);
     EXPECT_EQ(pin.error().where, "o.txt:1");
     EXPECT_NE(pin.error().message.find("pin-source=file:"), std::string::npos);

@@ -1,4 +1,4 @@
-#include "cli/batch.h"
+#include "lifecycle/batch.h"
 
 #include "base/bytes.h"
 #include "base/files.h"
@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <map>
 
-namespace cli {
+namespace lifecycle {
 
 using base::Errc;
 using base::fail;
@@ -104,4 +104,4 @@ Result<std::vector<BatchOrder>> read_batch(const std::string& file) {
     return parse_batch(*text, file);
 }
 
-}  // namespace cli
+}  // namespace lifecycle
