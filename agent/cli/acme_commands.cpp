@@ -215,6 +215,30 @@ void summarize(Output& out, const std::string& line, std::size_t total, const Fa
     out.failure = failures.summary(total);
 }
 
+// issue --batch: one order's outcome.
+struct BatchItem {
+    std::string name, where, key_uri;
+    std::size_t line;
+    const Result<IssueResult>& result;
+};
+json json_of(const BatchItem& b) {
+    json entry;
+    if (b.result) {
+        entry = lifecycle::describe(*b.result, b.key_uri);
+        entry["name"] = b.name;
+        entry["ok"] = true;
+    } else {
+        entry = failure_entry(b.name, b.result.error());
+        entry["key"] = b.key_uri;
+    }
+    entry["line"] = b.line;
+    return entry;
+}
+std::string text_of(const BatchItem& b) {
+    if (b.result) return lifecycle::describe_text(*b.result, b.key_uri) + "\n";
+    return b.name + " (" + b.where + "): error: " + b.result.error().describe() + "\n\n";
+}
+
 // issue --batch FILE: every line checked and every key opened before any order starts,
 // then the orders run --jobs at a time on one client, one account and shared responders.
 Result<Output> issue_batch(const Global& g, const CertArgs& a, keystore::Registry& reg) {
@@ -278,23 +302,11 @@ Result<Output> issue_batch(const Global& g, const CertArgs& a, keystore::Registr
     Failures failures;
     for (std::size_t i = 0; i < n; ++i) {
         const BatchOrder& b = (*orders)[i];
-        const std::string& name = b.names.front();
-        const std::string key_uri = keys[i]->uri().to_string();
-        json entry;
-        if (results[i]) {
-            entry = lifecycle::describe(*results[i], key_uri);
-            entry["name"] = name;
-            entry["ok"] = true;
-            out.text += lifecycle::describe_text(*results[i], key_uri) + "\n";
-        } else {
-            entry = failure_entry(name, results[i].error());
-            entry["key"] = key_uri;
-            out.text +=
-                name + " (" + where(b) + "): error: " + results[i].error().describe() + "\n\n";
-            failures.add(results[i].error(), where(b) + " " + name);
-        }
-        entry["line"] = b.line;
-        out.data.push_back(std::move(entry));
+        const BatchItem item{b.names.front(), where(b), keys[i]->uri().to_string(), b.line,
+                             results[i]};
+        out.data.push_back(json_of(item));
+        out.text += text_of(item);
+        if (!results[i]) failures.add(results[i].error(), item.where + " " + item.name);
     }
     const std::size_t failed = failures.count;
     summarize(out,
@@ -463,6 +475,26 @@ Result<Output> enroll(const Global& g, const CertArgs& a, keystore::Registry& re
                            Enrolled::NewKeys{made_account, made_device}});
 }
 
+namespace {
+// renew: one certificate's renewal (renew --name prints one, --all one per certificate).
+json json_of(const Renewal& r) {
+    if (!r.issued) return {{"name", r.name}, {"renewed", false}, {"due_at", iso_time(r.due_at)}};
+    json j = lifecycle::describe(*r.issued, r.key_uri);
+    j["name"] = r.name;
+    j["renewed"] = true;
+    if (!r.old_key.empty()) j["old_key"] = r.old_key;
+    return j;
+}
+std::string text_of(const Renewal& r) {
+    if (!r.issued) return r.name + ": not due until " + iso_time(r.due_at) + "\n";
+    std::string text = lifecycle::describe_text(*r.issued, r.key_uri);
+    if (!r.old_key.empty())
+        text += "the old key is no longer used; delete it with: acme-agent key delete --key '" +
+                r.old_key + "'\n";
+    return text;
+}
+}  // namespace
+
 Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg) {
     if (a.name.empty() == !a.all)
         return fail(Errc::usage, "renew", "give either --name NAME or --all");
@@ -488,8 +520,8 @@ Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg
     if (!a.all) {
         auto r = lifecycle::renew_one(settings(g, a), reg, *state, **client, *account, a.name);
         if (!r) return std::unexpected(r.error());
-        out.data.push_back(r->entry);
-        out.text += r->text;
+        out.data.push_back(json_of(*r));
+        out.text += text_of(*r);
         return out;
     }
     // --all: every certificate, --jobs at a time; one that fails does not stop the others.
@@ -508,10 +540,11 @@ Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg
     Failures failures;
     for (std::size_t i = 0; i < names.size(); ++i) {
         if (results[i]) {
-            if (acme::json_bool(results[i]->entry, "renewed")) ++renewed;
-            results[i]->entry["ok"] = true;
-            out.data.push_back(results[i]->entry);
-            out.text += results[i]->text;
+            if (results[i]->issued) ++renewed;
+            json entry = json_of(*results[i]);
+            entry["ok"] = true;
+            out.data.push_back(std::move(entry));
+            out.text += text_of(*results[i]);
             continue;
         }
         out.data.push_back(failure_entry(names[i], results[i].error()));

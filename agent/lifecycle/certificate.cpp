@@ -240,8 +240,7 @@ Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Sta
     if (!s.force && !due->due) {
         base::log::info("renew: " + name + " not due until " + iso_time(due->at) + " (" + due->why +
                         ")");
-        return Renewal{{{"name", name}, {"renewed", false}, {"due_at", iso_time(due->at)}},
-                       name + ": not due until " + iso_time(due->at) + "\n"};
+        return Renewal{name, std::nullopt, due->at, "", ""};
     }
     // Due: what this machine needs for the order is checked before newOrder. A shared
     // responder (renew --all) may be listening for another order: SharedSolvers::get
@@ -259,16 +258,8 @@ Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Sta
     if (!key) return std::unexpected(key.error());
     auto r = obtain(rs, state, client, account, *key, domains, replaces_id(client, *leaf), shared);
     if (!r) return std::unexpected(r.error());
-    json entry = describe(*r, (*key)->uri().to_string());
-    entry["name"] = name;
-    entry["renewed"] = true;
-    std::string text = describe_text(*r, (*key)->uri().to_string());
-    if (s.new_key) {
-        entry["old_key"] = old_uri->to_string();
-        text += "the old key is no longer used; delete it with: acme-agent key delete --key '" +
-                old_uri->to_string() + "'\n";
-    }
-    return Renewal{std::move(entry), std::move(text)};
+    return Renewal{
+        name, std::move(*r), {}, (*key)->uri().to_string(), s.new_key ? old_uri->to_string() : ""};
 }
 
 }  // namespace lifecycle

@@ -10,6 +10,8 @@
 #include "store/state.h"
 #include "x509/cert.h"
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,9 +39,13 @@ json stored_record(const store::Certificate& c);
 // lists, else the leaf's names.
 std::vector<std::string> stored_domains(const json& record, const x509::CertInfo& leaf);
 
+// What renew_one did: renewed (`issued`) or not due yet (until `due_at`).
 struct Renewal {
-    json entry;        // {"name", "renewed", ...} as `renew --json` prints it
-    std::string text;  // the lines `renew` prints
+    std::string name;
+    std::optional<IssueResult> issued;
+    std::chrono::system_clock::time_point due_at;  // when not renewed
+    std::string key_uri;                           // the new certificate's key
+    std::string old_key;  // with Settings::new_key: the key it no longer uses
 };
 // Renews the stored certificate `name` when it is due (or s.force), with the settings it was
 // issued with unless `s` gives others (differs from the defaults); s.new_key puts the new

@@ -57,7 +57,7 @@ TEST(Backoff, NeverBeforeTheCasRetryAfter) {
 }
 
 TEST(NextWait, UntilTheNextDueAtLeastASecondAtMostSixHoursPlusJitter) {
-    std::mt19937 rng(7);
+    std::mt19937 rng{std::random_device{}()};
     const auto now = Clock::now();
     for (int i = 0; i < 200; ++i) {
         const auto soon = lifecycle::next_wait(now + seconds(100), now, rng);
