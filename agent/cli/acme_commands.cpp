@@ -3,9 +3,12 @@
 #include "acme/account.h"
 #include "base/files.h"
 #include "base/log.h"
-#include "cli/batch.h"
-#include "cli/certs.h"
 #include "cli/exit_codes.h"
+#include "lifecycle/batch.h"
+#include "lifecycle/certificate.h"
+#include "lifecycle/due.h"
+#include "lifecycle/parallel.h"
+#include "lifecycle/solvers.h"
 #include "store/failpoint.h"
 #include "x509/cert.h"
 
@@ -16,119 +19,169 @@
 
 namespace cli {
 
-Result<Output> account_register(const Options& o, keystore::Registry& reg) {
-    auto uri = parse_uri(o.key, "--key");
+using lifecycle::BatchOrder;
+using lifecycle::IssueResult;
+using lifecycle::kMaxJobs;
+using lifecycle::kMinJobs;
+using lifecycle::read_batch;
+using lifecycle::Renewal;
+using lifecycle::SharedSolvers;
+
+namespace {
+
+// account register
+struct Registered {
+    std::string account, server, key;
+};
+json json_of(const Registered& r) {
+    return {{"account", r.account}, {"server", r.server}, {"key", r.key}};
+}
+std::string text_of(const Registered& r) {
+    return "account: " + r.account + "\n";
+}
+
+// account show
+struct Shown {
+    std::string account, server, key;
+    acme::AccountInfo info;
+};
+json json_of(const Shown& r) {
+    json j{{"account", r.account},
+           {"server", r.server},
+           {"key", r.key},
+           {"status", r.info.status},
+           {"contact", r.info.contacts}};
+    if (!r.info.orders.empty()) j["orders"] = r.info.orders;
+    if (r.info.contacts_dropped) j["contact_dropped"] = r.info.contacts_dropped;
+    return j;
+}
+std::string text_of(const Shown& r) {
+    std::string text =
+        "account: " + r.account + "\nstatus:  " + r.info.status + "\nkey:     " + r.key + "\n";
+    for (const auto& c : r.info.contacts) text += "contact: " + c + "\n";
+    if (r.info.contacts_dropped)
+        text += "contact: (" + std::to_string(r.info.contacts_dropped) +
+                " more not shown: not strings, over " +
+                std::to_string(acme::AccountInfo::kMaxContactLength) + " bytes or past " +
+                std::to_string(acme::AccountInfo::kMaxContacts) + ")\n";
+    return text;
+}
+
+// account update
+struct Updated {
+    std::string account;
+    std::vector<std::string> contact;
+};
+json json_of(const Updated& r) {
+    return {{"account", r.account}, {"contact", r.contact}};
+}
+std::string text_of(const Updated& r) {
+    return "account: " + r.account + " updated\n";
+}
+
+// account deactivate
+struct Deactivated {
+    std::string account;
+};
+json json_of(const Deactivated& r) {
+    return {{"account", r.account}, {"status", "deactivated"}};
+}
+std::string text_of(const Deactivated& r) {
+    return "account: " + r.account + " deactivated; the CA will refuse it from now on\n";
+}
+
+// account rollover
+struct RolledOver {
+    std::string account, key, old_key;
+};
+json json_of(const RolledOver& r) {
+    return {{"account", r.account}, {"key", r.key}, {"old_key", r.old_key}};
+}
+std::string text_of(const RolledOver& r) {
+    return "account: " + r.account + " now uses " + r.key + "\n";
+}
+
+}  // namespace
+
+Result<Output> account_register(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
+    auto uri = parse_uri(a.key, "--key");
     if (!uri) return std::unexpected(uri.error());
-    auto state = store::StateDir::open(o.state_dir);
+    auto state = store::StateDir::open(g.state_dir);
     if (!state) return std::unexpected(state.error());
-    auto key = open_signing_key(o, reg, *uri);
+    auto key = open_signing_key(g, reg, *uri);
     if (!key) return std::unexpected(key.error());
-    auto client = connect(o);
+    auto client = connect(g);
     if (!client) return std::unexpected(client.error());
-    auto eab = eab_from(o, reg);
+    auto eab = eab_from(a, reg);
     if (!eab) return std::unexpected(eab.error());
-    auto url = acme::register_account(**client, **key, {o.emails, o.agree_tos, std::move(*eab)});
+    auto url = acme::register_account(**client, **key, {a.emails, a.agree_tos, std::move(*eab)});
     if (!url) return std::unexpected(url.error());
-    if (auto r = state->save_account({o.server, *url, (*key)->uri().to_string()}); !r)
+    if (auto r = state->save_account({g.server, *url, (*key)->uri().to_string()}); !r)
         return std::unexpected(r.error());
-    Output out;
-    out.data = {{"account", *url}, {"server", o.server}, {"key", (*key)->uri().to_string()}};
-    out.text = "account: " + *url + "\n";
-    return out;
+    return render(Registered{*url, g.server, (*key)->uri().to_string()});
 }
 
-Result<Output> account_show(const Options& o, keystore::Registry& reg) {
-    auto session = open_session(o, reg, false);
+Result<Output> account_show(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
+    auto session = open_session(g, a, reg, false);
     if (!session) return std::unexpected(session.error());
-    auto* client = &session->client;
-    const AccountCtx* ctx = &session->account;
-    auto acct = acme::fetch_account(**client, *ctx->key, ctx->url);
+    const AccountCtx& ctx = session->account;
+    auto acct = acme::fetch_account(*session->client, *ctx.key, ctx.url);
     if (!acct) return std::unexpected(acct.error());
-    Output out;
-    out.data = {{"account", ctx->url},
-                {"server", o.server},
-                {"key", ctx->key->uri().to_string()},
-                {"status", acct->status},
-                {"contact", acct->contacts}};
-    if (!acct->orders.empty()) out.data["orders"] = acct->orders;
-    if (acct->contacts_dropped) out.data["contact_dropped"] = acct->contacts_dropped;
-    out.text = "account: " + ctx->url + "\nstatus:  " + acct->status +
-               "\nkey:     " + ctx->key->uri().to_string() + "\n";
-    for (const auto& c : acct->contacts) out.text += "contact: " + c + "\n";
-    if (acct->contacts_dropped)
-        out.text += "contact: (" + std::to_string(acct->contacts_dropped) +
-                    " more not shown: not strings, over " +
-                    std::to_string(acme::AccountInfo::kMaxContactLength) + " bytes or past " +
-                    std::to_string(acme::AccountInfo::kMaxContacts) + ")\n";
-    return out;
+    return render(Shown{ctx.url, g.server, ctx.key->uri().to_string(), std::move(*acct)});
 }
 
-Result<Output> account_update(const Options& o, keystore::Registry& reg) {
-    if (o.emails.empty())
+Result<Output> account_update(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
+    if (a.emails.empty())
         return fail(Errc::usage, "--email", "give the new contact addresses with --email");
-    auto session = open_session(o, reg, false);
+    auto session = open_session(g, a, reg, false);
     if (!session) return std::unexpected(session.error());
-    auto* client = &session->client;
-    const AccountCtx* ctx = &session->account;
-    auto acct = acme::update_account(**client, *ctx->key, ctx->url, o.emails);
-    if (!acct) return std::unexpected(acct.error());
-    Output out;
-    out.data = {{"account", ctx->url}, {"contact", o.emails}};
-    out.text = "account: " + ctx->url + " updated\n";
-    return out;
+    const AccountCtx& ctx = session->account;
+    if (auto r = acme::update_account(*session->client, *ctx.key, ctx.url, a.emails); !r)
+        return std::unexpected(r.error());
+    return render(Updated{ctx.url, a.emails});
 }
 
-Result<Output> account_deactivate(const Options& o, keystore::Registry& reg) {
-    auto session = open_session(o, reg, false);
+Result<Output> account_deactivate(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
+    auto session = open_session(g, a, reg, false);
     if (!session) return std::unexpected(session.error());
-    auto* client = &session->client;
-    const AccountCtx* ctx = &session->account;
+    const AccountCtx& ctx = session->account;
     if (auto r =
-            confirm(o, "account deactivate",
-                    "Deactivate the account " + ctx->url +
+            confirm(a.yes, "account deactivate",
+                    "Deactivate the account " + ctx.url +
                         " at the CA? It cannot be undone: the CA will refuse it from then on.");
         !r)
         return std::unexpected(r.error());
-    if (auto r = acme::deactivate_account(**client, *ctx->key, ctx->url); !r)
+    if (auto r = acme::deactivate_account(*session->client, *ctx.key, ctx.url); !r)
         return std::unexpected(r.error());
-    Output out;
-    out.data = {{"account", ctx->url}, {"status", "deactivated"}};
-    out.text = "account: " + ctx->url + " deactivated; the CA will refuse it from now on\n";
-    return out;
+    return render(Deactivated{ctx.url});
 }
 
-Result<Output> account_rollover(const Options& o, keystore::Registry& reg) {
-    auto new_uri = parse_uri(o.new_key, "--new-key");
+Result<Output> account_rollover(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
+    auto new_uri = parse_uri(a.new_key, "--new-key");
     if (!new_uri) return std::unexpected(new_uri.error());
-    auto new_key = open_signing_key(o, reg, *new_uri);
+    auto new_key = open_signing_key(g, reg, *new_uri);
     if (!new_key) return std::unexpected(new_key.error());
-    auto session = open_session(o, reg, false);
+    auto session = open_session(g, a, reg, false);
     if (!session) return std::unexpected(session.error());
-    auto* client = &session->client;
-    auto* state = &session->state;
-    const AccountCtx* ctx = &session->account;
-    if ((*new_key)->public_key_der() == ctx->key->public_key_der())
+    const AccountCtx& ctx = session->account;
+    if ((*new_key)->public_key_der() == ctx.key->public_key_der())
         return fail(Errc::usage, "--new-key", "that is the account's current key");
-    if (auto r = acme::rollover(**client, *ctx->key, ctx->url, **new_key); !r)
+    if (auto r = acme::rollover(*session->client, *ctx.key, ctx.url, **new_key); !r)
         return std::unexpected(r.error());
     // Only now that the CA has confirmed: record the new key.
-    if (auto r = state->save_account({o.server, ctx->url, (*new_key)->uri().to_string()}); !r)
+    if (auto r = session->state.save_account({g.server, ctx.url, (*new_key)->uri().to_string()});
+        !r)
         return std::unexpected(r.error());
-    Output out;
-    out.data = {{"account", ctx->url},
-                {"key", (*new_key)->uri().to_string()},
-                {"old_key", ctx->key->uri().to_string()}};
-    out.text = "account: " + ctx->url + " now uses " + (*new_key)->uri().to_string() + "\n";
-    return out;
+    return render(RolledOver{ctx.url, (*new_key)->uri().to_string(), ctx.key->uri().to_string()});
 }
 
 namespace {
 
 // issue must not silently replace live/NAME when it holds a certificate on another key
 // (the old key may be the one a web server is configured with).
-Result<void> check_replacement(const Options& o, const store::StateDir& state,
+Result<void> check_replacement(const CertArgs& a, const store::StateDir& state,
                                const std::string& name, const keystore::Key& key) {
-    if (o.force) return {};
+    if (a.force) return {};
     auto stored = state.certificate(name);
     if (!stored) return std::unexpected(stored.error());
     if (!*stored) return {};
@@ -142,8 +195,8 @@ Result<void> check_replacement(const Options& o, const store::StateDir& state,
 }
 
 // --jobs N: 1..64.
-Result<void> check_jobs(const Options& o) {
-    if (o.jobs < kMinJobs || o.jobs > kMaxJobs)
+Result<void> check_jobs(const CertArgs& a) {
+    if (a.jobs < kMinJobs || a.jobs > kMaxJobs)
         return fail(Errc::usage, "--jobs",
                     "give between " + std::to_string(kMinJobs) + " and " +
                         std::to_string(kMaxJobs) + " concurrent orders");
@@ -162,33 +215,57 @@ void summarize(Output& out, const std::string& line, std::size_t total, const Fa
     out.failure = failures.summary(total);
 }
 
+// issue --batch: one order's outcome.
+struct BatchItem {
+    std::string name, where, key_uri;
+    std::size_t line;
+    const Result<IssueResult>& result;
+};
+json json_of(const BatchItem& b) {
+    json entry;
+    if (b.result) {
+        entry = lifecycle::describe(*b.result, b.key_uri);
+        entry["name"] = b.name;
+        entry["ok"] = true;
+    } else {
+        entry = failure_entry(b.name, b.result.error());
+        entry["key"] = b.key_uri;
+    }
+    entry["line"] = b.line;
+    return entry;
+}
+std::string text_of(const BatchItem& b) {
+    if (b.result) return lifecycle::describe_text(*b.result, b.key_uri) + "\n";
+    return b.name + " (" + b.where + "): error: " + b.result.error().describe() + "\n\n";
+}
+
 // issue --batch FILE: every line checked and every key opened before any order starts,
 // then the orders run --jobs at a time on one client, one account and shared responders.
-Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
-    if (!o.key.empty() || !o.domains.empty())
+Result<Output> issue_batch(const Global& g, const CertArgs& a, keystore::Registry& reg) {
+    if (!a.key.empty() || !a.domains.empty())
         return fail(Errc::usage, "--batch",
                     "the batch file gives each order's key and names; drop --key and -d");
-    if (!o.out.empty())
+    if (!a.out.empty())
         return fail(Errc::usage, "--out",
                     "--out holds one certificate; with --batch they go to the state dir");
-    if (auto r = check_jobs(o); !r) return std::unexpected(r.error());
-    auto orders = read_batch(o.batch);
+    if (auto r = check_jobs(a); !r) return std::unexpected(r.error());
+    auto orders = read_batch(a.batch);
     if (!orders) return std::unexpected(orders.error());
-    auto where = [&](const BatchOrder& b) { return o.batch + ":" + std::to_string(b.line); };
+    auto where = [&](const BatchOrder& b) { return a.batch + ":" + std::to_string(b.line); };
     for (auto& b : *orders)
         for (auto& d : b.names)
-            if (d.starts_with("*.") && o.challenge != "dns-01")
+            if (d.starts_with("*.") && a.challenge != "dns-01")
                 return fail(Errc::usage, where(b),
                             "the wildcard " + d + " needs --challenge dns-01");
-    if (auto solver = make_solver(o); !solver) return std::unexpected(solver.error());
-    if (auto r = check_local(o); !r) return std::unexpected(r.error());
-    auto state = store::StateDir::open(o.state_dir);
+    if (auto solver = lifecycle::make_solver(a); !solver) return std::unexpected(solver.error());
+    if (auto r = lifecycle::check_local(settings(g, a)); !r) return std::unexpected(r.error());
+    auto state = store::StateDir::open(g.state_dir);
     if (!state) return std::unexpected(state.error());
     std::vector<keystore::KeyPtr> keys;
     for (auto& b : *orders) {
-        auto key = open_signing_key(o, reg, b.key);
+        auto key = open_signing_key(g, reg, b.key);
         if (key)
-            if (auto r = check_replacement(o, *state, b.names.front(), **key); !r)
+            if (auto r = check_replacement(a, *state, b.names.front(), **key); !r)
                 key = std::unexpected(r.error());
         if (!key) {
             Error e = key.error();
@@ -197,10 +274,10 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
         }
         keys.push_back(std::move(*key));
     }
-    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
-    auto client = connect(o);
+    if (auto r = have_account(g, a, *state); !r) return std::unexpected(r.error());
+    auto client = connect(g);
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(o, reg, *state, **client, true);
+    auto account = account_for(g, a, reg, *state, **client, true);
     if (!account) return std::unexpected(account.error());
     for (std::size_t i = 0; i < keys.size(); ++i)
         if (keys[i]->public_key_der() == account->key->public_key_der())
@@ -210,11 +287,11 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
     const std::size_t n = orders->size();
     std::vector<Result<IssueResult>> results(n, std::unexpected(Error{}));
     SharedSolvers shared;
-    run_parallel(
-        n, o.jobs,
+    lifecycle::run_parallel(
+        n, a.jobs,
         [&](std::size_t i) {
-            results[i] =
-                obtain(o, *state, **client, *account, keys[i], (*orders)[i].names, "", &shared);
+            results[i] = lifecycle::obtain(settings(g, a), *state, **client, *account, keys[i],
+                                           (*orders)[i].names, "", &shared);
         },
         [&](std::size_t i, const char* what) {
             results[i] = fail(Errc::internal, "issue", std::string("internal error: ") + what);
@@ -225,23 +302,11 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
     Failures failures;
     for (std::size_t i = 0; i < n; ++i) {
         const BatchOrder& b = (*orders)[i];
-        const std::string& name = b.names.front();
-        const std::string key_uri = keys[i]->uri().to_string();
-        json entry;
-        if (results[i]) {
-            entry = describe(*results[i], key_uri);
-            entry["name"] = name;
-            entry["ok"] = true;
-            out.text += describe_text(*results[i], key_uri) + "\n";
-        } else {
-            entry = failure_entry(name, results[i].error());
-            entry["key"] = key_uri;
-            out.text +=
-                name + " (" + where(b) + "): error: " + results[i].error().describe() + "\n\n";
-            failures.add(results[i].error(), where(b) + " " + name);
-        }
-        entry["line"] = b.line;
-        out.data.push_back(std::move(entry));
+        const BatchItem item{b.names.front(), where(b), keys[i]->uri().to_string(), b.line,
+                             results[i]};
+        out.data.push_back(json_of(item));
+        out.text += text_of(item);
+        if (!results[i]) failures.add(results[i].error(), item.where + " " + item.name);
     }
     const std::size_t failed = failures.count;
     summarize(out,
@@ -255,159 +320,218 @@ Result<Output> issue_batch(const Options& o, keystore::Registry& reg) {
 
 }  // namespace
 
-Result<Output> issue(const Options& o, keystore::Registry& reg) {
-    if (!o.batch.empty()) return issue_batch(o, reg);
-    if (o.jobs != 1)
+namespace {
+// issue: the certificate, and what it took
+struct Issued {
+    IssueResult r;
+    std::string key_uri, name, account;
+    unsigned long requests;
+    long connections;
+};
+json json_of(const Issued& i) {
+    json j = lifecycle::describe(i.r, i.key_uri);
+    j["name"] = i.name;
+    j["account"] = i.account;
+    j["requests"] = i.requests;
+    j["connections"] = i.connections;
+    return j;
+}
+std::string text_of(const Issued& i) {
+    return lifecycle::describe_text(i.r, i.key_uri);
+}
+}  // namespace
+
+Result<Output> issue(const Global& g, const CertArgs& a, keystore::Registry& reg) {
+    if (!a.batch.empty()) return issue_batch(g, a, reg);
+    if (a.jobs != 1)
         return fail(Errc::usage, "--jobs", "--jobs runs the orders of --batch FILE side by side");
-    if (o.domains.empty()) return fail(Errc::usage, "-d", "name at least one domain with -d");
-    auto uri = parse_uri(o.key, "--key");
+    if (a.domains.empty()) return fail(Errc::usage, "-d", "name at least one domain with -d");
+    auto uri = parse_uri(a.key, "--key");
     if (!uri) return std::unexpected(uri.error());
-    if (auto solver = make_solver(o); !solver) return std::unexpected(solver.error());
-    if (auto r = check_local(o); !r) return std::unexpected(r.error());
-    auto state = store::StateDir::open(o.state_dir);
+    if (auto solver = lifecycle::make_solver(a); !solver) return std::unexpected(solver.error());
+    if (auto r = lifecycle::check_local(settings(g, a)); !r) return std::unexpected(r.error());
+    auto state = store::StateDir::open(g.state_dir);
     if (!state) return std::unexpected(state.error());
     // The CA's TLS handshake and directory on another thread while the token loads and
     // logs in (several ms each with SoftHSM): the cold start is the longer of the two, not
     // the sum. Local errors still come first, the key's, then a missing account; returning
     // one waits for connect() to end (its timeouts bound that).
-    auto connecting = std::async(std::launch::async, [&o] { return connect(o); });
-    auto cert_key = open_signing_key(o, reg, *uri);
+    auto connecting = std::async(std::launch::async, [&g] { return connect(g); });
+    auto cert_key = open_signing_key(g, reg, *uri);
     if (!cert_key) return std::unexpected(cert_key.error());
-    if (auto r = check_replacement(o, *state, o.domains.front(), **cert_key); !r)
+    if (auto r = check_replacement(a, *state, a.domains.front(), **cert_key); !r)
         return std::unexpected(r.error());
-    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
+    if (auto r = have_account(g, a, *state); !r) return std::unexpected(r.error());
     auto client = connecting.get();
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(o, reg, *state, **client, true);
+    auto account = account_for(g, a, reg, *state, **client, true);
     if (!account) return std::unexpected(account.error());
-    auto r = obtain(o, *state, **client, *account, *cert_key, o.domains, "");
+    auto r =
+        lifecycle::obtain(settings(g, a), *state, **client, *account, *cert_key, a.domains, "");
     if (!r) return std::unexpected(r.error());
-    Output out;
-    out.data = describe(*r, (*cert_key)->uri().to_string());
-    out.data["name"] = o.domains.front();
-    out.data["account"] = account->url;
-    out.data["requests"] = (*client)->requests();
-    out.data["connections"] = (*client)->connections();
-    out.text = describe_text(*r, (*cert_key)->uri().to_string());
-    return out;
+    return render(Issued{std::move(*r), (*cert_key)->uri().to_string(), a.domains.front(),
+                         account->url, (*client)->requests(), (*client)->connections()});
 }
 
 namespace {
 // The key at `uri`, generated there (ec-p256) on the first run only.
-Result<keystore::KeyPtr> open_or_generate(const Options& o, keystore::Registry& reg,
+Result<keystore::KeyPtr> open_or_generate(const Global& g, keystore::Registry& reg,
                                           const keystore::KeyUri& uri, bool& made) {
-    auto key = open_signing_key(o, reg, uri);
+    auto key = open_signing_key(g, reg, uri);
     if (key || key.error().code != Errc::not_found) return key;
     made = true;
     return reg.generate(uri, keystore::KeyAlgorithm::ec_p256);
 }
 }  // namespace
 
-Result<Output> enroll(const Options& o, keystore::Registry& reg) {
-    if (o.domains.empty()) return fail(Errc::usage, "-d", "name the device with -d");
-    auto state = store::StateDir::open(o.state_dir);
+namespace {
+// enroll: the certificate just issued, or (issued empty) the valid one already there.
+struct Enrolled {
+    std::string name, key_uri, account;
+    std::chrono::system_clock::time_point not_after;  // without `issued`
+    std::optional<IssueResult> issued;
+    struct NewKeys {
+        bool account, device;
+    } new_keys;
+};
+json json_of(const Enrolled& e) {
+    if (!e.issued)
+        return {{"name", e.name},
+                {"enrolled", true},
+                {"issued", false},
+                {"not_after", iso_time(e.not_after)},
+                {"key", e.key_uri}};
+    json j = lifecycle::describe(*e.issued, e.key_uri);
+    j["name"] = e.name;
+    j["enrolled"] = true;
+    j["issued"] = true;
+    j["account"] = e.account;
+    j["new_keys"] = json{{"account", e.new_keys.account}, {"device", e.new_keys.device}};
+    return j;
+}
+std::string text_of(const Enrolled& e) {
+    if (!e.issued)
+        return e.name + ": enrolled; certificate valid until " + iso_time(e.not_after) +
+               ", nothing to do\n";
+    return lifecycle::describe_text(*e.issued, e.key_uri);
+}
+}  // namespace
+
+Result<Output> enroll(const Global& g, const CertArgs& a, keystore::Registry& reg) {
+    if (a.domains.empty()) return fail(Errc::usage, "-d", "name the device with -d");
+    auto state = store::StateDir::open(g.state_dir);
     if (!state) return std::unexpected(state.error());
-    const std::string name = o.domains.front();
+    const std::string name = a.domains.front();
     auto key_dir = state->key_dir();
     if (!key_dir) return std::unexpected(key_dir.error());
     const std::string& keys = *key_dir;
     auto account_uri =
-        parse_uri(o.account_key.empty() ? "tpm2:path=" + keys + "/account.tss" : o.account_key,
+        parse_uri(a.account_key.empty() ? "tpm2:path=" + keys + "/account.tss" : a.account_key,
                   "--account-key");
     if (!account_uri) return std::unexpected(account_uri.error());
     auto device_uri = parse_uri(
-        o.key.empty() ? "tpm2:path=" + keys + "/" + store::safe_name(name) + ".tss" : o.key,
+        a.key.empty() ? "tpm2:path=" + keys + "/" + store::safe_name(name) + ".tss" : a.key,
         "--key");
     if (!device_uri) return std::unexpected(device_uri.error());
 
     // Later boots: nothing to do while the certificate is there and not due.
     if (auto stored = state->certificate(name); stored && *stored) {
         if (auto leaf = x509::inspect((**stored).cert_pem)) {
-            const auto now = std::chrono::system_clock::now();
-            const auto due = leaf->not_before + (leaf->not_after - leaf->not_before) * 2 / 3;
-            if (now < due && !o.force) {
-                Output out;
-                out.data = {{"name", name},
-                            {"enrolled", true},
-                            {"issued", false},
-                            {"not_after", iso_time(leaf->not_after)},
-                            {"key", (**stored).key_uri}};
-                out.text = name + ": enrolled; certificate valid until " +
-                           iso_time(leaf->not_after) + ", nothing to do\n";
-                return out;
+            // Before any network: the lifetime rule, never the CA's ARI window.
+            if (!lifecycle::due_for_renewal(*leaf, 0, nullptr).due && !a.force) {
+                return render(Enrolled{name, (**stored).key_uri, "", leaf->not_after, {}, {}});
             }
         }
     }
-    if (auto r = check_local(o); !r) return std::unexpected(r.error());
+    if (auto r = lifecycle::check_local(settings(g, a)); !r) return std::unexpected(r.error());
     // An account registered before for this server (account register, an earlier enroll)
     // is the device's account: registering another would replace it in the state dir.
-    auto stored_account = state->account(o.server);
+    auto stored_account = state->account(g.server);
     if (!stored_account) return std::unexpected(stored_account.error());
-    const bool reuse_account = o.account_key.empty() && stored_account->has_value();
+    const bool reuse_account = a.account_key.empty() && stored_account->has_value();
     bool made_account = false, made_device = false;
-    Options ao = o;
+    AccountChoice ao = static_cast<const AccountChoice&>(a);  // only the account part
     if (!reuse_account) {
-        auto account_key = open_or_generate(o, reg, *account_uri, made_account);
+        auto account_key = open_or_generate(g, reg, *account_uri, made_account);
         if (!account_key) return std::unexpected(account_key.error());
         ao.account_key = (*account_key)->uri().to_string();
     } else {
         base::log::info("enroll: using the account registered before, " + (*stored_account)->url);
     }
-    auto device_key = open_or_generate(o, reg, *device_uri, made_device);
+    auto device_key = open_or_generate(g, reg, *device_uri, made_device);
     if (!device_key) return std::unexpected(device_key.error());
-    auto client = connect(o);
+    auto client = connect(g);
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(ao, reg, *state, **client, true);
+    auto account = account_for(g, ao, reg, *state, **client, true);
     if (!account) return std::unexpected(account.error());
-    auto r = obtain(o, *state, **client, *account, *device_key, o.domains, "");
+    auto r =
+        lifecycle::obtain(settings(g, a), *state, **client, *account, *device_key, a.domains, "");
     if (!r) return std::unexpected(r.error());
-    Output out;
-    out.data = describe(*r, (*device_key)->uri().to_string());
-    out.data["name"] = name;
-    out.data["enrolled"] = true;
-    out.data["issued"] = true;
-    out.data["account"] = account->url;
-    out.data["new_keys"] = json{{"account", made_account}, {"device", made_device}};
-    out.text = describe_text(*r, (*device_key)->uri().to_string());
-    return out;
+    return render(Enrolled{name,
+                           (*device_key)->uri().to_string(),
+                           account->url,
+                           {},
+                           std::move(*r),
+                           Enrolled::NewKeys{made_account, made_device}});
 }
 
-Result<Output> renew(const Options& o, keystore::Registry& reg) {
-    if (o.name.empty() == !o.all)
+namespace {
+// renew: one certificate's renewal (renew --name prints one, --all one per certificate).
+json json_of(const Renewal& r) {
+    if (!r.issued) return {{"name", r.name}, {"renewed", false}, {"due_at", iso_time(r.due_at)}};
+    json j = lifecycle::describe(*r.issued, r.key_uri);
+    j["name"] = r.name;
+    j["renewed"] = true;
+    if (!r.old_key.empty()) j["old_key"] = r.old_key;
+    return j;
+}
+std::string text_of(const Renewal& r) {
+    if (!r.issued) return r.name + ": not due until " + iso_time(r.due_at) + "\n";
+    std::string text = lifecycle::describe_text(*r.issued, r.key_uri);
+    if (!r.old_key.empty())
+        text += "the old key is no longer used; delete it with: acme-agent key delete --key '" +
+                r.old_key + "'\n";
+    return text;
+}
+}  // namespace
+
+Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg) {
+    if (a.name.empty() == !a.all)
         return fail(Errc::usage, "renew", "give either --name NAME or --all");
-    if (auto r = check_jobs(o); !r) return std::unexpected(r.error());
-    if (o.jobs > 1 && !o.all)
+    if (auto r = check_jobs(a); !r) return std::unexpected(r.error());
+    if (a.jobs > 1 && !a.all)
         return fail(Errc::usage, "--jobs", "--jobs runs the renewals of --all side by side");
-    auto state = store::StateDir::open(o.state_dir);
+    auto state = store::StateDir::open(g.state_dir);
     if (!state) return std::unexpected(state.error());
-    std::vector<std::string> names{o.name};
-    if (o.all) {
+    std::vector<std::string> names{a.name};
+    if (a.all) {
         auto all = state->certificate_names();
         if (!all) return std::unexpected(all.error());
         names = *all;
     }
-    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
-    auto client = connect(o);
+    if (auto r = have_account(g, a, *state); !r) return std::unexpected(r.error());
+    auto client = connect(g);
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(o, reg, *state, **client, false);
+    auto account = account_for(g, a, reg, *state, **client, false);
     if (!account) return std::unexpected(account.error());
 
     Output out;
     out.data = json::array();
-    if (!o.all) {
-        auto r = renew_one(o, reg, *state, **client, *account, o.name);
+    if (!a.all) {
+        auto r = lifecycle::renew_one(settings(g, a), reg, *state, **client, *account, a.name);
         if (!r) return std::unexpected(r.error());
-        out.data.push_back(r->entry);
-        out.text += r->text;
+        out.data.push_back(json_of(*r));
+        out.text += text_of(*r);
         return out;
     }
     // --all: every certificate, --jobs at a time; one that fails does not stop the others.
     std::vector<Result<Renewal>> results(names.size(), std::unexpected(Error{}));
     SharedSolvers shared;
-    run_parallel(
-        names.size(), o.jobs,
+    lifecycle::run_parallel(
+        names.size(), a.jobs,
         [&](std::size_t i) {
-            results[i] = renew_one(o, reg, *state, **client, *account, names[i], &shared);
+            results[i] = lifecycle::renew_one(settings(g, a), reg, *state, **client, *account,
+                                              names[i], &shared);
         },
         [&](std::size_t i, const char* what) {
             results[i] = fail(Errc::internal, "renew", std::string("internal error: ") + what);
@@ -416,10 +540,11 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
     Failures failures;
     for (std::size_t i = 0; i < names.size(); ++i) {
         if (results[i]) {
-            if (acme::json_bool(results[i]->entry, "renewed")) ++renewed;
-            results[i]->entry["ok"] = true;
-            out.data.push_back(results[i]->entry);
-            out.text += results[i]->text;
+            if (results[i]->issued) ++renewed;
+            json entry = json_of(*results[i]);
+            entry["ok"] = true;
+            out.data.push_back(std::move(entry));
+            out.text += text_of(*results[i]);
             continue;
         }
         out.data.push_back(failure_entry(names[i], results[i].error()));
@@ -435,50 +560,61 @@ Result<Output> renew(const Options& o, keystore::Registry& reg) {
     return out;
 }
 
-Result<Output> revoke(const Options& o, keystore::Registry& reg) {
-    auto pem = base::read_file(o.cert_file, 1 << 20);
+namespace {
+struct Revoked {
+    std::string serial, signed_by;
+    std::optional<int> reason;
+};
+json json_of(const Revoked& r) {
+    json j{{"revoked", r.serial}, {"signed_by", r.signed_by}};
+    if (r.reason) j["reason"] = *r.reason;
+    return j;
+}
+std::string text_of(const Revoked& r) {
+    return "revoked: serial " + r.serial + " (signed by " + r.signed_by + ")\n";
+}
+}  // namespace
+
+Result<Output> revoke(const Global& g, const RevokeArgs& a, keystore::Registry& reg) {
+    auto pem = base::read_file(a.cert_file, 1 << 20);
     if (!pem) return std::unexpected(pem.error());
     auto blocks = x509::split_chain(*pem);
-    if (!blocks) return fail(Errc::usage, "--cert", o.cert_file + " holds no PEM certificate");
+    if (!blocks) return fail(Errc::usage, "--cert", a.cert_file + " holds no PEM certificate");
     auto leaf = x509::inspect(blocks->front());
     if (!leaf) return std::unexpected(leaf.error());
     std::optional<int> reason;
-    if (!o.reason.empty()) {
-        reason = acme::parse_reason(o.reason);
+    if (!a.reason.empty()) {
+        reason = acme::parse_reason(a.reason);
         if (!reason)
             return fail(Errc::usage, "--reason",
-                        "unknown reason '" + o.reason +
+                        "unknown reason '" + a.reason +
                             "' (keyCompromise, superseded, cessationOfOperation, "
                             "affiliationChanged, unspecified, or RFC 5280 code)");
     }
-    auto state = store::StateDir::open(o.state_dir);
+    auto state = store::StateDir::open(g.state_dir);
     if (!state) return std::unexpected(state.error());
-    auto client = connect(o);
+    auto client = connect(g);
     if (!client) return std::unexpected(client.error());
     std::string signed_by;
-    if (o.with_cert_key) {
-        auto uri = parse_uri(o.key, "--key");
+    if (a.with_cert_key) {
+        auto uri = parse_uri(a.key, "--key");
         if (!uri) return std::unexpected(uri.error());
         auto key = reg.open(*uri);
         if (!key) return std::unexpected(key.error());
         if ((*key)->public_key_der() != leaf->spki)
             return fail(Errc::usage, "--key",
-                        "that key is not the key of the certificate in " + o.cert_file);
+                        "that key is not the key of the certificate in " + a.cert_file);
         if (auto r = acme::revoke(**client, **key, std::nullopt, leaf->der, reason); !r)
             return std::unexpected(r.error());
         signed_by = (*key)->uri().to_string();
     } else {
-        auto account = account_for(o, reg, *state, **client, false);
+        auto account = account_for(g, a, reg, *state, **client, false);
         if (!account) return std::unexpected(account.error());
         if (auto r = acme::revoke(**client, *account->key, account->url, leaf->der, reason); !r)
             return std::unexpected(r.error());
         signed_by = account->url;
     }
-    Output out;
-    out.data = {{"revoked", leaf->serial_hex}, {"signed_by", signed_by}};
-    if (reason) out.data["reason"] = *reason;
-    out.text = "revoked: serial " + leaf->serial_hex + " (signed by " + signed_by + ")\n";
-    return out;
+    return render(Revoked{leaf->serial_hex, signed_by, reason});
 }
 
 }  // namespace cli

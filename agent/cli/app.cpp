@@ -23,9 +23,9 @@ std::string json_text(const json& j) {
     return j.dump(2, ' ', false, json::error_handler_t::replace);
 }
 
-int report(const Options& o, const Result<Output>& r) {
+int report(const Global& g, const Result<Output>& r) {
     if (r) {
-        if (o.json_out)
+        if (g.json_out)
             std::cout << json_text(r->data) << "\n";
         else
             std::cout << base::printable(r->text);
@@ -36,7 +36,7 @@ int report(const Options& o, const Result<Output>& r) {
     }
     const Error& e = r.error();
     std::fprintf(stderr, "acme-agent: error: %s\n", e.describe().c_str());
-    if (o.json_out) {
+    if (g.json_out) {
         std::cout << json_text(json{{"error", error_json(e)}}) << "\n";
     }
     return exit_code(e.code);
@@ -106,230 +106,229 @@ std::string exit_code_footer() {
     return out;
 }
 
-}  // namespace
+using Action = std::function<Result<Output>(keystore::Registry&)>;
 
-int run(int argc, char** argv) {
-    base::log::trace(base::log::trace_now(), "main");
-    // A peer that goes away (the CA, a TPM simulator socket) is an error to report, not a
-    // signal that kills the process mid-write.
-    (void)std::signal(SIGPIPE, SIG_IGN);  // cannot fail for SIGPIPE
-    Options o;
-    CLI::App app{
-        "acme-agent: an ACME (RFC 8555) client whose private keys never leave hardware.\n"
-        "Keys: pkcs11: (RFC 7512, a PKCS#11 token), tpm2: (a TPM 2.0: a TSS2 key file or a\n"
-        "persistent handle), file: (software PEM keys, NO hardware protection: for machines\n"
-        "without a token, and tests)."};
-    app.set_version_flag("--version", std::string("acme-agent ") + ACME_AGENT_VERSION);
-    app.require_subcommand(1);
-    // Global options may also follow the command (acme-agent account show --json).
-    app.fallthrough();
-    app.add_option("--server", o.server, "ACME directory URL")
-        ->default_str(kDefaultServer)
+// When CLI11 picks `sub`, the command to run is fn with the global options and its group's.
+template <class Group, class Fn>
+void command(CLI::App* sub, Action& action, const Global& g, const Group& group, Fn fn) {
+    sub->callback([&action, &g, &group, fn] {
+        action = [&g, &group, fn](keystore::Registry& reg) { return fn(g, group, reg); };
+    });
+}
+
+const char* const kKeyHelp =
+    "key URI (pkcs11:..., tpm2:path=FILE.tss, tpm2:handle=0x81..., file:PATH)";
+const char* const kAccountKeyHelp = "account key URI (default: the stored account)";
+
+void add_global_options(CLI::App& app, Global& g) {
+    const Global dflt;
+    app.add_option("--server", g.server, "ACME directory URL")
+        ->default_str(dflt.server)
         ->envname("ACME_AGENT_SERVER");
-    app.add_option("--ca-file", o.ca_file,
+    app.add_option("--ca-file", g.ca_file,
                    "extra trusted CA (PEM) for the ACME server, e.g. a test CA")
         ->check(CLI::ExistingFile)
         ->envname("ACME_AGENT_CA_FILE");
-    app.add_option("--order-timeout", o.order_timeout,
+    app.add_option("--order-timeout", g.order_timeout,
                    "seconds to wait for an order the CA is processing (slow CAs take minutes); "
                    "the order is resumed by the next run after that")
-        ->default_str("900")
+        ->default_str(std::to_string(dflt.order_timeout))
         ->check(CLI::Range(1u, 86400u))
         ->envname("ACME_AGENT_ORDER_TIMEOUT");
-    app.add_option("--http-timeout", o.http_timeout,
+    app.add_option("--http-timeout", g.http_timeout,
                    "seconds one request to the CA may take (a stalled request without side "
                    "effects is sent again; newOrder and finalize are never resent blindly)")
-        ->default_str("60")
+        ->default_str(std::to_string(dflt.http_timeout))
         ->check(CLI::Range(1u, 600u))
         ->envname("ACME_AGENT_HTTP_TIMEOUT");
-    app.add_option("--state-dir", o.state_dir, "state directory (accounts, certificates)")
-        ->default_str(o.state_dir)
+    app.add_option("--state-dir", g.state_dir, "state directory (accounts, certificates)")
+        ->default_str(dflt.state_dir)
         ->envname("ACME_AGENT_STATE_DIR");
-    app.add_option("--tcti", o.tcti,
+    app.add_option("--tcti", g.tcti,
                    "TPM for tpm2: keys, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321 "
                    "(default: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)");
-    app.add_flag("--json", o.json_out, "print results as JSON on stdout");
-    app.add_flag("-v,--verbose", o.verbose, "more detail on stderr (each retry, each request)");
-    app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
-    app.add_flag("--allow-weak-key", o.allow_weak_key,
+    app.add_flag("--json", g.json_out, "print results as JSON on stdout");
+    app.add_flag("-v,--verbose", g.verbose, "more detail on stderr (each retry, each request)");
+    app.add_flag("-q,--quiet", g.quiet, "no progress lines on stderr");
+    app.add_flag("--allow-weak-key", g.allow_weak_key,
                  "accept an account or certificate key that can leave the device (extractable, "
                  "not sensitive, TPM without fixedTPM/fixedParent) or can decrypt/unwrap");
-    // The exit codes first: the man page cuts the footer from "Exit codes:" on.
-    app.footer(exit_code_footer() +
-               "Global options may also come after the command.\n"
-               "PINs come from the key URI's pin-source=file:PATH (mode 0600) or a prompt.\n");
+}
 
-    std::function<Result<Output>(const Options&, keystore::Registry&)> action;
-    auto bind = [&](CLI::App* sub, auto fn) { sub->callback([&action, fn] { action = fn; }); };
-    const std::string key_help =
-        "key URI (pkcs11:..., tpm2:path=FILE.tss, tpm2:handle=0x81..., file:PATH)";
+// --eab-kid and --eab-hmac-key, for the commands that may register an account.
+void add_eab_options(CLI::App* sub, AccountChoice& a) {
+    sub->add_option("--eab-kid", a.eab_kid, "External Account Binding key id from the CA");
+    sub->add_option(
+        "--eab-hmac-key", a.eab_hmac_key,
+        "EAB MAC key: a 0600 file holding it in base64url, or the pkcs11: URI of an HMAC key "
+        "in a token (see key import-hmac)");
+}
 
+void add_key_commands(CLI::App& app, const Global& g, KeyArgs& a, Action& action) {
     auto* key = app.add_subcommand("key", "manage keys in a token or directory");
     key->require_subcommand(1);
     auto* kgen =
         key->add_subcommand("generate", "generate a key inside the keystore; prints its full URI");
-    kgen->add_option("--key", o.key, key_help)->required();
-    kgen->add_option("--type", o.type,
+    kgen->add_option("--key", a.key, kKeyHelp)->required();
+    kgen->add_option("--type", a.type,
                      std::string("algorithm: ") + std::string(keystore::algorithm_names()))
         ->required();
-    kgen->add_flag("--always-auth", o.always_auth,
+    kgen->add_flag("--always-auth", a.always_auth,
                    "PKCS#11: the token asks for the PIN (from the URI's pin-source) before every "
                    "signature (CKA_ALWAYS_AUTHENTICATE), as smart cards do");
-    bind(kgen, key_generate);
+    command(kgen, action, g, a, key_generate);
     auto* klist = key->add_subcommand("list", "list the keys of a token or directory");
-    klist->add_option("--key", o.key, "token URI (pkcs11:token=...) or file:DIR")->required();
-    bind(klist, key_list);
+    klist->add_option("--key", a.key, "token URI (pkcs11:token=...) or file:DIR")->required();
+    command(klist, action, g, a, key_list);
     auto* kshow = key->add_subcommand(
         "show", "algorithm, public key, JWK thumbprint and hardware properties");
-    kshow->add_option("--key", o.key, key_help)->required();
-    bind(kshow, key_show);
+    kshow->add_option("--key", a.key, kKeyHelp)->required();
+    command(kshow, action, g, a, key_show);
     auto* kdel = key->add_subcommand(
         "delete", "destroy a key (both halves); asks first, naming the certificates that use it");
-    kdel->add_option("--key", o.key, key_help)->required();
-    kdel->add_flag("--yes", o.yes, "do not ask (required when stdin is not a terminal)");
-    bind(kdel, key_delete);
+    kdel->add_option("--key", a.key, kKeyHelp)->required();
+    kdel->add_flag("--yes", a.yes, "do not ask (required when stdin is not a terminal)");
+    command(kdel, action, g, a, key_delete);
+    auto* kimp = key->add_subcommand(
+        "import-hmac", "store an EAB MAC key in a token as a non-extractable HMAC key");
+    kimp->add_option("--key", a.key, "pkcs11: URI with object=LABEL for the new key")->required();
+    kimp->add_option("--from", a.from, "file (mode 0600) holding the base64url MAC key")
+        ->required();
+    command(kimp, action, g, a, key_import_hmac);
+}
 
+void add_account_commands(CLI::App& app, const Global& g, AccountArgs& a, Action& action) {
+    const char* const stored = "account key URI (default: the stored one)";
     auto* account = app.add_subcommand("account", "ACME account for --server");
     account->require_subcommand(1);
     auto* areg =
         account->add_subcommand("register", "register (or find again) the account of a key");
-    areg->add_option("--key", o.key, "account key URI")->required();
-    areg->add_option("--email", o.emails, "contact address (repeatable)");
-    areg->add_flag("--agree-tos", o.agree_tos, "agree to the CA's terms of service");
-    bind(areg, account_register);
+    areg->add_option("--key", a.key, "account key URI")->required();
+    areg->add_option("--email", a.emails, "contact address (repeatable)");
+    areg->add_flag("--agree-tos", a.agree_tos, "agree to the CA's terms of service");
+    add_eab_options(areg, a);
+    command(areg, action, g, a, account_register);
     auto* ashow = account->add_subcommand("show", "the stored account and its status at the CA");
-    ashow->add_option("--account-key", o.account_key, "account key URI (default: the stored one)");
-    bind(ashow, account_show);
-
-    auto eab = [&](CLI::App* sub) {
-        sub->add_option("--eab-kid", o.eab_kid, "External Account Binding key id from the CA");
-        sub->add_option(
-            "--eab-hmac-key", o.eab_hmac_key,
-            "EAB MAC key: a 0600 file holding it in base64url, or the pkcs11: URI of an HMAC key "
-            "in a token (see key import-hmac)");
-    };
-    eab(areg);
+    ashow->add_option("--account-key", a.account_key, stored);
+    command(ashow, action, g, a, account_show);
     auto* aupd = account->add_subcommand("update", "replace the account's contact addresses");
-    aupd->add_option("--email", o.emails, "contact address (repeatable)")->required();
-    aupd->add_option("--account-key", o.account_key, "account key URI (default: the stored one)");
-    bind(aupd, account_update);
+    aupd->add_option("--email", a.emails, "contact address (repeatable)")->required();
+    aupd->add_option("--account-key", a.account_key, stored);
+    command(aupd, action, g, a, account_update);
     auto* adeact =
         account->add_subcommand("deactivate", "deactivate the account at the CA (final)");
-    adeact->add_option("--account-key", o.account_key, "account key URI (default: the stored one)");
-    adeact->add_flag("--yes", o.yes, "do not ask (required when stdin is not a terminal)");
-    bind(adeact, account_deactivate);
+    adeact->add_option("--account-key", a.account_key, stored);
+    adeact->add_flag("--yes", a.yes, "do not ask (required when stdin is not a terminal)");
+    command(adeact, action, g, a, account_deactivate);
     auto* aroll = account->add_subcommand(
         "rollover", "move the account to another key (RFC 8555 section 7.3.5)");
-    aroll->add_option("--new-key", o.new_key, "the new account key URI (generate it first)")
+    aroll->add_option("--new-key", a.new_key, "the new account key URI (generate it first)")
         ->required();
-    aroll->add_option("--account-key", o.account_key,
+    aroll->add_option("--account-key", a.account_key,
                       "current account key URI (default: the stored one)");
-    bind(aroll, account_rollover);
+    command(aroll, action, g, a, account_rollover);
+}
 
-    auto* kimp = key->add_subcommand(
-        "import-hmac", "store an EAB MAC key in a token as a non-extractable HMAC key");
-    kimp->add_option("--key", o.key, "pkcs11: URI with object=LABEL for the new key")->required();
-    kimp->add_option("--from", o.from, "file (mode 0600) holding the base64url MAC key")
-        ->required();
-    bind(kimp, key_import_hmac);
+// Challenge options shared by issue, renew and enroll (renew defaults to the stored ones).
+void add_challenge_options(CLI::App* sub, CertArgs& a) {
+    const config::CertificateSettings dflt;
+    sub->add_option("--challenge", a.challenge, "http-01, dns-01 or tls-alpn-01")
+        ->default_str(dflt.challenge);
+    auto* port =
+        sub->add_option("--http-port", a.http_port, "built-in http-01 responder: [ADDR:]PORT")
+            ->default_str(dflt.http_port);
+    sub->add_option("--webroot", a.webroot, "serve http-01 from DIR/.well-known/acme-challenge/")
+        ->excludes(port);
+    sub->add_option("--tls-alpn-port", a.tls_alpn_port,
+                    "built-in tls-alpn-01 responder: [ADDR:]PORT")
+        ->default_str(dflt.tls_alpn_port);
+    sub->add_option("--dns-hook", a.dns_hook,
+                    "dns-01: run CMD present|cleanup FQDN VALUE (lego exec contract)");
+    sub->add_option("--rfc2136", a.rfc2136, "dns-01: send RFC 2136 updates to SERVER[:PORT]");
+    sub->add_option("--tsig-key", a.tsig_key, "dns-01: TSIG key file (BIND format) for --rfc2136");
+    sub->add_option("--profile", a.profile,
+                    "certificate profile offered by the CA (meta.profiles)");
+    sub->add_option("--preferred-chain", a.preferred_chain,
+                    "pick the chain whose top issuer has this CN");
+    sub->add_option("--out", a.out, "also write cert.pem, chain.pem, fullchain.pem here");
+    add_eab_options(sub, a);
+}
 
-    // Challenge options shared by issue and renew (renew defaults to the stored ones).
-    auto challenge_options = [&](CLI::App* sub) {
-        sub->add_option("--challenge", o.challenge, "http-01, dns-01 or tls-alpn-01")
-            ->default_str("http-01");
-        auto* port =
-            sub->add_option("--http-port", o.http_port, "built-in http-01 responder: [ADDR:]PORT")
-                ->default_str("80");
-        sub->add_option("--webroot", o.webroot,
-                        "serve http-01 from DIR/.well-known/acme-challenge/")
-            ->excludes(port);
-        sub->add_option("--tls-alpn-port", o.tls_alpn_port,
-                        "built-in tls-alpn-01 responder: [ADDR:]PORT")
-            ->default_str("443");
-        sub->add_option("--dns-hook", o.dns_hook,
-                        "dns-01: run CMD present|cleanup FQDN VALUE (lego exec contract)");
-        sub->add_option("--rfc2136", o.rfc2136, "dns-01: send RFC 2136 updates to SERVER[:PORT]");
-        sub->add_option("--tsig-key", o.tsig_key,
-                        "dns-01: TSIG key file (BIND format) for --rfc2136");
-        sub->add_option("--profile", o.profile,
-                        "certificate profile offered by the CA (meta.profiles)");
-        sub->add_option("--preferred-chain", o.preferred_chain,
-                        "pick the chain whose top issuer has this CN");
-        sub->add_option("--out", o.out, "also write cert.pem, chain.pem, fullchain.pem here");
-        eab(sub);
-    };
+void add_jobs_option(CLI::App* sub, CertArgs& a, const char* what) {
+    sub->add_option("--jobs", a.jobs,
+                    std::string("orders run at once (1-64) for ") + what +
+                        "; they share one connection pool, account and responder")
+        ->default_str(std::to_string(CertArgs{}.jobs));
+}
 
+// issue, renew, enroll.
+void add_certificate_commands(CLI::App& app, const Global& g, CertArgs& a, Action& action) {
     auto* iss = app.add_subcommand("issue", "get a certificate for one or more names");
-    iss->add_option("--key", o.key, "certificate key URI (required without --batch)");
-    iss->add_option("-d,--domain", o.domains,
+    iss->add_option("--key", a.key, "certificate key URI (required without --batch)");
+    iss->add_option("-d,--domain", a.domains,
                     "DNS name or IP address (repeatable; required without --batch)");
-    iss->add_option("--batch", o.batch,
+    iss->add_option("--batch", a.batch,
                     "one order per line: KEY-URI NAME [NAME...] ('#' comments, blank lines); "
                     "every line is checked before any order starts");
-    auto jobs_option = [&](CLI::App* sub, const char* what) {
-        sub->add_option("--jobs", o.jobs,
-                        std::string("orders run at once (1-64) for ") + what +
-                            "; they share one connection pool, account and responder")
-            ->default_str("1");
-    };
-    jobs_option(iss, "--batch");
-    iss->add_option("--account-key", o.account_key,
-                    "account key URI (default: the stored account)");
-    iss->add_option("--email", o.emails, "contact, when a new account is registered");
-    iss->add_flag("--agree-tos", o.agree_tos,
+    add_jobs_option(iss, a, "--batch");
+    iss->add_option("--account-key", a.account_key, kAccountKeyHelp);
+    iss->add_option("--email", a.emails, "contact, when a new account is registered");
+    iss->add_flag("--agree-tos", a.agree_tos,
                   "agree to the CA's terms, when a new account is registered");
-    iss->add_flag("--force", o.force,
+    iss->add_flag("--force", a.force,
                   "replace a certificate of the same name that uses another key (see also "
                   "renew --new-key)");
-    challenge_options(iss);
-    bind(iss, issue);
+    add_challenge_options(iss, a);
+    command(iss, action, g, a, issue);
 
     auto* ren = app.add_subcommand("renew", "renew the certificates in the state dir that are due");
-    auto* rname = ren->add_option("--name", o.name, "the certificate (its first domain)");
-    ren->add_flag("--all", o.all, "every certificate in the state dir")->excludes(rname);
-    ren->add_flag("--force", o.force, "renew even when not due");
-    ren->add_option("--renew-before-days", o.renew_before_days,
+    auto* rname = ren->add_option("--name", a.name, "the certificate (its first domain)");
+    ren->add_flag("--all", a.all, "every certificate in the state dir")->excludes(rname);
+    ren->add_flag("--force", a.force, "renew even when not due");
+    ren->add_option("--renew-before-days", a.renew_before_days,
                     "due this many days before expiry (wins over the CA's ARI window; default: "
                     "the ARI window, else the last third of the lifetime)");
-    jobs_option(ren, "--all");
-    ren->add_flag("--new-key", o.renew_new_key,
+    add_jobs_option(ren, a, "--all");
+    ren->add_flag("--new-key", a.renew_new_key,
                   "generate a fresh key (a new label) for the new certificate");
-    ren->add_option("--account-key", o.account_key,
-                    "account key URI (default: the stored account)");
-    challenge_options(ren);
-    bind(ren, renew);
+    ren->add_option("--account-key", a.account_key, kAccountKeyHelp);
+    add_challenge_options(ren, a);
+    command(ren, action, g, a, renew);
 
     auto* enr = app.add_subcommand(
         "enroll", "first-boot device enrollment with TPM keys; safe to run at every boot");
-    enr->add_option("-d,--domain", o.domains,
+    enr->add_option("-d,--domain", a.domains,
                     "the device's name(s); the first names the certificate")
         ->required();
-    enr->add_option("--key", o.key, "device key URI (default: tpm2:path=STATE/keys/NAME.tss)");
-    enr->add_option("--account-key", o.account_key,
+    enr->add_option("--key", a.key, "device key URI (default: tpm2:path=STATE/keys/NAME.tss)");
+    enr->add_option("--account-key", a.account_key,
                     "account key URI (default: tpm2:path=STATE/keys/account.tss)");
-    enr->add_option("--email", o.emails, "contact, when the account is registered");
-    enr->add_flag("--agree-tos", o.agree_tos, "agree to the CA's terms of service");
-    enr->add_flag("--force", o.force, "issue again even when the certificate is valid");
-    challenge_options(enr);
-    bind(enr, enroll);
+    enr->add_option("--email", a.emails, "contact, when the account is registered");
+    enr->add_flag("--agree-tos", a.agree_tos, "agree to the CA's terms of service");
+    enr->add_flag("--force", a.force, "issue again even when the certificate is valid");
+    add_challenge_options(enr, a);
+    command(enr, action, g, a, enroll);
+}
 
+void add_revoke_command(CLI::App& app, const Global& g, RevokeArgs& a, Action& action) {
     auto* rev = app.add_subcommand("revoke", "revoke a certificate");
-    rev->add_option("--cert", o.cert_file, "the certificate (PEM)")
+    rev->add_option("--cert", a.cert_file, "the certificate (PEM)")
         ->required()
         ->check(CLI::ExistingFile);
-    rev->add_option("--reason", o.reason,
+    rev->add_option("--reason", a.reason,
                     "keyCompromise, superseded, cessationOfOperation, ... or a code");
-    rev->add_flag("--with-cert-key", o.with_cert_key,
+    rev->add_flag("--with-cert-key", a.with_cert_key,
                   "sign with the certificate's own key (--key) instead of the account");
-    rev->add_option("--key", o.key, "the certificate's key URI, with --with-cert-key");
-    rev->add_option("--account-key", o.account_key,
-                    "account key URI (default: the stored account)");
-    bind(rev, revoke);
+    rev->add_option("--key", a.key, "the certificate's key URI, with --with-cert-key");
+    rev->add_option("--account-key", a.account_key, kAccountKeyHelp);
+    command(rev, action, g, a, revoke);
+}
 
+void add_run_command(CLI::App& app, const Global& g, RunArgs& a, Action& action) {
     auto* runc = app.add_subcommand(
         "run", "keep the certificates of a config file issued and fresh (a daemon, or --once)");
-    runc->add_option("--config", o.config, "the TOML config file")->required();
-    runc->add_flag("--once", o.once,
+    runc->add_option("--config", a.config, "the TOML config file")->required();
+    runc->add_flag("--once", a.once,
                    "issue what is missing, renew what is due, run pending deploy hooks, exit");
     runc->footer(
         "Config (TOML): top level server, ca_file, state_dir, account_key, email (one or a list),\n"
@@ -354,7 +353,39 @@ int run(int argc, char** argv) {
         "the next pass (STATE/orders/NAME.deploy-pending); the certificate stays stored.\n"
         "run --once exits 0 when every certificate is fine, with the code of the first failed\n"
         "certificate's error when one failed, else 16 when only a deploy hook failed.");
-    bind(runc, run_config);
+    command(runc, action, g, a, run_config);
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+    base::log::trace(base::log::trace_now(), "main");
+    // A peer that goes away (the CA, a TPM simulator socket) is an error to report, not a
+    // signal that kills the process mid-write.
+    (void)std::signal(SIGPIPE, SIG_IGN);  // cannot fail for SIGPIPE
+    Args args;
+    Global& g = args.global;
+    CLI::App app{
+        "acme-agent: an ACME (RFC 8555) client whose private keys never leave hardware.\n"
+        "Keys: pkcs11: (RFC 7512, a PKCS#11 token), tpm2: (a TPM 2.0: a TSS2 key file or a\n"
+        "persistent handle), file: (software PEM keys, NO hardware protection: for machines\n"
+        "without a token, and tests)."};
+    app.set_version_flag("--version", std::string("acme-agent ") + ACME_AGENT_VERSION);
+    app.require_subcommand(1);
+    // Global options may also follow the command (acme-agent account show --json).
+    app.fallthrough();
+    add_global_options(app, g);
+    // The exit codes first: the man page cuts the footer from "Exit codes:" on.
+    app.footer(exit_code_footer() +
+               "Global options may also come after the command.\n"
+               "PINs come from the key URI's pin-source=file:PATH (mode 0600) or a prompt.\n");
+
+    Action action;
+    add_key_commands(app, g, args.key, action);
+    add_account_commands(app, g, args.account, action);
+    add_certificate_commands(app, g, args.cert, action);
+    add_revoke_command(app, g, args.revoke, action);
+    add_run_command(app, g, args.run, action);
 
     try {
         app.parse(argc, argv);
@@ -370,18 +401,18 @@ int run(int argc, char** argv) {
             argv + 1, argv + argc, [](const char* a) { return std::string_view(a) == "--json"; });
         return report_parse_error(app, e, json_out);
     }
-    o.server_given = app.get_option("--server")->count() > 0;
-    o.ca_file_given = app.get_option("--ca-file")->count() > 0;
-    o.state_dir_given = app.get_option("--state-dir")->count() > 0;
-    base::log::set_level(o.quiet         ? base::log::Level::warning
-                         : o.verbose > 0 ? base::log::Level::debug
+    g.server_given = app.get_option("--server")->count() > 0;
+    g.ca_file_given = app.get_option("--ca-file")->count() > 0;
+    g.state_dir_given = app.get_option("--state-dir")->count() > 0;
+    base::log::set_level(g.quiet         ? base::log::Level::warning
+                         : g.verbose > 0 ? base::log::Level::debug
                                          : base::log::Level::info);
     if (!action) return kUsage;
-    if (auto accepted = accept_command_line(o); !accepted)
-        return report(o, std::unexpected(accepted.error()));
-    keystore::Registry registry = make_registry(o);
+    if (auto accepted = accept_command_line(args); !accepted)
+        return report(g, std::unexpected(accepted.error()));
+    keystore::Registry registry = make_registry(g);
     try {
-        const int rc = report(o, action(o, registry));
+        const int rc = report(g, action(registry));
         base::log::trace(base::log::trace_now(), "return from main");
         return rc;
     } catch (const std::exception& e) {

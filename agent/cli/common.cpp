@@ -4,7 +4,6 @@
 #include "base/files.h"
 #include "base/log.h"
 #include "base/ossl.h"
-#include "challenge/listener.h"
 #include "keystore/file_backend.h"
 #include "keystore/mac.h"
 #include "pkcs11/pkcs11_keystore.h"
@@ -25,39 +24,20 @@
 
 namespace cli {
 
-keystore::Registry make_registry(const Options& o) {
+keystore::Registry make_registry(const Global& g) {
     keystore::Registry r;
     r.add("file", [] {
         return Result<std::unique_ptr<keystore::Keystore>>(keystore::make_file_keystore());
     });
     r.add("pkcs11",
           [] { return Result<std::unique_ptr<keystore::Keystore>>(pkcs11::make_keystore()); });
-    r.add("tpm2", [tcti = o.tcti] {
+    r.add("tpm2", [tcti = g.tcti] {
         return Result<std::unique_ptr<keystore::Keystore>>(tpm::make_keystore(tcti));
     });
     return r;
 }
 
-std::optional<Error> Failures::summary(std::size_t total, std::string_view noun) const {
-    if (!first) return std::nullopt;
-    Error e = *first;
-    e.message = std::to_string(count) + " of " + std::to_string(total) + std::string(noun) +
-                " failed; the first: " + first_label + ": " + first->describe();
-    e.where = "";
-    e.native.reset();
-    return e;
-}
-
-json error_json(const Error& e) {
-    json err{{"code", base::errc_name(e.code)}, {"where", e.where}, {"message", e.message}};
-    if (e.native) err["native"] = *e.native;
-    if (e.retry_at)  // the CA asked to wait (Retry-After): not before then
-        err["retry_at"] =
-            iso_time(std::chrono::system_clock::time_point(std::chrono::seconds(*e.retry_at)));
-    return err;
-}
-
-Result<void> accept_command_line(Options& o) {
+Result<void> accept_command_line(Args& args) {
     std::error_code ec;
     const std::string cwd = std::filesystem::current_path(ec).string();
     if (ec) return fail(Errc::io, "working directory", ec.message());
@@ -74,19 +54,25 @@ Result<void> accept_command_line(Options& o) {
         text = uri->to_string();
         return {};
     };
+    Global& g = args.global;
     for (auto [text, option] :
-         {std::pair{&o.key, "--key"}, std::pair{&o.account_key, "--account-key"},
-          std::pair{&o.new_key, "--new-key"}})
+         {std::pair{&args.key.key, "--key"}, std::pair{&args.account.key, "--key"},
+          std::pair{&args.cert.key, "--key"}, std::pair{&args.revoke.key, "--key"},
+          std::pair{&args.account.account_key, "--account-key"},
+          std::pair{&args.cert.account_key, "--account-key"},
+          std::pair{&args.revoke.account_key, "--account-key"},
+          std::pair{&args.account.new_key, "--new-key"}})
         if (auto r = key_uri(*text, option); !r) return r;
-    if (o.eab_hmac_key.starts_with("pkcs11:")) {
-        if (auto r = key_uri(o.eab_hmac_key, "--eab-hmac-key"); !r) return r;
-    } else if (!o.eab_hmac_key.empty()) {
-        std::string path =
-            o.eab_hmac_key.starts_with("file:") ? o.eab_hmac_key.substr(5) : o.eab_hmac_key;
-        o.eab_hmac_key = std::filesystem::absolute(path, ec).lexically_normal().string();
+    for (std::string* eab : {&args.account.eab_hmac_key, &args.cert.eab_hmac_key}) {
+        if (eab->starts_with("pkcs11:")) {
+            if (auto r = key_uri(*eab, "--eab-hmac-key"); !r) return r;
+        } else if (!eab->empty()) {
+            std::string path = eab->starts_with("file:") ? eab->substr(5) : *eab;
+            *eab = std::filesystem::absolute(path, ec).lexically_normal().string();
+        }
     }
-    for (std::string* path :
-         {&o.out, &o.webroot, &o.tsig_key, &o.state_dir, &o.ca_file, &o.config, &o.batch})
+    for (std::string* path : {&args.cert.out, &args.cert.webroot, &args.cert.tsig_key, &g.state_dir,
+                              &g.ca_file, &args.run.config, &args.cert.batch})
         if (!path->empty())
             *path = std::filesystem::absolute(*path, ec).lexically_normal().string();
     return {};
@@ -103,46 +89,22 @@ Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option) 
     return uri;
 }
 
-Result<std::vector<std::string>> weaknesses(const keystore::Key& key) {
-    std::vector<std::string> out;
-    if (key.uri().scheme() == "file") return out;
-    auto props = key.properties();
-    if (!props) return std::unexpected(props.error());
-    auto value = [&](std::string_view name) -> std::string {
-        for (const auto& p : *props)
-            if (p.name == name) return p.value;
-        return "";
-    };
-    // TPM: extractable is derived from these two; name the TPM's own attributes.
-    for (const char* bit : {"fixedTPM", "fixedParent"})
-        if (value(bit) == "false") out.push_back(std::string(bit) + " is not set");
-    if (out.empty() && value("extractable") == "true") out.emplace_back("extractable");
-    if (value("sensitive") == "false") out.emplace_back("not sensitive");
-    const std::string usage = "," + value("usage") + ",";
-    for (const char* use : {"decrypt", "unwrap"})
-        if (usage.find(std::string(",") + use + ",") != std::string::npos)
-            out.push_back(std::string("may ") + use);
-    return out;
+lifecycle::Settings settings(const Global& g, const CertArgs& a) {
+    lifecycle::Settings s;
+    static_cast<config::CertificateSettings&>(s) =
+        static_cast<const config::CertificateSettings&>(a);  // only the settings part
+    s.server = g.server;
+    s.name = a.name;
+    s.out = a.out;
+    s.tag_progress = a.jobs > 1;
+    s.allow_weak_key = g.allow_weak_key;
+    s.force = a.force;
+    s.new_key = a.renew_new_key;
+    return s;
 }
 
-Result<keystore::KeyPtr> open_signing_key(const Options& o, keystore::Registry& reg,
-                                          const keystore::KeyUri& uri) {
-    auto key = reg.open(uri);
-    if (!key || o.allow_weak_key) return key;
-    auto weak = weaknesses(**key);
-    if (!weak) return std::unexpected(weak.error());
-    if (weak->empty()) return key;
-    std::string list;
-    for (const auto& w : *weak) list += (list.empty() ? "" : ", ") + w;
-    return fail(Errc::usage, (*key)->uri().to_string(),
-                "weak key: " + list +
-                    "; a key that can leave the device or also decrypt is refused as an account "
-                    "or certificate key (generate one with 'acme-agent key generate', or accept "
-                    "it with --allow-weak-key)");
-}
-
-Result<void> confirm(const Options& o, const std::string& what, const std::string& question) {
-    if (o.yes) return {};
+Result<void> confirm(bool yes, const std::string& what, const std::string& question) {
+    if (yes) return {};
     if (!::isatty(STDIN_FILENO))
         return fail(Errc::usage, what,
                     "this cannot be undone and there is no terminal to ask; add --yes to go ahead");
@@ -152,64 +114,6 @@ Result<void> confirm(const Options& o, const std::string& what, const std::strin
     if (!std::getline(std::cin, answer)) answer.clear();
     if (answer == "y" || answer == "Y" || answer == "yes" || answer == "YES") return {};
     return fail(Errc::usage, what, "not confirmed; nothing was changed");
-}
-
-namespace {
-// A directory the agent may create files in: `dir` itself, else its nearest existing parent.
-Result<void> writable_dir(const std::string& dir, const char* option) {
-    std::string d = dir;
-    struct stat st{};
-    while (::stat(d.c_str(), &st) != 0) {
-        if (errno != ENOENT)
-            return fail(Errc::io, option, "cannot use " + dir + ": " + std::strerror(errno));
-        const auto slash = d.find_last_of('/', d.size() > 1 ? d.size() - 2 : 0);
-        d = slash == std::string::npos ? "." : slash == 0 ? "/" : d.substr(0, slash);
-    }
-    if (!S_ISDIR(st.st_mode)) return fail(Errc::io, option, d + " is not a directory");
-    if (::access(d.c_str(), W_OK | X_OK) != 0)
-        return fail(Errc::io, option,
-                    "cannot write to " + d + ": " + std::strerror(errno) +
-                        "; choose a directory this user can write, or fix its permissions");
-    return {};
-}
-}  // namespace
-
-Result<void> check_local(const Options& o, bool ports) {
-    if (o.challenge == "http-01" && !o.webroot.empty()) {
-        struct stat st{};
-        if (::stat(o.webroot.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-            return fail(Errc::io, "--webroot",
-                        o.webroot +
-                            " is not a directory; give the document root your web "
-                            "server serves for http://NAME/");
-        if (auto r = writable_dir(o.webroot, "--webroot"); !r) return r;
-    }
-    if (!o.out.empty())
-        if (auto r = writable_dir(o.out, "--out"); !r) return r;
-    if (!ports) return {};
-    // Bound and closed again: the responder binds for real at its first challenge. A port
-    // that cannot be bound says what to do instead.
-    const auto probe = [](const std::string& port, const char* kind, const char* flag,
-                          const char* advice) -> Result<void> {
-        auto l = challenge::listen_on(port, kind);
-        if (l) return {};
-        Error e = l.error();
-        if (e.code != Errc::io) return std::unexpected(e);
-        e.where = flag;
-        e.message += std::string("; nothing was sent to the CA. ") + advice;
-        return std::unexpected(e);
-    };
-    if (o.challenge == "http-01" && o.webroot.empty())
-        return probe(o.http_port, "http-01", "--http-port",
-                     "When a web server holds the port, give --webroot DIR to answer through it, "
-                     "or stop it for the time of the order; else give another --http-port "
-                     "[ADDR:]PORT (the CA connects to port 80; ports below 1024 need root or "
-                     "CAP_NET_BIND_SERVICE)");
-    if (o.challenge == "tls-alpn-01")
-        return probe(o.tls_alpn_port, "tls-alpn-01", "--tls-alpn-port",
-                     "Stop the program holding the port for the time of the order, use "
-                     "--challenge http-01 or dns-01, or give another --tls-alpn-port [ADDR:]PORT");
-    return {};
 }
 
 std::string pem_public_key(const base::Bytes& spki) {
@@ -222,30 +126,23 @@ std::string pem_public_key(const base::Bytes& spki) {
     return std::string(data, static_cast<std::size_t>(len));
 }
 
-std::string iso_time(std::chrono::system_clock::time_point t) {
-    const std::time_t tt = std::chrono::system_clock::to_time_t(t);
-    char buf[32] = {};
-    (void)std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&tt));  // 20 chars
-    return buf;
-}
-
-Result<std::unique_ptr<acme::Client>> connect(const Options& o) {
+Result<std::unique_ptr<acme::Client>> connect(const Global& g) {
     acme::ClientOptions co;
-    co.http.ca_file = o.ca_file;
-    co.order_deadline = std::chrono::seconds(o.order_timeout);
-    co.http.total_timeout = std::chrono::seconds(o.http_timeout);
-    co.http.low_speed_seconds = std::min<long>(co.http.low_speed_seconds, o.http_timeout);
+    co.http.ca_file = g.ca_file;
+    co.order_deadline = std::chrono::seconds(g.order_timeout);
+    co.http.total_timeout = std::chrono::seconds(g.http_timeout);
+    co.http.low_speed_seconds = std::min<long>(co.http.low_speed_seconds, g.http_timeout);
     co.http.user_agent = std::string("acme-agent/") + ACME_AGENT_VERSION;
-    return acme::Client::connect(o.server, co);
+    return acme::Client::connect(g.server, co);
 }
 
-Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& reg) {
-    if (o.eab_kid.empty() != o.eab_hmac_key.empty())
+Result<std::optional<acme::Eab>> eab_from(const AccountChoice& a, keystore::Registry& reg) {
+    if (a.eab_kid.empty() != a.eab_hmac_key.empty())
         return fail(Errc::usage, "--eab-kid",
                     "External Account Binding needs both --eab-kid and --eab-hmac-key");
-    if (o.eab_kid.empty()) return std::optional<acme::Eab>{};
-    if (o.eab_hmac_key.starts_with("pkcs11:")) {
-        auto uri = parse_uri(o.eab_hmac_key, "--eab-hmac-key");
+    if (a.eab_kid.empty()) return std::optional<acme::Eab>{};
+    if (a.eab_hmac_key.starts_with("pkcs11:")) {
+        auto uri = parse_uri(a.eab_hmac_key, "--eab-hmac-key");
         if (!uri) return std::unexpected(uri.error());
         auto ks = reg.keystore_for(*uri);
         if (!ks) return std::unexpected(ks.error());
@@ -256,14 +153,14 @@ Result<std::optional<acme::Eab>> eab_from(const Options& o, keystore::Registry& 
         if (!key) return std::unexpected(key.error());
         std::shared_ptr<keystore::MacKey> shared(std::move(*key));
         return std::optional<acme::Eab>(acme::Eab{
-            o.eab_kid,
+            a.eab_kid,
             [shared](std::span<const std::uint8_t> d) { return shared->hmac_sha256(d); }});
     }
-    auto secret = read_mac_key_file(o.eab_hmac_key);
+    auto secret = read_mac_key_file(a.eab_hmac_key);
     if (!secret) return std::unexpected(secret.error());
     auto shared = std::make_shared<base::Secret>(std::move(*secret));
     return std::optional<acme::Eab>(
-        acme::Eab{o.eab_kid, [shared](std::span<const std::uint8_t> d) -> Result<base::Bytes> {
+        acme::Eab{a.eab_kid, [shared](std::span<const std::uint8_t> d) -> Result<base::Bytes> {
                       base::Bytes mac(EVP_MAX_MD_SIZE);
                       unsigned int len = 0;
                       if (!HMAC(EVP_sha256(), shared->reveal().data(),
@@ -290,27 +187,27 @@ Result<base::Secret> read_mac_key_file(const std::string& source) {
     return out;
 }
 
-Result<void> have_account(const Options& o, const store::StateDir& state) {
-    if (!o.account_key.empty()) return {};
-    auto stored = state.account(o.server);
+Result<void> have_account(const Global& g, const AccountChoice& a, const store::StateDir& state) {
+    if (!a.account_key.empty()) return {};
+    auto stored = state.account(g.server);
     if (!stored) return std::unexpected(stored.error());
     if (!*stored)
         return fail(Errc::not_found, "account",
-                    "no account for " + o.server + " in " + state.path() +
+                    "no account for " + g.server + " in " + state.path() +
                         "; run 'acme-agent account register --key URI --agree-tos' or pass "
                         "--account-key URI");
     return {};
 }
 
-Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store::StateDir& state,
-                               acme::Client& client, bool may_register) {
-    if (auto r = have_account(o, state); !r) return std::unexpected(r.error());
-    auto stored = state.account(o.server);
+Result<AccountCtx> account_for(const Global& g, const AccountChoice& a, keystore::Registry& reg,
+                               store::StateDir& state, acme::Client& client, bool may_register) {
+    if (auto r = have_account(g, a, state); !r) return std::unexpected(r.error());
+    auto stored = state.account(g.server);
     if (!stored) return std::unexpected(stored.error());
-    const std::string key_text = o.account_key.empty() ? (*stored)->key_uri : o.account_key;
+    const std::string key_text = a.account_key.empty() ? (*stored)->key_uri : a.account_key;
     auto uri = parse_uri(key_text, "--account-key");
     if (!uri) return std::unexpected(uri.error());
-    auto key = open_signing_key(o, reg, *uri);
+    auto key = open_signing_key(g, reg, *uri);
     if (!key) return std::unexpected(key.error());
     AccountCtx ctx{*key, ""};
     if (*stored && (*stored)->key_uri == (*key)->uri().to_string()) {
@@ -325,26 +222,27 @@ Result<AccountCtx> account_for(const Options& o, keystore::Registry& reg, store:
         if (!may_register)
             return fail(Errc::not_found, "account",
                         "the CA has no account for this key; run 'acme-agent account register'");
-        auto eab = eab_from(o, reg);
+        auto eab = eab_from(a, reg);
         if (!eab) return std::unexpected(eab.error());
-        acme::AccountRequest req{o.emails, o.agree_tos, std::move(*eab)};
+        acme::AccountRequest req{a.emails, a.agree_tos, std::move(*eab)};
         auto url = acme::register_account(client, **key, req);
         if (!url) return std::unexpected(url.error());
         ctx.url = *url;
         base::log::info("account: registered " + ctx.url);
     }
-    if (auto r = state.save_account({o.server, ctx.url, (*key)->uri().to_string()}); !r)
+    if (auto r = state.save_account({g.server, ctx.url, (*key)->uri().to_string()}); !r)
         return std::unexpected(r.error());
     return ctx;
 }
 
-Result<Session> open_session(const Options& o, keystore::Registry& reg, bool may_register) {
-    auto state = store::StateDir::open(o.state_dir);
+Result<Session> open_session(const Global& g, const AccountChoice& a, keystore::Registry& reg,
+                             bool may_register) {
+    auto state = store::StateDir::open(g.state_dir);
     if (!state) return std::unexpected(state.error());
-    if (auto r = have_account(o, *state); !r) return std::unexpected(r.error());
-    auto client = connect(o);
+    if (auto r = have_account(g, a, *state); !r) return std::unexpected(r.error());
+    auto client = connect(g);
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(o, reg, *state, **client, may_register);
+    auto account = account_for(g, a, reg, *state, **client, may_register);
     if (!account) return std::unexpected(account.error());
     return Session{std::move(*state), std::move(*client), std::move(*account)};
 }

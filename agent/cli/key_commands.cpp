@@ -9,42 +9,121 @@
 
 namespace cli {
 
-Result<Output> key_generate(const Options& o, keystore::Registry& reg) {
-    auto uri = parse_uri(o.key, "--key");
-    if (!uri) return std::unexpected(uri.error());
-    auto alg = keystore::parse_algorithm(o.type);
-    if (!alg)
-        return fail(Errc::usage, "--type",
-                    "unknown algorithm '" + o.type + "'; choose one of " +
-                        std::string(keystore::algorithm_names()));
-    auto key = reg.generate(*uri, *alg, {.always_authenticate = o.always_auth});
-    if (!key) return std::unexpected(key.error());
-    Output out;
-    out.data = {{"uri", (*key)->uri().to_string()}, {"algorithm", keystore::algorithm_name(*alg)}};
-    out.text = (*key)->uri().to_string() + "\n";
-    return out;
+namespace {
+
+// key generate, key import-hmac: the URI of the new key.
+struct KeyMade {
+    std::string uri;
+    std::optional<std::string> algorithm;  // generate
+};
+json json_of(const KeyMade& r) {
+    json j{{"uri", r.uri}};
+    if (r.algorithm) j["algorithm"] = *r.algorithm;
+    return j;
+}
+std::string text_of(const KeyMade& r) {
+    return r.uri + "\n";
 }
 
-Result<Output> key_list(const Options& o, keystore::Registry& reg) {
-    auto uri = parse_uri(o.key, "--key");
+// key list
+struct KeyListed {
+    std::vector<keystore::KeyInfo> keys;
+};
+json json_of(const KeyListed& r) {
+    json j = json::array();
+    for (const auto& k : r.keys)
+        j.push_back(
+            {{"uri", k.uri.to_string()}, {"algorithm", keystore::algorithm_name(k.algorithm)}});
+    return j;
+}
+std::string text_of(const KeyListed& r) {
+    std::string text;
+    for (const auto& k : r.keys)
+        text +=
+            std::string(keystore::algorithm_name(k.algorithm)) + "  " + k.uri.to_string() + "\n";
+    return text;
+}
+
+// key show
+struct KeyShown {
+    std::string uri, algorithm, thumbprint;
+    std::vector<keystore::KeyProperty> properties;
+    // What makes the key refused as an account or certificate key unless --allow-weak-key
+    // ([] when nothing), and whether that was given.
+    std::vector<std::string> weak;
+    bool allow_weak_key;
+    std::string public_key_pem;
+};
+json json_of(const KeyShown& r) {
+    json p = json::object();
+    for (const auto& kp : r.properties) p[kp.name] = kp.value;
+    return {{"uri", r.uri},
+            {"algorithm", r.algorithm},
+            {"jwk_thumbprint", r.thumbprint},
+            {"properties", p},
+            {"weak", r.weak},
+            {"allow_weak_key", r.allow_weak_key},
+            {"public_key_pem", r.public_key_pem}};
+}
+std::string text_of(const KeyShown& r) {
+    std::string text;
+    auto field = [&](std::string name, const std::string& value) {
+        name += ":";
+        name.resize(std::max<std::size_t>(name.size() + 1, 24), ' ');
+        text += name + value + "\n";
+    };
+    field("uri", r.uri);
+    field("algorithm", r.algorithm);
+    field("jwk thumbprint", r.thumbprint);
+    for (const auto& kp : r.properties) field(kp.name, kp.value);
+    std::string list;
+    for (const auto& w : r.weak) list += (list.empty() ? "" : ", ") + w;
+    if (!r.weak.empty())
+        field("weak", list + (r.allow_weak_key ? " (accepted: --allow-weak-key)"
+                                               : " (refused as an account or certificate key "
+                                                 "without --allow-weak-key)"));
+    return text + r.public_key_pem;
+}
+
+// key delete
+struct KeyDeleted {
+    std::string uri;
+    std::vector<std::string> used_by;
+};
+json json_of(const KeyDeleted& r) {
+    return {{"deleted", r.uri}, {"used_by", r.used_by}};
+}
+std::string text_of(const KeyDeleted& r) {
+    return "deleted " + r.uri + "\n";
+}
+
+}  // namespace
+
+Result<Output> key_generate(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {
+    auto uri = parse_uri(a.key, "--key");
+    if (!uri) return std::unexpected(uri.error());
+    auto alg = keystore::parse_algorithm(a.type);
+    if (!alg)
+        return fail(Errc::usage, "--type",
+                    "unknown algorithm '" + a.type + "'; choose one of " +
+                        std::string(keystore::algorithm_names()));
+    auto key = reg.generate(*uri, *alg, {.always_authenticate = a.always_auth});
+    if (!key) return std::unexpected(key.error());
+    return render(KeyMade{(*key)->uri().to_string(), std::string(keystore::algorithm_name(*alg))});
+}
+
+Result<Output> key_list(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {
+    auto uri = parse_uri(a.key, "--key");
     if (!uri) return std::unexpected(uri.error());
     auto ks = reg.keystore_for(*uri);
     if (!ks) return std::unexpected(ks.error());
     auto keys = (*ks)->list(*uri);
     if (!keys) return std::unexpected(keys.error());
-    Output out;
-    out.data = json::array();
-    for (auto& k : *keys) {
-        out.data.push_back(
-            {{"uri", k.uri.to_string()}, {"algorithm", keystore::algorithm_name(k.algorithm)}});
-        out.text +=
-            std::string(keystore::algorithm_name(k.algorithm)) + "  " + k.uri.to_string() + "\n";
-    }
-    return out;
+    return render(KeyListed{std::move(*keys)});
 }
 
-Result<Output> key_show(const Options& o, keystore::Registry& reg) {
-    auto uri = parse_uri(o.key, "--key");
+Result<Output> key_show(const Global& g, const KeyArgs& a, keystore::Registry& reg) {
+    auto uri = parse_uri(a.key, "--key");
     if (!uri) return std::unexpected(uri.error());
     auto key = reg.open(*uri);
     if (!key) return std::unexpected(key.error());
@@ -54,45 +133,19 @@ Result<Output> key_show(const Options& o, keystore::Registry& reg) {
     if (!props) return std::unexpected(props.error());
     auto weak = weaknesses(**key);
     if (!weak) return std::unexpected(weak.error());
-    Output out;
-    const std::string pem = pem_public_key((*key)->public_key_der());
-    json p = json::object();
-    for (const auto& kp : *props) p[kp.name] = kp.value;
-    out.data = {{"uri", (*key)->uri().to_string()},
-                {"algorithm", keystore::algorithm_name((*key)->algorithm())},
-                {"jwk_thumbprint", *thumb},
-                {"properties", p},
-                // What makes the key refused as an account or certificate key unless
-                // --allow-weak-key ([] when nothing), and whether that was given.
-                {"weak", *weak},
-                {"allow_weak_key", o.allow_weak_key},
-                {"public_key_pem", pem}};
-    auto field = [&](std::string name, const std::string& value) {
-        name += ":";
-        name.resize(std::max<std::size_t>(name.size() + 1, 24), ' ');
-        out.text += name + value + "\n";
-    };
-    field("uri", (*key)->uri().to_string());
-    field("algorithm", std::string(keystore::algorithm_name((*key)->algorithm())));
-    field("jwk thumbprint", *thumb);
-    for (auto& kp : *props) field(kp.name, kp.value);
-    std::string list;
-    for (const auto& w : *weak) list += (list.empty() ? "" : ", ") + w;
-    if (!weak->empty())
-        field("weak", list + (o.allow_weak_key ? " (accepted: --allow-weak-key)"
-                                               : " (refused as an account or certificate key "
-                                                 "without --allow-weak-key)"));
-    out.text += pem;
-    return out;
+    return render(KeyShown{(*key)->uri().to_string(),
+                           std::string(keystore::algorithm_name((*key)->algorithm())), *thumb,
+                           std::move(*props), std::move(*weak), g.allow_weak_key,
+                           pem_public_key((*key)->public_key_der())});
 }
 
 namespace {
 // The certificates in the state dir (when there is one) whose key is `key`.
-Result<std::vector<std::string>> certificates_using(const Options& o, const keystore::Key& key) {
+Result<std::vector<std::string>> certificates_using(const Global& g, const keystore::Key& key) {
     std::vector<std::string> out;
     struct stat st{};
-    if (::stat(o.state_dir.c_str(), &st) != 0) return out;  // no state dir: no certificates
-    auto state = store::StateDir::open(o.state_dir);
+    if (::stat(g.state_dir.c_str(), &st) != 0) return out;  // no state dir: no certificates
+    auto state = store::StateDir::open(g.state_dir);
     if (!state) return std::unexpected(state.error());
     auto names = state->certificate_names();
     if (!names) return std::unexpected(names.error());
@@ -106,8 +159,8 @@ Result<std::vector<std::string>> certificates_using(const Options& o, const keys
 }
 }  // namespace
 
-Result<Output> key_delete(const Options& o, keystore::Registry& reg) {
-    auto uri = parse_uri(o.key, "--key");
+Result<Output> key_delete(const Global& g, const KeyArgs& a, keystore::Registry& reg) {
+    auto uri = parse_uri(a.key, "--key");
     if (!uri) return std::unexpected(uri.error());
     auto ks = reg.keystore_for(*uri);
     if (!ks) return std::unexpected(ks.error());
@@ -115,28 +168,25 @@ Result<Output> key_delete(const Options& o, keystore::Registry& reg) {
     // names what still uses it.
     auto key = (*ks)->open(*uri);
     if (!key) return std::unexpected(key.error());
-    auto users = certificates_using(o, **key);
+    auto users = certificates_using(g, **key);
     if (!users) return std::unexpected(users.error());
     std::string question = "Destroy " + (*key)->uri().to_string() + "? It cannot be recovered.";
     if (!users->empty()) {
         std::string list;
         for (const auto& n : *users) list += (list.empty() ? "" : ", ") + n;
-        question += " Certificates in " + o.state_dir + " that use it: " + list +
+        question += " Certificates in " + g.state_dir + " that use it: " + list +
                     " (renew them with --new-key first).";
-        base::log::warning("key delete: used by the certificates " + list + " in " + o.state_dir);
+        base::log::warning("key delete: used by the certificates " + list + " in " + g.state_dir);
     }
-    if (auto r = confirm(o, "key delete", question); !r) return std::unexpected(r.error());
+    if (auto r = confirm(a.yes, "key delete", question); !r) return std::unexpected(r.error());
     if (auto r = (*ks)->destroy(*uri); !r) return std::unexpected(r.error());
-    Output out;
-    out.data = {{"deleted", uri->to_string()}, {"used_by", *users}};
-    out.text = "deleted " + uri->to_string() + "\n";
-    return out;
+    return render(KeyDeleted{uri->to_string(), std::move(*users)});
 }
 
-Result<Output> key_import_hmac(const Options& o, keystore::Registry& reg) {
-    auto uri = parse_uri(o.key, "--key");
+Result<Output> key_import_hmac(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {
+    auto uri = parse_uri(a.key, "--key");
     if (!uri) return std::unexpected(uri.error());
-    auto secret = read_mac_key_file(o.from);
+    auto secret = read_mac_key_file(a.from);
     if (!secret) return std::unexpected(secret.error());
     auto ks = reg.keystore_for(*uri);
     if (!ks) return std::unexpected(ks.error());
@@ -146,10 +196,7 @@ Result<Output> key_import_hmac(const Options& o, keystore::Registry& reg) {
                     "this backend cannot hold HMAC keys; use a pkcs11: token");
     auto stored = macs->import_hmac(*uri, *secret);
     if (!stored) return std::unexpected(stored.error());
-    Output out;
-    out.data = {{"uri", stored->to_string()}};
-    out.text = stored->to_string() + "\n";
-    return out;
+    return render(KeyMade{stored->to_string(), std::nullopt});
 }
 
 }  // namespace cli

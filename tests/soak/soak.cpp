@@ -20,8 +20,8 @@
 // baseline and every 50 issuances, and fails when descriptors, sessions or transient objects
 // differ from the baseline at any later issuance, or RSS grew by more than SOAK_RSS_KIB.
 #include "base/log.h"
-#include "cli/certs.h"
 #include "cli/common.h"
+#include "lifecycle/certificate.h"
 #include "pkcs11/module.h"
 #include "tpm/tpm_keystore.h"
 
@@ -91,14 +91,15 @@ int die(const base::Error& e, const std::string& when) {
 }  // namespace
 
 int main() {
-    cli::Options o;
-    o.server = env("SOAK_SERVER");
-    o.ca_file = env("SOAK_CA_FILE");
-    o.state_dir = env("SOAK_STATE_DIR");
+    cli::Global g;
+    g.server = env("SOAK_SERVER");
+    g.ca_file = env("SOAK_CA_FILE");
+    g.state_dir = env("SOAK_STATE_DIR");
+    g.quiet = true;
+    cli::CertArgs o;
     o.http_port = env("SOAK_HTTP_PORT");
     o.account_key = env("SOAK_ACCOUNT_KEY");
     o.agree_tos = true;
-    o.quiet = true;
     const std::string shim = env("SOAK_SHIM");
     const int count = std::stoi(env("SOAK_COUNT", "300"));
     const int from = std::stoi(env("SOAK_FROM", "50"));
@@ -110,8 +111,8 @@ int main() {
     }
 
     base::log::set_level(base::log::Level::warning);
-    auto reg = cli::make_registry(o);
-    auto session = cli::open_session(o, reg, true);
+    auto reg = cli::make_registry(g);
+    auto session = cli::open_session(g, o, reg, true);
     if (!session) return die(session.error(), "account");
     keystore::Keystore* tpm_store = nullptr;
     for (auto& k : keys)
@@ -130,8 +131,9 @@ int main() {
         if (!uri) return die(uri.error(), "key URI");
         auto key = reg.open(*uri);
         if (!key) return die(key.error(), "issuance " + std::to_string(i) + ": open");
-        auto r = cli::obtain(o, session->state, *session->client, session->account, *key,
-                             {"soak-" + std::to_string(i) + ".example.com"}, "");
+        auto r = lifecycle::obtain(cli::settings(g, o), session->state, *session->client,
+                                   session->account, *key,
+                                   {"soak-" + std::to_string(i) + ".example.com"}, "");
         if (!r) return die(r.error(), "issuance " + std::to_string(i));
         key->reset();  // as a long-running agent lets go of a key between renewals
 

@@ -1,5 +1,5 @@
-// Several orders in one run: `issue --batch FILE` reads them from a file, and the orders of
-// a batch (or of `renew --all`) run on a bounded number of worker threads (--jobs N).
+// Several orders in one run: `issue --batch FILE` reads them from a file (the orders of a
+// batch, or of `renew --all`, run --jobs N at a time: lifecycle::run_parallel).
 //
 // The batch file: one order per line,
 //
@@ -16,12 +16,11 @@
 #include "keystore/key_uri.h"
 
 #include <cstddef>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace cli {
+namespace lifecycle {
 
 struct BatchOrder {
     std::size_t line = 0;  // 1-based line number in the file
@@ -41,10 +40,4 @@ base::Result<std::vector<BatchOrder>> read_batch(const std::string& file);
 inline constexpr unsigned kMinJobs = 1;
 inline constexpr unsigned kMaxJobs = 64;
 
-// Calls work(i) for every i in [0, count), on min(jobs, count) threads (the caller's own
-// thread when that is 1). Each index is taken exactly once; work must not throw out of a
-// thread: an exception is caught and turned into `on_exception(i, what)`.
-void run_parallel(std::size_t count, unsigned jobs, const std::function<void(std::size_t)>& work,
-                  const std::function<void(std::size_t, const char*)>& on_exception);
-
-}  // namespace cli
+}  // namespace lifecycle

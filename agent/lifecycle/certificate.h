@@ -1,0 +1,57 @@
+// One certificate's life, shared by the commands that issue and renew (issue, enroll,
+// renew, run): ordering and storing it, renewing it when due.
+#pragma once
+
+#include "acme/client.h"
+#include "keystore/keystore.h"
+#include "lifecycle/report.h"
+#include "lifecycle/settings.h"
+#include "lifecycle/solvers.h"
+#include "store/state.h"
+#include "x509/cert.h"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lifecycle {
+
+// The ACME account orders are signed with.
+struct Account {
+    keystore::KeyPtr key;
+    std::string url;
+};
+
+// Orders, validates, finalizes and stores one certificate for `domains` with `cert_key` in
+// live/NAME/ (NAME: s.name, else the first domain), resuming an order a crashed run left in
+// the state dir; its settings go to live/NAME/renewal.json. `replaces` is an ARI CertID or "".
+// Orders for different names may run concurrently on one client and state dir when they
+// take their challenge solver from one `shared` (else each makes its own).
+Result<IssueResult> obtain(const Settings& s, store::StateDir& state, acme::Client& client,
+                           const Account& account, const keystore::KeyPtr& cert_key,
+                           const std::vector<std::string>& domains, const std::string& replaces,
+                           SharedSolvers* shared = nullptr);
+
+// A stored certificate's renewal record as an object ({} when it has none or it is not JSON).
+json stored_record(const store::Certificate& c);
+// What a stored certificate was ordered for: the names its renewal record (renewal.json)
+// lists, else the leaf's names.
+std::vector<std::string> stored_domains(const json& record, const x509::CertInfo& leaf);
+
+// What renew_one did: renewed (`issued`) or not due yet (until `due_at`).
+struct Renewal {
+    std::string name;
+    std::optional<IssueResult> issued;
+    std::chrono::system_clock::time_point due_at;  // when not renewed
+    std::string key_uri;                           // the new certificate's key
+    std::string old_key;  // with Settings::new_key: the key it no longer uses
+};
+// Renews the stored certificate `name` when it is due (or s.force), with the settings it was
+// issued with unless `s` gives others (differs from the defaults); s.new_key puts the new
+// certificate on a new key.
+Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::StateDir& state,
+                          acme::Client& client, const Account& account, const std::string& name,
+                          SharedSolvers* shared = nullptr);
+
+}  // namespace lifecycle

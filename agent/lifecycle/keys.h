@@ -1,0 +1,23 @@
+// Opening the keys a certificate or an account signs with, whatever backend the caller's
+// keystore::Registry knows (the composition root in cli/ fills it).
+#pragma once
+
+#include "base/error.h"
+#include "keystore/keystore.h"
+
+#include <string>
+#include <vector>
+
+namespace lifecycle {
+
+// What makes a hardware key unfit to be an account or certificate key (empty: nothing):
+// a PKCS#11 key that is extractable, not sensitive, or may decrypt/unwrap; a TPM key
+// without fixedTPM or fixedParent. file: keys are software by choice and never weak here.
+base::Result<std::vector<std::string>> weaknesses(const keystore::Key& key);
+
+// Opens the account or certificate key at `uri`: refused (Errc::usage, naming the
+// attribute) when weaknesses() finds one, unless `allow_weak` (--allow-weak-key).
+base::Result<keystore::KeyPtr> open_signing_key(keystore::Registry& reg,
+                                                const keystore::KeyUri& uri, bool allow_weak);
+
+}  // namespace lifecycle

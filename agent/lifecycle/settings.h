@@ -1,0 +1,28 @@
+// What the lifecycle needs to know about one certificate's order and renewal, built by the
+// caller (the command line, or a config file's [[certificate]]): no CLI11 here.
+#pragma once
+
+#include "config/config.h"
+
+#include <string>
+
+namespace lifecycle {
+
+// The ACME directory used when none is given.
+inline constexpr const char* kDefaultServer = "https://acme-v02.api.letsencrypt.org/directory";
+// The state dir used when none is given.
+inline constexpr const char* kDefaultStateDir = "/var/lib/acme-agent";
+
+// The challenge settings (their defaults are config::CertificateSettings', the one place
+// for "http-01", "80" and "443") and what else an order or a renewal takes.
+struct Settings : config::CertificateSettings {
+    std::string server = kDefaultServer;  // recorded in renewal.json
+    std::string name;                     // live/NAME/; "" for the first domain
+    std::string out;                      // also write the PEM files here ("" for none)
+    bool tag_progress = false;            // orders run side by side: prefix progress with NAME
+    bool allow_weak_key = false;          // open keys that weaknesses() objects to
+    bool force = false;                   // renew even when not due
+    bool new_key = false;                 // renew onto a freshly generated key
+};
+
+}  // namespace lifecycle
