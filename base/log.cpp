@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +13,8 @@
 #include <ctime>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
 
 namespace base {
@@ -111,9 +114,16 @@ bool stderr_is_journal() {
     static const bool journal = [] {
         const char* v = std::getenv("JOURNAL_STREAM");
         if (v == nullptr) return false;
+        const std::string_view text(v);
+        const auto colon = text.find(':');
+        if (colon == std::string_view::npos) return false;
         unsigned long long dev = 0;
         unsigned long long ino = 0;
-        if (std::sscanf(v, "%llu:%llu", &dev, &ino) != 2) return false;
+        const auto d = std::from_chars(text.data(), text.data() + colon, dev);
+        const auto i = std::from_chars(text.data() + colon + 1, text.data() + text.size(), ino);
+        if (d.ec != std::errc() || d.ptr != text.data() + colon || i.ec != std::errc() ||
+            i.ptr != text.data() + text.size())
+            return false;
         struct stat st{};
         return ::fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
     }();
@@ -165,7 +175,7 @@ std::string_view text_prefix(Level at) {
 
 // RFC 3339 in UTC with milliseconds.
 std::string timestamp(std::int64_t now_ms) {
-    const std::time_t secs = static_cast<std::time_t>(now_ms / 1000);
+    const auto secs = static_cast<std::time_t>(now_ms / 1000);
     std::tm tm{};
     (void)::gmtime_r(&secs, &tm);
     char buf[80];
