@@ -2,13 +2,19 @@
 // /metrics endpoint over real loopback sockets, scraped by curl and checked by Prometheus'
 // own promtool (Debian `prometheus`).
 #include "base/metrics.h"
+#include "keystore/file_backend.h"
 #include "metrics/agent_metrics.h"
 #include "metrics/endpoint.h"
+#include "metrics/metered_key.h"
 #include "support/process.h"
 
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
+#include <array>
 #include <chrono>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -110,6 +116,58 @@ TEST(MetricsRegistry, ConcurrentUpdatesAreAllCounted) {
     for (auto& t : threads) t.join();
     EXPECT_EQ(c.value({"0"}) + c.value({"1"}), 40000);
     EXPECT_EQ(h.value({}), 40000);
+}
+
+// A key whose token is gone: every signature fails as a PKCS#11 key's would.
+class UnpluggedKey final : public keystore::Key {
+  public:
+    explicit UnpluggedKey(keystore::KeyPtr real) : real_(std::move(real)) {}
+    [[nodiscard]] keystore::KeyAlgorithm algorithm() const override { return real_->algorithm(); }
+    [[nodiscard]] const base::Bytes& public_key_der() const override {
+        return real_->public_key_der();
+    }
+    [[nodiscard]] const keystore::KeyUri& uri() const override { return uri_; }
+    [[nodiscard]] base::Result<base::Bytes> sign(std::span<const std::uint8_t>) const override {
+        return base::fail(base::Errc::token_absent, "C_Sign", "no token matches the key URI");
+    }
+    [[nodiscard]] base::Result<std::vector<keystore::KeyProperty>> properties() const override {
+        return real_->properties();
+    }
+
+  private:
+    keystore::KeyPtr real_;
+    keystore::KeyUri uri_ = *keystore::KeyUri::parse("pkcs11:token=gone;object=k");
+};
+
+TEST(AgentMetrics, AMeteredKeyCountsSignaturesAndErrorsByBackend) {
+    std::string dir = (std::filesystem::temp_directory_path() / "test_metrics_XXXXXX").string();
+    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+    auto store = keystore::make_file_keystore();
+    auto uri = keystore::KeyUri::parse("file:" + dir + "/k.pem");
+    ASSERT_TRUE(uri);
+    auto key = store->generate(*uri, keystore::KeyAlgorithm::ec_p256);
+    ASSERT_TRUE(key) << key.error().describe();
+
+    metrics::AgentMetrics m("1.2.3");
+    const auto file_key = metrics::metered(*key, m);
+    const std::array<std::uint8_t, 3> message{1, 2, 3};
+    ASSERT_TRUE(file_key->sign(message));
+    ASSERT_TRUE(file_key->sign(message));
+    EXPECT_EQ(file_key->uri().to_string(), (*key)->uri().to_string());
+    const auto gone = metrics::metered(std::make_shared<const UnpluggedKey>(*key), m);
+    const auto failed = gone->sign(message);
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error().code, base::Errc::token_absent) << "the error passes unchanged";
+
+    const std::string out = m.render();
+    for (const char* line : {
+             "acme_agent_signatures_total{backend=\"file\"} 2\n",
+             "acme_agent_signature_duration_seconds_count{backend=\"file\"} 2\n",
+             "acme_agent_signatures_total{backend=\"pkcs11\"} 0\n",
+             "acme_agent_signature_errors_total{backend=\"pkcs11\",kind=\"token_absent\"} 1\n",
+         })
+        EXPECT_NE(out.find(line), std::string::npos) << line << "\nin\n" << out;
+    std::filesystem::remove_all(dir);
 }
 
 std::string scrape(const metrics::Endpoint& e, const std::string& path = "/metrics",
