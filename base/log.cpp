@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -13,8 +12,6 @@
 #include <ctime>
 #include <mutex>
 #include <string>
-#include <string_view>
-#include <system_error>
 #include <utility>
 
 namespace base {
@@ -114,16 +111,12 @@ bool stderr_is_journal() {
     static const bool journal = [] {
         const char* v = std::getenv("JOURNAL_STREAM");
         if (v == nullptr) return false;
-        const std::string_view text(v);
-        const auto colon = text.find(':');
-        if (colon == std::string_view::npos) return false;
-        unsigned long long dev = 0;
-        unsigned long long ino = 0;
-        const auto d = std::from_chars(text.data(), text.data() + colon, dev);
-        const auto i = std::from_chars(text.data() + colon + 1, text.data() + text.size(), ino);
-        if (d.ec != std::errc() || d.ptr != text.data() + colon || i.ec != std::errc() ||
-            i.ptr != text.data() + text.size())
-            return false;
+        char* end = nullptr;
+        const unsigned long long dev = std::strtoull(v, &end, 10);
+        if (end == v || *end != ':') return false;
+        const char* ino_text = end + 1;
+        const unsigned long long ino = std::strtoull(ino_text, &end, 10);
+        if (end == ino_text || *end != '\0') return false;
         struct stat st{};
         return ::fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
     }();

@@ -20,9 +20,8 @@ namespace base::metrics {
 // leaves it open (certificate names, bounded by the family's max_series).
 struct Label {
     std::string name;
-    // NOLINTNEXTLINE(readability-redundant-member-init): keeps GCC's
-    // -Wmissing-field-initializers quiet for Label{"name"}
-    std::vector<std::string> values = {};
+    // "= {}" keeps GCC's -Wmissing-field-initializers quiet for Label{"name"}.
+    std::vector<std::string> values = {};  // NOLINT(readability-redundant-member-init)
 };
 
 enum class Type { counter, gauge, histogram };

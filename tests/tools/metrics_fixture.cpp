@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
 int main(int argc, char** argv) {
@@ -18,7 +19,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: metrics_fixture NOT_AFTER\n");
         return 2;
     }
-    const auto not_after = metrics::Clock::from_time_t(std::atoll(argv[1]));
+    char* end = nullptr;
+    const long long seconds = std::strtoll(argv[1], &end, 10);
+    if (end == argv[1] || *end != '\0') {
+        std::fprintf(stderr, "metrics_fixture: NOT_AFTER must be seconds since the epoch\n");
+        return 2;
+    }
+    const auto not_after = metrics::Clock::from_time_t(static_cast<std::time_t>(seconds));
     metrics::AgentMetrics m("fixture");
     m.set_certificates({"www.example.org"});
     m.certificate("www.example.org", not_after - std::chrono::hours(24 * 90), not_after,

@@ -10,10 +10,9 @@
 
 #include <gtest/gtest.h>
 
-#include <stdlib.h>
-
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
