@@ -249,12 +249,16 @@ void trace(std::int64_t start_us, std::string_view what) {
 
 std::string format_line(Level at, std::string_view message, std::string_view context, bool journal,
                         std::int64_t now) {
-    const std::string text = mask_pin(printable(message));
+    std::string text = mask_pin(printable(message));
     std::string line;
     if (journal) {
-        line += '<';
-        line += priority(at);
-        line += '>';
+        const std::string prefix = {'<', priority(at), '>'};
+        line += prefix;
+        // journald makes each line of a text message an entry of its own: each carries the
+        // priority (a JSON line has its newlines escaped).
+        if (g_format.load() == Format::text)
+            for (auto nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', nl + 1))
+                text.insert(nl + 1, prefix);
     }
     if (g_format.load() == Format::json) {
         line += "{\"time\":\"" + timestamp(now) + "\",\"level\":\"";

@@ -67,6 +67,9 @@ TEST(Log, JournalLinesStartWithTheirPriority) {
     EXPECT_EQ(log::format_line(Level::warning, "w", "", true, kNow), "<4>acme-agent: warning: w\n");
     EXPECT_EQ(log::format_line(Level::info, "i", "", true, kNow), "<6>i\n");
     EXPECT_EQ(log::format_line(Level::debug, "d", "", true, kNow), "<7>debug: d\n");
+    // A message of several lines (a hook's output) is several journal entries, all warnings.
+    EXPECT_EQ(log::format_line(Level::warning, "hook failed:\nline 1\nline 2", "", true, kNow),
+              "<4>acme-agent: warning: hook failed:\n<4>line 1\n<4>line 2\n");
     // The journal stamps each line itself.
     log::set_timestamps(true);
     EXPECT_EQ(log::format_line(Level::info, "renewed", "www", true, kNow),
@@ -88,6 +91,8 @@ TEST(Log, JsonLinesAreOneObjectEach) {
     EXPECT_EQ(log::format_line(Level::info, "x", "", false, kNow),
               "{\"time\":\"2026-12-07T06:02:17.123Z\",\"level\":\"info\",\"message\":\"x\"}\n");
     EXPECT_TRUE(log::format_line(Level::error, "x", "", true, kNow).starts_with("<3>{\"time\""));
+    EXPECT_TRUE(log::format_line(Level::error, "a\nb", "", true, kNow)
+                    .ends_with(",\"message\":\"a\\nb\"}\n"));
     // Invalid UTF-8 is escaped before it could make the object unparsable.
     const auto odd =
         nlohmann::json::parse(log::format_line(Level::info, "\xff\xfe", "", false, kNow));
