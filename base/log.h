@@ -1,5 +1,8 @@
-// Minimal leveled logging to stderr. Callers never pass secrets (SECURITY.md rule 13).
+// Leveled logging to stderr. Callers never pass secrets (SECURITY.md rule 13); as a safety
+// net a key URI's pin-value is masked in every line.
 #pragma once
+
+#include "base/error.h"
 
 #include <cstdint>
 #include <string>
@@ -22,14 +25,57 @@ std::string printable(std::string_view text, Lines lines = Lines::keep);
 
 namespace base::log {
 
-enum class Level { quiet = 0, warning = 1, info = 2, debug = 3 };
+// A message is written when its level is at or below the level set (default info).
+enum class Level { quiet = 0, error = 1, warning = 2, info = 3, debug = 4 };
 
 void set_level(Level level);
 Level level();
+// "error", "warn" (or "warning"), "info", "debug" (--log-level); Errc::usage naming the
+// choices otherwise.
+Result<Level> parse_level(std::string_view text);
+
+// How each line looks.
+//   text (default), timestamps off: today's lines, byte for byte: "acme-agent: error: ",
+//     "acme-agent: warning: ", "" (info) or "debug: " and the message.
+//   text, timestamps on (the daemon): "2026-12-07T06:02:17.123Z warning [www] message";
+//     " [CONTEXT]" only when the thread set one.
+//   json (--log-format json): one object per line for log shippers:
+//     {"time":"2026-12-07T06:02:17.123Z","level":"info","certificate":"www","message":"..."}
+//     with "certificate" only when the thread set a context.
+// Under systemd (stderr is the stream named by JOURNAL_STREAM, sd-daemon(3)) each line
+// starts with the "<N>" priority journald reads (3 err, 4 warning, 6 info, 7 debug), and
+// text lines carry no timestamp: the journal stamps each line itself.
+enum class Format { text, json };
+void set_format(Format format);
+// "text" or "json" (--log-format); Errc::usage naming the choices otherwise.
+Result<Format> parse_format(std::string_view text);
+void set_timestamps(bool on);
+
 // Each message goes through printable().
+void error(std::string_view message);
 void warning(std::string_view message);
 void info(std::string_view message);
 void debug(std::string_view message);
+
+// The context of the lines this thread writes (the certificate a daemon worker handles),
+// from construction to the end of the scope, where the one before is restored.
+class Context {
+  public:
+    explicit Context(std::string name);
+    ~Context();
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+
+  private:
+    std::string previous_;
+};
+// This thread's context ("" when none is set).
+const std::string& context();
+
+// One line as emit() writes it, without writing it (for tests): `journal` as if stderr
+// were the journal, `now_ms` the time in milliseconds since the epoch.
+std::string format_line(Level at, std::string_view message, std::string_view context, bool journal,
+                        std::int64_t now_ms);
 
 // ACME_AGENT_TRACE=FILE appends one line "START_US END_US WHAT" (CLOCK_REALTIME, in
 // microseconds) per traced phase of the run, for bench/e2e.sh's phase breakdown. Off (the

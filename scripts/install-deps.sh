@@ -30,6 +30,8 @@ PACKAGES=(
   openssl curl ca-certificates jq python3 iproute2 gnuplot-nox
   # the benchmarks: bench/floor.py (also in the CTest smoke bench.e2e_smoke), coldstart.sh
   python3-cryptography strace
+  # metrics: promtool checks the /metrics exposition and unit-tests the alert rules
+  prometheus
 )
 
 missing=()

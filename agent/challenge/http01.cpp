@@ -24,31 +24,7 @@ using base::fail;
 
 namespace {
 
-constexpr std::size_t kMaxHead = 8 * 1024;
 constexpr std::string_view kPrefix = "/.well-known/acme-challenge/";
-
-std::string response(int status, std::string_view reason, std::string_view body,
-                     std::string_view extra_headers = {}) {
-    std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
-    out += reason;
-    out += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\nCache-Control: no-store\r\nConnection: close\r\n";
-    out += extra_headers;
-    out += "\r\n";
-    out += body;
-    return out;
-}
-
-struct Connection {
-    enum class Phase { reading, writing, draining };
-    Fd fd;
-    Clock::time_point deadline;
-    Phase phase = Phase::reading;
-    std::string in;
-    std::string out;
-    std::size_t sent = 0;
-    bool done = false;
-};
 
 }  // namespace
 
@@ -62,21 +38,12 @@ struct Http01Responder::Impl {
     Lookup lookup;       // set_lookup; guarded by mutex
     ServeThread server;  // last: it stops before the members its loop uses go
 
-    std::string answer(std::string_view head) {
-        const auto eol = head.find_first_of("\r\n");
-        const std::string_view line = head.substr(0, eol);
-        const auto sp1 = line.find(' ');
-        const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-        if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
-            return response(400, "Bad Request", "bad request\n");
-        }
-        const std::string_view method = line.substr(0, sp1);
-        const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-        if (!line.substr(sp2 + 1).starts_with("HTTP/1.")) {
-            return response(400, "Bad Request", "bad request\n");
-        }
+    std::string answer(const HttpRequest& request) {
+        const std::string_view method = request.method;
+        const std::string_view target = request.target;
         if (method != "GET") {
-            return response(405, "Method Not Allowed", "method not allowed\n", "Allow: GET\r\n");
+            return http_response(405, "Method Not Allowed", "method not allowed\n",
+                                 "Allow: GET\r\n");
         }
         // Exact match only: a query, a fragment, a trailing slash or an encoded byte leaves
         // a token that is not valid, so it cannot name a registered one.
@@ -98,83 +65,16 @@ struct Http01Responder::Impl {
                     std::lock_guard lock(mutex);
                     served.insert(token);
                     served_cv.notify_all();
-                    return response(200, "OK", *value);
+                    return http_response(200, "OK", *value);
                 }
             }
         }
-        return response(404, "Not Found", "not found\n");
-    }
-
-    void on_readable(Connection& c) {
-        char buf[4096];
-        for (;;) {
-            const std::size_t room =
-                c.phase == Connection::Phase::reading ? kMaxHead - c.in.size() : sizeof buf;
-            const ssize_t n = ::recv(c.fd.get(), buf, std::min(room, sizeof buf), 0);
-            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-                c.done = true;
-                return;
-            }
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                return;
-            }
-            if (c.phase == Connection::Phase::draining) return;  // one read per wake-up
-            c.in.append(buf, static_cast<std::size_t>(n));
-            // Search a little before the new bytes: the terminator may straddle reads.
-            const std::size_t from = c.in.size() - static_cast<std::size_t>(n);
-            const std::size_t scan = from >= 3 ? from - 3 : 0;
-            std::size_t end = c.in.find("\r\n\r\n", scan);
-            if (end == std::string::npos) end = c.in.find("\n\n", scan);
-            if (end != std::string::npos) {
-                c.out = answer(std::string_view(c.in).substr(0, end));
-            } else if (c.in.size() >= kMaxHead) {
-                c.out = response(431, "Request Header Fields Too Large", "request too large\n");
-            } else {
-                continue;
-            }
-            c.in.clear();
-            c.phase = Connection::Phase::writing;
-            on_writable(c);
-            return;
-        }
-    }
-
-    static void on_writable(Connection& c) {
-        while (c.sent < c.out.size()) {
-            const ssize_t n =
-                ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                if (errno != EAGAIN && errno != EWOULDBLOCK) c.done = true;
-                return;
-            }
-            c.sent += static_cast<std::size_t>(n);
-        }
-        // Half-close and read until the client closes: closing with unread bytes would
-        // send a RST that can destroy the response before the client reads it.
-        ::shutdown(c.fd.get(), SHUT_WR);
-        c.phase = Connection::Phase::draining;
+        return http_response(404, "Not Found", "not found\n");
     }
 
     void run() {
-        serve_connections<Connection>(
-            server.wake_fd(), listener.get(),
-            [](Fd fd) {
-                Connection c;
-                c.fd = std::move(fd);
-                return std::optional(std::move(c));
-            },
-            [](const Connection& c) -> short {
-                return c.phase == Connection::Phase::writing ? POLLOUT : POLLIN;
-            },
-            [this](Connection& c) {
-                if (c.phase == Connection::Phase::writing) {
-                    on_writable(c);
-                } else {
-                    on_readable(c);
-                }
-            });
+        serve_http(server.wake_fd(), listener.get(),
+                   [this](const HttpRequest& request) { return answer(request); });
     }
 };
 

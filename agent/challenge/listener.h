@@ -1,7 +1,8 @@
-// What the built-in challenge responders share: the listening socket ("[ADDR:]PORT" parsed
-// in one place, bound non-blocking with SO_REUSEADDR; SECURITY.md rule 16: bind where told),
-// the thread they serve on, and its bounded connection loop (rule 16: at most 16
-// connections, 5 s each).
+// What the built-in responders share (the challenge responders and the /metrics endpoint):
+// the listening socket ("[ADDR:]PORT" parsed in one place, bound non-blocking with
+// SO_REUSEADDR; SECURITY.md rule 16: bind where told), the thread they serve on, its bounded
+// connection loop (rule 16: at most 16 connections, 5 s each) and the one-request HTTP/1.1
+// exchange over it.
 #pragma once
 
 #include "base/error.h"
@@ -32,11 +33,12 @@ struct Listener {
     unsigned short port = 0;  // the port bound (the kernel's choice for PORT 0)
 };
 
-// Listens on `listen` = "PORT", "ADDR:PORT" or "[V6ADDR]:PORT" (ADDR defaults to 0.0.0.0;
-// numeric addresses only). Errc::usage for a malformed spec; Errc::io when the port cannot
-// be bound, with `what` ("http-01") and ADDR:PORT in the error and the reason (e.g.
-// "Address already in use") in its message.
-Result<Listener> listen_on(const std::string& listen, std::string_view what);
+// Listens on `listen` = "PORT", "ADDR:PORT" or "[V6ADDR]:PORT" (ADDR defaults to
+// `default_host`; numeric addresses only). Errc::usage for a malformed spec; Errc::io when
+// the port cannot be bound, with `what` ("http-01") and ADDR:PORT in the error and the
+// reason (e.g. "Address already in use") in its message.
+Result<Listener> listen_on(const std::string& listen, std::string_view what,
+                           const std::string& default_host = "0.0.0.0");
 
 // The thread a responder serves on. Its loop polls wake_fd() beside its sockets and returns
 // once that is readable; the destructor makes it readable and joins. Declare it as the last
@@ -124,5 +126,20 @@ void serve_connections(int wake_fd, int listen_fd, Adopt adopt, Events events, S
         }
     }
 }
+
+// HTTP/1.1, one request per connection (Connection: close), head at most kMaxHttpHead
+// bytes (431 beyond), body ignored. `answer` gets a well-formed request line (anything else
+// is answered 400 here) and returns the whole response, http_response() made.
+inline constexpr std::size_t kMaxHttpHead = 8 * 1024;
+struct HttpRequest {
+    std::string_view method;
+    std::string_view target;
+};
+std::string http_response(int status, std::string_view reason, std::string_view body,
+                          std::string_view extra_headers = {},
+                          std::string_view content_type = "text/plain");
+// Runs on the ServeThread until wake_fd is readable (serve_connections' bounds).
+void serve_http(int wake_fd, int listen_fd,
+                const std::function<std::string(const HttpRequest&)>& answer);
 
 }  // namespace challenge

@@ -280,6 +280,8 @@ Result<Config> parse(std::string_view text, const std::string& path, bool owner_
             set(r.count(k, v, 86400), c.deploy_hook_timeout);
             if (ok && c.deploy_hook_timeout == 0)
                 return r.bad(v, "deploy_hook_timeout must be at least 1 (seconds)");
+        } else if (k == "metrics") {
+            set(r.string(k, v), c.metrics);
         } else if (k == "certificate") {
             if (!v.is_array() || !std::all_of(v.as_array().begin(), v.as_array().end(),
                                               [](auto& t) { return t.is_table(); }))

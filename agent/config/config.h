@@ -10,6 +10,7 @@
 //   eab_kid = "kid"                               # with eab_hmac_key: a 0600 file or pkcs11: URI
 //   eab_hmac_key = "/etc/acme-agent/eab.key"
 //   deploy_hook_timeout = 300                     # seconds
+//   metrics = "127.0.0.1:9464"                    # optional: [ADDR:]PORT of GET /metrics
 //
 //   [[certificate]]
 //   name = "www"                                  # optional: default the first domain
@@ -73,6 +74,9 @@ struct Config {
     std::string eab_kid;
     std::string eab_hmac_key;
     unsigned deploy_hook_timeout = 300;  // seconds
+    // Where `run` serves /metrics ("[ADDR:]PORT", ADDR 127.0.0.1 by default); checked when
+    // it is bound (metrics::Endpoint::start).
+    std::optional<std::string> metrics;
     std::vector<Certificate> certificates;
 };
 

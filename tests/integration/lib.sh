@@ -26,6 +26,7 @@ cleanup() {
   [ -f "$WORK/swtpm/swtpm.pid" ] && "$SCRIPTS/swtpm-down.sh" "$WORK/swtpm" >/dev/null 2>&1
   [ -z "${PROXY_PID:-}" ] || kill "$PROXY_PID" 2>/dev/null || true
   [ -z "${WEB_PID:-}" ] || kill "$WEB_PID" 2>/dev/null || true
+  [ -z "${PROM_PID:-}" ] || kill "$PROM_PID" 2>/dev/null || true
   stop_named
   return 0
 }
@@ -273,4 +274,40 @@ no_txt() {
     fail "$4: $1#$2 still holds a TXT at $3: $(grep -v '^;' <<<"$out")"
     return 1
   fi
+}
+
+# start_prometheus TARGET...: a real Prometheus (Debian prometheus) on a free loopback port,
+# its data in $WORK/prometheus, scraping each TARGET (ADDR:PORT, /metrics) every second;
+# sets PROM (its URL) and PROM_PID (cleanup stops it). Returns once it is ready.
+start_prometheus() {
+  local port targets="" t
+  reserve_port port $$ || { fail "no port for Prometheus"; finish; }
+  for t in "$@"; do targets+="${targets:+, }'$t'"; done
+  mkdir -p "$WORK/prometheus"
+  printf '%s\n' 'global: {scrape_interval: 1s, evaluation_interval: 1s}' 'scrape_configs:' \
+    '  - job_name: acme-agent' "    static_configs: [{targets: [$targets]}]" >"$WORK/prometheus/prometheus.yml"
+  prometheus --config.file="$WORK/prometheus/prometheus.yml" --storage.tsdb.path="$WORK/prometheus/data" \
+    --web.listen-address="127.0.0.1:$port" >"$WORK/prometheus/log" 2>&1 &
+  PROM_PID=$!
+  PROM=http://127.0.0.1:$port
+  for _ in $(seq 600); do # 30 s at most: its TSDB and rule manager start first
+    curl -sf "$PROM/-/ready" >/dev/null 2>&1 && return 0
+    kill -0 "$PROM_PID" 2>/dev/null || break
+    read -rt 0.05 <> <(:) || true
+  done
+  fail "Prometheus did not start: $(tail -c 600 "$WORK/prometheus/log")"
+  finish
+}
+# prom_value VAR QUERY [SECONDS]: sets VAR to the value of QUERY's first series (an
+# instant query of Prometheus' HTTP API), waiting up to SECONDS (default 30) for the series
+# to exist (scrapes are every second); a failure, and VAR empty, when it never does.
+prom_value() {
+  local _pv=""
+  for _ in $(seq $((${3:-30} * 10))); do
+    _pv=$(curl -sfG "$PROM/api/v1/query" --data-urlencode "query=$2" | jq -r '.data.result[0].value[1] // empty') || true
+    [ -n "$_pv" ] && break
+    read -rt 0.1 <> <(:) || true
+  done
+  printf -v "$1" %s "$_pv"
+  [ -n "$_pv" ] || { fail "Prometheus has no series for $2"; return 1; }
 }

@@ -89,6 +89,23 @@ TEST(Config, MinimalFileLeavesGlobalsUnset) {
     EXPECT_EQ(c->certificates.at(0).name, "a.example");
 }
 
+TEST(Config, MetricsListenAddress) {
+    const std::string cert = "[[certificate]]\ndomains = [\"a.example\"]\nkey = \"file:/k.pem\"\n";
+    auto c = config::parse("metrics = \"127.0.0.1:9464\"\n" + cert, "x.toml");
+    ASSERT_TRUE(c) << c.error().describe();
+    EXPECT_EQ(c->metrics, "127.0.0.1:9464");
+    c = config::parse(cert, "x.toml");
+    ASSERT_TRUE(c) << c.error().describe();
+    EXPECT_FALSE(c->metrics);
+    for (const char* bad : {"metrics = \"\"\n", "metrics = 9464\n"}) {
+        c = config::parse(bad + cert, "x.toml");
+        ASSERT_FALSE(c) << bad;
+        EXPECT_EQ(c.error().code, base::Errc::usage);
+        EXPECT_EQ(c.error().where, "x.toml:1") << c.error().describe();
+        EXPECT_NE(c.error().describe().find("metrics"), std::string::npos) << c.error().describe();
+    }
+}
+
 struct Bad {
     const char* text;
     const char* where;    // "FILE:LINE"
