@@ -232,6 +232,19 @@ int run(int argc, char** argv) {
     kimp->add_option("--from", o.from, "file (mode 0600) holding the base64url MAC key")
         ->required();
     bind(kimp, key_import_hmac);
+    auto* katt = key->add_subcommand(
+        "attest",
+        "TPM evidence that a tpm2: key was made in this TPM (WebAuthn \"tpm\" "
+        "attestation statement: TPM2_Certify by the attestation key, EK certificate)");
+    katt->add_option("--key", o.key, "tpm2: key URI")->required();
+    katt->add_option("--nonce", o.nonce, "the verifier's challenge, hex (1 to 64 bytes)")
+        ->required();
+    katt->add_option("--out", o.out, "write the attestation object here (else: stdout)");
+    katt->add_option("--format", o.format,
+                     "cbor (default; on stdout as base64url, the attObj of "
+                     "draft-ietf-acme-device-attest) or json (bytes as base64url)")
+        ->check(CLI::IsMember({"cbor", "json"}));
+    bind(katt, key_attest);
 
     // Challenge options shared by issue and renew (renew defaults to the stored ones).
     auto challenge_options = [&](CLI::App* sub) {

@@ -61,8 +61,10 @@ struct Options : config::CertificateSettings {
     std::string new_key;  // account rollover
     // External Account Binding
     std::string eab_kid;
-    std::string eab_hmac_key;  // a file holding the base64url key, or a pkcs11: URI
-    std::string from;          // key import-hmac --from FILE
+    std::string eab_hmac_key;     // a file holding the base64url key, or a pkcs11: URI
+    std::string from;             // key import-hmac --from FILE
+    std::string nonce;            // key attest --nonce HEX
+    std::string format = "cbor";  // key attest --format cbor|json
     // revoke
     std::string cert_file;
     std::string reason;
@@ -179,6 +181,7 @@ Result<Output> key_list(const Options& o, keystore::Registry& reg);
 Result<Output> key_show(const Options& o, keystore::Registry& reg);
 Result<Output> key_delete(const Options& o, keystore::Registry& reg);
 Result<Output> key_import_hmac(const Options& o, keystore::Registry& reg);
+Result<Output> key_attest(const Options& o, keystore::Registry& reg);
 Result<Output> account_register(const Options& o, keystore::Registry& reg);
 Result<Output> account_show(const Options& o, keystore::Registry& reg);
 Result<Output> account_update(const Options& o, keystore::Registry& reg);
