@@ -116,4 +116,19 @@ refused "another TPM's AK for the enrolled AK" "not the one enrolled" "$WORK/oth
 run_agent 10 "$A" key attest --key "$DEV" --nonce "$NONCE" &&
   contains "$ERR" "loads only in the TPM that made it" && pass "the first TPM's key file: exit 10 here"
 
+# A provisioned endorsement hierarchy (tpm2_changeauth -c e): no try without its password
+# (exit 2 naming endorsement-auth-source), a wrong one is exit 7, then the evidence with
+# the right one from a 0600 file.
+printf 'endorse-pass' >"$WORK/e.auth" && chmod 600 "$WORK/e.auth"
+tpm2_changeauth -c e endorse-pass
+run_agent 2 "$A" key attest --key "$OTHER" --nonce "$NONCE" && contains "$ERR" "endorsement-auth-source"
+printf 'wrong' >"$WORK/e.wrong" && chmod 600 "$WORK/e.wrong"
+run_agent 7 "$A" key attest --key "$OTHER?endorsement-auth-source=file:$WORK/e.wrong" --nonce "$NONCE" &&
+  contains "$ERR" "wrong endorsement password"
+run_agent 0 "$A" key attest --key "$OTHER?endorsement-auth-source=file:$WORK/e.auth" --nonce "$NONCE" \
+  --out "$WORK/other2.cbor" &&
+  out=$("${VERIFY[@]}" "$WORK/other2.cbor" --nonce "$NONCE" --ca "$ROOT" 2>&1) &&
+  pass "endorsement password: asked for, then used from endorsement-auth-source" ||
+  fail "endorsement password: ${out:-}"
+
 finish
