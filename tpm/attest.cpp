@@ -253,6 +253,7 @@ Bytes attestation_cbor(const Attestation& a) {
     };
     if (!a.x5c.empty()) {
         std::vector<Bytes> certs;
+        certs.reserve(a.x5c.size());
         for (const auto& c : a.x5c) certs.push_back(cbor::bytes(c));
         stmt.emplace_back(cbor::text("x5c"), cbor::array(certs));
     }

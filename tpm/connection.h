@@ -187,7 +187,7 @@ class Connection {
         base::Secret value;
         std::optional<bool> set;
     };
-    base::Result<void> use_auth(Guard& g, ESYS_TR hierarchy, HierarchyAuth& auth);
+    static base::Result<void> use_auth(Guard& g, ESYS_TR hierarchy, HierarchyAuth& auth);
     HierarchyAuth owner_auth_;
     HierarchyAuth endorsement_auth_;
     struct Entry {
