@@ -8,6 +8,8 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
+
 namespace cli {
 
 Result<Output> key_generate(const Options& o, keystore::Registry& reg) {
@@ -180,16 +182,21 @@ Result<Output> key_attest(const Options& o, keystore::Registry& reg) {
     if (!o.out.empty())
         if (auto w = base::write_file_atomic(o.out, encoded, 0644); !w)
             return std::unexpected(w.error());
+    char ek_index[16];
+    (void)std::snprintf(ek_index, sizeof ek_index, "0x%08x", a->ek_cert_index);
     Output out;
     out.data = {{"key", (*key)->uri().to_string()},
                 {"format", o.format},
                 {"out", o.out.empty() ? json(nullptr) : json(o.out)},
-                {"ek_certificate", a->x5c.empty() ? json(nullptr) : json(a->ek_cert_index)},
+                {"ek_certificate", a->x5c.empty() ? json(nullptr) : json(ek_index)},
                 {"attObj", base::base64url_encode(cbor)},
                 {"attestation", object}};
     if (!o.out.empty())
         out.text = "wrote " + o.out + " (" + o.format + ", " + std::to_string(encoded.size()) +
-                   " bytes" + (a->x5c.empty() ? ", no EK certificate in this TPM" : "") + ")\n";
+                   " bytes" +
+                   (a->x5c.empty() ? ", no EK certificate in this TPM"
+                                   : ", EK certificate from NV " + std::string(ek_index)) +
+                   ")\n";
     else
         out.text = o.format == "json" ? encoded : base::base64url_encode(cbor) + "\n";
     return out;

@@ -49,7 +49,7 @@ run_agent 0 "$A" --json key show --key "$DEV" &&
 
 # CBOR to a file: every check passes; the AK is recorded as a registry would at enrollment.
 run_agent 0 "$A" key attest --key "$DEV" --nonce "$NONCE" --out "$WORK/dev.cbor" &&
-  contains "$OUT" "wrote $WORK/dev.cbor (cbor"
+  contains "$OUT" "wrote $WORK/dev.cbor (cbor" && contains "$OUT" "EK certificate from NV 0x01c00002"
 if out=$("${VERIFY[@]}" "$WORK/dev.cbor" --nonce "$NONCE" --ca "$ROOT" --expect-key "$WORK/dev.pub" \
   --save-ak "$WORK/ak.enrolled" 2>&1); then
   expect "EK cert + intermediate in x5c: $out" grep -q 'ek-chain=2' <<<"$out" &&
@@ -69,6 +69,7 @@ out=$("${VERIFY[@]}" "$WORK/rsa.json" --nonce "$NONCE" --ca "$ROOT" --expect-ak 
 
 # stdout: --json carries attObj (base64url CBOR, the device-attest challenge's field).
 run_agent 0 "$A" --json key attest --key "$DEV" --nonce "$NONCE" &&
+  contains "$OUT" '"ek_certificate": "0x01c00002"' &&
   python3 -c 'import json,sys,base64; s=json.load(open(sys.argv[1]))["attObj"]; sys.stdout.buffer.write(base64.urlsafe_b64decode(s+"="*(-len(s)%4)))' \
     "$OUT" >"$WORK/stdout.cbor" &&
   out=$("${VERIFY[@]}" "$WORK/stdout.cbor" --nonce "$NONCE" --ca "$ROOT" 2>&1) &&
