@@ -58,6 +58,10 @@ else
   fail "CBOR evidence does not verify: $out"
 fi
 
+# Nothing left loaded: swtpm has 3 object slots and no resource manager here.
+left=$(tpm2_getcap handles-transient)
+expect "transient objects left in the TPM: $left" test -z "$left" && pass "no transient object left (AK flushed)"
+
 # JSON (--format json), an RSA key at a persistent handle with an auth value (HMAC session).
 printf 'key-secret' >"$WORK/key.auth" && chmod 600 "$WORK/key.auth"
 run_agent 0 "$A" key generate --key "tpm2:handle=0x81000020?pin-source=file:$WORK/key.auth" \
