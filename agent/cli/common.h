@@ -61,8 +61,9 @@ struct Options : config::CertificateSettings {
     std::string new_key;  // account rollover
     // External Account Binding
     std::string eab_kid;
-    std::string eab_hmac_key;     // a file holding the base64url key, or a pkcs11: URI
-    std::string from;             // key import-hmac --from FILE
+    std::string eab_hmac_key;  // a file holding the base64url key, or a pkcs11: URI
+    std::string from;          // key import-hmac --from FILE
+
     std::string nonce;            // key attest --nonce HEX
     std::string format = "cbor";  // key attest --format cbor|json
     // revoke
