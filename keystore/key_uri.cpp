@@ -28,7 +28,8 @@ constexpr std::array<std::string_view, 13> kPkcs11Path{"token",
 constexpr std::array<std::string_view, 4> kPkcs11Query{"pin-source", "pin-value", "module-name",
                                                        "module-path"};
 constexpr std::array<std::string_view, 2> kTpmPath{"handle", "path"};
-constexpr std::array<std::string_view, 2> kTpmQuery{"pin-source", "owner-auth-source"};
+constexpr std::array<std::string_view, 3> kTpmQuery{"pin-source", "owner-auth-source",
+                                                    "endorsement-auth-source"};
 
 template <std::size_t N>
 bool known(const std::array<std::string_view, N>& names, std::string_view name) {

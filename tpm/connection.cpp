@@ -63,6 +63,9 @@ base::Error tss_error(std::string_view where, TSS2_RC rc, std::string_view what,
         } else if (auth == AuthOf::owner) {
             code = Errc::pin_incorrect;
             message += " (wrong owner password from owner-auth-source; not retried)";
+        } else if (auth == AuthOf::endorsement) {
+            code = Errc::pin_incorrect;
+            message += " (wrong endorsement password from endorsement-auth-source; not retried)";
         }
     } else if (base == TPM2_RC_LOCKOUT) {
         code = Errc::pin_locked;
@@ -278,7 +281,11 @@ Result<Connection::Parent> Connection::parent(Guard& g, std::uint32_t handle) {
 }
 
 void Connection::set_owner_auth(const Guard& /*locked*/, base::Secret auth) {
-    owner_auth_ = std::move(auth);
+    owner_auth_.value = std::move(auth);
+}
+
+void Connection::set_endorsement_auth(const Guard& /*locked*/, base::Secret auth) {
+    endorsement_auth_.value = std::move(auth);
 }
 
 std::optional<std::uint32_t> Connection::lockout_interval(const Guard& g) {
@@ -296,34 +303,48 @@ std::optional<std::uint32_t> Connection::lockout_interval(const Guard& g) {
 }
 
 Result<void> Connection::use_owner_auth(Guard& g) {
+    return use_auth(g, ESYS_TR_RH_OWNER, owner_auth_);
+}
+
+Result<void> Connection::use_endorsement_auth(Guard& g) {
+    return use_auth(g, ESYS_TR_RH_ENDORSEMENT, endorsement_auth_);
+}
+
+Result<void> Connection::use_auth(Guard& g, ESYS_TR hierarchy, HierarchyAuth& auth) {
     if (!g.esys()) return {};
-    if (owner_auth_.empty()) {
-        // Trying an empty owner auth on a TPM that has one would cost a dictionary-attack
-        // strike: ask the TPM first (TPMA_PERMANENT ownerAuthSet, no authorization needed).
+    const bool owner = hierarchy == ESYS_TR_RH_OWNER;
+    if (auth.value.empty()) {
+        // Trying an empty hierarchy auth on a TPM that has one would cost a dictionary-attack
+        // strike: ask the TPM first (TPMA_PERMANENT ownerAuthSet / endorsementAuthSet, no
+        // authorization needed).
         TPMS_CAPABILITY_DATA* raw = nullptr;
-        if (!owner_auth_set_ &&
-            Esys_GetCapability(g.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                               TPM2_CAP_TPM_PROPERTIES, TPM2_PT_PERMANENT, 1, nullptr,
-                               &raw) == TSS2_RC_SUCCESS) {
+        if (!auth.set && Esys_GetCapability(g.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                            TPM2_CAP_TPM_PROPERTIES, TPM2_PT_PERMANENT, 1, nullptr,
+                                            &raw) == TSS2_RC_SUCCESS) {
             const auto& props = raw->data.tpmProperties;
-            owner_auth_set_ = props.count == 1 &&
-                              props.tpmProperty[0].property == TPM2_PT_PERMANENT &&
-                              (props.tpmProperty[0].value & TPMA_PERMANENT_OWNERAUTHSET);
+            const TPMA_PERMANENT bit =
+                owner ? TPMA_PERMANENT_OWNERAUTHSET : TPMA_PERMANENT_ENDORSEMENTAUTHSET;
+            auth.set = props.count == 1 && props.tpmProperty[0].property == TPM2_PT_PERMANENT &&
+                       (props.tpmProperty[0].value & bit);
             Esys_Free(raw);
         }
-        if (owner_auth_set_.value_or(false))
+        if (auth.set.value_or(false))
             return base::fail(
                 Errc::usage, "tpm2",
-                "the TPM's owner hierarchy has a password (it was provisioned with one); add "
-                "?owner-auth-source=file:PATH, a 0600 file holding it, to the key URI");
+                owner ? "the TPM's owner hierarchy has a password (it was provisioned with one); "
+                        "add ?owner-auth-source=file:PATH, a 0600 file holding it, to the key URI"
+                      : "the TPM's endorsement hierarchy has a password (it was provisioned with "
+                        "one); add ?endorsement-auth-source=file:PATH, a 0600 file holding it, "
+                        "to the key URI");
         return {};
     }
     TPM2B_AUTH a{};
-    a.size = static_cast<UINT16>(std::min(owner_auth_.reveal().size(), sizeof a.buffer));
-    std::memcpy(a.buffer, owner_auth_.reveal().data(), a.size);
-    const TSS2_RC rc = Esys_TR_SetAuth(g.esys(), ESYS_TR_RH_OWNER, &a);
+    a.size = static_cast<UINT16>(std::min(auth.value.reveal().size(), sizeof a.buffer));
+    std::memcpy(a.buffer, auth.value.reveal().data(), a.size);
+    const TSS2_RC rc = Esys_TR_SetAuth(g.esys(), hierarchy, &a);
     OPENSSL_cleanse(a.buffer, sizeof a.buffer);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(g.failed("Esys_TR_SetAuth", rc, "owner"));
+    if (rc != TSS2_RC_SUCCESS)
+        return std::unexpected(g.failed("Esys_TR_SetAuth", rc, owner ? "owner" : "endorsement"));
     return {};
 }
 

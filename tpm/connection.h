@@ -21,7 +21,7 @@ namespace tpm {
 // Who the authorization of a failed command belonged to: a key's auth value maps
 // TPM_RC_AUTH_FAIL / BAD_AUTH to Errc::pin_incorrect; a hierarchy's (owner) auth does not,
 // because acme-agent never holds one (an owner password on the TPM is a setup problem).
-enum class AuthOf { none, key, owner };
+enum class AuthOf { none, key, owner, endorsement };
 
 // True for TPM_RC_HANDLE-like answers meaning "nothing at that handle".
 bool is_no_object(TSS2_RC rc);
@@ -143,6 +143,10 @@ class Connection {
     static std::optional<std::uint32_t> lockout_interval(const Guard& g);
     // Errc::usage, before any try, when the TPM has an owner password and none was given.
     base::Result<void> use_owner_auth(Guard& g);
+    // The same for the endorsement hierarchy (?endorsement-auth-source=file:PATH), which
+    // the attestation key is created under (tpm/attest.h).
+    void set_endorsement_auth(const Guard& g, base::Secret auth);
+    base::Result<void> use_endorsement_auth(Guard& g);
 
     // A salted, unbound HMAC session with AES-128-CFB parameter encryption (decrypt: the
     // first command parameter travels encrypted), salted with the SRK (or `salt`, a loaded
@@ -178,8 +182,14 @@ class Connection {
     std::optional<bool> srk_persistent_;
     Object srk_tr_;   // ESAPI metadata of the persistent SRK (no TPM slot)
     Object session_;  // the salted HMAC session
-    base::Secret owner_auth_;
-    std::optional<bool> owner_auth_set_;  // TPMA_PERMANENT ownerAuthSet, asked once
+    // One hierarchy's password as given, and whether the TPM says it has one (asked once).
+    struct HierarchyAuth {
+        base::Secret value;
+        std::optional<bool> set;
+    };
+    static base::Result<void> use_auth(Guard& g, ESYS_TR hierarchy, HierarchyAuth& auth);
+    HierarchyAuth owner_auth_;
+    HierarchyAuth endorsement_auth_;
     struct Entry {
         std::uint64_t key_id;
         Object object;

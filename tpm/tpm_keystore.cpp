@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "base/ossl.h"
 #include "keystore/pin.h"
+#include "tpm/attest.h"
 #include "tpm/connection.h"
 #include "tpm/key_file.h"
 #include "tpm/templates.h"
@@ -216,6 +217,33 @@ class TpmKey final : public keystore::Key {
                                 : "true"},
         };
         for (auto& p : attribute_properties(attrs)) out.push_back(std::move(p));
+        return out;
+    }
+
+    // tpm::attest: TPM2_Certify of this key by the attestation key.
+    Result<Attestation> attest(std::span<const std::uint8_t> nonce) const {
+        auto g = conn_->lock();
+        if (!g) return std::unexpected(g.error());
+        if (auth_error_) return std::unexpected(*auth_error_);
+        auto session = session_for(*g);
+        if (!session) return std::unexpected(session.error());
+        // Slots for the key and the AK, and for a moment a transient SRK while the key
+        // loads: nothing else may stay resident on a TPM without a resource manager.
+        conn_->make_room(*g, 3);
+        auto tr = handle(*g);
+        if (!tr) return std::unexpected(tr.error());
+        if (auto a = set_auth(*g, *tr); !a) return std::unexpected(a.error());
+        auto out = certify(*g, *tr, *session, nonce);
+        if (!auth_.empty()) clear_auth(*g, *tr);
+        if (!out) {
+            if (*session != ESYS_TR_PASSWORD) conn_->drop_session(*g);
+            if (out.error().code == Errc::pin_incorrect && out.error().where == "Esys_Certify") {
+                if (auth_.empty())
+                    out.error().message +=
+                        "; the key has an auth value: add ?pin-source=file:PATH to its URI";
+                auth_error_ = out.error();  // tried once per Key (SECURITY.md rule 11)
+            }
+        }
         return out;
     }
 
@@ -453,16 +481,24 @@ class TpmKeystore final : public keystore::Keystore {
     // ?owner-auth-source=file:PATH: the owner password of a provisioned TPM (same rules as
     // pin-source), handed to the connection, which uses it for the storage primary and
     // EvictControl.
+    // ?endorsement-auth-source= likewise, for the attestation key (tpm/attest.h).
     Result<void> take_owner_auth(const KeyUri& uri) {
-        auto source = uri.query_attr("owner-auth-source");
-        if (!source) return {};
-        KeyUri only_source = uri;
-        only_source.set_query_attr("pin-source", *source);
-        auto auth = auth_value(only_source, "owner password of the TPM", true);
-        if (!auth) return std::unexpected(auth.error());
-        auto g = conn_->lock();
-        if (!g) return std::unexpected(g.error());
-        conn_->set_owner_auth(*g, std::move(*auth));
+        for (const bool owner : {true, false}) {
+            auto source = uri.query_attr(owner ? "owner-auth-source" : "endorsement-auth-source");
+            if (!source) continue;
+            KeyUri only_source = uri;
+            only_source.set_query_attr("pin-source", *source);
+            auto auth = auth_value(
+                only_source,
+                owner ? "owner password of the TPM" : "endorsement password of the TPM", true);
+            if (!auth) return std::unexpected(auth.error());
+            auto g = conn_->lock();
+            if (!g) return std::unexpected(g.error());
+            if (owner)
+                conn_->set_owner_auth(*g, std::move(*auth));
+            else
+                conn_->set_endorsement_auth(*g, std::move(*auth));
+        }
         return {};
     }
 
@@ -687,6 +723,19 @@ Result<std::size_t> transient_handles(keystore::Keystore& ks) {
     auto* tpm = dynamic_cast<TpmKeystore*>(&ks);
     if (!tpm) return fail(Errc::usage, "tpm2", "not a TPM keystore");
     return tpm->transient_handles();
+}
+
+Result<Attestation> attest(const keystore::Key& key, std::span<const std::uint8_t> nonce) {
+    const auto* tpm = dynamic_cast<const TpmKey*>(&key);
+    if (!tpm)
+        return fail(Errc::unsupported, key.uri().to_string(),
+                    "attestation evidence is made by a TPM: give a tpm2: key (tpm2:path=FILE.tss "
+                    "or tpm2:handle=0x81...); PKCS#11 and file keys have no TPM2_Certify");
+    // TPM2B_DATA holds at most a SHA-512 digest (TPM 2.0 part 2, 10.4.3).
+    if (nonce.empty() || nonce.size() > sizeof(TPMU_HA))
+        return fail(Errc::usage, "--nonce",
+                    "the nonce must be 1 to " + std::to_string(sizeof(TPMU_HA)) + " bytes");
+    return tpm->attest(nonce);
 }
 
 std::unique_ptr<keystore::Keystore> make_keystore(std::string tcti) {

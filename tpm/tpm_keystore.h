@@ -33,8 +33,11 @@
 
 #include "keystore/keystore.h"
 
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace tpm {
 
@@ -44,5 +47,32 @@ std::unique_ptr<keystore::Keystore> make_keystore(std::string tcti = {});
 // (a simulator serves one connection at a time), for leak checks in tests and diagnostics.
 // `ks` must come from make_keystore (Errc::usage otherwise).
 base::Result<std::size_t> transient_handles(keystore::Keystore& ks);
+
+// Evidence that a tpm2: key was created in this TPM (issue #19 item 5): TPM2_Certify of the
+// key by an attestation key (AK) over the caller's nonce. The AK is a primary key of the
+// endorsement hierarchy made from a fixed template (ECC NIST P-256, ECDSA with SHA-256,
+// fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|restricted|sign): the endorsement
+// seed makes it the same key every time on the same TPM, so nothing is stored and nothing
+// is persistent. Its hierarchy's password, if the TPM has one, comes from the key URI's
+// ?endorsement-auth-source=file:PATH. The fields are those of the WebAuthn "tpm"
+// attestation statement (draft-ietf-acme-device-attest).
+struct Attestation {
+    std::int64_t alg = -7;            // COSE algorithm of sig: ES256 (the AK's)
+    std::vector<base::Bytes> x5c;     // DER: the EK certificate, then its chain; empty if none
+    std::uint32_t ek_cert_index = 0;  // the NV index it came from (0: none)
+    base::Bytes sig;                  // the AK's ECDSA signature over cert_info (DER)
+    base::Bytes cert_info;            // TPMS_ATTEST, as the TPM signed it
+    base::Bytes pub_area;             // TPMT_PUBLIC of the certified key
+    base::Bytes ak_pub_area;          // TPMT_PUBLIC of the AK
+};
+// Errc::unsupported when `key` is not a tpm2: key; Errc::usage for a nonce of 0 or more than
+// 64 bytes (the TPM's qualifyingData limit); the key's usual errors otherwise.
+base::Result<Attestation> attest(const keystore::Key& key, std::span<const std::uint8_t> nonce);
+
+// The attestation object as CBOR (RFC 8949, deterministic encoding: definite lengths,
+// shortest heads, map keys in bytewise order): {"fmt": "tpm", "attStmt": {"ver": "2.0",
+// "alg", "x5c", "sig", "certInfo", "pubArea"}, "akPubArea"}. x5c is left out without an EK
+// certificate.
+base::Bytes attestation_cbor(const Attestation& a);
 
 }  // namespace tpm

@@ -195,6 +195,19 @@ void add_key_commands(CLI::App& app, const Global& g, KeyArgs& a, Action& action
     kimp->add_option("--from", a.from, "file (mode 0600) holding the base64url MAC key")
         ->required();
     command(kimp, action, g, a, key_import_hmac);
+    auto* katt = key->add_subcommand(
+        "attest",
+        "TPM evidence that a tpm2: key was made in this TPM (WebAuthn \"tpm\" "
+        "attestation statement: TPM2_Certify by the attestation key, EK certificate)");
+    katt->add_option("--key", a.key, "tpm2: key URI")->required();
+    katt->add_option("--nonce", a.nonce, "the verifier's challenge, hex (1 to 64 bytes)")
+        ->required();
+    katt->add_option("--out", a.out, "write the attestation object here (else: stdout)");
+    katt->add_option("--format", a.format,
+                     "cbor (default; on stdout as base64url, the attObj of "
+                     "draft-ietf-acme-device-attest) or json (bytes as base64url)")
+        ->check(CLI::IsMember({"cbor", "json"}));
+    command(katt, action, g, a, key_attest);
 }
 
 void add_account_commands(CLI::App& app, const Global& g, AccountArgs& a, Action& action) {

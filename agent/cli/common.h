@@ -76,9 +76,12 @@ struct AccountChoice {
 struct KeyArgs {
     std::string key;
     std::string type;
-    bool always_auth = false;  // key generate --always-auth
-    std::string from;          // key import-hmac --from FILE
-    bool yes = false;          // key delete --yes: without asking (needed without a terminal)
+    bool always_auth = false;     // key generate --always-auth
+    std::string from;             // key import-hmac --from FILE
+    bool yes = false;             // key delete --yes: without asking (needed without a terminal)
+    std::string nonce;            // key attest --nonce HEX
+    std::string out;              // key attest --out FILE
+    std::string format = "cbor";  // key attest --format cbor|json
 };
 
 // account register | show | update | deactivate | rollover
@@ -204,6 +207,7 @@ Result<Output> key_list(const Global& g, const KeyArgs& a, keystore::Registry& r
 Result<Output> key_show(const Global& g, const KeyArgs& a, keystore::Registry& reg);
 Result<Output> key_delete(const Global& g, const KeyArgs& a, keystore::Registry& reg);
 Result<Output> key_import_hmac(const Global& g, const KeyArgs& a, keystore::Registry& reg);
+Result<Output> key_attest(const Global& g, const KeyArgs& a, keystore::Registry& reg);
 Result<Output> account_register(const Global& g, const AccountArgs& a, keystore::Registry& reg);
 Result<Output> account_show(const Global& g, const AccountArgs& a, keystore::Registry& reg);
 Result<Output> account_update(const Global& g, const AccountArgs& a, keystore::Registry& reg);

@@ -3,9 +3,12 @@
 #include "base/log.h"
 #include "keystore/jwk.h"
 #include "keystore/mac.h"
+#include "tpm/tpm_keystore.h"
 #include "x509/cert.h"
 
 #include <sys/stat.h>
+
+#include <cstdio>
 
 namespace cli {
 
@@ -197,6 +200,53 @@ Result<Output> key_import_hmac(const Global& /*g*/, const KeyArgs& a, keystore::
     auto stored = macs->import_hmac(*uri, *secret);
     if (!stored) return std::unexpected(stored.error());
     return render(KeyMade{stored->to_string(), std::nullopt});
+}
+
+Result<Output> key_attest(const Global& /*g*/, const KeyArgs& o, keystore::Registry& reg) {
+    auto nonce = base::hex_decode(o.nonce);
+    if (!nonce || nonce->empty() || nonce->size() > 64)
+        return fail(Errc::usage, "--nonce",
+                    "'" + o.nonce + "' is not a nonce: give 1 to 64 bytes as hex digits");
+    auto uri = parse_uri(o.key, "--key");
+    if (!uri) return std::unexpected(uri.error());
+    auto key = reg.open(*uri);
+    if (!key) return std::unexpected(key.error());
+    auto a = tpm::attest(**key, *nonce);
+    if (!a) return std::unexpected(a.error());
+    const base::Bytes cbor = tpm::attestation_cbor(*a);
+    json x5c = json::array();
+    for (const auto& c : a->x5c) x5c.push_back(base::base64url_encode(c));
+    json stmt = {{"ver", "2.0"},
+                 {"alg", a->alg},
+                 {"sig", base::base64url_encode(a->sig)},
+                 {"certInfo", base::base64url_encode(a->cert_info)},
+                 {"pubArea", base::base64url_encode(a->pub_area)}};
+    if (!a->x5c.empty()) stmt["x5c"] = x5c;
+    const json object = {
+        {"fmt", "tpm"}, {"attStmt", stmt}, {"akPubArea", base::base64url_encode(a->ak_pub_area)}};
+    const std::string encoded =
+        o.format == "json" ? object.dump(2) + "\n" : std::string(cbor.begin(), cbor.end());
+    if (!o.out.empty())
+        if (auto w = base::write_file_atomic(o.out, encoded, 0644); !w)
+            return std::unexpected(w.error());
+    char ek_index[16];
+    (void)std::snprintf(ek_index, sizeof ek_index, "0x%08x", a->ek_cert_index);
+    Output out;
+    out.data = {{"key", (*key)->uri().to_string()},
+                {"format", o.format},
+                {"out", o.out.empty() ? json(nullptr) : json(o.out)},
+                {"ek_certificate", a->x5c.empty() ? json(nullptr) : json(ek_index)},
+                {"attObj", base::base64url_encode(cbor)},
+                {"attestation", object}};
+    if (!o.out.empty())
+        out.text = "wrote " + o.out + " (" + o.format + ", " + std::to_string(encoded.size()) +
+                   " bytes" +
+                   (a->x5c.empty() ? ", no EK certificate in this TPM"
+                                   : ", EK certificate from NV " + std::string(ek_index)) +
+                   ")\n";
+    else
+        out.text = o.format == "json" ? encoded : base::base64url_encode(cbor) + "\n";
+    return out;
 }
 
 }  // namespace cli
