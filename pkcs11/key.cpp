@@ -115,7 +115,7 @@ Result<std::pair<KeyAlgorithm, Bytes>> public_key_of(CK_FUNCTION_LIST* fn, CK_SE
 }
 
 Result<CK_OBJECT_HANDLE> generate_key_pair(const Token& token, CK_SESSION_HANDLE s,
-                                           KeyAlgorithm alg, std::string label, Bytes id,
+                                           KeyAlgorithm alg, const std::string& label, Bytes id,
                                            const keystore::KeyOptions& options) {
     auto* fn = token.fn();
     CK_MECHANISM mech{keystore::is_ec(alg) ? CKM_EC_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN,
@@ -125,7 +125,7 @@ Result<CK_OBJECT_HANDLE> generate_key_pair(const Token& token, CK_SESSION_HANDLE
     std::uint8_t exponent[] = {0x01, 0x00, 0x01};
     std::vector<CK_ATTRIBUTE> pub{{CKA_TOKEN, &kTrue, 1},
                                   {CKA_PRIVATE, &kFalse, 1},
-                                  {CKA_LABEL, label.data(), label.size()},
+                                  {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
                                   {CKA_ID, id.data(), id.size()}};
     if (keystore::is_ec(alg)) {
         pub.push_back({CKA_EC_PARAMS, const_cast<std::uint8_t*>(oid.data()), oid.size()});
@@ -139,7 +139,7 @@ Result<CK_OBJECT_HANDLE> generate_key_pair(const Token& token, CK_SESSION_HANDLE
         {CKA_SENSITIVE, &kTrue, 1},    {CKA_EXTRACTABLE, &kFalse, 1},
         {CKA_SIGN, &kTrue, 1},         {CKA_SIGN_RECOVER, &kFalse, 1},
         {CKA_DECRYPT, &kFalse, 1},     {CKA_UNWRAP, &kFalse, 1},
-        {CKA_DERIVE, &kFalse, 1},      {CKA_LABEL, label.data(), label.size()},
+        {CKA_DERIVE, &kFalse, 1},      {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
         {CKA_ID, id.data(), id.size()}};
     if (options.always_authenticate) priv.push_back({CKA_ALWAYS_AUTHENTICATE, &kTrue, 1});
     // The public half's usage, stated too; see the retry below for tokens that refuse it.

@@ -31,7 +31,7 @@ Result<std::pair<keystore::KeyAlgorithm, base::Bytes>> public_key_of(CK_FUNCTION
 // What the token says it made is checked; a key that is not what was asked for is destroyed.
 // Returns the private key's handle.
 Result<CK_OBJECT_HANDLE> generate_key_pair(const Token& token, CK_SESSION_HANDLE s,
-                                           keystore::KeyAlgorithm alg, std::string label,
+                                           keystore::KeyAlgorithm alg, const std::string& label,
                                            base::Bytes id, const keystore::KeyOptions& options);
 
 class Pkcs11Key final : public keystore::Key {

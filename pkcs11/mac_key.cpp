@@ -10,8 +10,8 @@ using base::Bytes;
 using base::Errc;
 using base::fail;
 
-Result<void> create_mac_key(const Token& token, CK_SESSION_HANDLE s, std::string label, Bytes id,
-                            const base::Secret& key) {
+Result<void> create_mac_key(const Token& token, CK_SESSION_HANDLE s, const std::string& label,
+                            Bytes id, const base::Secret& key) {
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
     std::vector<CK_ATTRIBUTE> tmpl{
@@ -28,7 +28,7 @@ Result<void> create_mac_key(const Token& token, CK_SESSION_HANDLE s, std::string
         {CKA_WRAP, &kFalse, 1},
         {CKA_UNWRAP, &kFalse, 1},
         {CKA_DERIVE, &kFalse, 1},
-        {CKA_LABEL, label.data(), label.size()},
+        {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
         {CKA_ID, id.data(), id.size()},
         {CKA_VALUE, const_cast<char*>(key.reveal().data()), key.reveal().size()}};
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;

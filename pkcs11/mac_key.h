@@ -15,7 +15,7 @@ namespace pkcs11 {
 
 // Creates the generic secret `key` on the token, labelled `label` with CKA_ID `id`, with
 // every attribute explicit (sensitive, non-extractable, sign-only).
-Result<void> create_mac_key(const Token& token, CK_SESSION_HANDLE s, std::string label,
+Result<void> create_mac_key(const Token& token, CK_SESSION_HANDLE s, const std::string& label,
                             base::Bytes id, const base::Secret& key);
 
 class Pkcs11MacKey final : public keystore::MacKey {

@@ -106,7 +106,7 @@ std::string text_of(const RolledOver& r) {
 Result<Output> account_register(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
     auto uri = parse_uri(a.key, "--key");
     if (!uri) return std::unexpected(uri.error());
-    auto state = store::StateDir::open(g.state_dir);
+    auto state = store::open_storage(g.state_dir, g.storage);
     if (!state) return std::unexpected(state.error());
     auto key = open_signing_key(g, reg, *uri);
     if (!key) return std::unexpected(key.error());
@@ -116,7 +116,7 @@ Result<Output> account_register(const Global& g, const AccountArgs& a, keystore:
     if (!eab) return std::unexpected(eab.error());
     auto url = acme::register_account(**client, **key, {a.emails, a.agree_tos, std::move(*eab)});
     if (!url) return std::unexpected(url.error());
-    if (auto r = state->save_account({g.server, *url, (*key)->uri().to_string()}); !r)
+    if (auto r = (*state)->save_account({g.server, *url, (*key)->uri().to_string()}); !r)
         return std::unexpected(r.error());
     return render(Registered{*url, g.server, (*key)->uri().to_string()});
 }
@@ -169,7 +169,7 @@ Result<Output> account_rollover(const Global& g, const AccountArgs& a, keystore:
     if (auto r = acme::rollover(*session->client, *ctx.key, ctx.url, **new_key); !r)
         return std::unexpected(r.error());
     // Only now that the CA has confirmed: record the new key.
-    if (auto r = session->state.save_account({g.server, ctx.url, (*new_key)->uri().to_string()});
+    if (auto r = session->state->save_account({g.server, ctx.url, (*new_key)->uri().to_string()});
         !r)
         return std::unexpected(r.error());
     return render(RolledOver{ctx.url, (*new_key)->uri().to_string(), ctx.key->uri().to_string()});
@@ -179,7 +179,7 @@ namespace {
 
 // issue must not silently replace live/NAME when it holds a certificate on another key
 // (the old key may be the one a web server is configured with).
-Result<void> check_replacement(const CertArgs& a, const store::StateDir& state,
+Result<void> check_replacement(const CertArgs& a, const store::Storage& state,
                                const std::string& name, const keystore::Key& key) {
     if (a.force) return {};
     auto stored = state.certificate(name);
@@ -188,8 +188,8 @@ Result<void> check_replacement(const CertArgs& a, const store::StateDir& state,
     auto leaf = x509::inspect((*stored)->cert_pem);
     if (!leaf || leaf->spki == key.public_key_der()) return {};
     return fail(Errc::usage, "issue",
-                "live/" + store::safe_name(name) + " in " + state.path() +
-                    " holds a certificate for another key (" + (*stored)->key_uri +
+                state.certificate_location(name) + " holds a certificate for another key (" +
+                    (*stored)->key_uri +
                     "); to move it to a new key run 'acme-agent renew --name " + name +
                     " --new-key', to replace it with this key give --force");
 }
@@ -259,13 +259,13 @@ Result<Output> issue_batch(const Global& g, const CertArgs& a, keystore::Registr
                             "the wildcard " + d + " needs --challenge dns-01");
     if (auto solver = lifecycle::make_solver(a); !solver) return std::unexpected(solver.error());
     if (auto r = lifecycle::check_local(settings(g, a)); !r) return std::unexpected(r.error());
-    auto state = store::StateDir::open(g.state_dir);
+    auto state = store::open_storage(g.state_dir, g.storage);
     if (!state) return std::unexpected(state.error());
     std::vector<keystore::KeyPtr> keys;
     for (auto& b : *orders) {
         auto key = open_signing_key(g, reg, b.key);
         if (key)
-            if (auto r = check_replacement(a, *state, b.names.front(), **key); !r)
+            if (auto r = check_replacement(a, **state, b.names.front(), **key); !r)
                 key = std::unexpected(r.error());
         if (!key) {
             Error e = key.error();
@@ -274,10 +274,10 @@ Result<Output> issue_batch(const Global& g, const CertArgs& a, keystore::Registr
         }
         keys.push_back(std::move(*key));
     }
-    if (auto r = have_account(g, a, *state); !r) return std::unexpected(r.error());
+    if (auto r = have_account(g, a, **state); !r) return std::unexpected(r.error());
     auto client = connect(g);
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(g, a, reg, *state, **client, true);
+    auto account = account_for(g, a, reg, **state, **client, true);
     if (!account) return std::unexpected(account.error());
     for (std::size_t i = 0; i < keys.size(); ++i)
         if (keys[i]->public_key_der() == account->key->public_key_der())
@@ -290,7 +290,7 @@ Result<Output> issue_batch(const Global& g, const CertArgs& a, keystore::Registr
     lifecycle::run_parallel(
         n, a.jobs,
         [&](std::size_t i) {
-            results[i] = lifecycle::obtain(settings(g, a), *state, **client, *account, keys[i],
+            results[i] = lifecycle::obtain(settings(g, a), **state, **client, *account, keys[i],
                                            (*orders)[i].names, "", &shared);
         },
         [&](std::size_t i, const char* what) {
@@ -350,7 +350,7 @@ Result<Output> issue(const Global& g, const CertArgs& a, keystore::Registry& reg
     if (!uri) return std::unexpected(uri.error());
     if (auto solver = lifecycle::make_solver(a); !solver) return std::unexpected(solver.error());
     if (auto r = lifecycle::check_local(settings(g, a)); !r) return std::unexpected(r.error());
-    auto state = store::StateDir::open(g.state_dir);
+    auto state = store::open_storage(g.state_dir, g.storage);
     if (!state) return std::unexpected(state.error());
     // The CA's TLS handshake and directory on another thread while the token loads and
     // logs in (several ms each with SoftHSM): the cold start is the longer of the two, not
@@ -359,15 +359,15 @@ Result<Output> issue(const Global& g, const CertArgs& a, keystore::Registry& reg
     auto connecting = std::async(std::launch::async, [&g] { return connect(g); });
     auto cert_key = open_signing_key(g, reg, *uri);
     if (!cert_key) return std::unexpected(cert_key.error());
-    if (auto r = check_replacement(a, *state, a.domains.front(), **cert_key); !r)
+    if (auto r = check_replacement(a, **state, a.domains.front(), **cert_key); !r)
         return std::unexpected(r.error());
-    if (auto r = have_account(g, a, *state); !r) return std::unexpected(r.error());
+    if (auto r = have_account(g, a, **state); !r) return std::unexpected(r.error());
     auto client = connecting.get();
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(g, a, reg, *state, **client, true);
+    auto account = account_for(g, a, reg, **state, **client, true);
     if (!account) return std::unexpected(account.error());
     auto r =
-        lifecycle::obtain(settings(g, a), *state, **client, *account, *cert_key, a.domains, "");
+        lifecycle::obtain(settings(g, a), **state, **client, *account, *cert_key, a.domains, "");
     if (!r) return std::unexpected(r.error());
     return render(Issued{std::move(*r), (*cert_key)->uri().to_string(), a.domains.front(),
                          account->url, (*client)->requests(), (*client)->connections()});
@@ -419,10 +419,18 @@ std::string text_of(const Enrolled& e) {
 
 Result<Output> enroll(const Global& g, const CertArgs& a, keystore::Registry& reg) {
     if (a.domains.empty()) return fail(Errc::usage, "-d", "name the device with -d");
-    auto state = store::StateDir::open(g.state_dir);
+    auto state = store::open_storage(g.state_dir, g.storage);
     if (!state) return std::unexpected(state.error());
     const std::string name = a.domains.front();
-    auto key_dir = state->key_dir();
+    // The TPM key files stay on this machine, in the state dir, whatever the storage.
+    std::optional<store::StateDir> keys_home;
+    auto* dir = dynamic_cast<store::StateDir*>(state->get());
+    if (!dir) {
+        auto opened = store::StateDir::open(g.state_dir);
+        if (!opened) return std::unexpected(opened.error());
+        dir = &keys_home.emplace(std::move(*opened));
+    }
+    auto key_dir = dir->key_dir();
     if (!key_dir) return std::unexpected(key_dir.error());
     const std::string& keys = *key_dir;
     auto account_uri =
@@ -435,7 +443,7 @@ Result<Output> enroll(const Global& g, const CertArgs& a, keystore::Registry& re
     if (!device_uri) return std::unexpected(device_uri.error());
 
     // Later boots: nothing to do while the certificate is there and not due.
-    if (auto stored = state->certificate(name); stored && *stored) {
+    if (auto stored = (*state)->certificate(name); stored && *stored) {
         if (auto leaf = x509::inspect((**stored).cert_pem)) {
             // Before any network: the lifetime rule, never the CA's ARI window.
             if (!lifecycle::due_for_renewal(*leaf, 0, nullptr).due && !a.force) {
@@ -446,7 +454,7 @@ Result<Output> enroll(const Global& g, const CertArgs& a, keystore::Registry& re
     if (auto r = lifecycle::check_local(settings(g, a)); !r) return std::unexpected(r.error());
     // An account registered before for this server (account register, an earlier enroll)
     // is the device's account: registering another would replace it in the state dir.
-    auto stored_account = state->account(g.server);
+    auto stored_account = (*state)->account(g.server);
     if (!stored_account) return std::unexpected(stored_account.error());
     const bool reuse_account = a.account_key.empty() && stored_account->has_value();
     bool made_account = false, made_device = false;
@@ -462,10 +470,10 @@ Result<Output> enroll(const Global& g, const CertArgs& a, keystore::Registry& re
     if (!device_key) return std::unexpected(device_key.error());
     auto client = connect(g);
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(g, ao, reg, *state, **client, true);
+    auto account = account_for(g, ao, reg, **state, **client, true);
     if (!account) return std::unexpected(account.error());
     auto r =
-        lifecycle::obtain(settings(g, a), *state, **client, *account, *device_key, a.domains, "");
+        lifecycle::obtain(settings(g, a), **state, **client, *account, *device_key, a.domains, "");
     if (!r) return std::unexpected(r.error());
     return render(Enrolled{name,
                            (*device_key)->uri().to_string(),
@@ -501,24 +509,24 @@ Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg
     if (auto r = check_jobs(a); !r) return std::unexpected(r.error());
     if (a.jobs > 1 && !a.all)
         return fail(Errc::usage, "--jobs", "--jobs runs the renewals of --all side by side");
-    auto state = store::StateDir::open(g.state_dir);
+    auto state = store::open_storage(g.state_dir, g.storage);
     if (!state) return std::unexpected(state.error());
     std::vector<std::string> names{a.name};
     if (a.all) {
-        auto all = state->certificate_names();
+        auto all = (*state)->certificate_names();
         if (!all) return std::unexpected(all.error());
         names = *all;
     }
-    if (auto r = have_account(g, a, *state); !r) return std::unexpected(r.error());
+    if (auto r = have_account(g, a, **state); !r) return std::unexpected(r.error());
     auto client = connect(g);
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(g, a, reg, *state, **client, false);
+    auto account = account_for(g, a, reg, **state, **client, false);
     if (!account) return std::unexpected(account.error());
 
     Output out;
     out.data = json::array();
     if (!a.all) {
-        auto r = lifecycle::renew_one(settings(g, a), reg, *state, **client, *account, a.name);
+        auto r = lifecycle::renew_one(settings(g, a), reg, **state, **client, *account, a.name);
         if (!r) return std::unexpected(r.error());
         out.data.push_back(json_of(*r));
         out.text += text_of(*r);
@@ -530,7 +538,7 @@ Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg
     lifecycle::run_parallel(
         names.size(), a.jobs,
         [&](std::size_t i) {
-            results[i] = lifecycle::renew_one(settings(g, a), reg, *state, **client, *account,
+            results[i] = lifecycle::renew_one(settings(g, a), reg, **state, **client, *account,
                                               names[i], &shared);
         },
         [&](std::size_t i, const char* what) {
@@ -591,7 +599,7 @@ Result<Output> revoke(const Global& g, const RevokeArgs& a, keystore::Registry& 
                             "' (keyCompromise, superseded, cessationOfOperation, "
                             "affiliationChanged, unspecified, or RFC 5280 code)");
     }
-    auto state = store::StateDir::open(g.state_dir);
+    auto state = store::open_storage(g.state_dir, g.storage);
     if (!state) return std::unexpected(state.error());
     auto client = connect(g);
     if (!client) return std::unexpected(client.error());
@@ -608,7 +616,7 @@ Result<Output> revoke(const Global& g, const RevokeArgs& a, keystore::Registry& 
             return std::unexpected(r.error());
         signed_by = (*key)->uri().to_string();
     } else {
-        auto account = account_for(g, a, reg, *state, **client, false);
+        auto account = account_for(g, a, reg, **state, **client, false);
         if (!account) return std::unexpected(account.error());
         if (auto r = acme::revoke(**client, *account->key, account->url, leaf->der, reason); !r)
             return std::unexpected(r.error());

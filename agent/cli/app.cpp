@@ -144,6 +144,11 @@ void add_global_options(CLI::App& app, Global& g) {
     app.add_option("--state-dir", g.state_dir, "state directory (accounts, certificates)")
         ->default_str(dflt.state_dir)
         ->envname("ACME_AGENT_STATE_DIR");
+    app.add_option("--storage", g.storage,
+                   "share accounts, orders and certificates with other agents in PostgreSQL: "
+                   "postgresql://ROLE@HOST/DB?passfile=FILE (no password in the URL; "
+                   "docs/fleet.md)")
+        ->envname("ACME_AGENT_STORAGE");
     app.add_option("--tcti", g.tcti,
                    "TPM for tpm2: keys, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321 "
                    "(default: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)");
@@ -337,6 +342,20 @@ void add_revoke_command(CLI::App& app, const Global& g, RevokeArgs& a, Action& a
     command(rev, action, g, a, revoke);
 }
 
+void add_storage_commands(CLI::App& app, const Global& g, StorageArgs& a, Action& action) {
+    auto* storage = app.add_subcommand("storage", "move the agent's state between storages");
+    storage->require_subcommand(1);
+    auto* mig = storage->add_subcommand(
+        "migrate",
+        "copy a state dir's accounts, certificates and orders in flight into PostgreSQL");
+    mig->add_option("--from", a.from, "the state dir")->required();
+    mig->add_option("--to", a.to, "postgresql://ROLE@HOST/DB?passfile=FILE (no password in it)")
+        ->required();
+    mig->add_flag("--overwrite", a.overwrite,
+                  "replace records the database already holds with other content");
+    command(mig, action, g, a, storage_migrate);
+}
+
 void add_run_command(CLI::App& app, const Global& g, RunArgs& a, Action& action) {
     auto* runc = app.add_subcommand(
         "run", "keep the certificates of a config file issued and fresh (a daemon, or --once)");
@@ -344,7 +363,8 @@ void add_run_command(CLI::App& app, const Global& g, RunArgs& a, Action& action)
     runc->add_flag("--once", a.once,
                    "issue what is missing, renew what is due, run pending deploy hooks, exit");
     runc->footer(
-        "Config (TOML): top level server, ca_file, state_dir, account_key, email (one or a list),\n"
+        "Config (TOML): top level server, ca_file, state_dir, storage, account_key, email (one or "
+        "a list),\n"
         "agree_tos, eab_kid + eab_hmac_key (a 0600 file or a pkcs11: URI), deploy_hook_timeout\n"
         "(seconds, default 300); one [[certificate]] table per certificate: domains (a list),\n"
         "key (URI), name (default: the first domain; its directory live/NAME/), challenge\n"
@@ -399,6 +419,7 @@ int run(int argc, char** argv) {
     add_certificate_commands(app, g, args.cert, action);
     add_revoke_command(app, g, args.revoke, action);
     add_run_command(app, g, args.run, action);
+    add_storage_commands(app, g, args.storage, action);
 
     try {
         app.parse(argc, argv);
@@ -417,6 +438,7 @@ int run(int argc, char** argv) {
     g.server_given = app.get_option("--server")->count() > 0;
     g.ca_file_given = app.get_option("--ca-file")->count() > 0;
     g.state_dir_given = app.get_option("--state-dir")->count() > 0;
+    g.storage_given = app.get_option("--storage")->count() > 0;
     base::log::set_level(g.quiet         ? base::log::Level::warning
                          : g.verbose > 0 ? base::log::Level::debug
                                          : base::log::Level::info);

@@ -72,7 +72,7 @@ Result<void> accept_command_line(Args& args) {
         }
     }
     for (std::string* path : {&args.cert.out, &args.cert.webroot, &args.cert.tsig_key, &g.state_dir,
-                              &g.ca_file, &args.run.config, &args.cert.batch})
+                              &g.ca_file, &args.run.config, &args.cert.batch, &args.storage.from})
         if (!path->empty())
             *path = std::filesystem::absolute(*path, ec).lexically_normal().string();
     return {};
@@ -187,20 +187,20 @@ Result<base::Secret> read_mac_key_file(const std::string& source) {
     return out;
 }
 
-Result<void> have_account(const Global& g, const AccountChoice& a, const store::StateDir& state) {
+Result<void> have_account(const Global& g, const AccountChoice& a, const store::Storage& state) {
     if (!a.account_key.empty()) return {};
     auto stored = state.account(g.server);
     if (!stored) return std::unexpected(stored.error());
     if (!*stored)
         return fail(Errc::not_found, "account",
-                    "no account for " + g.server + " in " + state.path() +
+                    "no account for " + g.server + " in " + state.location() +
                         "; run 'acme-agent account register --key URI --agree-tos' or pass "
                         "--account-key URI");
     return {};
 }
 
 Result<AccountCtx> account_for(const Global& g, const AccountChoice& a, keystore::Registry& reg,
-                               store::StateDir& state, acme::Client& client, bool may_register) {
+                               store::Storage& state, acme::Client& client, bool may_register) {
     if (auto r = have_account(g, a, state); !r) return std::unexpected(r.error());
     auto stored = state.account(g.server);
     if (!stored) return std::unexpected(stored.error());
@@ -237,12 +237,12 @@ Result<AccountCtx> account_for(const Global& g, const AccountChoice& a, keystore
 
 Result<Session> open_session(const Global& g, const AccountChoice& a, keystore::Registry& reg,
                              bool may_register) {
-    auto state = store::StateDir::open(g.state_dir);
+    auto state = store::open_storage(g.state_dir, g.storage);
     if (!state) return std::unexpected(state.error());
-    if (auto r = have_account(g, a, *state); !r) return std::unexpected(r.error());
+    if (auto r = have_account(g, a, **state); !r) return std::unexpected(r.error());
     auto client = connect(g);
     if (!client) return std::unexpected(client.error());
-    auto account = account_for(g, a, reg, *state, **client, may_register);
+    auto account = account_for(g, a, reg, **state, **client, may_register);
     if (!account) return std::unexpected(account.error());
     return Session{std::move(*state), std::move(*client), std::move(*account)};
 }

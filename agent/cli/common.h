@@ -10,6 +10,7 @@
 #include "lifecycle/keys.h"
 #include "lifecycle/report.h"
 #include "lifecycle/settings.h"
+#include "store/open.h"
 #include "store/state.h"
 
 #include <nlohmann/json.hpp>
@@ -49,6 +50,10 @@ struct Global {
     unsigned order_timeout = 900;  // --order-timeout: seconds an order may stay `processing`
     unsigned http_timeout = 60;    // --http-timeout: seconds one request to the CA may take
     std::string state_dir = lifecycle::kDefaultStateDir;
+    // --storage URL (config `storage`): postgresql://... shares accounts, orders and
+    // certificates with other agents (docs/fleet.md); "" keeps them in the state dir.
+    std::string storage;
+    bool storage_given = false;
     // --tcti: the TPM for tpm2: keys (empty: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)
     std::string tcti;
     bool json_out = false;
@@ -120,6 +125,13 @@ struct RunArgs {
     bool once = false;
 };
 
+// storage migrate --from DIR --to URL [--overwrite]
+struct StorageArgs {
+    std::string from;
+    std::string to;
+    bool overwrite = false;
+};
+
 // Everything the command line can give (only the chosen command's group is filled).
 struct Args {
     Global global;
@@ -128,6 +140,7 @@ struct Args {
     CertArgs cert;
     RevokeArgs revoke;
     RunArgs run;
+    StorageArgs storage;
 };
 
 // What a command returns: JSON for --json, and the text a person reads.
@@ -183,18 +196,18 @@ Result<base::Secret> read_mac_key_file(const std::string& source);
 
 // Without --account-key, an account for --server must be stored: Errc::not_found naming
 // `account register` otherwise. Checked before the first request.
-Result<void> have_account(const Global& g, const AccountChoice& a, const store::StateDir& state);
+Result<void> have_account(const Global& g, const AccountChoice& a, const store::Storage& state);
 
 using AccountCtx = lifecycle::Account;
 // The account for --server: the stored one, else the one of --account-key (found again
 // or, when may_register, registered). Stores what it learns.
 Result<AccountCtx> account_for(const Global& g, const AccountChoice& a, keystore::Registry& reg,
-                               store::StateDir& state, acme::Client& client, bool may_register);
+                               store::Storage& state, acme::Client& client, bool may_register);
 
 // What most ACME commands start with: the locked state dir, a client for --server and the
 // account (registered on the way when `may_register`).
 struct Session {
-    store::StateDir state;
+    std::unique_ptr<store::Storage> state;
     std::unique_ptr<acme::Client> client;
     AccountCtx account;
 };
@@ -218,5 +231,6 @@ Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg
 Result<Output> enroll(const Global& g, const CertArgs& a, keystore::Registry& reg);
 Result<Output> revoke(const Global& g, const RevokeArgs& a, keystore::Registry& reg);
 Result<Output> run_config(const Global& g, const RunArgs& a, keystore::Registry& reg);
+Result<Output> storage_migrate(const Global& g, const StorageArgs& a, keystore::Registry& reg);
 
 }  // namespace cli

@@ -148,12 +148,12 @@ Result<std::vector<std::string>> certificates_using(const Global& g, const keyst
     std::vector<std::string> out;
     struct stat st{};
     if (::stat(g.state_dir.c_str(), &st) != 0) return out;  // no state dir: no certificates
-    auto state = store::StateDir::open(g.state_dir);
+    auto state = store::open_storage(g.state_dir, g.storage);
     if (!state) return std::unexpected(state.error());
-    auto names = state->certificate_names();
+    auto names = (*state)->certificate_names();
     if (!names) return std::unexpected(names.error());
     for (const auto& name : *names) {
-        auto c = state->certificate(name);
+        auto c = (*state)->certificate(name);
         if (!c || !*c) continue;
         auto leaf = x509::inspect((*c)->cert_pem);
         if (leaf && leaf->spki == key.public_key_der()) out.push_back(name);
@@ -202,50 +202,50 @@ Result<Output> key_import_hmac(const Global& /*g*/, const KeyArgs& a, keystore::
     return render(KeyMade{stored->to_string(), std::nullopt});
 }
 
-Result<Output> key_attest(const Global& /*g*/, const KeyArgs& o, keystore::Registry& reg) {
-    auto nonce = base::hex_decode(o.nonce);
+Result<Output> key_attest(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {
+    auto nonce = base::hex_decode(a.nonce);
     if (!nonce || nonce->empty() || nonce->size() > 64)
         return fail(Errc::usage, "--nonce",
-                    "'" + o.nonce + "' is not a nonce: give 1 to 64 bytes as hex digits");
-    auto uri = parse_uri(o.key, "--key");
+                    "'" + a.nonce + "' is not a nonce: give 1 to 64 bytes as hex digits");
+    auto uri = parse_uri(a.key, "--key");
     if (!uri) return std::unexpected(uri.error());
     auto key = reg.open(*uri);
     if (!key) return std::unexpected(key.error());
-    auto a = tpm::attest(**key, *nonce);
-    if (!a) return std::unexpected(a.error());
-    const base::Bytes cbor = tpm::attestation_cbor(*a);
+    auto att = tpm::attest(**key, *nonce);
+    if (!att) return std::unexpected(att.error());
+    const base::Bytes cbor = tpm::attestation_cbor(*att);
     json x5c = json::array();
-    for (const auto& c : a->x5c) x5c.push_back(base::base64url_encode(c));
+    for (const auto& c : att->x5c) x5c.push_back(base::base64url_encode(c));
     json stmt = {{"ver", "2.0"},
-                 {"alg", a->alg},
-                 {"sig", base::base64url_encode(a->sig)},
-                 {"certInfo", base::base64url_encode(a->cert_info)},
-                 {"pubArea", base::base64url_encode(a->pub_area)}};
-    if (!a->x5c.empty()) stmt["x5c"] = x5c;
+                 {"alg", att->alg},
+                 {"sig", base::base64url_encode(att->sig)},
+                 {"certInfo", base::base64url_encode(att->cert_info)},
+                 {"pubArea", base::base64url_encode(att->pub_area)}};
+    if (!att->x5c.empty()) stmt["x5c"] = x5c;
     const json object = {
-        {"fmt", "tpm"}, {"attStmt", stmt}, {"akPubArea", base::base64url_encode(a->ak_pub_area)}};
+        {"fmt", "tpm"}, {"attStmt", stmt}, {"akPubArea", base::base64url_encode(att->ak_pub_area)}};
     const std::string encoded =
-        o.format == "json" ? object.dump(2) + "\n" : std::string(cbor.begin(), cbor.end());
-    if (!o.out.empty())
-        if (auto w = base::write_file_atomic(o.out, encoded, 0644); !w)
+        a.format == "json" ? object.dump(2) + "\n" : std::string(cbor.begin(), cbor.end());
+    if (!a.out.empty())
+        if (auto w = base::write_file_atomic(a.out, encoded, 0644); !w)
             return std::unexpected(w.error());
     char ek_index[16];
-    (void)std::snprintf(ek_index, sizeof ek_index, "0x%08x", a->ek_cert_index);
+    (void)std::snprintf(ek_index, sizeof ek_index, "0x%08x", att->ek_cert_index);
     Output out;
     out.data = {{"key", (*key)->uri().to_string()},
-                {"format", o.format},
-                {"out", o.out.empty() ? json(nullptr) : json(o.out)},
-                {"ek_certificate", a->x5c.empty() ? json(nullptr) : json(ek_index)},
+                {"format", a.format},
+                {"out", a.out.empty() ? json(nullptr) : json(a.out)},
+                {"ek_certificate", att->x5c.empty() ? json(nullptr) : json(ek_index)},
                 {"attObj", base::base64url_encode(cbor)},
                 {"attestation", object}};
-    if (!o.out.empty())
-        out.text = "wrote " + o.out + " (" + o.format + ", " + std::to_string(encoded.size()) +
+    if (!a.out.empty())
+        out.text = "wrote " + a.out + " (" + a.format + ", " + std::to_string(encoded.size()) +
                    " bytes" +
-                   (a->x5c.empty() ? ", no EK certificate in this TPM"
-                                   : ", EK certificate from NV " + std::string(ek_index)) +
+                   (att->x5c.empty() ? ", no EK certificate in this TPM"
+                                     : ", EK certificate from NV " + std::string(ek_index)) +
                    ")\n";
     else
-        out.text = o.format == "json" ? encoded : base::base64url_encode(cbor) + "\n";
+        out.text = a.format == "json" ? encoded : base::base64url_encode(cbor) + "\n";
     return out;
 }
 

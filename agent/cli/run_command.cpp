@@ -24,6 +24,7 @@ Merged merged(const Global& cmd, const config::Config& c) {
     if (!cmd.server_given && c.server) m.global.server = *c.server;
     if (!cmd.ca_file_given && c.ca_file) m.global.ca_file = *c.ca_file;
     if (!cmd.state_dir_given && c.state_dir) m.global.state_dir = *c.state_dir;
+    if (!cmd.storage_given && c.storage) m.global.storage = *c.storage;
     return m;
 }
 
@@ -31,11 +32,11 @@ lifecycle::Runner runner(const Global& cmd, keystore::Registry& reg) {
     return {reg, [&cmd](const config::Config& c) { return settings(merged(cmd, c).global, {}); },
             [&cmd, &reg](const config::Config& c) -> Result<lifecycle::Connection> {
                 const Merged m = merged(cmd, c);
-                auto state = store::StateDir::open(m.global.state_dir);
+                auto state = store::open_storage(m.global.state_dir, m.global.storage);
                 if (!state) return std::unexpected(state.error());
                 auto client = connect(m.global);
                 if (!client) return std::unexpected(client.error());
-                auto account = account_for(m.global, m.account, reg, *state, **client, true);
+                auto account = account_for(m.global, m.account, reg, **state, **client, true);
                 if (!account) return std::unexpected(account.error());
                 return lifecycle::Connection{std::move(*state), std::move(*client),
                                              std::move(*account)};

@@ -262,6 +262,8 @@ Result<Config> parse(std::string_view text, const std::string& path, bool owner_
             set(r.path(k, v), c.ca_file);
         } else if (k == "state_dir") {
             set(r.path(k, v), c.state_dir);
+        } else if (k == "storage") {
+            set(r.string(k, v), c.storage);
         } else if (k == "account_key") {
             set(r.key_uri(k, v), c.account_key);
         } else if (k == "email") {

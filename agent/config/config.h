@@ -4,6 +4,7 @@
 //   server = "https://acme.example/directory"     # optional: ACME directory URL
 //   ca_file = "/etc/acme-agent/ca.pem"            # optional: extra trusted CA
 //   state_dir = "/var/lib/acme-agent"             # optional
+//   storage = "postgresql://agent@db/acme?passfile=/etc/acme-agent/pgpass"   # optional: fleet
 //   account_key = "pkcs11:token=t;object=acct?..."
 //   email = "ops@example.com"                     # or a list of addresses
 //   agree_tos = true
@@ -68,6 +69,7 @@ struct Config {
     std::optional<std::string> server;
     std::optional<std::string> ca_file;
     std::optional<std::string> state_dir;
+    std::optional<std::string> storage;  // postgresql://... (docs/fleet.md)
     std::string account_key;
     std::vector<std::string> emails;
     bool agree_tos = false;

@@ -56,16 +56,26 @@ Settings with_renewal_record(const Settings& given, const json& r) {
 
 }  // namespace
 
-Result<IssueResult> obtain(const Settings& s, store::StateDir& state, acme::Client& client,
+Result<IssueResult> obtain(const Settings& s, store::Storage& state, acme::Client& client,
                            const Account& account, const keystore::KeyPtr& cert_key,
                            const std::vector<std::string>& domains, const std::string& replaces,
-                           SharedSolvers* shared) {
+                           SharedSolvers* shared, const HeldLease* held) {
     for (const auto& d : domains)
         if (d.starts_with("*.") && s.challenge != "dns-01")
             return fail(Errc::usage, "-d", "the wildcard " + d + " needs --challenge dns-01");
     if (account.key->public_key_der() == cert_key->public_key_der())
         return fail(Errc::usage, "--key",
                     "the certificate key is the account key; use a separate key for each");
+    const std::string name = s.name.empty() ? domains.front() : s.name;
+    // One agent at a time orders a certificate (a renewal took the lease before deciding), before a
+    // responder takes a port that the agent holding it is answering on.
+    std::unique_ptr<HeldLease> own_lease;
+    if (!held) {
+        auto taken = HeldLease::take(state, name);
+        if (!taken) return std::unexpected(taken.error());
+        own_lease = std::move(*taken);
+        held = own_lease.get();
+    }
     std::optional<SharedSolvers::Claim> claim;
     if (shared) claim.emplace(*shared, domains);
     std::unique_ptr<challenge::Solver> own;
@@ -82,7 +92,6 @@ Result<IssueResult> obtain(const Settings& s, store::StateDir& state, acme::Clie
         solver = own.get();
     }
     // A crashed run's order for the same names and key is continued, not ordered again.
-    const std::string name = s.name.empty() ? domains.front() : s.name;
     const std::string key_uri = cert_key->uri().to_string();
     std::string resume;
     if (auto rec = state.order(name); rec && *rec) {
@@ -114,11 +123,13 @@ Result<IssueResult> obtain(const Settings& s, store::StateDir& state, acme::Clie
     if (!s.out.empty())
         if (auto r = store::StateDir::write_pems(s.out, cert); !r)
             return std::unexpected(r.error());
+    // A lease lost meanwhile (cut off from a shared store): another agent may hold it now.
+    if (auto r = held->check(); !r) return std::unexpected(r.error());
     if (auto r = state.save_certificate(name, cert); !r) return std::unexpected(r.error());
     store::failpoint("stored");
     if (auto r = state.remove_order(name); !r) return std::unexpected(r.error());
     return IssueResult{std::move(*issued),
-                       s.out.empty() ? state.path() + "/live/" + store::safe_name(name) : s.out};
+                       s.out.empty() ? state.certificate_location(name) : s.out};
 }
 
 json stored_record(const store::Certificate& c) {
@@ -180,7 +191,7 @@ Result<keystore::KeyUri> successor(const keystore::KeyUri& old) {
 // The key a renewal with --new-key puts the certificate on. Its URI is recorded before it
 // is generated: a rerun after a crash finds (or makes) that one key, never a second.
 Result<keystore::KeyPtr> fresh_key(const Settings& s, keystore::Registry& reg,
-                                   store::StateDir& state, const std::string& name,
+                                   store::Storage& state, const std::string& name,
                                    const store::Certificate& stored, const keystore::KeyUri& old) {
     Result<keystore::KeyPtr> key = std::unexpected(Error{});
     std::optional<keystore::KeyUri> next;
@@ -219,14 +230,14 @@ Result<keystore::KeyPtr> fresh_key(const Settings& s, keystore::Registry& reg,
 
 }  // namespace
 
-Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::StateDir& state,
+Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Storage& state,
                           acme::Client& client, const Account& account, const std::string& name,
                           SharedSolvers* shared) {
     auto stored = state.certificate(name);
     if (!stored) return std::unexpected(stored.error());
     if (!*stored)
         return fail(Errc::not_found, "renew",
-                    "no certificate named '" + name + "' in " + state.path());
+                    "no certificate named '" + name + "' in " + state.location());
     auto leaf = x509::inspect((*stored)->cert_pem);
     if (!leaf) return std::unexpected(leaf.error());
     const json record = stored_record(**stored);
@@ -242,7 +253,16 @@ Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Sta
                         ")");
         return Renewal{name, std::nullopt, due->at, "", ""};
     }
-    // Due: what this machine needs for the order is checked before newOrder. A shared
+    // Due: take the lease, then look again (another agent may just have renewed it).
+    auto lease = HeldLease::take(state, name);
+    if (!lease) return std::unexpected(lease.error());
+    if (auto again = state.certificate(name);
+        !again || !*again || (*again)->cert_pem != (*stored)->cert_pem) {
+        if (!again) return std::unexpected(again.error());
+        base::log::info("renew: " + name + " was renewed meanwhile by another agent");
+        return Renewal{name, std::nullopt, due->at, "", ""};
+    }
+    // What this machine needs for the order is checked before newOrder. A shared
     // responder (renew --all) may be listening for another order: SharedSolvers::get
     // probes its port once, before the first order on it.
     if (auto r = check_local(rs, shared == nullptr); !r) return std::unexpected(r.error());
@@ -256,7 +276,8 @@ Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Sta
     auto key = s.new_key ? fresh_key(s, reg, state, name, **stored, *old_uri)
                          : open_signing_key(reg, *old_uri, s.allow_weak_key);
     if (!key) return std::unexpected(key.error());
-    auto r = obtain(rs, state, client, account, *key, domains, replaces_id(client, *leaf), shared);
+    auto r = obtain(rs, state, client, account, *key, domains, replaces_id(client, *leaf), shared,
+                    lease->get());
     if (!r) return std::unexpected(r.error());
     return Renewal{
         name, std::move(*r), {}, (*key)->uri().to_string(), s.new_key ? old_uri->to_string() : ""};

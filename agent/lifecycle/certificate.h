@@ -4,6 +4,7 @@
 
 #include "acme/client.h"
 #include "keystore/keystore.h"
+#include "lifecycle/lease.h"
 #include "lifecycle/report.h"
 #include "lifecycle/settings.h"
 #include "lifecycle/solvers.h"
@@ -28,10 +29,10 @@ struct Account {
 // the state dir; its settings go to live/NAME/renewal.json. `replaces` is an ARI CertID or "".
 // Orders for different names may run concurrently on one client and state dir when they
 // take their challenge solver from one `shared` (else each makes its own).
-Result<IssueResult> obtain(const Settings& s, store::StateDir& state, acme::Client& client,
+Result<IssueResult> obtain(const Settings& s, store::Storage& state, acme::Client& client,
                            const Account& account, const keystore::KeyPtr& cert_key,
                            const std::vector<std::string>& domains, const std::string& replaces,
-                           SharedSolvers* shared = nullptr);
+                           SharedSolvers* shared = nullptr, const HeldLease* held = nullptr);
 
 // A stored certificate's renewal record as an object ({} when it has none or it is not JSON).
 json stored_record(const store::Certificate& c);
@@ -50,7 +51,7 @@ struct Renewal {
 // Renews the stored certificate `name` when it is due (or s.force), with the settings it was
 // issued with unless `s` gives others (differs from the defaults); s.new_key puts the new
 // certificate on a new key.
-Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::StateDir& state,
+Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Storage& state,
                           acme::Client& client, const Account& account, const std::string& name,
                           SharedSolvers* shared = nullptr);
 

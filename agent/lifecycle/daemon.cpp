@@ -52,7 +52,7 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
 // Issues `c` when missing (or when its key or names changed in the config), renews it when
 // due, then runs its deploy hook if it got a new certificate or a previous hook failed.
 Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook_timeout,
-               keystore::Registry& reg, store::StateDir& state, acme::Client& client,
+               keystore::Registry& reg, store::Storage& state, acme::Client& client,
                const Account& account) {
     Outcome out;
     out.entry = {{"name", c.name}};
@@ -65,7 +65,7 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
         return out;
     };
     const Settings cs = for_certificate(base, c);
-    const std::string live = state.path() + "/live/" + store::safe_name(c.name);
+    const std::string live = state.certificate_location(c.name);
 
     if (c.key.empty()) return failed(Error{Errc::usage, "key", "a key URI is required", {}});
     auto uri = keystore::KeyUri::parse(c.key);
@@ -110,6 +110,28 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
     }
 
     bool fresh = false;
+    std::unique_ptr<HeldLease> lease;
+    if (!why.empty()) {
+        // One agent acts on a certificate at a time; after taking the lease, look again.
+        auto taken = HeldLease::take(state, c.name);
+        if (!taken) {
+            if (taken.error().code != Errc::state) return failed(taken.error());
+            out.entry["action"] = "busy";
+            out.text = c.name + ": " + taken.error().message + "\n";
+            out.next = Clock::now() + HeldLease::kTtl;
+            return out;
+        }
+        lease = std::move(*taken);
+        auto again = state.certificate(c.name);
+        if (!again) return failed(again.error());
+        if (again->has_value() != stored->has_value() ||
+            (*again && (*again)->cert_pem != (*stored)->cert_pem)) {
+            why.clear();  // another agent did it meanwhile
+            out.entry["action"] = "unchanged";
+            out.text = c.name + ": renewed meanwhile by another agent\n";
+            out.next = Clock::now();  // look at the new one on the next pass
+        }
+    }
     if (!why.empty()) {
         base::log::info("run: " + c.name + ": " + why);
         if (!key) {
@@ -121,7 +143,7 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
         // Owed from here on: a crash after the certificate is stored still runs the hook.
         if (!c.deploy_hook.empty())
             if (auto w = state.set_deploy_pending(c.name, true); !w) return failed(w.error());
-        auto r = obtain(cs, state, client, account, key, c.domains, replaces);
+        auto r = obtain(cs, state, client, account, key, c.domains, replaces, nullptr, lease.get());
         if (!r) return failed(r.error());
         const std::string key_uri = key->uri().to_string();
         out.entry = describe(*r, key_uri);
@@ -261,8 +283,8 @@ Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff)
                                     {"retry_at", iso_time(backoff->retry_at(c.name))}});
             continue;
         }
-        Outcome o = handle(base, c, cfg.deploy_hook_timeout, runner.reg, conn->state, *conn->client,
-                           conn->account);
+        Outcome o = handle(base, c, cfg.deploy_hook_timeout, runner.reg, *conn->state,
+                           *conn->client, conn->account);
         pass.entries.push_back(o.entry);
         pass.text += o.text;
         if (backoff) log_lines(o.text);

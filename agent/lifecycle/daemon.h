@@ -55,7 +55,7 @@ std::chrono::seconds next_wait(Clock::time_point next, Clock::time_point now, st
 
 // What a pass needs from its caller: the state dir, the CA and the account of a config.
 struct Connection {
-    store::StateDir state;
+    std::unique_ptr<store::Storage> state;
     std::unique_ptr<acme::Client> client;
     Account account;
 };

@@ -39,7 +39,7 @@ base::Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& le
     return due_for_renewal(leaf, before_days, [&] { return acme::renewal_info(client, leaf); });
 }
 
-std::string replaces_id(acme::Client& client, const x509::CertInfo& leaf) {
+std::string replaces_id(const acme::Client& client, const x509::CertInfo& leaf) {
     return client.directory().renewal_info && !leaf.aki.empty()
                ? acme::ari_cert_id(leaf.aki, leaf.serial_der)
                : "";

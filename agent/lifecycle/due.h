@@ -35,6 +35,6 @@ base::Result<Due> due_for_renewal(acme::Client& client, const x509::CertInfo& le
 
 // The ARI CertID of the certificate a renewal replaces, or "" when the CA has no
 // renewalInfo or the leaf no AKI.
-std::string replaces_id(acme::Client& client, const x509::CertInfo& leaf);
+std::string replaces_id(const acme::Client& client, const x509::CertInfo& leaf);
 
 }  // namespace lifecycle

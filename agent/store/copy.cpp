@@ -23,6 +23,7 @@ Result<Copied> copy_state(const Storage& from, Storage& to, bool overwrite) {
     if (!in_flight) return std::unexpected(in_flight.error());
 
     // First every check, then every write: a conflict leaves `to` as it was.
+    Copied n;
     std::vector<Account> accounts;
     for (const auto& server : *servers) {
         auto a = from.account(server);
@@ -30,8 +31,11 @@ Result<Copied> copy_state(const Storage& from, Storage& to, bool overwrite) {
         if (!*a) continue;
         auto there = to.account(server);
         if (!there) return std::unexpected(there.error());
-        if (*there && ((*there)->url != (*a)->url || (*there)->key_uri != (*a)->key_uri) &&
-            !overwrite)
+        if (*there && (*there)->url == (*a)->url && (*there)->key_uri == (*a)->key_uri) {
+            ++n.unchanged;
+            continue;
+        }
+        if (*there && !overwrite)
             return fail(Errc::exists, "storage migrate",
                         to.location() + " already has another account for " + server +
                             " (--overwrite replaces it)");
@@ -44,7 +48,11 @@ Result<Copied> copy_state(const Storage& from, Storage& to, bool overwrite) {
         if (!*c) continue;
         auto there = to.certificate(name);
         if (!there) return std::unexpected(there.error());
-        if (*there && !same(**there, **c) && !overwrite)
+        if (*there && same(**there, **c)) {
+            ++n.unchanged;  // saved again, it would look renewed to every node
+            continue;
+        }
+        if (*there && !overwrite)
             return fail(Errc::exists, "storage migrate",
                         to.location() + " already has another certificate " + name +
                             " (--overwrite replaces it)");
@@ -57,7 +65,6 @@ Result<Copied> copy_state(const Storage& from, Storage& to, bool overwrite) {
         if (*o) orders.emplace_back(name, std::move(**o));
     }
 
-    Copied n;
     for (const auto& a : accounts) {
         if (auto r = to.save_account(a); !r) return std::unexpected(r.error());
         ++n.accounts;

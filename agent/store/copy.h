@@ -12,13 +12,14 @@ struct Copied {
     std::size_t accounts = 0;
     std::size_t certificates = 0;
     std::size_t orders = 0;
+    std::size_t unchanged = 0;  // accounts and certificates `to` already held as they are
 };
 
 // Copies everything `from` holds into `to`, record by record (each one whole: a failure
 // leaves `to` with the records copied so far, and a rerun copies the rest again). A record
-// `to` already holds with other content is not overwritten unless `overwrite`: Errc::exists
-// naming it, before anything is written. Deploy-pending markers stay behind: they belong to
-// the machine that owes the hook.
+// `to` already holds as it is is left alone (counted in `unchanged`); one with other content is not
+// overwritten unless `overwrite`: Errc::exists naming it, before anything is written.
+// Deploy-pending markers stay behind: they belong to the machine that owes the hook.
 Result<Copied> copy_state(const Storage& from, Storage& to, bool overwrite = false);
 
 }  // namespace store

@@ -106,6 +106,14 @@ Result<Connection> Connection::open(const std::string& url, unsigned timeout_s) 
     PGconn* c = PQconnectdbParams(keys.data(), values.data(), 1);
     if (!c) return fail(Errc::internal, "PQconnectdbParams", "out of memory");
     Connection conn(c, url, shown);
+    // The server's NOTICEs (e.g. "relation ... already exists, skipping" from a migration)
+    // would go to stderr raw: -v shows them, escaped.
+    PQsetNoticeProcessor(
+        c,
+        [](void*, const char* m) {
+            base::log::debug("postgresql: " + base::printable(m, base::Lines::escape));
+        },
+        nullptr);
     if (PQstatus(c) == CONNECTION_OK) return conn;
     const std::string m = message_of(c);
     // Authentication and a missing database or role are the user's settings to fix; the

@@ -31,12 +31,6 @@ Clock::time_point from_epoch_ms(const std::string& text) {
     return Clock::time_point(milliseconds(std::stoll(text)));
 }
 
-std::string default_node() {
-    std::array<char, 256> host{};
-    if (::gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
-    return std::string(host.data()) + ":" + std::to_string(::getpid());
-}
-
 Result<void> check_ttl(const std::string& owner, milliseconds ttl) {
     if (owner.empty()) return fail(Errc::usage, "lease", "no owner");
     if (ttl < milliseconds(1)) return fail(Errc::usage, "lease", "a ttl under a millisecond");
@@ -49,7 +43,7 @@ Result<std::unique_ptr<PgStorage>> PgStorage::open(const std::string& url, std::
     auto c = pg::Connection::open(url);
     if (!c) return std::unexpected(c.error());
     if (auto v = pg::migrate(*c); !v) return std::unexpected(v.error());
-    if (node.empty()) node = default_node();
+    if (node.empty()) node = default_owner();
     return std::unique_ptr<PgStorage>(new PgStorage(std::move(*c), url, std::move(node)));
 }
 

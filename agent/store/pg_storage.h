@@ -13,6 +13,7 @@
 #pragma once
 
 #include "store/pg.h"
+#include "store/state.h"
 #include "store/storage.h"
 
 #include <mutex>
@@ -27,6 +28,9 @@ class PgStorage final : public Storage {
     static Result<std::unique_ptr<PgStorage>> open(const std::string& url, std::string node = "");
 
     [[nodiscard]] std::string location() const override;
+    [[nodiscard]] std::string certificate_location(const std::string& name) const override {
+        return location() + " (certificate " + safe_name(name) + ")";
+    }
     [[nodiscard]] const std::string& node() const { return node_; }
 
     Result<std::optional<Account>> account(const std::string& server) const override;

@@ -6,7 +6,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -125,6 +124,10 @@ Result<void> StateDir::remove_account(const std::string& server) {
     return (*dir)->remove_file(server_id(server) + ".json");
 }
 
+std::string StateDir::certificate_location(const std::string& name) const {
+    return path() + "/live/" + safe_name(name);
+}
+
 Result<std::vector<std::string>> StateDir::account_servers() const {
     auto dir = absent_ok(child("accounts", Create::no));
     if (!dir) return std::unexpected(dir.error());
@@ -172,26 +175,16 @@ Result<void> write_record(const Dir& dir, const Certificate& cert, const std::st
 }
 
 // Removes a directory of files this code made (a staged or swapped-out certificate):
-// its files, then itself. Never follows a symlink; a subdirectory in it (not ours) is left,
+// its files, then itself. Never follows a symlink; anything else in it (not ours) is left,
 // and with it the directory.
 Result<void> remove_tree(const Dir& parent, const std::string& name) {
     auto d = absent_ok(parent.sub(name));
     if (!d) return std::unexpected(d.error());
     if (!*d) return {};
-    const int fd = ::openat((*d)->fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return fail(Errc::io, (*d)->path(), std::strerror(errno));
-    DIR* list = ::fdopendir(fd);
-    if (!list) {
-        ::close(fd);
-        return fail(Errc::io, (*d)->path(), std::strerror(errno));
-    }
-    std::vector<std::string> files;
-    while (const dirent* e = ::readdir(list))
-        if (e->d_type != DT_DIR) files.emplace_back(e->d_name);
-    ::closedir(list);
-    for (const auto& f : files)
-        // EISDIR: a directory the listing could not tell (DT_UNKNOWN); not ours, left.
-        if (::unlinkat((*d)->fd(), f.c_str(), 0) != 0 && errno != ENOENT && errno != EISDIR)
+    auto files = (*d)->files();
+    if (!files) return std::unexpected(files.error());
+    for (const auto& f : *files)
+        if (::unlinkat((*d)->fd(), f.c_str(), 0) != 0 && errno != ENOENT)
             return fail(Errc::io, (*d)->path() + "/" + f, std::strerror(errno));
     return parent.remove_dir(name);
 }

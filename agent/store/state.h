@@ -38,6 +38,7 @@ class StateDir final : public Storage {
 
     [[nodiscard]] const std::string& path() const { return dir_.path(); }
     [[nodiscard]] std::string location() const override { return path(); }
+    [[nodiscard]] std::string certificate_location(const std::string& name) const override;
 
     Result<std::optional<Account>> account(const std::string& server) const override;
     Result<void> save_account(const Account& account) override;

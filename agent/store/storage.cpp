@@ -1,11 +1,20 @@
 #include "store/storage.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 
 namespace store {
 
 using base::Errc;
 using base::fail;
+
+std::string default_owner() {
+    std::array<char, 256> host{};
+    if (::gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+    return std::string(host.data()) + ":" + std::to_string(::getpid());
+}
 
 Result<void> check_name(const std::string& name) {
     const auto control = [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; };

@@ -43,6 +43,9 @@ inline constexpr std::size_t max_name_length = 255 - 8 - 15 - 15;
 // account's file after its server.
 inline constexpr std::size_t max_server_length = 255 - 5 - 15;
 
+// The owner this process takes leases as: HOSTNAME:PID.
+std::string default_owner();
+
 // Errc::usage, naming the rule, for a certificate name no implementation stores.
 Result<void> check_name(const std::string& name);
 // Errc::usage for an empty or over-long server URL.
@@ -92,6 +95,8 @@ class Storage {
 
     // Where the state is, for messages (a path, or a URL without its password).
     [[nodiscard]] virtual std::string location() const = 0;
+    // Where certificate `name` is, for messages and output (the state dir: live/NAME/).
+    [[nodiscard]] virtual std::string certificate_location(const std::string& name) const = 0;
 
     virtual Result<std::optional<Account>> account(const std::string& server) const = 0;
     virtual Result<void> save_account(const Account& account) = 0;

@@ -36,10 +36,7 @@ contains "$OUT" "account: $PROXY/my-account/" # Pebble builds its URLs from the 
 KEYS=$(keys)
 
 # digest_except NAME: tree_digest of the state dir without orders/NAME.json.
-digest_except() {
-  (cd "$STATE" && find . -type f ! -name lock ! -path "./orders/$(basename "$1").json" \
-    -printf '%p %m\n' -exec sha256sum {} + | sort) | sha256sum
-}
+digest_except() { tree_digest "$STATE" "./orders/$(basename "$1").json"; }
 # clean_failure WHAT NAME [order-kept]: after a failed run: the state dir as before, no
 # temp files, no live/NAME, no new key on the token. With order-kept, a failure after the
 # order was created may leave the intent record orders/NAME.json (docs/SECURITY.md rule 15: a

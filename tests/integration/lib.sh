@@ -24,6 +24,7 @@ cleanup() {
     [ -f "$d/pebble.pid" ] && "$SCRIPTS/pebble-down.sh" "$d" >/dev/null 2>&1
   done
   [ -f "$WORK/swtpm/swtpm.pid" ] && "$SCRIPTS/swtpm-down.sh" "$WORK/swtpm" >/dev/null 2>&1
+  [ -f "$WORK/pg/data/postmaster.pid" ] && "$SCRIPTS/postgres-down.sh" "$WORK/pg" >/dev/null 2>&1
   [ -z "${PROXY_PID:-}" ] || kill "$PROXY_PID" 2>/dev/null || true
   [ -z "${WEB_PID:-}" ] || kill "$WEB_PID" 2>/dev/null || true
   [ -z "${PROM_PID:-}" ] || kill "$PROM_PID" 2>/dev/null || true
@@ -149,8 +150,15 @@ wait_port() {
 }
 
 # A digest of every file and mode under a dir: equal before and after means untouched.
+# Coordination records are not state: the state dir's lock and its lease records
+# (leases/NAME.json, taken before an order and released, owner emptied, after it).
+# tree_digest DIR [PATH...]: also without the files at PATHs (find -path patterns, ./...).
 tree_digest() {
-  (cd "$1" 2>/dev/null && find . -type f ! -name lock -printf '%p %m\n' -exec sha256sum {} + | sort) | sha256sum
+  local dir=$1 p skip=()
+  shift
+  for p in "$@"; do skip+=(! -path "$p"); done
+  (cd "$dir" 2>/dev/null && find . -type f ! -name lock ! -path './leases/*' "${skip[@]}" \
+    -printf '%p %m\n' -exec sha256sum {} + | sort) | sha256sum
 }
 
 # verify_cert DIR KEY_URI: the certificate in DIR verifies against Pebble's root and

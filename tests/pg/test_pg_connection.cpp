@@ -2,11 +2,9 @@
 // password in a passfile, the errors a user sees for each misconfiguration, and schema
 // migrations that several nodes may start at once.
 #include "pg_fixture.h"
+#include "support/socket.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -39,6 +37,7 @@ TEST(PgConnection, MigrationsRunOnceWhenNodesStartTogether) {
     const std::string url = pgtest::fresh_database();
     constexpr int kNodes = 4;
     std::vector<std::thread> nodes;
+    nodes.reserve(kNodes);
     std::vector<std::string> results(kNodes);
     for (int i = 0; i < kNodes; ++i)
         nodes.emplace_back([&, i] {
@@ -102,18 +101,11 @@ TEST(PgConnection, AWrongPasswordIsTheUsersSettingToFix) {
 }
 
 TEST(PgConnection, AnUnreachableServerIsANetworkError) {
-    // A port nothing listens on: the fixture's port with the server's socket closed is not
-    // available here, so take a fresh one from the kernel and close it again.
-    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    socklen_t len = sizeof a;
-    ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
-    ::close(s);
+    // A port nothing listens on: a fresh one from the kernel, bound but not listening.
+    const auto closed = testsupport::bind_loopback(false);
+    ASSERT_NE(closed.port, 0);
     const std::string url = std::regex_replace(pgtest::url_for("acme"), std::regex(":[0-9]+/"),
-                                               ":" + std::to_string(ntohs(a.sin_port)) + "/");
+                                               ":" + std::to_string(closed.port) + "/");
     auto c = Connection::open(url, 2);
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().code, Errc::network);

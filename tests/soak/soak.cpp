@@ -131,7 +131,7 @@ int main() {
         if (!uri) return die(uri.error(), "key URI");
         auto key = reg.open(*uri);
         if (!key) return die(key.error(), "issuance " + std::to_string(i) + ": open");
-        auto r = lifecycle::obtain(cli::settings(g, o), session->state, *session->client,
+        auto r = lifecycle::obtain(cli::settings(g, o), *session->state, *session->client,
                                    session->account, *key,
                                    {"soak-" + std::to_string(i) + ".example.com"}, "");
         if (!r) return die(r.error(), "issuance " + std::to_string(i));

@@ -292,9 +292,8 @@ class FakeCa {
         }
         if (path.starts_with("/authz/")) {
             const int i = number("/authz/");
-            Authz& a = authzs_[static_cast<std::size_t>(i)];
             if (body.is_object() && body.value("status", "") == "deactivated")
-                a.status = "deactivated";
+                authzs_[static_cast<std::size_t>(i)].status = "deactivated";
             return json_reply(200, authz_json(i), path);
         }
         if (path.starts_with("/chal/")) {

@@ -20,7 +20,8 @@ class ClientTest : public ::testing::Test {
   protected:
     void SetUp() override {
         store_ = keystore::make_file_keystore();
-        auto uri = keystore::KeyUri::parse("file:" + (ca.pki().dir.path() / "account.pem").string());
+        auto uri =
+            keystore::KeyUri::parse("file:" + (ca.pki().dir.path() / "account.pem").string());
         ASSERT_TRUE(uri);
         auto key = store_->generate(*uri, keystore::KeyAlgorithm::ec_p256);
         ASSERT_TRUE(key) << key.error().describe();

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -93,9 +94,9 @@ TEST(MetricsRegistry, ValuesKeepFullPrecisionAndSpecialValues) {
     EXPECT_EQ(base::metrics::format_value(-0.0), "0");
     EXPECT_EQ(base::metrics::format_value(1733558400.25), "1733558400.25");
     EXPECT_EQ(base::metrics::format_value(0.1), "0.1");
-    EXPECT_EQ(base::metrics::format_value(1.0 / 0.0), "+Inf");
-    EXPECT_EQ(base::metrics::format_value(-1.0 / 0.0), "-Inf");
-    EXPECT_EQ(base::metrics::format_value(0.0 / 0.0), "NaN");
+    EXPECT_EQ(base::metrics::format_value(std::numeric_limits<double>::infinity()), "+Inf");
+    EXPECT_EQ(base::metrics::format_value(-std::numeric_limits<double>::infinity()), "-Inf");
+    EXPECT_EQ(base::metrics::format_value(std::numeric_limits<double>::quiet_NaN()), "NaN");
 }
 
 TEST(MetricsRegistry, ConcurrentUpdatesAreAllCounted) {

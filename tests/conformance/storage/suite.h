@@ -29,8 +29,9 @@
 
 namespace storage_conformance {
 
-using namespace std::chrono_literals;
 using base::Errc;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
 using store::Certificate;
 using store::Storage;
 
@@ -145,7 +146,8 @@ TYPED_TEST_P(StorageConformance, CertificatesRoundTrip) {
     ASSERT_TRUE(s.save_certificate("www.example.com", one));
     ASSERT_TRUE(s.save_certificate("api.example.com", stamped("api", 1)));
     auto got = s.certificate("www.example.com");
-    ASSERT_TRUE(got && *got) << (got ? "absent" : got.error().describe());
+    ASSERT_TRUE(got) << got.error().describe();
+    ASSERT_TRUE(*got) << "absent";
     EXPECT_EQ((*got)->cert_pem, one.cert_pem);
     EXPECT_EQ((*got)->chain_pem, one.chain_pem);
     EXPECT_EQ((*got)->key_uri, one.key_uri);
@@ -320,7 +322,8 @@ TYPED_TEST_P(StorageConformance, CrashInACertificateWriteLeavesTheOldOrTheNewRec
             point);
         EXPECT_EQ(code, 86) << "the child did not stop at the failpoint";
         auto c = s.certificate(name);
-        ASSERT_TRUE(c && *c) << (c ? "the record is gone" : c.error().describe());
+        ASSERT_TRUE(c) << c.error().describe();
+        ASSERT_TRUE(*c) << "the record is gone";
         const std::string tag = tag_of(**c);
         EXPECT_TRUE(tag == "old#" + std::to_string(n) || tag == "new#" + std::to_string(n))
             << "a mix: " << (*c)->key_uri;
@@ -353,40 +356,40 @@ TYPED_TEST_P(StorageConformance, CrashInACertificateWriteLeavesTheOldOrTheNewRec
 
 TYPED_TEST_P(StorageConformance, ALeaseHasOneHolderAndEveryGrantAHigherFence) {
     Storage& s = this->store();
-    auto a = s.acquire_lease("www.example.com", "node-a", 10s, 0ms);
+    auto a = s.acquire_lease("www.example.com", "node-a", seconds{10}, milliseconds{0});
     ASSERT_TRUE(a.has_value()) << a.error().describe();
     EXPECT_EQ(a->owner, "node-a");
-    EXPECT_GT(a->expires, store::Clock::now() + 5s);
+    EXPECT_GT(a->expires, store::Clock::now() + seconds{5});
     EXPECT_TRUE(s.check_lease(*a));
-    auto b = s.acquire_lease("www.example.com", "node-b", 10s, 0ms);
+    auto b = s.acquire_lease("www.example.com", "node-b", seconds{10}, milliseconds{0});
     ASSERT_FALSE(b.has_value());
     EXPECT_EQ(b.error().code, Errc::state);
     EXPECT_NE(b.error().describe().find("node-a"), std::string::npos) << b.error().describe();
     // Another certificate's lease is independent.
-    auto other = s.acquire_lease("api.example.com", "node-b", 10s, 0ms);
+    auto other = s.acquire_lease("api.example.com", "node-b", seconds{10}, milliseconds{0});
     ASSERT_TRUE(other.has_value()) << other.error().describe();
     ASSERT_TRUE(s.release_lease(*a));
     EXPECT_FALSE(s.check_lease(*a)) << "a released lease still checks as held";
-    b = s.acquire_lease("www.example.com", "node-b", 10s, 0ms);
+    b = s.acquire_lease("www.example.com", "node-b", seconds{10}, milliseconds{0});
     ASSERT_TRUE(b.has_value()) << b.error().describe();
     EXPECT_GT(b->fence, a->fence);
     EXPECT_TRUE(s.check_lease(*b));
     ASSERT_TRUE(s.release_lease(*a));  // a lost lease's release leaves the holder alone
     EXPECT_TRUE(s.check_lease(*b));
     ASSERT_TRUE(s.release_lease(*b));
-    auto c = s.acquire_lease("www.example.com", "node-a", 10s, 0ms);
+    auto c = s.acquire_lease("www.example.com", "node-a", seconds{10}, milliseconds{0});
     ASSERT_TRUE(c.has_value());
     EXPECT_GT(c->fence, b->fence);
 }
 
 TYPED_TEST_P(StorageConformance, AWaiterGetsTheLeaseOnRelease) {
     Storage& s = this->store();
-    auto a = s.acquire_lease("www.example.com", "node-a", 30s, 0ms);
+    auto a = s.acquire_lease("www.example.com", "node-a", seconds{30}, milliseconds{0});
     ASSERT_TRUE(a.has_value());
     std::atomic<bool> released{false};
     const auto start = std::chrono::steady_clock::now();
     std::thread waiter([&] {
-        auto b = s.acquire_lease("www.example.com", "node-b", 30s, 5s);
+        auto b = s.acquire_lease("www.example.com", "node-b", seconds{30}, seconds{5});
         ASSERT_TRUE(b.has_value()) << b.error().describe();
         EXPECT_TRUE(released) << "granted while node-a held it";
         EXPECT_GT(b->fence, a->fence);
@@ -395,22 +398,23 @@ TYPED_TEST_P(StorageConformance, AWaiterGetsTheLeaseOnRelease) {
     released = true;
     ASSERT_TRUE(s.release_lease(*a));
     waiter.join();
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "the waiter waited for its bound";
+    EXPECT_LT(std::chrono::steady_clock::now() - start, seconds{5})
+        << "the waiter waited for its bound";
 }
 
 TYPED_TEST_P(StorageConformance, AnExpiredLeaseIsTakenOverAndItsHolderLearnsIt) {
     Storage& s = this->store();
-    auto a = s.acquire_lease("www.example.com", "node-a", 200ms, 0ms);
+    auto a = s.acquire_lease("www.example.com", "node-a", milliseconds{200}, milliseconds{0});
     ASSERT_TRUE(a.has_value());
     // node-a stays alive and keeps its handle; its lease runs out.
-    auto b = s.acquire_lease("www.example.com", "node-b", 30s, 10s);
+    auto b = s.acquire_lease("www.example.com", "node-b", seconds{30}, seconds{10});
     ASSERT_TRUE(b.has_value()) << b.error().describe();
     EXPECT_GE(store::Clock::now(), a->expires);
     EXPECT_GT(b->fence, a->fence);
     auto lost = s.check_lease(*a);
     ASSERT_FALSE(lost.has_value());
     EXPECT_EQ(lost.error().code, Errc::state);
-    auto extended = s.extend_lease(*a, 30s);
+    auto extended = s.extend_lease(*a, seconds{30});
     ASSERT_FALSE(extended.has_value()) << "an expired lease was extended";
     EXPECT_EQ(extended.error().code, Errc::state);
     ASSERT_TRUE(s.release_lease(*a));
@@ -420,12 +424,12 @@ TYPED_TEST_P(StorageConformance, AnExpiredLeaseIsTakenOverAndItsHolderLearnsIt) 
 TYPED_TEST_P(StorageConformance, AnExtendedLeaseIsNotTakenOver) {
     Storage& s = this->store();
     // A second for the extend to come in time on a loaded machine.
-    auto a = s.acquire_lease("www.example.com", "node-a", 1s, 0ms);
+    auto a = s.acquire_lease("www.example.com", "node-a", seconds{1}, milliseconds{0});
     ASSERT_TRUE(a.has_value());
-    ASSERT_TRUE(s.extend_lease(*a, 30s));
-    EXPECT_GT(a->expires, store::Clock::now() + 20s);
+    ASSERT_TRUE(s.extend_lease(*a, seconds{30}));
+    EXPECT_GT(a->expires, store::Clock::now() + seconds{20});
     // Past the first expiry, the lease is still node-a's.
-    auto b = s.acquire_lease("www.example.com", "node-b", 30s, 1200ms);
+    auto b = s.acquire_lease("www.example.com", "node-b", seconds{30}, milliseconds{1200});
     ASSERT_FALSE(b.has_value());
     EXPECT_EQ(b.error().code, Errc::state);
     EXPECT_TRUE(s.check_lease(*a));
@@ -438,7 +442,7 @@ TYPED_TEST_P(StorageConformance, ThreadsAndProcessesNeverHoldALeaseAtOnce) {
     auto work = [shared](Storage& st, const std::string& who, int rounds) {
         int bad = 0;
         for (int i = 0; i < rounds; ++i) {
-            auto l = st.acquire_lease("contended.example.com", who, 30s, 20s);
+            auto l = st.acquire_lease("contended.example.com", who, seconds{30}, seconds{20});
             if (!l) {
                 ++bad;
                 continue;
@@ -488,12 +492,13 @@ TYPED_TEST_P(StorageConformance, ACrashedHoldersLeaseIsTakenOver) {
         const std::string name = "dead-" + std::to_string(points.size()) + point + ".example.com";
         const int code = in_child(
             [&] {
-                auto l = TypeParam::in_child(s).acquire_lease(name, "doomed", 500ms, 0ms);
+                auto l = TypeParam::in_child(s).acquire_lease(name, "doomed", milliseconds{500},
+                                                              milliseconds{0});
                 return l ? 7 : 1;
             },
             point);
         EXPECT_EQ(code, point.empty() ? 7 : 86);
-        auto l = s.acquire_lease(name, "survivor", 30s, 10s);
+        auto l = s.acquire_lease(name, "survivor", seconds{30}, seconds{10});
         ASSERT_TRUE(l.has_value()) << l.error().describe();
         EXPECT_TRUE(s.check_lease(*l));
         EXPECT_GE(l->fence, 1U);
@@ -524,7 +529,7 @@ TYPED_TEST_P(StorageConformance, BadNamesAreRefusedAndNothingIsStored) {
         EXPECT_TRUE(usage(s.remove_order(name)));
         EXPECT_TRUE(usage(s.set_deploy_pending(name, true)));
         EXPECT_FALSE(s.deploy_pending(name));
-        EXPECT_TRUE(usage(s.acquire_lease(name, "node", 1s, 0ms)));
+        EXPECT_TRUE(usage(s.acquire_lease(name, "node", seconds{1}, milliseconds{0})));
     }
     auto names = s.certificate_names();
     ASSERT_TRUE(names.has_value());
@@ -539,7 +544,7 @@ TYPED_TEST_P(StorageConformance, BadNamesAreRefusedAndNothingIsStored) {
         EXPECT_TRUE(s.deploy_pending(name));
         auto got = s.certificate(name);
         ASSERT_TRUE(got && *got);
-        auto l = s.acquire_lease(name, "node", 1s, 0ms);
+        auto l = s.acquire_lease(name, "node", seconds{1}, milliseconds{0});
         ASSERT_TRUE(l.has_value()) << l.error().describe();
     }
     // Servers: none, or too long; lease terms: no owner, no time.
@@ -549,8 +554,9 @@ TYPED_TEST_P(StorageConformance, BadNamesAreRefusedAndNothingIsStored) {
     EXPECT_TRUE(usage(s.save_account({long_server, "u", "k"})));
     EXPECT_TRUE(usage(s.account(long_server)));
     EXPECT_TRUE(usage(s.remove_account(long_server)));
-    EXPECT_TRUE(usage(s.acquire_lease("www.example.com", "", 1s, 0ms)));
-    EXPECT_TRUE(usage(s.acquire_lease("www.example.com", "node", 0ms, 0ms)));
+    EXPECT_TRUE(usage(s.acquire_lease("www.example.com", "", seconds{1}, milliseconds{0})));
+    EXPECT_TRUE(
+        usage(s.acquire_lease("www.example.com", "node", milliseconds{0}, milliseconds{0})));
 }
 
 REGISTER_TYPED_TEST_SUITE_P(

@@ -110,12 +110,13 @@ TEST_F(StateDirOnly, ASecondAgentIsRefusedTheWholeDir) {
 
 TEST_F(StateDirOnly, ADeadHoldersLeaseIsFreeAtOnceNotAtExpiry) {
     const int code = in_child([&] {
-        auto l = state_->acquire_lease("www.example.com", "doomed", std::chrono::hours(1), 0ms);
+        auto l = state_->acquire_lease("www.example.com", "doomed", std::chrono::hours(1),
+                                       milliseconds{0});
         if (!l) return 1;
         ::_exit(7);  // dies holding it: no release, no destructor
     });
     ASSERT_EQ(code, 7);
-    auto l = state_->acquire_lease("www.example.com", "survivor", 30s, 0ms);
+    auto l = state_->acquire_lease("www.example.com", "survivor", seconds{30}, milliseconds{0});
     ASSERT_TRUE(l.has_value()) << l.error().describe();
     EXPECT_EQ(l->fence, 2U);
     auto text = read(dir_ + "/leases/www.example.com.json");

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Fleet storage (docs/fleet.md) against a real PostgreSQL 15 over verified TLS: a state dir
+# moves into the database with `storage migrate`; an agent given --storage renews what the
+# database holds and leaves the old state dir alone; while one agent orders a name, a second
+# one is turned away before it orders or binds a port; bad storage settings fail with their
+# exit codes and never echo a password.
+source "$(dirname "$0")/lib.sh"
+export PEBBLE_VA_NOSLEEP=1
+setup_hsm
+setup_pebble
+setup_account
+run_setup "ACME_AGENT_PG_URL ACME_AGENT_PG_PORT" "$SCRIPTS/postgres-setup.sh" "$WORK/pg"
+PG=$ACME_AGENT_PG_URL
+# The superuser over the Unix socket (trust): what the database holds, one row per line.
+sql() { psql -X -qAt -h "$WORK/pg/sock" -p "$ACME_AGENT_PG_PORT" -U postgres -d acme -c "$1"; }
+pem_serial() { openssl x509 -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f'; }
+
+WWW=www.example.com
+CERT=$("$ACME_AGENT" key generate --key "$(hsm_key www)" --type ec-p256)
+run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d "$WWW" --http-port "$HTTP"
+OLD_SERIAL=$(serial_of "$STATE/live/$WWW/cert.pem")
+BEFORE=$(tree_digest "$STATE")
+
+# migrate: everything the dir holds, the dir untouched; a second run finds it all there.
+if run_agent 0 "$ACME_AGENT" storage migrate --from "$STATE" --to "$PG"; then
+  contains "$OUT" "copied 1 account(s), 1 certificate(s) and 0 order(s) in flight" &&
+    expect "database serial: $(sql "select cert_pem from certificates where name='$WWW'" | pem_serial)" \
+      [ "$(sql "select cert_pem from certificates where name='$WWW'" | pem_serial)" = "$OLD_SERIAL" ] &&
+    expect "account not copied" [ "$(sql "select count(*) from accounts")" -eq 1 ] &&
+    expect "the state dir changed" [ "$(tree_digest "$STATE")" = "$BEFORE" ] &&
+    pass "storage migrate: the account and the certificate are in PostgreSQL"
+fi
+run_agent 0 "$ACME_AGENT" --json storage migrate --from "$STATE" --to "$PG" &&
+  expect "rerun: $(cat "$OUT")" [ "$(jq -r '.certificates + .accounts' "$OUT")" -eq 0 ] &&
+  expect "rerun: $(cat "$OUT")" [ "$(jq -r .unchanged "$OUT")" -eq 2 ] &&
+  expect "generation: $(sql "select generation from certificates where name='$WWW'")" \
+    [ "$(sql "select generation from certificates where name='$WWW'")" -eq 1 ] &&
+  lacks "$OUT" "passfile=" && pass "migrate again: the same records are left as they are"
+
+# Another certificate for the same name in a second dir conflicts: refused, nothing written.
+OTHER=$WORK/other
+OTHER_KEY=$("$ACME_AGENT" key generate --key "$(hsm_key other)" --type ec-p256)
+run_agent 0 "$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$OTHER" \
+  account register --key "$ACCT" --agree-tos
+run_agent 0 "$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$OTHER" \
+  issue --key "$OTHER_KEY" -d "$WWW" --http-port "$HTTP"
+run_agent 4 "$ACME_AGENT" storage migrate --from "$OTHER" --to "$PG" &&
+  contains "$ERR" "already has another certificate $WWW (--overwrite replaces it)" &&
+  expect "the conflicting migrate wrote" \
+    [ "$(sql "select cert_pem from certificates where name='$WWW'" | pem_serial)" = "$OLD_SERIAL" ] &&
+  pass "storage migrate refuses to replace another certificate without --overwrite"
+
+# renew from the database: a new certificate there, the old state dir as it was.
+DB=("$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$WORK/unused" --storage "$PG")
+if run_agent 0 "${DB[@]}" renew --name "$WWW" --force --http-port "$HTTP"; then
+  NEW_SERIAL=$(sql "select cert_pem from certificates where name='$WWW'" | pem_serial)
+  expect "renewed serial $NEW_SERIAL is the old one" [ -n "$NEW_SERIAL" ] && [ "$NEW_SERIAL" != "$OLD_SERIAL" ] &&
+    expect "generation: $(sql "select generation from certificates where name='$WWW'")" \
+      [ "$(sql "select generation from certificates where name='$WWW'")" -eq 2 ] &&
+    expect "the state dir changed" [ "$(tree_digest "$STATE")" = "$BEFORE" ] &&
+    expect "--state-dir was written to" [ ! -e "$WORK/unused/live" ] &&
+    expect "lease left behind: $(sql "select * from leases")" [ -z "$(sql "select * from leases")" ] &&
+    pass "renew --storage: a new certificate in PostgreSQL, the state dir untouched"
+fi
+ACME_AGENT_STORAGE=$PG run_agent 0 "$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" \
+  --state-dir "$WORK/unused" --json renew --all --http-port "$HTTP" &&
+  contains "$OUT" "$WWW" && pass "ACME_AGENT_STORAGE selects the database as --storage does"
+
+# Two agents, one name: the first holds the lease while the CA makes it wait (503 with
+# Retry-After on new-order, once); the second is turned away before it orders or binds.
+start_proxy 120
+rules '{"match": "/order-plz", "method": "POST", "action": "status", "status": 503, "retry_after": "4", "times": 1}'
+FLEET=fleet.example.com
+FK=$("$ACME_AGENT" key generate --key "$(hsm_key fleet)" --type ec-p256)
+"$ACME_AGENT" --server "$PROXY/dir" --ca-file "$PEBBLE_CA_FILE" --storage "$PG" \
+  issue --account-key "$ACCT" --key "$FK" -d "$FLEET" --http-port "$HTTP" >"$WORK/a.out" 2>"$WORK/a.err" </dev/null &
+A=$!
+for _ in $(seq 200); do # the first agent's lease, 10 s at most
+  [ -n "$(sql "select holder from leases where name='$FLEET'")" ] && break
+  kill -0 "$A" 2>/dev/null || break
+  read -rt 0.05 <> <(:) || true
+done
+HOLDER=$(sql "select holder from leases where name='$FLEET'")
+expect "no lease while the first agent waits" [ -n "$HOLDER" ]
+run_agent 15 "$ACME_AGENT" --server "$PROXY/dir" --ca-file "$PEBBLE_CA_FILE" --storage "$PG" \
+  issue --account-key "$ACCT" --key "$FK" -d "$FLEET" --http-port "$HTTP" &&
+  contains "$ERR" "another agent is working on $FLEET" && contains "$ERR" "it is left to that one" &&
+  lacks "$ERR" "address already in use" && pass "a second agent is turned away while $HOLDER holds $FLEET"
+rc=0
+wait "$A" || rc=$?
+expect "first agent: exit $rc: $(head -c 400 "$WORK/a.err")" [ "$rc" -eq 0 ] &&
+  expect "new-order requests: $(grep -c '"/order-plz"' "$PLOG"), not the first agent's two (503, then its retry)" \
+    [ "$(grep -c '"/order-plz"' "$PLOG")" -eq 2 ] &&
+  expect "generation $(sql "select generation from certificates where name='$FLEET'")" \
+    [ "$(sql "select generation from certificates where name='$FLEET'")" -eq 1 ] &&
+  expect "lease left behind" [ -z "$(sql "select * from leases where name='$FLEET'")" ] &&
+  pass "one order for $FLEET: the first agent issued it, the lease is gone"
+
+# Bad settings: each with its exit code and the fix; a password is never shown.
+run_agent 2 "$ACME_AGENT" --storage "postgresql://acme_agent:s3cret-pw@localhost:$ACME_AGENT_PG_PORT/acme" \
+  renew --all && lacks "$ERR" "s3cret-pw" && contains "$ERR" "passfile" &&
+  pass "a password in the URL is refused (exit 2), not echoed"
+UNUSED=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+run_agent 12 "$ACME_AGENT" --storage "${PG/:$ACME_AGENT_PG_PORT\//:$UNUSED/}" renew --all &&
+  contains "$ERR" "Connection refused" && pass "an unreachable database is a network error (exit 12)"
+printf 'localhost:%s:*:acme_agent:wrong-password\n' "$ACME_AGENT_PG_PORT" >"$WORK/bad.pgpass"
+chmod 600 "$WORK/bad.pgpass"
+run_agent 2 "$ACME_AGENT" --storage "$(sed "s|passfile=[^&]*|passfile=$WORK/bad.pgpass|" <<<"$PG")" renew --all &&
+  lacks "$ERR" "wrong-password" && contains "$ERR" "check the role, the database and the password" &&
+  pass "a wrong password is a setting to fix (exit 2), not echoed"
+run_agent 2 "$ACME_AGENT" --storage "mysql://localhost/acme" renew --all &&
+  contains "$ERR" "postgresql://" && pass "a URL of another database is refused (exit 2)"
+sql "update acme_agent_schema set version = version + 1"
+run_agent 15 "${DB[@]}" renew --all && contains "$ERR" "newer" &&
+  pass "a schema from a newer agent is refused (exit 15), the database left as it is"
+finish
