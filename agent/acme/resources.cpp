@@ -77,7 +77,11 @@ class Fields {
     // A URL on the CA's origin.
     Result<std::string> url(const char* key, bool required) const {
         auto u = string(key, kMaxUrlLength, required);
-        if (!u || u->empty()) return u;
+        if (!u) return u;
+        if (u->empty()) {
+            if (required) return bad(std::string("has an empty ") + key);
+            return u;
+        }
         if (auto ok = check_origin(origin_, *u, what_ + " " + key); !ok)
             return std::unexpected(ok.error());
         return u;

@@ -233,6 +233,9 @@ TEST_F(Resources, HostileAuthorizationsNameTheField) {
     a["challenges"][0]["url"] = "https://evil.example/chal";
     EXPECT_NE(refused(parse, a).find("outside its own origin"), std::string::npos);
     a = authz();
+    a["challenges"][0]["url"] = "";  // found by fuzz_acme_resources
+    EXPECT_EQ(refused(parse, a), "the server's challenge has an empty url");
+    a = authz();
     a["status"] = "pending\u001b[2J";
     EXPECT_EQ(refused(parse, a),
               "the server's authorization has an unknown status 'pending\\x1b[2J'");
