@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace pkcs11 {
 
@@ -63,6 +64,58 @@ Result<void> Module::reinitialize(std::uint64_t seen) {
     }
     generation_.fetch_add(1);
     return {};
+}
+
+namespace {
+// What a client module (p11-kit-client.so, a network HSM's library) answers once its
+// connection is gone.
+bool connection_lost(CK_RV rv) {
+    return rv == CKR_DEVICE_ERROR || rv == CKR_DEVICE_REMOVED || rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+}
+
+CK_RV list_slots(CK_FUNCTION_LIST* fn, std::vector<CK_SLOT_ID>& out) {
+    CK_ULONG count = 0;
+    if (CK_RV rv = fn->C_GetSlotList(CK_TRUE, nullptr, &count); rv != CKR_OK) return rv;
+    out.resize(count);
+    const CK_RV rv = fn->C_GetSlotList(CK_TRUE, out.data(), &count);
+    out.resize(rv == CKR_OK ? count : 0);
+    return rv;
+}
+}  // namespace
+
+Result<std::vector<CK_SLOT_ID>> Module::token_slots(std::chrono::seconds wait) {
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    auto pause = std::chrono::milliseconds(20);
+    bool warned = false;
+    bool tried_at_once = false;  // one re-initialization was tried without a pause
+    for (;;) {
+        const std::uint64_t seen = generation();
+        std::vector<CK_SLOT_ID> slots;
+        const CK_RV rv = list_slots(fn_, slots);
+        if (rv == CKR_OK) return slots;
+        if (!connection_lost(rv)) return std::unexpected(check_rv("C_GetSlotList", rv).error());
+        if (std::chrono::steady_clock::now() >= deadline)
+            return base::fail(Errc::token_absent, "C_GetSlotList",
+                              "module " + path_ + " lost its connection (" + rv_name(rv) +
+                                  ") and it did not come back within " +
+                                  std::to_string(wait.count()) +
+                                  " s (ACME_AGENT_TOKEN_WAIT sets how long to wait)",
+                              rv);
+        if (!warned) {
+            base::log::warning("module " + path_ + " lost its connection (" + rv_name(rv) +
+                               "); reconnecting");
+            warned = true;
+        }
+        // The first re-initialization is tried at once; after that, paused: the module has
+        // no event to wait on.
+        const bool reinitialized = reinitialize(seen).has_value();
+        if (reinitialized && !tried_at_once) {
+            tried_at_once = true;
+            continue;
+        }
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+    }
 }
 
 Module::~Module() {

@@ -7,10 +7,12 @@
 #include "pkcs11/rv.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace pkcs11 {
 
@@ -33,6 +35,12 @@ class Module {
     // caller's call failed: when another caller re-initialized since, this does nothing.
     Result<void> reinitialize(std::uint64_t seen);
     [[nodiscard]] std::uint64_t generation() const { return generation_.load(); }
+
+    // C_GetSlotList(tokenPresent): the slots that hold a token. When the module answers as
+    // one whose connection dropped (a network HSM restarted: CKR_DEVICE_ERROR,
+    // CKR_DEVICE_REMOVED, CKR_CRYPTOKI_NOT_INITIALIZED), it is re-initialized and asked
+    // again until `wait` has passed; then Errc::token_absent saying how long it waited.
+    Result<std::vector<CK_SLOT_ID>> token_slots(std::chrono::seconds wait);
     [[nodiscard]] const std::string& path() const { return path_; }
 
   private:

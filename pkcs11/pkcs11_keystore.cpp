@@ -221,18 +221,13 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
         auto module = Module::get(*path);
         if (!module) return std::unexpected(module.error());
         auto* fn = (*module)->fn();
-
-        CK_ULONG count = 0;
-        if (auto r = check_rv("C_GetSlotList", fn->C_GetSlotList(CK_TRUE, nullptr, &count)); !r)
-            return std::unexpected(r.error());
-        std::vector<CK_SLOT_ID> slots(count);
-        if (auto r = check_rv("C_GetSlotList", fn->C_GetSlotList(CK_TRUE, slots.data(), &count));
-            !r)
-            return std::unexpected(r.error());
-        slots.resize(count);
+        // A module that lost its connection since (a network HSM restarted under `run`) is
+        // re-initialized here; the tokens' sessions recover when they are next used.
+        auto slots = (*module)->token_slots(Token::token_wait());
+        if (!slots) return std::unexpected(slots.error());
 
         std::string present;
-        for (CK_SLOT_ID slot : slots) {
+        for (CK_SLOT_ID slot : *slots) {
             CK_TOKEN_INFO info{};
             if (fn->C_GetTokenInfo(slot, &info) != CKR_OK) continue;
             CK_SLOT_INFO sinfo{};
@@ -255,10 +250,15 @@ class Pkcs11Keystore final : public keystore::Keystore, public keystore::MacKeys
                     padded(sinfo.slotDescription, sizeof sinfo.slotDescription)) ||
                 !is("slot-manufacturer", padded(sinfo.manufacturerID, sizeof sinfo.manufacturerID)))
                 continue;
-            std::lock_guard lock(mutex_);
-            auto& cached = tokens_[{*path, slot}];
-            if (!cached) cached = std::make_shared<Token>(*module, slot, info);
-            return cached;
+            std::shared_ptr<Token> token;
+            {
+                std::lock_guard lock(mutex_);
+                auto& cached = tokens_[{*path, slot}];
+                if (!cached) cached = std::make_shared<Token>(*module, slot, info);
+                token = cached;
+            }
+            if (auto r = token->follow_module(uri); !r) return std::unexpected(r.error());
+            return token;
         }
         std::string wanted;
         for (const auto& [n, v] : uri.path_attrs())

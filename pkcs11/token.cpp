@@ -96,6 +96,9 @@ bool Token::lost(CK_RV rv) const {
         case CKR_CRYPTOKI_NOT_INITIALIZED:
         case CKR_DEVICE_REMOVED:
         case CKR_TOKEN_NOT_PRESENT:
+        // The slot is gone: the module was re-initialized by another thread meanwhile (a
+        // restarted p11-kit server numbers its slots anew), or the device was re-plugged.
+        case CKR_SLOT_ID_INVALID:
             return true;
         default:
             return rv_errc(rv) == Errc::hardware && !present();
@@ -138,6 +141,18 @@ Result<void> Token::recover(const KeyUri& uri, std::uint64_t seen, const base::E
         std::this_thread::sleep_for(pause);  // polling the module: it has no event to wait on
         pause = std::min(pause * 2, std::chrono::milliseconds(1000));
     }
+}
+
+Result<void> Token::follow_module(const KeyUri& uri) {
+    const std::uint64_t seen = generation();
+    {
+        std::lock_guard once(recover_mutex_);
+        if (module_seen_ == module_->generation()) return {};
+    }
+    return recover(uri, seen,
+                   base::Error{Errc::token_absent, "pkcs11",
+                               "token '" + label() + "': its module was re-initialized",
+                               std::nullopt});
 }
 
 bool Token::present() const {
@@ -217,14 +232,10 @@ std::chrono::seconds Token::token_wait() {
 }
 
 Result<void> Token::find_slot() {
-    CK_ULONG count = 0;
-    if (auto r = check_rv("C_GetSlotList", fn()->C_GetSlotList(CK_TRUE, nullptr, &count)); !r)
-        return r;
-    std::vector<CK_SLOT_ID> slots(count);
-    if (auto r = check_rv("C_GetSlotList", fn()->C_GetSlotList(CK_TRUE, slots.data(), &count)); !r)
-        return r;
-    slots.resize(count);
-    for (CK_SLOT_ID s : slots) {
+    // No wait of its own: recover() re-initializes and tries again until its deadline.
+    auto slots = module_->token_slots(std::chrono::seconds(0));
+    if (!slots) return std::unexpected(slots.error());
+    for (CK_SLOT_ID s : *slots) {
         CK_TOKEN_INFO info{};
         if (fn()->C_GetTokenInfo(s, &info) != CKR_OK ||
             padded(info.serialNumber, sizeof info.serialNumber) != serial() ||

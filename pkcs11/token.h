@@ -113,7 +113,8 @@ class Token {
 
     // Whether a failed call with `rv` means the sessions are gone but the token may come
     // back: a network HSM's connection dropped (p11-kit-client answers CKR_DEVICE_ERROR
-    // and the token info with it), the device removed, the sessions invalidated.
+    // and the token info with it), the device removed, the sessions invalidated, the slot
+    // renumbered by a re-initialization.
     [[nodiscard]] bool lost(CK_RV rv) const;
 
     // After lost(): drops every session, re-initializes the module, finds the token again
@@ -122,6 +123,11 @@ class Token {
     // generation() the failure happened in; a recovery another thread finished since is
     // not repeated.
     Result<void> recover(const keystore::KeyUri& uri, std::uint64_t seen, const base::Error& cause);
+
+    // When the module was re-initialized since this token last looked (another token of it,
+    // or the keystore finding a key, reconnected it), its sessions and login are dead:
+    // recovers before anything uses them. Nothing to do otherwise.
+    Result<void> follow_module(const keystore::KeyUri& uri);
 
     // Whether the token is still in its slot after a call failed. A token pulled out
     // mid-run does not always say so: SoftHSM, its directory gone, answers C_SignInit with
@@ -143,8 +149,11 @@ class Token {
     // wrong PIN is remembered like the user login's and never tried again.
     Result<void> context_login(CK_SESSION_HANDLE s, const keystore::KeyUri& uri);
 
-  private:
+    // How long a lost token or module connection is waited for: ACME_AGENT_TOKEN_WAIT
+    // seconds (0 to 3600), default 30.
     static std::chrono::seconds token_wait();
+
+  private:
     // This token's slot after a re-initialization: the one holding a token with its serial.
     Result<void> find_slot();
     std::unexpected<base::Error> remember(base::Error e);

@@ -103,21 +103,22 @@ set -eu
 [ "\$1" != present ] || { echo presented >"$WORK/ready"; read -r _ <"$WORK/go"; }
 EOF
 chmod 755 "$WORK/pause-hook"
-# paused_issue EXPECTED_EXIT ACTION ARGS...: issue ARGS with the pausing hook; ACTION (a
-# function) runs while the agent waits for its challenge to be answered.
+# paused_issue EXPECTED_EXIT ACTION ARGS...: issue ARGS with the pausing hook (PAUSE_HOOK, by
+# default the one above); ACTION (a function) runs while the agent waits for its challenge
+# to be answered.
 paused_issue() {
   local want=$1 action=$2 rc=0 pid
   shift 2
   rm -f "$WORK/ready" "$WORK/go"
   mkfifo "$WORK/ready" "$WORK/go"
   exec 3<>"$WORK/ready" 4<>"$WORK/go" # opened both ways: neither side blocks on open
-  "${AGENT[@]}" issue --challenge dns-01 --dns-hook "$WORK/pause-hook" "$@" >"$OUT" 2>"$ERR" </dev/null &
+  "${AGENT[@]}" issue --challenge dns-01 --dns-hook "${PAUSE_HOOK:-$WORK/pause-hook}" "$@" >"$OUT" 2>"$ERR" </dev/null &
   pid=$!
   if read -rt 60 -u 3 _; then "$action"; else fail "the hook was not called: $(cat "$ERR")"; fi
   echo go >&4
   wait "$pid" || rc=$?
   exec 3<&- 4<&-
-  [ "$rc" = "$want" ] || { fail "exit $rc, expected $want: issue $*; stderr: $(head -c 600 "$ERR")"; return 1; }
+  [ "$rc" = "$want" ] || { fail "exit $rc, expected $want: issue $*; stderr ends: $(tail -c 800 "$ERR")"; return 1; }
 }
 
 # ---- (b) the token removed mid-run ----
@@ -173,6 +174,62 @@ paused_issue 5 stop_p11_server --key "$(net "$CERT")" -d h2.example.com &&
 start_p11_server
 run_agent 0 "${AGENT[@]}" issue --key "$(net "$CERT")" -d h2.example.com --http-port "$HTTP" &&
   verify_cert "$WORK/state-h/live/h2.example.com" "$CERT" && pass "(h) network HSM back: the same command issues"
+# issue --batch --jobs 4: the server restarts while the first order's challenge is
+# presented; the other three workers are mid-order with sessions open (waiting for the shared
+# solver, which presents one challenge at a time). Every worker opens new sessions, logs in
+# again and finishes its certificate.
+cat >"$WORK/pause-once-hook" <<HOOK
+#!/bin/sh
+set -eu
+"$WORK/challtestsrv-hook" "\$@"
+if [ "\$1" = present ] && mkdir "$WORK/paused-once" 2>/dev/null; then
+  echo presented >"$WORK/ready"; read -r _ <"$WORK/go"
+fi
+HOOK
+chmod 755 "$WORK/pause-once-hook"
+for i in 1 2 3 4; do echo "$(net "$CERT") hb$i.example.com"; done >"$WORK/batch-h"
+if PAUSE_HOOK=$WORK/pause-once-hook paused_issue 0 restart_p11_server --batch "$WORK/batch-h" --jobs 4; then
+  issued=0
+  for i in 1 2 3 4; do
+    verify_cert "$WORK/state-h/live/hb$i.example.com" "$CERT" && issued=$((issued + 1))
+  done
+  expect "issued $issued of 4" [ "$issued" -eq 4 ] && contains "$OUT" "issued 4 of 4" &&
+    pass "(h) network HSM restarted under issue --batch --jobs 4: all four certificates issued"
+fi
+# run: the daemon outlives a restart of the network HSM without a restart of its own; the
+# certificate that a SIGHUP adds afterwards is signed through new sessions and a new login.
+HCONF=$WORK/daemon-h.toml
+hcert() {
+  printf '[[certificate]]\ndomains = ["%s"]\nkey = "%s"\nchallenge = "dns-01"\ndns_hook = "%s"\n' \
+    "$1" "$(net "$CERT")" "$WORK/challtestsrv-hook"
+}
+{ printf 'account_key = "%s"\nagree_tos = true\nstate_dir = "%s"\n' "$(net "$ACCT")" "$WORK/state-h"; hcert hd1.example.com; } >"$HCONF"
+"$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" run --config "$HCONF" \
+  >"$WORK/daemon-h.out" 2>"$WORK/daemon-h.err" </dev/null &
+HDAEMON=$!
+# wait_live NAME: its certificate appears while the daemon lives (60 s at most).
+wait_live() {
+  local _
+  for _ in $(seq 1200); do
+    [ -s "$WORK/state-h/live/$1/cert.pem" ] && return 0
+    kill -0 "$HDAEMON" 2>/dev/null || break
+    read -rt 0.05 <> <(:) || true
+  done
+  fail "$1 was not issued by the daemon: $(tail -c 600 "$WORK/daemon-h.err")"
+  return 1
+}
+if wait_live hd1.example.com; then
+  restart_p11_server
+  hcert hd2.example.com >>"$HCONF"
+  kill -HUP "$HDAEMON"
+  wait_live hd2.example.com && verify_cert "$WORK/state-h/live/hd2.example.com" "$CERT" &&
+    expect "the daemon exited: $(tail -c 400 "$WORK/daemon-h.err")" kill -0 "$HDAEMON" &&
+    pass "(h) run: the daemon outlives a network HSM restart and issues through it afterwards"
+fi
+kill -TERM "$HDAEMON" 2>/dev/null || true
+rc=0
+wait "$HDAEMON" || rc=$?
+expect "daemon exit $rc after SIGTERM: $(tail -c 400 "$WORK/daemon-h.err")" [ "$rc" -eq 0 ]
 stop_p11_server
 unset P11_KIT_SERVER_ADDRESS
 AGENT=("${SAVED[@]}")
