@@ -3,6 +3,7 @@
 #include "base/log.h"
 #include "cli/common.h"
 #include "cli/exit_codes.h"
+#include "metrics/metered_key.h"
 
 #include <CLI/CLI.hpp>
 
@@ -450,6 +451,8 @@ int run(int argc, char** argv) {
     if (auto accepted = accept_command_line(args); !accepted)
         return report(g, std::unexpected(accepted.error()));
     keystore::Registry registry = make_registry(g);
+    // -v / debug: a line per signer call (run --metrics wraps the keys its own way).
+    if (base::log::level() >= base::log::Level::debug) registry.wrap_opened(metrics::traced);
     try {
         const int rc = report(g, action(registry));
         base::log::trace(base::log::trace_now(), "return from main");

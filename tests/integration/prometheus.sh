@@ -137,8 +137,9 @@ fi
 if run_agent 0 "${D[@]}" --state-dir "$WORK/dstate" --log-level debug --log-format json account show; then
   json_lines "account show"
   if jq -e -s 'any(.[]; .level == "debug" and (.message | test("^GET /dir -> 200 \\([0-9]+ ms\\)$")))' "$ERR" >/dev/null &&
-    jq -e -s 'any(.[]; .level == "debug" and (.message | test("^POST /[^ ?]+ -> 200 \\([0-9]+ ms\\)$")))' "$ERR" >/dev/null; then
-    pass "--log-level debug: each request with method, path, status and time"
+    jq -e -s 'any(.[]; .level == "debug" and (.message | test("^POST /[^ ?]+ -> 200 \\([0-9]+ ms\\)$")))' "$ERR" >/dev/null &&
+    jq -e -s 'any(.[]; .level == "debug" and (.message | test("^sign: pkcs11 ec-p256 ok \\([0-9]+ ms\\)$")))' "$ERR" >/dev/null; then
+    pass "--log-level debug: each request (method, path, status, time) and signer call"
   else
     fail "no request lines at debug: $(head -c 800 "$ERR")"
   fi
