@@ -25,7 +25,9 @@ Result<Keystore*> Registry::keystore_for(const KeyUri& uri) {
 Result<KeyPtr> Registry::open(const KeyUri& uri) {
     auto ks = keystore_for(uri);
     if (!ks) return std::unexpected(ks.error());
-    return (*ks)->open(uri);
+    auto key = (*ks)->open(uri);
+    if (key && wrap_) return wrap_(std::move(*key));
+    return key;
 }
 
 Result<KeyPtr> Keystore::generate(const KeyUri& uri, KeyAlgorithm algorithm,

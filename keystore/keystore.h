@@ -54,11 +54,15 @@ class Registry {
 
     // Conveniences over keystore_for().
     base::Result<KeyPtr> open(const KeyUri& uri);
+    // Every key open() returns goes through `wrap` (the daemon's metrics count signatures
+    // this way, without the backends knowing).
+    void wrap_opened(std::function<KeyPtr(KeyPtr)> wrap) { wrap_ = std::move(wrap); }
     base::Result<KeyPtr> generate(const KeyUri& uri, KeyAlgorithm alg,
                                   const KeyOptions& options = {});
 
   private:
     std::map<std::string, Factory, std::less<>> factories_;
+    std::function<KeyPtr(KeyPtr)> wrap_;
     std::map<std::string, std::unique_ptr<Keystore>, std::less<>> backends_;
     // keystore_for() may run on several threads (concurrent orders); the registry stays movable.
     std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();

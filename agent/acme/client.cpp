@@ -46,6 +46,15 @@ std::string utc(std::chrono::system_clock::time_point t) {
     (void)std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
     return buf;
 }
+// The path of an absolute URL, without its query or fragment: what the debug log shows.
+std::string_view path_of(std::string_view url) {
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) return url.substr(0, url.find_first_of("?#"));
+    const auto start = url.find('/', scheme_end + 3);
+    if (start == std::string_view::npos) return "/";
+    const auto end = url.find_first_of("?#", start);
+    return url.substr(start, end == std::string_view::npos ? url.npos : end - start);
+}
 // The server asked to wait `wait`: the error says until when, and carries it for `run`.
 void retry_later(base::Error& e, std::chrono::milliseconds wait) {
     using namespace std::chrono;
@@ -64,8 +73,10 @@ bool transient(long status) {
 // Bounded retries of one request: jittered exponential backoff, or the server's wait.
 class Retrier {
   public:
-    Retrier(const ClientOptions& o, std::string what)
+    Retrier(const ClientOptions& o, std::string what, std::string_view endpoint)
         : what_(std::move(what)),
+          endpoint_(endpoint),
+          observer_(o.observer),
           left_(o.transient_retries),
           deadline_(std::chrono::steady_clock::now() + o.retry_deadline) {}
 
@@ -73,13 +84,22 @@ class Retrier {
     // `timeouts_too`: the request has no side effect, so a timeout is retried as well, at
     // most twice (a server that stalls three times in a row is not coming back soon).
     bool again_after(const base::Error& e, bool timeouts_too) {
-        if (transient(e)) return again(e.message, std::nullopt);
-        if (timeouts_too && timed_out(e) && timeouts_++ < 2) return again(e.message, std::nullopt);
+        if (transient(e)) return again("network", e.message, std::nullopt);
+        if (timeouts_too && timed_out(e) && timeouts_++ < 2)
+            return again("timeout", e.message, std::nullopt);
         return false;
     }
 
-    // Waits and returns true when another try is allowed.
-    bool again(const std::string& why, std::optional<std::chrono::milliseconds> server_wait) {
+    // After HTTP `status` (429 or 5xx): another try (true, after the wait) when allowed.
+    bool again_after(long status, std::optional<std::chrono::milliseconds> server_wait) {
+        return again(status == 429 ? "rate_limited" : "server_error",
+                     "HTTP " + std::to_string(status), server_wait);
+    }
+
+  private:
+    // Waits and returns true when another try is allowed; `reason` as RetryEvent's.
+    bool again(std::string_view reason, const std::string& why,
+               std::optional<std::chrono::milliseconds> server_wait) {
         using namespace std::chrono;
         if (left_-- <= 0) return false;
         static thread_local std::mt19937 rng{std::random_device{}()};
@@ -90,12 +110,14 @@ class Retrier {
         if (steady_clock::now() + wait > deadline_) return false;
         base::log::debug(what_ + ": " + why + "; retrying in " + std::to_string(wait.count()) +
                          " ms (" + std::to_string(left_) + " tries left)");
+        if (observer_.retry) observer_.retry({endpoint_, reason, wait, server_wait.has_value()});
         std::this_thread::sleep_for(wait);  // the server asked for it, or backoff: nothing to poll
         return true;
     }
 
-  private:
     std::string what_;
+    std::string_view endpoint_;
+    const ClientObserver& observer_;
     int left_;
     std::chrono::steady_clock::time_point deadline_;
     std::chrono::milliseconds backoff_{250};
@@ -236,7 +258,8 @@ Result<Directory> parse_directory(const std::string& directory_url, std::string_
 Result<std::unique_ptr<Client>> Client::connect(const std::string& directory_url,
                                                 ClientOptions options) {
     std::unique_ptr<Client> c(new Client(std::move(options)));
-    auto r = c->with_retries("GET " + directory_url, [&](Http& h) { return h.get(directory_url); });
+    c->dir_.url = directory_url;  // endpoint_of() names it "directory" already
+    auto r = c->with_retries("GET", directory_url, [&](Http& h) { return h.get(directory_url); });
     if (!r) return std::unexpected(r.error());
     if (r->status != 200)
         return fail(Errc::protocol, "directory",
@@ -291,7 +314,7 @@ Result<std::string> Client::nonce() {
         // Another thread may take the nonce this HEAD brings; then ask again (bounded).
         if (tries == 4) return fail(Errc::protocol, "newNonce", "the server sent no Replay-Nonce");
         auto r =
-            with_retries("HEAD " + dir_.new_nonce, [&](Http& h) { return h.head(dir_.new_nonce); });
+            with_retries("HEAD", dir_.new_nonce, [&](Http& h) { return h.head(dir_.new_nonce); });
         if (!r) return std::unexpected(r.error());
         if (!r->replay_nonce)
             return fail(Errc::protocol, "newNonce", "the server sent no Replay-Nonce");
@@ -334,15 +357,18 @@ Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& k
                                   const std::optional<std::string>& kid, const std::string& payload,
                                   std::size_t max_body, Resend resend) {
     if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
-    Retrier retry(options_, "POST " + url);
+    const std::string_view endpoint = endpoint_of(url);
+    Retrier retry(options_, "POST " + url, endpoint);
     const bool resend_ok = resend == Resend::transient;
     for (int bad_nonces = 0;;) {
         auto n = nonce();
         if (!n) return std::unexpected(n.error());
         auto jws = jose::sign(key, {url, *n, kid}, payload);
         if (!jws) return std::unexpected(jws.error());
+        const auto start = std::chrono::steady_clock::now();
         auto r = with_http(
             [&](Http& h) { return h.post(url, *jws, "application/jose+json", max_body); });
+        observe("POST", url, r, start);
         if (!r) {
             // A POST-as-GET has no side effect: after a timeout it is sent again, with a fresh
             // nonce, within the retry deadline.
@@ -359,6 +385,8 @@ Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& k
         if (problem_type(e) == "badNonce") {
             if (bad_nonces++ < options_.bad_nonce_retries) {
                 base::log::debug("badNonce from " + url + "; retrying with the nonce it sent");
+                if (options_.observer.retry)
+                    options_.observer.retry({endpoint, "bad_nonce", {}, false});
                 continue;
             }
             e.message += " (gave up after " + std::to_string(bad_nonces) + " nonces were refused)";
@@ -368,7 +396,7 @@ Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& k
                 return std::unexpected(std::move(e));
             }
             if (resend_ok) {
-                if (retry.again("HTTP " + std::to_string(r->status), server_wait(*r))) continue;
+                if (retry.again_after(r->status, server_wait(*r))) continue;
                 // Out of tries: the last wait the CA asked for goes with the error.
                 if (auto wait = server_wait(*r)) retry_later(e, *wait);
             }
@@ -378,18 +406,20 @@ Result<HttpResponse> Client::post(const std::string& url, const keystore::Key& k
 }
 
 template <typename Send>
-Result<HttpResponse> Client::with_retries(const std::string& what, Send&& send) {
-    Retrier retry(options_, what);
+Result<HttpResponse> Client::with_retries(std::string_view method, const std::string& url,
+                                          Send&& send) {
+    Retrier retry(options_, std::string(method) + " " + url, endpoint_of(url));
     for (;;) {
+        const auto start = std::chrono::steady_clock::now();
         auto r = with_http(send);
+        observe(method, url, r, start);
         if (!r) {
             // Only GET and HEAD come here: without side effects, so a timeout is retried too.
             if (retry.again_after(r.error(), true)) continue;
             return r;
         }
         keep_nonce(*r);
-        if (transient(r->status) && !long_wait(*r) &&
-            retry.again("HTTP " + std::to_string(r->status), server_wait(*r)))
+        if (transient(r->status) && !long_wait(*r) && retry.again_after(r->status, server_wait(*r)))
             continue;
         return r;
     }
@@ -397,7 +427,7 @@ Result<HttpResponse> Client::with_retries(const std::string& what, Send&& send) 
 
 Result<HttpResponse> Client::get(const std::string& url) {
     if (auto ok = check_origin(url, "request"); !ok) return std::unexpected(ok.error());
-    auto r = with_retries("GET " + url, [&](Http& h) { return h.get(url); });
+    auto r = with_retries("GET", url, [&](Http& h) { return h.get(url); });
     if (!r) return r;
     if (r->status < 200 || r->status >= 300) {
         base::Error e = problem_error(r->status, r->body);
@@ -405,6 +435,42 @@ Result<HttpResponse> Client::get(const std::string& url) {
         return std::unexpected(std::move(e));
     }
     return r;
+}
+
+std::string_view Client::endpoint_of(const std::string& url) const {
+    const std::pair<const std::string*, std::string_view> entries[] = {
+        {&dir_.url, "directory"},          {&dir_.new_nonce, "newNonce"},
+        {&dir_.new_account, "newAccount"}, {&dir_.new_order, "newOrder"},
+        {&dir_.key_change, "keyChange"},   {&dir_.revoke_cert, "revokeCert"}};
+    for (const auto& [entry, name] : entries)
+        if (!entry->empty() && url == *entry) return name;
+    if (dir_.renewal_info && !dir_.renewal_info->empty() && url.starts_with(*dir_.renewal_info))
+        return "renewalInfo";
+    // The server names the rest (RFC 8555 §7.1); the usual words of Boulder and Pebble paths
+    // (/acme/finalize/, /finalize-order/, /authz/, /authZ/, /chall/, /cert/, /acct/,
+    // /my-account/, /order/), the most specific first.
+    const std::string path = base::ascii_lower(path_of(url));
+    const std::pair<std::string_view, std::string_view> words[] = {
+        {"finalize", "finalize"}, {"authz", "authz"},        {"chal", "challenge"},
+        {"cert", "certificate"},  {"acct", "account"},       {"account", "account"},
+        {"order", "order"},       {"renewal", "renewalInfo"}};
+    for (const auto& [word, name] : words)
+        if (path.find(word) != std::string::npos) return name;
+    return "other";
+}
+
+void Client::observe(std::string_view method, const std::string& url, const Result<HttpResponse>& r,
+                     std::chrono::steady_clock::time_point start) const {
+    using namespace std::chrono;
+    const duration<double> took = steady_clock::now() - start;
+    const std::optional<long> status = r ? std::optional<long>(r->status) : std::nullopt;
+    const std::string_view path = path_of(url);
+    if (base::log::level() >= base::log::Level::debug)
+        base::log::debug(std::string(method) + " " + std::string(path) + " -> " +
+                         (status ? std::to_string(*status) : "no response") + " (" +
+                         std::to_string(duration_cast<milliseconds>(took).count()) + " ms)");
+    if (options_.observer.request)
+        options_.observer.request({method, endpoint_of(url), path, status, took});
 }
 
 Result<json> Client::post_json(const std::string& url, const keystore::Key& key,

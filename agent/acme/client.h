@@ -45,8 +45,35 @@ struct Directory {
 // other entries are optional. Errc::protocol otherwise. Public for the fuzz target.
 Result<Directory> parse_directory(const std::string& directory_url, std::string_view body);
 
+// What the client tells an observer (the daemon's metrics) about its traffic: no body,
+// nonce or header, only what a person or a metric may see. `endpoint` is one of
+// directory, newNonce, newAccount, account, keyChange, newOrder, order, authz, challenge,
+// finalize, certificate, renewalInfo, revokeCert or other (Client::endpoint_of).
+struct RequestEvent {
+    std::string_view method;  // GET, HEAD, POST
+    std::string_view endpoint;
+    std::string_view path;       // the URL's path, without scheme, host or query
+    std::optional<long> status;  // nullopt: no response (network error, timeout)
+    std::chrono::duration<double> took;
+};
+// A request about to be sent again: `reason` is bad_nonce, rate_limited, server_error,
+// network or timeout; `waited` the pause before it, `server_asked` when that was the
+// server's Retry-After.
+struct RetryEvent {
+    std::string_view endpoint;
+    std::string_view reason;
+    std::chrono::duration<double> waited;
+    bool server_asked = false;
+};
+// Called on the requesting thread (concurrent orders: several at once); empty: nobody.
+struct ClientObserver {
+    std::function<void(const RequestEvent&)> request;
+    std::function<void(const RetryEvent&)> retry;
+};
+
 struct ClientOptions {
     HttpOptions http;
+    ClientObserver observer;
     int bad_nonce_retries = 20;  // survives a CA that rejects half of all nonces
     std::chrono::seconds retry_after_cap{30};
     std::chrono::seconds poll_deadline{180};
@@ -118,6 +145,11 @@ class Client {
     [[nodiscard]] long connections() const;
     [[nodiscard]] const ClientOptions& options() const { return options_; }
 
+    // The ACME resource `url` is (RequestEvent::endpoint): the directory's own entries by
+    // their URL, the server-made ones (account, order, authz, ...) by their path's words,
+    // "other" when neither tells.
+    [[nodiscard]] std::string_view endpoint_of(const std::string& url) const;
+
   private:
     explicit Client(ClientOptions options) : options_(std::move(options)) {}
     // Runs `send(Http&)` on a handle borrowed from the pool.
@@ -130,7 +162,10 @@ class Client {
     // Runs `send(Http&)` on a pooled handle, retrying transient failures (5xx, 429, network)
     // with backoff within the options' bounds; keeps the nonce of every response.
     template <typename Send>
-    Result<HttpResponse> with_retries(const std::string& what, Send&& send);
+    Result<HttpResponse> with_retries(std::string_view method, const std::string& url, Send&& send);
+    // Tells the observer and the debug log about one request sent at `start`.
+    void observe(std::string_view method, const std::string& url, const Result<HttpResponse>& r,
+                 std::chrono::steady_clock::time_point start) const;
     void keep_nonce(const HttpResponse& r);
 
     ClientOptions options_;

@@ -3,6 +3,7 @@
 #include "base/log.h"
 #include "cli/common.h"
 #include "cli/exit_codes.h"
+#include "metrics/metered_key.h"
 
 #include <CLI/CLI.hpp>
 
@@ -31,11 +32,12 @@ int report(const Global& g, const Result<Output>& r) {
             std::cout << base::printable(r->text);
         if (!r->failure) return r->status;
         std::cout.flush();
-        std::fprintf(stderr, "acme-agent: error: %s\n", r->failure->describe().c_str());
+        // Through the logger: the same line as ever in text, an object with --log-format json.
+        base::log::error(r->failure->describe());
         return exit_code(r->failure->code);
     }
     const Error& e = r.error();
-    std::fprintf(stderr, "acme-agent: error: %s\n", e.describe().c_str());
+    base::log::error(e.describe());
     if (g.json_out) {
         std::cout << json_text(json{{"error", error_json(e)}}) << "\n";
     }
@@ -155,6 +157,10 @@ void add_global_options(CLI::App& app, Global& g) {
     app.add_flag("--json", g.json_out, "print results as JSON on stdout");
     app.add_flag("-v,--verbose", g.verbose, "more detail on stderr (each retry, each request)");
     app.add_flag("-q,--quiet", g.quiet, "no progress lines on stderr");
+    app.add_option("--log-level", g.log_level,
+                   "error, warn, info or debug (default info; wins over -q and -v)");
+    app.add_option("--log-format", g.log_format,
+                   "text (default) or json: one object per line, for log shippers");
     app.add_flag("--allow-weak-key", g.allow_weak_key,
                  "accept an account or certificate key that can leave the device (extractable, "
                  "not sensitive, TPM without fixedTPM/fixedParent) or can decrypt/unwrap");
@@ -362,6 +368,9 @@ void add_run_command(CLI::App& app, const Global& g, RunArgs& a, Action& action)
     runc->add_option("--config", a.config, "the TOML config file")->required();
     runc->add_flag("--once", a.once,
                    "issue what is missing, renew what is due, run pending deploy hooks, exit");
+    runc->add_option("--metrics", a.metrics,
+                     "[ADDR:]PORT: serve Prometheus metrics at /metrics (ADDR default "
+                     "127.0.0.1; wins over the config's metrics; not with --once)");
     runc->footer(
         "Config (TOML): top level server, ca_file, state_dir, storage, account_key, email (one or "
         "a list),\n"
@@ -387,6 +396,26 @@ void add_run_command(CLI::App& app, const Global& g, RunArgs& a, Action& action)
         "run --once exits 0 when every certificate is fine, with the code of the first failed\n"
         "certificate's error when one failed, else 16 when only a deploy hook failed.");
     command(runc, action, g, a, run_config);
+}
+
+// The log's level and format: an explicit --log-level wins over -q / -v; a bad value is a
+// usage error naming its option.
+Result<void> set_logging(const Global& g) {
+    base::log::Level level = g.quiet         ? base::log::Level::warning
+                             : g.verbose > 0 ? base::log::Level::debug
+                                             : base::log::Level::info;
+    if (!g.log_level.empty()) {
+        auto parsed = base::log::parse_level(g.log_level);
+        if (!parsed) return std::unexpected(parsed.error());
+        level = *parsed;
+    }
+    base::log::set_level(level);
+    if (!g.log_format.empty()) {
+        auto parsed = base::log::parse_format(g.log_format);
+        if (!parsed) return std::unexpected(parsed.error());
+        base::log::set_format(*parsed);
+    }
+    return {};
 }
 
 }  // namespace
@@ -439,13 +468,13 @@ int run(int argc, char** argv) {
     g.ca_file_given = app.get_option("--ca-file")->count() > 0;
     g.state_dir_given = app.get_option("--state-dir")->count() > 0;
     g.storage_given = app.get_option("--storage")->count() > 0;
-    base::log::set_level(g.quiet         ? base::log::Level::warning
-                         : g.verbose > 0 ? base::log::Level::debug
-                                         : base::log::Level::info);
+    if (auto logging = set_logging(g); !logging) return report(g, std::unexpected(logging.error()));
     if (!action) return kUsage;
     if (auto accepted = accept_command_line(args); !accepted)
         return report(g, std::unexpected(accepted.error()));
     keystore::Registry registry = make_registry(g);
+    // -v / debug: a line per signer call (run --metrics wraps the keys its own way).
+    if (base::log::level() >= base::log::Level::debug) registry.wrap_opened(metrics::traced);
     try {
         const int rc = report(g, action(registry));
         base::log::trace(base::log::trace_now(), "return from main");

@@ -126,8 +126,9 @@ std::string pem_public_key(const base::Bytes& spki) {
     return std::string(data, static_cast<std::size_t>(len));
 }
 
-Result<std::unique_ptr<acme::Client>> connect(const Global& g) {
+Result<std::unique_ptr<acme::Client>> connect(const Global& g, acme::ClientObserver observer) {
     acme::ClientOptions co;
+    co.observer = std::move(observer);
     co.http.ca_file = g.ca_file;
     co.order_deadline = std::chrono::seconds(g.order_timeout);
     co.http.total_timeout = std::chrono::seconds(g.http_timeout);

@@ -59,6 +59,8 @@ struct Global {
     bool json_out = false;
     int verbose = 0;
     bool quiet = false;
+    std::string log_level;   // --log-level error|warn|info|debug: wins over -q / -v
+    std::string log_format;  // --log-format text|json
     // --allow-weak-key: open a hardware key that can decrypt/unwrap or leave the device
     bool allow_weak_key = false;
     // Given on the command line (or in their environment variables): win over run's config.
@@ -123,6 +125,7 @@ struct RevokeArgs : AccountChoice {
 struct RunArgs {
     std::string config;
     bool once = false;
+    std::string metrics;  // --metrics [ADDR:]PORT: wins over the config's `metrics`
 };
 
 // storage migrate --from DIR --to URL [--overwrite]
@@ -186,7 +189,8 @@ inline Result<keystore::KeyPtr> open_signing_key(const Global& g, keystore::Regi
 Result<void> confirm(bool yes, const std::string& what, const std::string& question);
 std::string pem_public_key(const base::Bytes& spki);
 
-Result<std::unique_ptr<acme::Client>> connect(const Global& g);
+// `observer`: told of each request and retry (run --metrics).
+Result<std::unique_ptr<acme::Client>> connect(const Global& g, acme::ClientObserver observer = {});
 
 // The EAB settings of --eab-kid / --eab-hmac-key (a 0600 file with the base64url key, or
 // the pkcs11: URI of an HMAC key in a token), or nullopt when neither is given.

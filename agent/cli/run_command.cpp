@@ -1,9 +1,13 @@
 // `acme-agent run --config FILE [--once]`: the command line's side of lifecycle/daemon.h
 // (signals, the config file's globals against the command line's, the output).
+#include "base/log.h"
 #include "cli/common.h"
 #include "cli/exit_codes.h"
 #include "config/config.h"
 #include "lifecycle/daemon.h"
+#include "metrics/agent_metrics.h"
+#include "metrics/endpoint.h"
+#include "metrics/metered_key.h"
 
 #include <sys/stat.h>
 
@@ -28,19 +32,41 @@ Merged merged(const Global& cmd, const config::Config& c) {
     return m;
 }
 
-lifecycle::Runner runner(const Global& cmd, keystore::Registry& reg) {
-    return {reg, [&cmd](const config::Config& c) { return settings(merged(cmd, c).global, {}); },
-            [&cmd, &reg](const config::Config& c) -> Result<lifecycle::Connection> {
-                const Merged m = merged(cmd, c);
-                auto state = store::open_storage(m.global.state_dir, m.global.storage);
-                if (!state) return std::unexpected(state.error());
-                auto client = connect(m.global);
-                if (!client) return std::unexpected(client.error());
-                auto account = account_for(m.global, m.account, reg, **state, **client, true);
-                if (!account) return std::unexpected(account.error());
-                return lifecycle::Connection{std::move(*state), std::move(*client),
-                                             std::move(*account)};
+// What the CA client tells the daemon's metrics (none without --metrics).
+acme::ClientObserver observer(metrics::AgentMetrics* am) {
+    if (!am) return {};
+    return {[am](const acme::RequestEvent& e) { am->acme_request(e.endpoint, e.status, e.took); },
+            [am](const acme::RetryEvent& e) {
+                am->acme_retry(e.endpoint, e.reason, e.waited, e.server_asked);
             }};
+}
+
+lifecycle::Runner runner(const Global& cmd, keystore::Registry& reg, metrics::AgentMetrics* am) {
+    lifecycle::Runner r{
+        reg, [&cmd](const config::Config& c) { return settings(merged(cmd, c).global, {}); },
+        [&cmd, &reg, am](const config::Config& c) -> Result<lifecycle::Connection> {
+            const Merged m = merged(cmd, c);
+            auto state = store::open_storage(m.global.state_dir, m.global.storage);
+            if (!state) return std::unexpected(state.error());
+            auto client = connect(m.global, observer(am));
+            if (!client) return std::unexpected(client.error());
+            auto account = account_for(m.global, m.account, reg, **state, **client, true);
+            if (!account) return std::unexpected(account.error());
+            return lifecycle::Connection{std::move(*state), std::move(*client),
+                                         std::move(*account)};
+        }};
+    if (!am) return r;
+    r.configured = [am](const config::Config& c) {
+        std::vector<std::string> names;
+        for (const auto& cert : c.certificates) names.push_back(cert.name);
+        am->set_certificates(names);
+    };
+    r.observe = [am](const lifecycle::CertificateEvent& e) {
+        if (e.not_before && e.not_after)
+            am->certificate(e.name, *e.not_before, *e.not_after, e.due);
+        if (e.renewed) am->renewal(e.name, *e.renewed);
+    };
+    return r;
 }
 
 }  // namespace
@@ -63,9 +89,28 @@ Result<Output> run_config(const Global& g, const RunArgs& a, keystore::Registry&
         if (::stat(base.ca_file.c_str(), &st) != 0)
             return fail(Errc::usage, a.config, "ca_file " + base.ca_file + " does not exist");
     }
-    const lifecycle::Runner run = runner(g, reg);
+    if (a.once && !a.metrics.empty())
+        return fail(Errc::usage, "--metrics",
+                    "the metrics are served while the daemon runs: use it without --once");
+    // The daemon's metrics (--metrics, else the config's `metrics`): served from here until
+    // it stops; the keys it opens count their signatures.
+    std::unique_ptr<metrics::AgentMetrics> am;
+    std::unique_ptr<metrics::Endpoint> endpoint;
+    const std::string listen = !a.metrics.empty() ? a.metrics : cfg->metrics.value_or("");
+    if (!a.once && !listen.empty()) {
+        am = std::make_unique<metrics::AgentMetrics>(ACME_AGENT_VERSION);
+        auto started = metrics::Endpoint::start(listen, [m = am.get()] { return m->render(); });
+        if (!started) return std::unexpected(started.error());
+        endpoint = std::move(*started);
+        reg.wrap_opened(
+            [m = am.get()](keystore::KeyPtr key) { return metrics::metered(std::move(key), *m); });
+    }
+    const lifecycle::Runner run = runner(g, reg, am.get());
     Output out;
     if (!a.once) {
+        // The daemon's lines carry the time, the level and the certificate (docs/operations.md).
+        base::log::set_timestamps(true);
+        if (endpoint) base::log::info("run: metrics at http://" + endpoint->address() + "/metrics");
         out.data = {{"stopped", lifecycle::run_daemon(run, std::move(*cfg), a.config, signals)}};
         return out;
     }

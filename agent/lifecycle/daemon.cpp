@@ -42,6 +42,10 @@ struct Outcome {
     std::optional<Error> error;  // the certificate could not be issued or renewed
     bool hook_failed = false;
     Clock::time_point next;  // when it is due next
+    // For Runner::observe: the certificate stored at the end, when it is due, and whether
+    // an order was attempted (an error is always a failed attempt).
+    std::optional<Clock::time_point> not_before, not_after, due;
+    bool ordered = false;
 };
 
 std::vector<std::string> sorted(std::vector<std::string> v) {
@@ -84,6 +88,8 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
     } else {
         auto leaf = x509::inspect((*stored)->cert_pem);
         if (!leaf) return failed(leaf.error());
+        out.not_before = leaf->not_before;
+        out.not_after = leaf->not_after;
         if (sorted(stored_domains(stored_record(**stored), *leaf)) != sorted(c.domains))
             why = "its domains changed in the config";
         if (why.empty() && (*stored)->key_uri != uri->to_string()) {
@@ -96,6 +102,7 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
         if (why.empty()) {
             auto due = due_for_renewal(client, *leaf, c.renew_before_days);
             if (!due) return failed(due.error());
+            out.due = due->at;
             if (due->due) {
                 why = "due (" + due->why + ")";
                 replaces = replaces_id(client, *leaf);
@@ -143,8 +150,12 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
         // Owed from here on: a crash after the certificate is stored still runs the hook.
         if (!c.deploy_hook.empty())
             if (auto w = state.set_deploy_pending(c.name, true); !w) return failed(w.error());
+        out.ordered = true;
         auto r = obtain(cs, state, client, account, key, c.domains, replaces, nullptr, lease.get());
         if (!r) return failed(r.error());
+        out.not_before = r->issued.leaf.not_before;
+        out.not_after = r->issued.leaf.not_after;
+        out.due.reset();
         const std::string key_uri = key->uri().to_string();
         out.entry = describe(*r, key_uri);
         out.entry["name"] = c.name;
@@ -152,8 +163,10 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
         out.text =
             c.name + ": " + (*stored ? "renewed" : "issued") + "\n" + describe_text(*r, key_uri);
         fresh = true;
-        if (auto due = due_for_renewal(client, r->issued.leaf, c.renew_before_days))
+        if (auto due = due_for_renewal(client, r->issued.leaf, c.renew_before_days)) {
             out.next = due->at;
+            out.due = due->at;
+        }
     }
 
     const bool hook_pending = state.deploy_pending(c.name);
@@ -192,10 +205,8 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
     out.entry["deploy_hook"] = {{"ok", false}, {"message", problem}};
     if (!out.entry.contains("action")) out.entry["action"] = "unchanged";
     out.text += c.name + ": deploy hook failed: " + problem + "\n";
-    std::fprintf(stderr,
-                 "acme-agent: error: %s: deploy hook %s; the certificate is stored, the hook "
-                 "runs again on the next run\n",
-                 base::printable(c.name).c_str(), problem.c_str());
+    base::log::error(c.name + ": deploy hook " + problem +
+                     "; the certificate is stored, the hook runs again on the next run");
     return out;
 }
 
@@ -268,6 +279,8 @@ Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff)
             pass.text += c.name + ": error: " + e.describe() + "\n";
             if (backoff) log_lines(c.name + ": error: " + e.describe() + "\n");
             note_failure(c.name, e);
+            if (runner.observe)
+                runner.observe({c.name, std::nullopt, std::nullopt, std::nullopt, false});
         }
         return pass;
     };
@@ -283,11 +296,21 @@ Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff)
                                     {"retry_at", iso_time(backoff->retry_at(c.name))}});
             continue;
         }
+        // Every line about this certificate carries its name (daemon and JSON log lines).
+        const base::log::Context context(c.name);
         Outcome o = handle(base, c, cfg.deploy_hook_timeout, runner.reg, *conn->state,
                            *conn->client, conn->account);
         pass.entries.push_back(o.entry);
         pass.text += o.text;
         if (backoff) log_lines(o.text);
+        if (runner.observe) {
+            std::optional<bool> renewed;
+            if (o.error)
+                renewed = false;
+            else if (o.ordered)
+                renewed = true;
+            runner.observe({c.name, o.not_before, o.not_after, o.due, renewed});
+        }
         if (o.error) {
             note_failure(c.name, *o.error);
             continue;
@@ -309,6 +332,7 @@ std::string run_daemon(const Runner& runner, config::Config cfg, const std::stri
     std::mt19937 rng{std::random_device{}()};
     base::log::info("run: " + std::to_string(cfg.certificates.size()) + " certificate(s) from " +
                     cfg.path);
+    if (runner.configured) runner.configured(cfg);
     for (;;) {
         const Pass pass = run_pass(runner, cfg, &backoff);
         // Wake when the first certificate is due or a retry is.
@@ -339,12 +363,12 @@ std::string run_daemon(const Runner& runner, config::Config cfg, const std::stri
         if (reload) {
             auto fresh = config::load(config_path);
             if (!fresh) {
-                std::fprintf(stderr,
-                             "acme-agent: error: %s; keeping the configuration loaded before\n",
-                             fresh.error().describe().c_str());
+                base::log::error(fresh.error().describe() +
+                                 "; keeping the configuration loaded before");
             } else {
                 cfg = std::move(*fresh);
                 backoff.clear();
+                if (runner.configured) runner.configured(cfg);
                 base::log::info("run: reloaded " + cfg.path + ": " +
                                 std::to_string(cfg.certificates.size()) + " certificate(s)");
             }

@@ -59,11 +59,25 @@ struct Connection {
     std::unique_ptr<acme::Client> client;
     Account account;
 };
+// What a pass learnt about one configured certificate, for the caller's metrics.
+struct CertificateEvent {
+    const std::string& name;
+    // The stored certificate's validity, when one is stored and could be read.
+    std::optional<Clock::time_point> not_before, not_after;
+    // When it is due for renewal, when that was worked out.
+    std::optional<Clock::time_point> due;
+    // The result of the pass's attempt to issue or renew it (nullopt: nothing was due).
+    std::optional<bool> renewed;
+};
 struct Runner {
     keystore::Registry& reg;
     // The settings every configured certificate starts from (server, allow_weak_key).
     std::function<Settings(const config::Config&)> settings;
     std::function<Result<Connection>(const config::Config&)> connect;
+    // Optional: the daemon's configuration, at start and after each reload.
+    std::function<void(const config::Config&)> configured = {};
+    // Optional: each configured certificate after each pass has looked at it.
+    std::function<void(const CertificateEvent&)> observe = {};
 };
 
 // What one pass over the configured certificates did.

@@ -1,5 +1,8 @@
 #include "metrics/metered_key.h"
 
+#include "base/log.h"
+#include "keystore/algorithm.h"
+
 #include <chrono>
 #include <utility>
 
@@ -9,7 +12,8 @@ namespace {
 
 class MeteredKey final : public keystore::Key {
   public:
-    MeteredKey(keystore::KeyPtr key, AgentMetrics& metrics)
+    // `metrics` may be null: the debug line only.
+    MeteredKey(keystore::KeyPtr key, AgentMetrics* metrics)
         : key_(std::move(key)), metrics_(metrics) {}
 
     [[nodiscard]] keystore::KeyAlgorithm algorithm() const override { return key_->algorithm(); }
@@ -25,22 +29,36 @@ class MeteredKey final : public keystore::Key {
         std::span<const std::uint8_t> message) const override {
         const auto start = std::chrono::steady_clock::now();
         auto signature = key_->sign(message);
+        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+        const std::string& backend = key_->uri().scheme();
+        if (base::log::level() >= base::log::Level::debug)
+            base::log::debug(
+                "sign: " + backend + " " + std::string(keystore::algorithm_name(algorithm())) +
+                " " + (signature ? "ok" : "failed") + " (" +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) +
+                " ms)");
+        if (!metrics_) return signature;
         if (signature)
-            metrics_.signature(key_->uri().scheme(), std::chrono::steady_clock::now() - start);
+            metrics_->signature(backend, took);
         else
-            metrics_.signature_error(key_->uri().scheme(), signature.error().code);
+            metrics_->signature_error(backend, signature.error().code);
         return signature;
     }
 
   private:
     keystore::KeyPtr key_;
-    AgentMetrics& metrics_;
+    AgentMetrics* metrics_;
 };
 
 }  // namespace
 
 keystore::KeyPtr metered(keystore::KeyPtr key, AgentMetrics& metrics) {
-    return std::make_shared<const MeteredKey>(std::move(key), metrics);
+    return std::make_shared<const MeteredKey>(std::move(key), &metrics);
+}
+
+keystore::KeyPtr traced(keystore::KeyPtr key) {
+    return std::make_shared<const MeteredKey>(std::move(key), nullptr);
 }
 
 }  // namespace metrics
