@@ -149,10 +149,10 @@ Result<void> Token::follow_module(const KeyUri& uri) {
         std::lock_guard once(recover_mutex_);
         if (module_seen_ == module_->generation()) return {};
     }
-    return recover(uri, seen,
-                   base::Error{Errc::token_absent, "pkcs11",
-                               "token '" + label() + "': its module was re-initialized",
-                               std::nullopt});
+    return recover(
+        uri, seen,
+        base::Error{Errc::token_absent, "pkcs11",
+                    "token '" + label() + "': its module was re-initialized", std::nullopt});
 }
 
 bool Token::present() const {

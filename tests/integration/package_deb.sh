@@ -124,7 +124,7 @@ completes "dns-01" acme-agent renew --challenge dn || true
 completes "ec-p256 ec-p384" acme-agent key generate --key x --type ec || true
 completes "deactivate" acme-agent --state-dir /tmp account de || true
 completes "import-hmac" acme-agent key im || true
-completes "--config --help --once" acme-agent run - || true
+completes "--config --help --metrics --once" acme-agent run - || true
 completes "--cert" acme-agent revoke --ce || true
 mkdir -p "$WORK/conf.d" && touch "$WORK/conf.d/site.toml"
 completes "$WORK/conf.d/site.toml" acme-agent run --config "$WORK/conf.d/s" || true
