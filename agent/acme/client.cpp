@@ -53,7 +53,7 @@ std::string_view path_of(std::string_view url) {
     const auto start = url.find('/', scheme_end + 3);
     if (start == std::string_view::npos) return "/";
     const auto end = url.find_first_of("?#", start);
-    return url.substr(start, end == std::string_view::npos ? url.npos : end - start);
+    return url.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
 }
 // The server asked to wait `wait`: the error says until when, and carries it for `run`.
 void retry_later(base::Error& e, std::chrono::milliseconds wait) {

@@ -7,6 +7,7 @@
 #include "keystore/file_backend.h"
 #include "keystore/mac.h"
 #include "pkcs11/pkcs11_keystore.h"
+#include "store/pg.h"
 #include "tpm/tpm_keystore.h"
 
 #include <openssl/hmac.h>
@@ -100,6 +101,8 @@ lifecycle::Settings settings(const Global& g, const CertArgs& a) {
     s.allow_weak_key = g.allow_weak_key;
     s.force = a.force;
     s.new_key = a.renew_new_key;
+    // Fleet mode: each node keeps its copies of the shared certificates under its state dir.
+    if (store::pg::is_url(g.storage)) s.fleet_live = g.state_dir + "/live";
     return s;
 }
 

@@ -8,8 +8,10 @@
 #include "metrics/agent_metrics.h"
 #include "metrics/endpoint.h"
 #include "metrics/metered_key.h"
+#include "store/pg_watch.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
 
@@ -58,6 +60,7 @@ lifecycle::Runner runner(const Global& cmd, keystore::Registry& reg, metrics::Ag
     if (!am) return r;
     r.configured = [am](const config::Config& c) {
         std::vector<std::string> names;
+        names.reserve(c.certificates.size());
         for (const auto& cert : c.certificates) names.push_back(cert.name);
         am->set_certificates(names);
     };
@@ -77,7 +80,7 @@ Result<Output> run_config(const Global& g, const RunArgs& a, keystore::Registry&
     // systemd) waits for the loop instead of killing the process.
     sigset_t signals;
     ::sigemptyset(&signals);
-    for (int sig : {SIGHUP, SIGTERM, SIGINT}) ::sigaddset(&signals, sig);
+    for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) ::sigaddset(&signals, sig);
     if (!a.once) ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     // A bad file stops here, before the state dir or the CA is touched.
     auto cfg = config::load(a.config);
@@ -111,6 +114,10 @@ Result<Output> run_config(const Global& g, const RunArgs& a, keystore::Registry&
         // The daemon's lines carry the time, the level and the certificate (docs/operations.md).
         base::log::set_timestamps(true);
         if (endpoint) base::log::info("run: metrics at http://" + endpoint->address() + "/metrics");
+        // Fleet mode: a certificate another node stores wakes the loop (SIGUSR1) at once.
+        std::unique_ptr<store::CertificateWatch> watch;
+        if (const std::string url = merged(g, *cfg).global.storage; store::pg::is_url(url))
+            watch = store::CertificateWatch::start(url, [] { ::kill(::getpid(), SIGUSR1); });
         out.data = {{"stopped", lifecycle::run_daemon(run, std::move(*cfg), a.config, signals)}};
         return out;
     }

@@ -3,6 +3,7 @@
 #include "acme/order.h"
 #include "base/log.h"
 #include "lifecycle/due.h"
+#include "lifecycle/fleet.h"
 #include "lifecycle/keys.h"
 #include "store/failpoint.h"
 
@@ -80,16 +81,24 @@ Result<IssueResult> obtain(const Settings& s, store::Storage& state, acme::Clien
     if (shared) claim.emplace(*shared, domains);
     std::unique_ptr<challenge::Solver> own;
     challenge::Solver* solver = nullptr;
-    if (shared) {
+    auto* fleet = dynamic_cast<store::PgStorage*>(&state);
+    const bool publish = fleet && published_kind(s);
+    if (shared && !(publish && s.publish_only)) {
         auto got = shared->get(s);
         if (!got) return std::unexpected(got.error());
         solver = *got;
     }
-    if (!solver) {
+    if (!solver && !(publish && s.publish_only)) {
         auto made = make_solver(s);
         if (!made) return std::unexpected(made.error());
         own = std::move(*made);
         solver = own.get();
+    }
+    // Fleet mode: every node's responder can answer, whichever the CA reaches.
+    std::unique_ptr<challenge::Solver> published;
+    if (publish) {
+        published = publishing(*fleet, s.challenge, solver);
+        solver = published.get();
     }
     // A crashed run's order for the same names and key is continued, not ordered again.
     const std::string key_uri = cert_key->uri().to_string();

@@ -57,7 +57,7 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
 // due, then runs its deploy hook if it got a new certificate or a previous hook failed.
 Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook_timeout,
                keystore::Registry& reg, store::Storage& state, acme::Client& client,
-               const Account& account) {
+               const Account& account, FleetResponders* responders) {
     Outcome out;
     out.entry = {{"name", c.name}};
     out.next = Clock::now() + std::chrono::hours(24);
@@ -68,8 +68,14 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
         out.text = c.name + ": error: " + e.describe() + "\n";
         return out;
     };
-    const Settings cs = for_certificate(base, c);
-    const std::string live = state.certificate_location(c.name);
+    Settings cs = for_certificate(base, c);
+    // Fleet mode: hooks see this node's copy; elsewhere the stored certificate itself.
+    const std::string live = cs.fleet_live.empty() ? state.certificate_location(c.name)
+                                                   : cs.fleet_live + "/" + store::safe_name(c.name);
+    if (responders && published_kind(cs)) {
+        if (auto r = responders->serve(cs); !r) return failed(r.error());
+        cs.publish_only = true;
+    }
 
     if (c.key.empty()) return failed(Error{Errc::usage, "key", "a key URI is required", {}});
     auto uri = keystore::KeyUri::parse(c.key);
@@ -146,7 +152,7 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
             if (!k) return failed(k.error());
             key = *k;
         }
-        if (auto r = check_local(cs); !r) return failed(r.error());
+        if (auto r = check_local(cs, /*ports=*/!cs.publish_only); !r) return failed(r.error());
         // Owed from here on: a crash after the certificate is stored still runs the hook.
         if (!c.deploy_hook.empty())
             if (auto w = state.set_deploy_pending(c.name, true); !w) return failed(w.error());
@@ -169,6 +175,24 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
         }
     }
 
+    // Fleet mode: this node's copy of what the database holds (renewed here or by another
+    // node); a new one owes this node's deploy hook (owed before it is written).
+    std::string copied_key;  // the key URI of a certificate another node stored
+    if (!cs.fleet_live.empty()) {
+        auto now = state.certificate(c.name);
+        if (!now) return failed(now.error());
+        if (*now && !copy_current(live, **now)) {
+            if (!c.deploy_hook.empty())
+                if (auto w = state.set_deploy_pending(c.name, true); !w) return failed(w.error());
+            if (auto w = write_copy(live, **now); !w) return failed(w.error());
+            if (!fresh) {
+                out.entry["action"] = "installed";
+                out.text += c.name + ": installed the certificate another node stored\n";
+                copied_key = (*now)->key_uri;
+                fresh = true;
+            }
+        }
+    }
     const bool hook_pending = state.deploy_pending(c.name);
     if (c.deploy_hook.empty()) {
         if (hook_pending) (void)state.set_deploy_pending(c.name, false);
@@ -183,9 +207,10 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
     std::string domains;
     for (const auto& d : c.domains) domains += (domains.empty() ? "" : " ") + d;
     // The key the stored certificate is on: the one just used, else the one it was stored with.
-    const std::string key_uri = fresh     ? key->uri().to_string()
-                                : *stored ? (*stored)->key_uri
-                                          : uri->to_string();
+    const std::string key_uri = !copied_key.empty() ? copied_key
+                                : fresh && key      ? key->uri().to_string()
+                                : *stored           ? (*stored)->key_uri
+                                                    : uri->to_string();
     base::log::info("run: " + c.name + ": deploy hook" + (fresh ? "" : " (retry)"));
     const std::string problem =
         run_hook(c.name, c.deploy_hook,
@@ -263,9 +288,10 @@ std::chrono::seconds next_wait(Clock::time_point next, Clock::time_point now, st
     return wait + seconds(jitter(rng));
 }
 
-Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff) {
+Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff,
+              std::unique_ptr<FleetResponders>* fleet) {
     Pass pass;
-    const Settings base = runner.settings(cfg);
+    Settings base = runner.settings(cfg);
     auto note_failure = [&](const std::string& name, const Error& e) {
         pass.failures.add(e, name);
         if (backoff) pass.next = std::min(pass.next, backoff->failed(name, e.retry_at));
@@ -286,6 +312,13 @@ Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff)
     };
     auto conn = runner.connect(cfg);
     if (!conn) return all_failed(conn.error());
+    // Fleet mode: the daemon's own responders answer every node's challenges.
+    FleetResponders* responders = nullptr;
+    if (auto* pg = dynamic_cast<store::PgStorage*>(conn->state.get()); pg && fleet) {
+        if (!*fleet || (*fleet)->url() != pg->url())
+            *fleet = std::make_unique<FleetResponders>(pg->url());
+        responders = fleet->get();
+    }
 
     for (const auto& c : cfg.certificates) {
         if (backoff && stop_requested()) break;
@@ -299,7 +332,7 @@ Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff)
         // Every line about this certificate carries its name (daemon and JSON log lines).
         const base::log::Context context(c.name);
         Outcome o = handle(base, c, cfg.deploy_hook_timeout, runner.reg, *conn->state,
-                           *conn->client, conn->account);
+                           *conn->client, conn->account, responders);
         pass.entries.push_back(o.entry);
         pass.text += o.text;
         if (backoff) log_lines(o.text);
@@ -333,8 +366,9 @@ std::string run_daemon(const Runner& runner, config::Config cfg, const std::stri
     base::log::info("run: " + std::to_string(cfg.certificates.size()) + " certificate(s) from " +
                     cfg.path);
     if (runner.configured) runner.configured(cfg);
+    std::unique_ptr<FleetResponders> fleet;  // fleet mode: up from pass to pass
     for (;;) {
-        const Pass pass = run_pass(runner, cfg, &backoff);
+        const Pass pass = run_pass(runner, cfg, &backoff, &fleet);
         // Wake when the first certificate is due or a retry is.
         const auto now = Clock::now();
         const seconds wait = next_wait(pass.next, now, rng);
@@ -356,6 +390,7 @@ std::string run_daemon(const Runner& runner, config::Config cfg, const std::stri
                 reload = true;
                 break;
             }
+            if (sig == SIGUSR1) break;  // look again now
             const std::string name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
             base::log::info("run: stopping (" + name + ")");
             return name;

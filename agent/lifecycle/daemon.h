@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "keystore/keystore.h"
 #include "lifecycle/certificate.h"
+#include "lifecycle/fleet.h"
 #include "lifecycle/report.h"
 #include "lifecycle/settings.h"
 #include "store/state.h"
@@ -74,9 +75,12 @@ struct Runner {
     // The settings every configured certificate starts from (server, allow_weak_key).
     std::function<Settings(const config::Config&)> settings;
     std::function<Result<Connection>(const config::Config&)> connect;
-    // Optional: the daemon's configuration, at start and after each reload.
+    // Optional: the daemon's configuration, at start and after each reload. (The `= {}`s
+    // let `Runner{reg, settings, connect}` leave them out under -Wmissing-field-initializers.)
+    // NOLINTNEXTLINE(readability-redundant-member-init)
     std::function<void(const config::Config&)> configured = {};
     // Optional: each configured certificate after each pass has looked at it.
+    // NOLINTNEXTLINE(readability-redundant-member-init)
     std::function<void(const CertificateEvent&)> observe = {};
 };
 
@@ -92,11 +96,15 @@ struct Pass {
 // One pass: issues what is missing (or whose key or names changed in the config), renews
 // what is due, runs pending deploy hooks. `backoff` (the daemon) skips certificates waiting
 // for a retry, records failures, logs each line and stops early on a pending SIGTERM/SIGINT.
-Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff);
+// `fleet` (the daemon on shared storage): its responders, made at the first pass on
+// PostgreSQL and kept by the caller from pass to pass.
+Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff,
+              std::unique_ptr<FleetResponders>* fleet = nullptr);
 
 // Passes until SIGTERM or SIGINT (returned: "SIGTERM" or "SIGINT"); SIGHUP reloads
-// `config_path` (a bad file is reported and the old one kept). `signals` (SIGHUP, SIGTERM,
-// SIGINT) must be blocked in every thread.
+// `config_path` (a bad file is reported and the old one kept); SIGUSR1 runs a pass now (the
+// fleet's certificate watch sends it when another node stored a certificate). `signals`
+// (SIGHUP, SIGTERM, SIGINT, SIGUSR1) must be blocked in every thread.
 std::string run_daemon(const Runner& runner, config::Config cfg, const std::string& config_path,
                        const sigset_t& signals);
 

@@ -23,6 +23,12 @@ struct Settings : config::CertificateSettings {
     bool allow_weak_key = false;          // open keys that weaknesses() objects to
     bool force = false;                   // renew even when not due
     bool new_key = false;                 // renew onto a freshly generated key
+    // Fleet mode (storage in PostgreSQL, lifecycle/fleet.h): this node's copies of the
+    // certificates go under FLEET_LIVE/NAME/, where deploy hooks find them; "" otherwise.
+    std::string fleet_live;
+    // Fleet mode, in the daemon: its own responders answer every node's challenges, so an
+    // order only publishes them.
+    bool publish_only = false;
 };
 
 }  // namespace lifecycle

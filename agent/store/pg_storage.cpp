@@ -43,7 +43,7 @@ Result<std::unique_ptr<PgStorage>> PgStorage::open(const std::string& url, std::
     auto c = pg::Connection::open(url);
     if (!c) return std::unexpected(c.error());
     if (auto v = pg::migrate(*c); !v) return std::unexpected(v.error());
-    if (node.empty()) node = default_owner();
+    if (node.empty()) node = node_name();
     return std::unique_ptr<PgStorage>(new PgStorage(std::move(*c), url, std::move(node)));
 }
 
@@ -305,8 +305,8 @@ Result<std::optional<std::string>> PgStorage::challenge(const std::string& kind,
                                                         const std::string& token,
                                                         const std::string& domain) const {
     auto r = exec(
-        "SELECT value FROM challenges WHERE kind = $1 AND token = $2 AND domain = $3 "
-        "AND expires_at > now()",
+        "SELECT value FROM challenges WHERE kind = $1 AND ($2 = '' OR token = $2) "
+        "AND ($3 = '' OR domain = $3) AND expires_at > now() LIMIT 1",
         {kind, token, domain});
     if (!r) return std::unexpected(r.error());
     if (r->empty()) return std::nullopt;

@@ -23,8 +23,8 @@ namespace store {
 class PgStorage final : public Storage {
   public:
     // Connects to `url` (postgresql://...; the password from a passfile, never in the URL)
-    // and migrates the schema. `node` names this agent in leases and in its own deploy
-    // record (default: hostname:pid).
+    // and migrates the schema. `node` names this agent in its own deploy record (default:
+    // store::node_name()).
     static Result<std::unique_ptr<PgStorage>> open(const std::string& url, std::string node = "");
 
     [[nodiscard]] std::string location() const override;
@@ -32,6 +32,9 @@ class PgStorage final : public Storage {
         return location() + " (certificate " + safe_name(name) + ")";
     }
     [[nodiscard]] const std::string& node() const { return node_; }
+    // The URL it was opened with, for another connection of the same agent (it names the
+    // passfile: never shown; location() is what messages say).
+    [[nodiscard]] const std::string& url() const { return url_; }
 
     Result<std::optional<Account>> account(const std::string& server) const override;
     Result<void> save_account(const Account& account) override;
@@ -67,6 +70,8 @@ class PgStorage final : public Storage {
                                    std::chrono::milliseconds ttl);
     Result<void> withdraw_challenge(const std::string& kind, const std::string& token,
                                     const std::string& domain);
+    // An empty `token` or `domain` matches any (an http-01 request names only the token, a
+    // tls-alpn-01 handshake only the name).
     Result<std::optional<std::string>> challenge(const std::string& kind, const std::string& token,
                                                  const std::string& domain) const;
 

@@ -1,19 +1,42 @@
 #include "store/storage.h"
 
+#include "base/log.h"
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+#include <cstdlib>
 
 namespace store {
 
 using base::Errc;
 using base::fail;
 
-std::string default_owner() {
+namespace {
+std::string hostname() {
     std::array<char, 256> host{};
     if (::gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
-    return std::string(host.data()) + ":" + std::to_string(::getpid());
+    return host.data();
+}
+}  // namespace
+
+std::string default_owner() {
+    return node_name() + ":" + std::to_string(::getpid());
+}
+
+std::string node_name() {
+    if (const char* env = std::getenv("ACME_AGENT_NODE"); env && *env) {
+        const std::string node = env;
+        const bool plain = node.size() <= 64 && std::all_of(node.begin(), node.end(), [](char c) {
+                               return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+                                      c == '.' || c == '_';
+                           });
+        if (plain) return node;
+        base::log::warning("ACME_AGENT_NODE is not 1 to 64 of [A-Za-z0-9._-]; using the hostname");
+    }
+    return hostname();
 }
 
 Result<void> check_name(const std::string& name) {

@@ -43,8 +43,13 @@ inline constexpr std::size_t max_name_length = 255 - 8 - 15 - 15;
 // account's file after its server.
 inline constexpr std::size_t max_server_length = 255 - 5 - 15;
 
-// The owner this process takes leases as: HOSTNAME:PID.
+// The owner this process takes leases as: NODE:PID.
 std::string default_owner();
+
+// This machine in a fleet (its deploy record): ACME_AGENT_NODE when set (1 to 64 of
+// [A-Za-z0-9._-]; several agents on one host tell themselves apart with it), else the
+// hostname.
+std::string node_name();
 
 // Errc::usage, naming the rule, for a certificate name no implementation stores.
 Result<void> check_name(const std::string& name);

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Fleet mode with real parts (docs/fleet.md): three `run` daemons share one PostgreSQL 15
+# and one SoftHSM token; a real HAProxy round-robins Pebble's http-01 port over the three
+# nodes' responders, so each validation (Pebble fetches every challenge three times) lands
+# on the nodes in turn, not only on the one that ordered. Counted in Pebble's log: every
+# certificate ordered exactly once; every node installs every certificate under its own
+# state dir and runs its deploy hook once for it; a renewal made by a fourth agent reaches
+# all three nodes (LISTEN/NOTIFY), each deploying it once.
+source "$(dirname "$0")/lib.sh"
+export PEBBLE_VA_NOSLEEP=1
+command -v haproxy >/dev/null || { fail "haproxy missing (scripts/install-deps.sh installs it)"; finish; }
+setup_hsm
+setup_pebble
+run_setup "ACME_AGENT_PG_URL ACME_AGENT_PG_PORT" "$SCRIPTS/postgres-setup.sh" "$WORK/pg"
+PG=$ACME_AGENT_PG_URL
+sql() { psql -X -qAt -h "$WORK/pg/sock" -p "$ACME_AGENT_PG_PORT" -U postgres -d acme -c "$1"; }
+ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
+CERT_KEY=$("$ACME_AGENT" key generate --key "$(hsm_key site)" --type ec-p256)
+N=8
+NODES=(a b c)
+
+# Each node: its own responder port behind HAProxy, its own state dir (local copies), a
+# deploy hook that records NODE NAME SERIAL, the same certificates and database.
+declare -A NODE_PORT
+for n in "${NODES[@]}"; do
+  reserve_port port $$ || { fail "no port for node $n"; finish; }
+  NODE_PORT[$n]=$port
+  cat >"$WORK/hook-$n" <<HOOK
+#!/bin/sh
+set -eu
+serial=\$(openssl x509 -in "\$ACME_AGENT_CERT" -noout -serial | cut -d= -f2)
+echo "$n \$ACME_AGENT_NAME \$serial" >>"$WORK/deployed"
+HOOK
+  chmod 755 "$WORK/hook-$n"
+  {
+    printf 'account_key = "%s"\nagree_tos = true\nstate_dir = "%s"\nstorage = "%s"\n' \
+      "$ACCT" "$WORK/node-$n" "$PG"
+    for i in $(seq "$N"); do
+      printf '[[certificate]]\ndomains = ["f%s.example.com"]\nkey = "%s"\nhttp_port = "127.0.0.1:%s"\ndeploy_hook = "%s"\n' \
+        "$i" "$CERT_KEY" "${NODE_PORT[$n]}" "$WORK/hook-$n"
+    done
+  } >"$WORK/node-$n.toml"
+done
+
+cat >"$WORK/haproxy.cfg" <<CFG
+global
+  maxconn 256
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+frontend http01
+  bind 127.0.0.1:$PEBBLE_HTTP_PORT
+  default_backend nodes
+backend nodes
+  balance roundrobin
+  server a 127.0.0.1:${NODE_PORT[a]}
+  server b 127.0.0.1:${NODE_PORT[b]}
+  server c 127.0.0.1:${NODE_PORT[c]}
+CFG
+haproxy -c -f "$WORK/haproxy.cfg" >"$WORK/haproxy.check" 2>&1 ||
+  { fail "haproxy -c: $(cat "$WORK/haproxy.check")"; finish; }
+haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.out" 2>&1 &
+HAPROXY_PID=$!
+wait_port "$PEBBLE_HTTP_PORT" || { fail "haproxy did not listen: $(cat "$WORK/haproxy.out")"; finish; }
+
+declare -A DAEMON
+start_node() {
+  ACME_AGENT_NODE=node-$1 "$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" \
+    run --config "$WORK/node-$1.toml" >"$WORK/node-$1.out" 2>"$WORK/node-$1.err" </dev/null &
+  DAEMON[$1]=$!
+}
+stop_nodes() {
+  local n rc
+  for n in "${NODES[@]}"; do kill -TERM "${DAEMON[$n]}" 2>/dev/null || true; done
+  for n in "${NODES[@]}"; do
+    rc=0
+    wait "${DAEMON[$n]}" || rc=$?
+    expect "node $n exit $rc after SIGTERM: $(tail -c 400 "$WORK/node-$n.err")" [ "$rc" -eq 0 ]
+  done
+}
+trap 'stop_nodes >/dev/null 2>&1; kill "$HAPROXY_PID" 2>/dev/null; cleanup' EXIT
+# deployed NODE NAME: how many times NODE's hook ran for NAME.
+deployed() { grep -c "^$1 $2 " "$WORK/deployed" 2>/dev/null || true; }
+# wait_for SECONDS WHAT CMD...: polls CMD until it succeeds (at most SECONDS).
+wait_for() {
+  local secs=$1 what=$2 _
+  shift 2
+  for _ in $(seq $((secs * 20))); do
+    "$@" && return 0
+    read -rt 0.05 <> <(:) || true
+  done
+  fail "$what"
+  return 1
+}
+all_deployed() {
+  local n i
+  for n in "${NODES[@]}"; do
+    for i in $(seq "$N"); do [ "$(deployed "$n" "f$i.example.com")" -ge 1 ] || return 1; done
+  done
+}
+
+for n in "${NODES[@]}"; do start_node "$n"; done
+if wait_for 180 "not every node deployed every certificate: $(sort "$WORK/deployed" 2>/dev/null | tr '\n' ';')" all_deployed; then
+  orders=$(grep -c 'Added order' "$PEBBLE_DIR/pebble.log" || true)
+  issued=$(grep -c 'Issued certificate serial' "$PEBBLE_DIR/pebble.log" || true)
+  expect "Pebble: $orders orders, $issued certificates for $N names" [ "$orders" -eq "$N" ] && [ "$issued" -eq "$N" ] &&
+    pass "$N certificates, each ordered once by one of three nodes behind HAProxy"
+  same=0
+  for i in $(seq "$N"); do
+    name=f$i.example.com
+    a=$(serial_of "$WORK/node-a/live/$name/cert.pem")
+    [ "$a" = "$(serial_of "$WORK/node-b/live/$name/cert.pem")" ] &&
+      [ "$a" = "$(serial_of "$WORK/node-c/live/$name/cert.pem")" ] &&
+      verify_cert "$WORK/node-c/live/$name" "$CERT_KEY" && same=$((same + 1))
+  done
+  expect "$same of $N certificates the same, verifying, on all three nodes" [ "$same" -eq "$N" ] &&
+    pass "every node holds every certificate in its own live/ (and it verifies)"
+  twice=$(sort "$WORK/deployed" | cut -d' ' -f1,2 | uniq -d)
+  expect "hooks run twice: $twice" [ -z "$twice" ] && pass "each node ran its hook once per certificate"
+  validated=$(grep -c 'Attempting to validate w/ HTTP' "$PEBBLE_DIR/pebble.log" || true)
+  expect "Pebble validated $validated times, not 3 per order" [ "$validated" -eq $((3 * N)) ] &&
+    pass "each order validated three times, round-robin over the three nodes' responders"
+fi
+
+# A renewal by a fourth agent (a one-shot renew on the database, its responder not behind
+# HAProxy): the nodes answer its challenges, and each installs and deploys it once.
+reserve_port port $$ || { fail "no port for the fourth agent"; finish; }
+OLD=$(serial_of "$WORK/node-a/live/f1.example.com/cert.pem")
+if run_agent 0 "$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --storage "$PG" \
+  --state-dir "$WORK/fourth" renew --name f1.example.com --force --http-port "127.0.0.1:$port"; then
+  NEW=$(sql "select cert_pem from certificates where name='f1.example.com'" | openssl x509 -noout -serial | cut -d= -f2)
+  renewed_everywhere() {
+    local n
+    for n in "${NODES[@]}"; do grep -q "^$n f1.example.com $NEW\$" "$WORK/deployed" || return 1; done
+  }
+  wait_for 30 "the renewal ($NEW) did not reach every node: $(grep f1.example.com "$WORK/deployed" | tr '\n' ';')" renewed_everywhere &&
+    expect "serial unchanged" [ "$(echo "$NEW" | tr 'A-F' 'a-f')" != "$OLD" ] &&
+    for n in "${NODES[@]}"; do
+      expect "node $n: hook for the renewal ran $(grep -c "^$n f1.example.com $NEW\$" "$WORK/deployed") times" \
+        [ "$(grep -c "^$n f1.example.com $NEW\$" "$WORK/deployed")" -eq 1 ] || break
+    done && pass "a renewal by another agent reaches all three nodes, each deploys it once"
+fi
+stop_nodes
+expect "leases left: $(sql "select name, holder from leases where holder <> ''")" \
+  [ -z "$(sql "select name from leases where expires_at > now()")" ]
+finish
