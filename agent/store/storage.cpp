@@ -29,7 +29,7 @@ std::string default_owner() {
 std::string node_name() {
     if (const char* env = std::getenv("ACME_AGENT_NODE"); env && *env) {
         const std::string node = env;
-        const bool plain = node.size() <= 64 && std::all_of(node.begin(), node.end(), [](char c) {
+        const bool plain = node.size() <= 64 && std::ranges::all_of(node, [](char c) {
                                return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
                                       c == '.' || c == '_';
                            });
