@@ -131,7 +131,7 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
             if (taken.error().code != Errc::state) return failed(taken.error());
             out.entry["action"] = "busy";
             out.text = c.name + ": " + taken.error().message + "\n";
-            out.next = Clock::now() + HeldLease::kTtl;
+            out.next = Clock::now() + HeldLease::ttl();
             return out;
         }
         lease = std::move(*taken);

@@ -17,9 +17,10 @@ namespace lifecycle {
 
 class HeldLease {
   public:
-    // How long a grant lasts; it is extended every third of that while held, so a holder
-    // that dies frees it at most this long after its last extension.
-    static constexpr std::chrono::seconds kTtl{60};
+    // How long a grant lasts: ACME_AGENT_LEASE_TTL seconds (5 to 3600), default 60. It is
+    // extended every third of that while held, so a holder that dies frees it at most this
+    // long after its last extension (a shorter one: a faster takeover, more extensions).
+    static std::chrono::seconds ttl();
 
     // Takes the lease on `name` without waiting: Errc::state "another agent (OWNER) is
     // working on NAME" when someone else holds it.

@@ -96,6 +96,32 @@ expect "first agent: exit $rc: $(head -c 400 "$WORK/a.err")" [ "$rc" -eq 0 ] &&
   expect "lease left behind" [ -z "$(sql "select * from leases where name='$FLEET'")" ] &&
   pass "one order for $FLEET: the first agent issued it, the lease is gone"
 
+# A node that dies mid-order (stopped by a failpoint right after the order is recorded:
+# no release, as with kill -9) keeps its lease until it expires (ACME_AGENT_LEASE_TTL=5);
+# meanwhile a second node is turned away; after it, the second node resumes the same order
+# with the same key: one order at the CA, no key made.
+CRASH=crash.example.com
+CK=$("$ACME_AGENT" key generate --key "$(hsm_key crash)" --type ec-p256)
+KEYS_BEFORE=$("$ACME_AGENT" key list --key "$TOKEN" | wc -l)
+ORDERS_BEFORE=$(grep -c 'Added order' "$PEBBLE_DIR/pebble.log" || true)
+export ACME_AGENT_LEASE_TTL=5
+ACME_AGENT_FAILPOINT=order-created run_agent 86 "${DB[@]}" issue --key "$CK" -d "$CRASH" --http-port "$HTTP" &&
+  expect "no order recorded: $(sql "select name from orders")" [ "$(sql "select count(*) from orders where name='$CRASH'")" -eq 1 ] &&
+  run_agent 15 "${DB[@]}" issue --key "$CK" -d "$CRASH" --http-port "$HTTP" &&
+  contains "$ERR" "another agent is working on $CRASH" && pass "a crashed node's lease holds the name until it expires"
+lease_expired() { [ "$(sql "select count(*) from leases where name='$CRASH' and expires_at > now()")" -eq 0 ]; }
+for _ in $(seq 200); do lease_expired && break; read -rt 0.05 <> <(:) || true; done
+expect "the lease did not expire within 10 s" lease_expired
+if run_agent 0 "${DB[@]}" issue --key "$CK" -d "$CRASH" --http-port "$HTTP"; then
+  contains "$ERR" "order: resuming" &&
+    expect "orders at the CA: $ORDERS_BEFORE before, $(grep -c 'Added order' "$PEBBLE_DIR/pebble.log") after" \
+      [ "$(grep -c 'Added order' "$PEBBLE_DIR/pebble.log")" -eq $((ORDERS_BEFORE + 1)) ] &&
+    expect "a key was made" [ "$("$ACME_AGENT" key list --key "$TOKEN" | wc -l)" -eq "$KEYS_BEFORE" ] &&
+    expect "order record left" [ "$(sql "select count(*) from orders where name='$CRASH'")" -eq 0 ] &&
+    pass "after the lease expired another node resumed the same order: one order, no new key"
+fi
+unset ACME_AGENT_LEASE_TTL
+
 # Bad settings: each with its exit code and the fix; a password is never shown.
 run_agent 2 "$ACME_AGENT" --storage "postgresql://acme_agent:s3cret-pw@localhost:$ACME_AGENT_PG_PORT/acme" \
   renew --all && lacks "$ERR" "s3cret-pw" && contains "$ERR" "passfile" &&
