@@ -70,7 +70,7 @@ struct CertificateEvent {
     // The result of the pass's attempt to issue or renew it (nullopt: nothing was due).
     std::optional<bool> renewed;
     // Why it failed (renewed == false), else null.
-    const Error* error;
+    const Error* error = nullptr;
 };
 struct Runner {
     keystore::Registry& reg;
