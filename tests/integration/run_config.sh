@@ -277,6 +277,14 @@ stop_daemon() {
 }
 if wait_file "$DSTATE/live/d1.example.com/cert.pem" 60; then
   verify_cert "$DSTATE/live/d1.example.com" "$K_D1" && pass "daemon issues its certificate"
+  # Its attempt shows in `certificates` (polled: a pass may hold the state dir's lock).
+  d1_attempt() {
+    "$ACME_AGENT" --json --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$DSTATE" \
+      certificates --name d1.example.com >"$OUT" 2>"$ERR" </dev/null &&
+      jq -e '.[0].last_attempt.ok == true' "$OUT" >/dev/null
+  }
+  wait_until 10 "no successful attempt in certificates --name d1.example.com" d1_attempt &&
+    pass "the daemon's attempt shows in certificates"
   dcert d2.example.com "$K_D2" >>"$DCONF"
   kill -HUP "$DAEMON"
   wait_file "$DSTATE/live/d2.example.com/cert.pem" 60 &&
