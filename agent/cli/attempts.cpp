@@ -4,6 +4,8 @@
 #include "lifecycle/report.h"
 #include "store/state.h"
 
+#include <unistd.h>
+
 #include <chrono>
 
 namespace cli {
@@ -33,6 +35,10 @@ base::Result<void> record_attempt(const std::string& state_dir, const std::strin
     // keeping too (StateDir::open makes the dir the same way).
     auto dir = base::Dir::open(state_dir, base::Create::yes, 0700);
     if (!dir) return std::unexpected(dir.error());
+    // Another user's state dir is never written to (StateDir::open refuses it the same way).
+    if (dir->owner() != ::geteuid())
+        return base::fail(base::Errc::state, state_dir,
+                          "owned by uid " + std::to_string(dir->owner()) + ": no attempt recorded");
     auto sub = dir->sub(kDir, base::Create::yes, 0700);
     if (!sub) return std::unexpected(sub.error());
     nlohmann::json j{{"at", lifecycle::iso_time(std::chrono::system_clock::now())},
