@@ -219,6 +219,11 @@ run_agent 0 "${NOWHERE[@]}" certificates &&
   contains "$OUT" 'failed: \x1b[31mred\x0afake: line' && lacks "$OUT" "SMUGGLED" &&
   expect "a line of its own from the record" [ "$(grep -c '^fake' "$OUT")" = 0 ] &&
   pass "certificates text, CA unreachable: lifetime rule, the record escaped"
+# An oversized record (a valid one padded past 64 KiB) is not read: none recorded, the rest
+# still shown.
+{ printf '{"at":"2026-01-01T00:00:00Z","ok":true}'; head -c 100000 /dev/zero | tr '\0' ' '; } >"$STATE/attempts/web.json"
+run_agent 0 "${NOWHERE[@]}" certificates --name web && contains "$OUT" "last attempt: none recorded" &&
+  contains "$OUT" "serial:" && pass "certificates: an oversized attempt record is not read"
 
 # 5. Bad configs: exit 2, FILE:LINE, the state dir untouched.
 BEFORE=$(tree_digest "$STATE")
