@@ -319,6 +319,17 @@ void add_certificate_commands(CLI::App& app, const Global& g, CertArgs& a, Actio
     add_challenge_options(ren, a);
     command(ren, action, g, a, renew);
 
+    auto* inv = app.add_subcommand(
+        "certificates", "list the stored certificates: names, key, expiry, when due, last attempt");
+    inv->add_option("--name", a.name, "only this certificate (exit 3 when there is none)");
+    inv->footer(
+        "For each certificate in the state dir (or --storage): its names, key URI (no PIN) and\n"
+        "backend, serial, notAfter and days left, when it is due for renewal and why (the CA's\n"
+        "ARI window when the CA answers, else two thirds of its lifetime; a config's\n"
+        "renew_before_days is not stored, so not applied here), the last attempt `run` recorded\n"
+        "and the account. The CA asked is --server when given, else the certificate's own.");
+    command(inv, action, g, a, certificates);
+
     auto* enr = app.add_subcommand(
         "enroll", "first-boot device enrollment with TPM keys; safe to run at every boot");
     enr->add_option("-d,--domain", a.domains,

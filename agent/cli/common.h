@@ -235,6 +235,8 @@ Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg
 Result<Output> enroll(const Global& g, const CertArgs& a, keystore::Registry& reg);
 Result<Output> revoke(const Global& g, const RevokeArgs& a, keystore::Registry& reg);
 Result<Output> run_config(const Global& g, const RunArgs& a, keystore::Registry& reg);
+// certificates [--name N]: the inventory of the stored certificates (only a.name is used).
+Result<Output> certificates(const Global& g, const CertArgs& a, keystore::Registry& reg);
 Result<Output> storage_migrate(const Global& g, const StorageArgs& a, keystore::Registry& reg);
 
 }  // namespace cli

@@ -1,6 +1,7 @@
 // `acme-agent run --config FILE [--once]`: the command line's side of lifecycle/daemon.h
 // (signals, the config file's globals against the command line's, the output).
 #include "base/log.h"
+#include "cli/attempts.h"
 #include "cli/common.h"
 #include "cli/exit_codes.h"
 #include "config/config.h"
@@ -57,17 +58,23 @@ lifecycle::Runner runner(const Global& cmd, keystore::Registry& reg, metrics::Ag
             return lifecycle::Connection{std::move(*state), std::move(*client),
                                          std::move(*account)};
         }};
+    // Each attempt is recorded for `acme-agent certificates` (failing to record it is only
+    // worth a warning: the renewal itself is what matters).
+    r.observe = [&cmd, am](const config::Config& c, const lifecycle::CertificateEvent& e) {
+        if (e.renewed)
+            if (auto w = record_attempt(merged(cmd, c).global.state_dir, e.name, e.error); !w)
+                base::log::warning("run: " + e.name + ": " + w.error().describe());
+        if (!am) return;
+        if (e.not_before && e.not_after)
+            am->certificate(e.name, *e.not_before, *e.not_after, e.due);
+        if (e.renewed) am->renewal(e.name, *e.renewed);
+    };
     if (!am) return r;
     r.configured = [am](const config::Config& c) {
         std::vector<std::string> names;
         names.reserve(c.certificates.size());
         for (const auto& cert : c.certificates) names.push_back(cert.name);
         am->set_certificates(names);
-    };
-    r.observe = [am](const lifecycle::CertificateEvent& e) {
-        if (e.not_before && e.not_after)
-            am->certificate(e.name, *e.not_before, *e.not_after, e.due);
-        if (e.renewed) am->renewal(e.name, *e.renewed);
     };
     return r;
 }

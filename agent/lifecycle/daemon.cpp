@@ -306,7 +306,7 @@ Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff,
             if (backoff) log_lines(c.name + ": error: " + e.describe() + "\n");
             note_failure(c.name, e);
             if (runner.observe)
-                runner.observe({c.name, std::nullopt, std::nullopt, std::nullopt, false});
+                runner.observe(cfg, {c.name, std::nullopt, std::nullopt, std::nullopt, false, &e});
         }
         return pass;
     };
@@ -342,7 +342,8 @@ Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff,
                 renewed = false;
             else if (o.ordered)
                 renewed = true;
-            runner.observe({c.name, o.not_before, o.not_after, o.due, renewed});
+            runner.observe(cfg, {c.name, o.not_before, o.not_after, o.due, renewed,
+                                 o.error ? &*o.error : nullptr});
         }
         if (o.error) {
             note_failure(c.name, *o.error);

@@ -69,6 +69,8 @@ struct CertificateEvent {
     std::optional<Clock::time_point> due;
     // The result of the pass's attempt to issue or renew it (nullopt: nothing was due).
     std::optional<bool> renewed;
+    // Why it failed (renewed == false), else null.
+    const Error* error = nullptr;
 };
 struct Runner {
     keystore::Registry& reg;
@@ -79,9 +81,9 @@ struct Runner {
     // let `Runner{reg, settings, connect}` leave them out under -Wmissing-field-initializers.)
     // NOLINTNEXTLINE(readability-redundant-member-init)
     std::function<void(const config::Config&)> configured = {};
-    // Optional: each configured certificate after each pass has looked at it.
+    // Optional: each configured certificate of `cfg` after each pass has looked at it.
     // NOLINTNEXTLINE(readability-redundant-member-init)
-    std::function<void(const CertificateEvent&)> observe = {};
+    std::function<void(const config::Config& cfg, const CertificateEvent&)> observe = {};
 };
 
 // What one pass over the configured certificates did.

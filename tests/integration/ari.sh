@@ -65,6 +65,12 @@ run_agent 0 "${P[@]}" --json renew --all &&
 # One name: the same, and JSON says so.
 run_agent 0 "${P[@]}" --json renew --name "${NAMES[0]}" &&
   expect "renewed: $(cat "$OUT")" jq -e '.[0].renewed == false' "$OUT" >/dev/null && pass "renew --name: not due"
+# `certificates` shows the same rule: the CA's window, the same due time as renew's.
+run_agent 0 "${P[@]}" --json certificates &&
+  expect "certificates' due: $(jq -c 'map(.due)' "$OUT")" jq -e --arg s "$START" --arg e "$END" \
+    'length == 2 and all(.due.rule == "ari" and .ca.reachable and .due.at >= $s and .due.at <= $e and
+     .due.now == false and (.due.why | contains("ARI")))' "$OUT" >/dev/null &&
+  pass "certificates: due inside the CA's ARI window"
 
 # A window that closed an hour ago: renewed, each newOrder "replaces" its CertID.
 ari_window "$(at '-2 hours')" "$(at '-1 hour')"

@@ -100,6 +100,12 @@ config() {
     "$PEBBLE_URL" "$PEBBLE_CA_FILE" "$STATE" "$ACCT"
   printf '[[certificate]]\ndomains = ["pv.example.com"]\nkey = "%s"\nhttp_port = "%s"\n' "$1" "$HTTP"
 }
+# run records each attempt in the state dir, but never in another user's.
+config "$CERT" >"$WORK/sn.toml"
+run_agent 15 "$ACME_AGENT" --state-dir "$WORK/state-nobody" run --once --config "$WORK/sn.toml" &&
+  contains "$ERR" "owned by uid $(id -u nobody)" &&
+  expect "files in another user's state dir: $(ls -A "$WORK/state-nobody")" [ -z "$(ls -A "$WORK/state-nobody")" ] &&
+  pass "run --once: no attempt recorded in another user's state dir"
 config "$CERT" >"$WORK/gw.toml" && chmod 664 "$WORK/gw.toml"
 run_agent 2 "$ACME_AGENT" run --once --config "$WORK/gw.toml" && contains "$ERR" "chmod go-w" &&
   pass "a group-writable config file is refused"

@@ -65,6 +65,12 @@ fi
 ACME_AGENT_STORAGE=$PG run_agent 0 "$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" \
   --state-dir "$WORK/unused" --json renew --all --http-port "$HTTP" &&
   contains "$OUT" "$WWW" && pass "ACME_AGENT_STORAGE selects the database as --storage does"
+# certificates lists what the database holds (the state dir is not made for it).
+run_agent 0 "${DB[@]}" --json certificates &&
+  expect "certificates --storage: $(cat "$OUT")" jq -e --arg n "$WWW" --arg s "$(sql "select cert_pem from certificates where name='$WWW'" | pem_serial | sed 's/^0*//')" \
+    'length == 1 and .[0].name == $n and .[0].serial == $s and .[0].account.url != null and .[0].ca.reachable' "$OUT" >/dev/null &&
+  expect "--state-dir was made" [ ! -e "$WORK/unused" ] &&
+  pass "certificates --storage: the database's certificate"
 
 # Two agents, one name: the first holds the lease while the CA makes it wait (503 with
 # Retry-After on new-order, once); the second is turned away before it orders or binds.

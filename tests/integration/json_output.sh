@@ -32,6 +32,11 @@ run_agent 0 "${A[@]}" issue --key "$CERT" -d json.example.com --http-port "127.0
   expect "times are ISO 8601 UTC" jq -e '.not_after | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$")' "$OUT" >/dev/null &&
   pass "issue"
 run_agent 0 "${A[@]}" renew --all && has name renewed due_at && pass "renew (not due)"
+run_agent 0 "${A[@]}" certificates &&
+  has name domains key_uri backend serial not_before not_after days_left due ca last_attempt account &&
+  expect "certificates' due and ca: $(jq -c '.[0] | {due, ca}' "$OUT")" jq -e '.[0] |
+    (.due | has("at") and has("now") and has("rule") and has("why")) and
+    (.ca | has("server") and has("reachable") and has("error"))' "$OUT" >/dev/null && pass "certificates"
 # A port that cannot be bound (Pebble's own) is found before newOrder, in renew --all too.
 BUSY=${PEBBLE_URL#https://}; BUSY=${BUSY%/dir}
 run_agent 11 "${A[@]}" renew --all --force --http-port "$BUSY" && lacks "$ERR" "order: https" &&

@@ -163,6 +163,68 @@ rm -f "$WORK/hook-mode"
 run_agent 0 "${A[@]}" run --config "$CONF" --once &&
   expect "hook ran a third time" [ "$(hook_runs)" = $((runs + 1)) ] && pass "retried hook not run again"
 
+# 4b. `certificates`: the inventory is the stored certificates (serial and notAfter as openssl
+# reads them, key URIs without PIN parameters); run's attempts show as the last attempt; a
+# missing --name is exit 3; with the CA unreachable it still lists, by the lifetime rule.
+CERTS=(api.example.com hookfail.example.com web)
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+end_of() { date -u -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s; }
+start_of() { date -u -d "$(openssl x509 -in "$1" -noout -startdate | cut -d= -f2)" +%s; }
+# inventory_matches: $OUT lists exactly CERTS, each as its live/NAME/cert.pem says.
+inventory_matches() {
+  local n c ok=0
+  expect "names: $(jq -c '[.[].name]' "$OUT")" [ "$(jq -c '[.[].name]' "$OUT")" = '["api.example.com","hookfail.example.com","web"]' ] || return 1
+  for n in "${CERTS[@]}"; do
+    c=$STATE/live/$n/cert.pem
+    jq -e --arg n "$n" --arg s "$(serial_of "$c" | sed 's/^0*//')" --arg e "$(iso "$(end_of "$c")")" \
+      '.[] | select(.name == $n) | .serial == $s and .not_after == $e and .backend == "pkcs11" and
+       (.key_uri | contains("module-path=")) and (.days_left | type == "number")' "$OUT" >/dev/null ||
+      { fail "certificates: $n: $(jq -c --arg n "$n" '.[] | select(.name == $n)' "$OUT")"; ok=1; }
+  done
+  # K_WEB without its PIN parameters (pin-source here).
+  local want
+  want=$(sed -E 's/[?&]pin-(source|value)=[^&]*//g; s/^([^?&]*)&/\1?/' <<<"$K_WEB")
+  jq -e --arg k "$want" '.[] | select(.name == "web") | .key_uri == $k' "$OUT" >/dev/null ||
+    { fail "web's key_uri: $(jq -c '.[2].key_uri' "$OUT"), want $want"; ok=1; }
+  lacks "$OUT" "pin-" && lacks "$OUT" "$PIN_FILE" || ok=1
+  return $ok
+}
+if run_agent 0 "${A[@]}" --json certificates && inventory_matches; then
+  expect "web: $(jq -c '.[2]' "$OUT")" jq -e '.[2] | .ca.reachable and .account.url != null and
+    .last_attempt.ok == true and (.due.rule == "ari" or .due.rule == "lifetime")' "$OUT" >/dev/null &&
+    pass "certificates --json: the stored certificates, keys without PIN, run's last attempt"
+fi
+run_agent 0 "${A[@]}" certificates --name web &&
+  contains "$OUT" "serial:       $(serial_of "$STATE/live/web/cert.pem" | sed 's/^0*//')" &&
+  contains "$OUT" "names:        web.example.com, www.example.com" && contains "$OUT" " succeeded" &&
+  pass "certificates --name web: text"
+run_agent 3 "${A[@]}" certificates --name nope && contains "$ERR" "nope: no certificate of this name" &&
+  contains "$ERR" "acme-agent certificates" && pass "certificates --name nope: exit 3 naming the fix"
+# A pass that cannot reach the CA is a failed attempt of each certificate.
+NOWHERE=("$ACME_AGENT" --server https://127.0.0.1:1/dir --ca-file "$PEBBLE_CA_FILE" --state-dir "$STATE")
+run_agent 12 "${NOWHERE[@]}" run --config "$CONF" --once || true
+# A tampered record: only its known fields are shown, escaped in the text.
+printf '{"at":"2026-01-01T00:00:00Z","ok":false,"extra":"SMUGGLED","error":{"code":"io","message":"\\u001b[31mred\\nfake: line"}}' \
+  >"$STATE/attempts/hookfail.example.com.json"
+if run_agent 0 "${NOWHERE[@]}" --json certificates && inventory_matches; then
+  c=$STATE/live/api.example.com/cert.pem
+  due=$(iso $(($(start_of "$c") + ($(end_of "$c") - $(start_of "$c")) * 2 / 3)))
+  expect "api: $(jq -c '.[0]' "$OUT")" jq -e --arg due "$due" '.[0] | .ca.reachable == false and
+    (.ca.error | length > 0) and .due.rule == "lifetime" and .due.at == $due and
+    .last_attempt.ok == false and .last_attempt.error.code == "network" and .account == null' "$OUT" >/dev/null &&
+    lacks "$OUT" SMUGGLED && pass "certificates, CA unreachable: listed, due by the lifetime rule, the failed attempt"
+fi
+run_agent 0 "${NOWHERE[@]}" certificates &&
+  contains "$OUT" "did not answer, so the lifetime rule" && contains "$OUT" "(two thirds of its lifetime)" &&
+  contains "$OUT" 'failed: \x1b[31mred\x0afake: line' && lacks "$OUT" "SMUGGLED" &&
+  expect "a line of its own from the record" [ "$(grep -c '^fake' "$OUT")" = 0 ] &&
+  pass "certificates text, CA unreachable: lifetime rule, the record escaped"
+# An oversized record (a valid one padded past 64 KiB) is not read: none recorded, the rest
+# still shown.
+{ printf '{"at":"2026-01-01T00:00:00Z","ok":true}'; head -c 100000 /dev/zero | tr '\0' ' '; } >"$STATE/attempts/web.json"
+run_agent 0 "${NOWHERE[@]}" certificates --name web && contains "$OUT" "last attempt: none recorded" &&
+  contains "$OUT" "serial:" && pass "certificates: an oversized attempt record is not read"
+
 # 5. Bad configs: exit 2, FILE:LINE, the state dir untouched.
 BEFORE=$(tree_digest "$STATE")
 BAD=$WORK/bad.toml
@@ -220,6 +282,14 @@ stop_daemon() {
 }
 if wait_file "$DSTATE/live/d1.example.com/cert.pem" 60; then
   verify_cert "$DSTATE/live/d1.example.com" "$K_D1" && pass "daemon issues its certificate"
+  # Its attempt shows in `certificates` (polled: a pass may hold the state dir's lock).
+  d1_attempt() {
+    "$ACME_AGENT" --json --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --state-dir "$DSTATE" \
+      certificates --name d1.example.com >"$OUT" 2>"$ERR" </dev/null &&
+      jq -e '.[0].last_attempt.ok == true' "$OUT" >/dev/null
+  }
+  wait_until 10 "no successful attempt in certificates --name d1.example.com" d1_attempt &&
+    pass "the daemon's attempt shows in certificates"
   dcert d2.example.com "$K_D2" >>"$DCONF"
   kill -HUP "$DAEMON"
   wait_file "$DSTATE/live/d2.example.com/cert.pem" 60 &&
