@@ -4,8 +4,9 @@
 # nodes' responders, so each validation (Pebble fetches every challenge three times) lands
 # on the nodes in turn, not only on the one that ordered. Counted in Pebble's log: every
 # certificate ordered exactly once; every node installs every certificate under its own
-# state dir and runs its deploy hook once for it; a renewal made by a fourth agent reaches
-# all three nodes (LISTEN/NOTIFY), each deploying it once.
+# state dir and runs its deploy hook once for it; after PostgreSQL restarts under them, a
+# renewal made by a fourth agent reaches all three nodes (LISTEN/NOTIFY), each deploying it
+# once.
 source "$(dirname "$0")/lib.sh"
 export PEBBLE_VA_NOSLEEP=1
 command -v haproxy >/dev/null || { fail "haproxy missing (scripts/install-deps.sh installs it)"; finish; }
@@ -123,6 +124,20 @@ if wait_for 180 "not every node deployed every certificate: $(sort "$WORK/deploy
   expect "Pebble validated $validated times, not 3 per order" [ "$validated" -eq $((3 * N)) ] &&
     pass "each order validated three times, round-robin over the three nodes' responders"
 fi
+
+# PostgreSQL restarted under the running nodes: every connection they hold breaks. Each
+# node's certificate watch reconnects (and looks again), and the responders' lookups
+# reconnect on their next request: the renewal below needs both.
+as_db=()
+[ "$(id -u)" -ne 0 ] || as_db=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+"${as_db[@]}" /usr/lib/postgresql/15/bin/pg_ctl -D "$WORK/pg/data" -m fast -w -t 30 restart \
+  >"$WORK/pg-restart.log" 2>&1 || { fail "PostgreSQL did not restart: $(tail -5 "$WORK/pg-restart.log")"; finish; }
+watches_back() {
+  local n
+  for n in "${NODES[@]}"; do grep -q "certificate watch reconnected" "$WORK/node-$n.err" || return 1; done
+}
+wait_for 30 "a node's certificate watch did not reconnect after the restart" watches_back &&
+  pass "PostgreSQL restarted: every node's certificate watch reconnected"
 
 # A renewal by a fourth agent (a one-shot renew on the database, its responder not behind
 # HAProxy): the nodes answer its challenges, and each installs and deploys it once.
