@@ -324,10 +324,10 @@ void add_certificate_commands(CLI::App& app, const Global& g, CertArgs& a, Actio
     inv->add_option("--name", a.name, "only this certificate (exit 3 when there is none)");
     inv->footer(
         "For each certificate in the state dir (or --storage): its names, key URI (no PIN) and\n"
-        "backend, serial, notAfter and days left, when it is due for renewal and why (the CA's\n"
-        "ARI window when the CA answers, else two thirds of its lifetime; a config's\n"
-        "renew_before_days is not stored, so not applied here), the last attempt `run` recorded\n"
-        "and the account. The CA asked is --server when given, else the certificate's own.");
+        "backend, serial, notAfter and days left, when it is due for renewal and why (the\n"
+        "renew_before_days it was ordered with, else the CA's ARI window when the CA answers,\n"
+        "else two thirds of its lifetime), the last attempt `run` recorded and the account.\n"
+        "The CA asked is --server when given, else the certificate's own.");
     command(inv, action, g, a, certificates);
 
     auto* enr = app.add_subcommand(

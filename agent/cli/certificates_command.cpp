@@ -59,15 +59,17 @@ class Cas {
     std::map<std::string, Result<std::unique_ptr<acme::Client>>> clients_;
 };
 
-// When `leaf` is due, by the lifecycle's rule: the CA's ARI window when it answers, else the
-// lifetime rule with `offline` saying why the CA was not asked. renew_before_days is a
-// config's (or renew's) choice, not stored with the certificate: not applied here.
+// When `leaf` is due, by the lifecycle's rule: the renew_before_days it was ordered with,
+// else the CA's ARI window when it answers, else the lifetime rule with `offline` saying why
+// the CA was not asked.
 struct DueView {
     lifecycle::Due due;
+    unsigned days = 0;  // the stored renew_before_days, which wins over ARI
     bool ari = false;
     std::string offline;
 };
-DueView due_of(Cas& cas, const std::string& server, const x509::CertInfo& leaf) {
+DueView due_of(Cas& cas, const std::string& server, const x509::CertInfo& leaf,
+               unsigned renew_before_days) {
     DueView v{};
     acme::Client* client = cas.client(server, v.offline);
     lifecycle::AriSource ari;
@@ -80,7 +82,8 @@ DueView due_of(Cas& cas, const std::string& server, const x509::CertInfo& leaf) 
                 v.ari = w->has_value();
             return w;
         };
-    v.due = lifecycle::due_for_renewal(leaf, 0, ari);
+    v.days = renew_before_days;
+    v.due = lifecycle::due_for_renewal(leaf, renew_before_days, ari);
     return v;
 }
 
@@ -118,7 +121,7 @@ Result<json> describe_one(const Global& g, const store::Storage& storage, const 
     const std::string backend = key_uri.substr(0, key_uri.find(':'));
     const auto days_left = static_cast<long>(
         std::floor(std::chrono::duration<double>(leaf->not_after - Clock::now()).count() / 86400));
-    const DueView d = due_of(cas, server, *leaf);
+    const DueView d = due_of(cas, server, *leaf, lifecycle::stored_renew_before_days(record));
 
     json entry{{"name", name},
                {"domains", lifecycle::stored_domains(record, *leaf)},
@@ -131,7 +134,9 @@ Result<json> describe_one(const Global& g, const store::Storage& storage, const 
                {"due",
                 {{"at", iso_time(d.due.at)},
                  {"now", d.due.due},
-                 {"rule", d.ari ? "ari" : "lifetime"},
+                 {"rule", d.days  ? "renew_before_days"
+                          : d.ari ? "ari"
+                                  : "lifetime"},
                  {"why", d.due.why}}},
                {"ca",
                 {{"server", server},
@@ -158,7 +163,8 @@ Result<json> describe_one(const Global& g, const store::Storage& storage, const 
             shown(d.due.why) + ")\n";
     if (!d.offline.empty())
         text += "  CA:           " + shown(server) +
-                " did not answer, so the lifetime rule: " + shown(d.offline) + "\n";
+                (d.days ? " did not answer: " : " did not answer, so the lifetime rule: ") +
+                shown(d.offline) + "\n";
     text += "  last attempt: " + (attempt ? shown(attempt_text(*attempt)) : "none recorded") + "\n";
     text += "  account:      " +
             (entry["account"].is_null() ? "none stored for " + shown(server)

@@ -33,6 +33,7 @@ json renewal_record(const Settings& s, const std::vector<std::string>& domains) 
     }
     put("profile", s.profile);
     put("preferred_chain", s.preferred_chain);
+    if (s.renew_before_days) r["renew_before_days"] = s.renew_before_days;
     return r;
 }
 
@@ -52,6 +53,8 @@ Settings with_renewal_record(const Settings& given, const json& r) {
     take("tsig_key", s.tsig_key, dflt.tsig_key);
     take("profile", s.profile, dflt.profile);
     take("preferred_chain", s.preferred_chain, dflt.preferred_chain);
+    if (s.renew_before_days == dflt.renew_before_days)
+        s.renew_before_days = stored_renew_before_days(r);
     return s;
 }
 
@@ -152,6 +155,13 @@ std::vector<std::string> stored_domains(const json& record, const x509::CertInfo
     for (const auto& d : record["domains"])
         if (d.is_string()) domains.push_back(d.get<std::string>());
     return domains;
+}
+
+unsigned stored_renew_before_days(const json& record) {
+    const auto it = record.find("renew_before_days");
+    if (it == record.end() || !it->is_number_unsigned()) return 0;
+    const auto days = it->get<std::uint64_t>();
+    return days <= 36500 ? static_cast<unsigned>(days) : 0;
 }
 
 namespace {
@@ -255,7 +265,7 @@ Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Sto
     const std::vector<std::string> domains = stored_domains(record, *leaf);
     // --force renews whatever the CA's renewal window says (or whether it answers).
     auto due = s.force ? Result<Due>(Due{true, std::chrono::system_clock::now(), "--force", {}})
-                       : due_for_renewal(client, *leaf, s.renew_before_days);
+                       : due_for_renewal(client, *leaf, rs.renew_before_days);
     if (!due) return std::unexpected(due.error());
     if (!s.force && !due->due) {
         base::log::info("renew: " + name + " not due until " + iso_time(due->at) + " (" + due->why +

@@ -39,6 +39,9 @@ json stored_record(const store::Certificate& c);
 // What a stored certificate was ordered for: the names its renewal record (renewal.json)
 // lists, else the leaf's names.
 std::vector<std::string> stored_domains(const json& record, const x509::CertInfo& leaf);
+// The renew_before_days it was ordered with (a config's or --renew-before-days), 0 when none
+// or not a whole number of days up to 36500.
+unsigned stored_renew_before_days(const json& record);
 
 // What renew_one did: renewed (`issued`) or not due yet (until `due_at`).
 struct Renewal {

@@ -191,8 +191,9 @@ inventory_matches() {
 }
 if run_agent 0 "${A[@]}" --json certificates && inventory_matches; then
   expect "web: $(jq -c '.[2]' "$OUT")" jq -e '.[2] | .ca.reachable and .account.url != null and
-    .last_attempt.ok == true and (.due.rule == "ari" or .due.rule == "lifetime")' "$OUT" >/dev/null &&
-    pass "certificates --json: the stored certificates, keys without PIN, run's last attempt"
+    .last_attempt.ok == true and .due.rule == "renew_before_days" and
+    (.due.why | startswith("3650 days"))' "$OUT" >/dev/null &&
+    pass "certificates --json: the stored certificates, keys without PIN, run's last attempt, web's renew_before_days"
 fi
 run_agent 0 "${A[@]}" certificates --name web &&
   contains "$OUT" "serial:       $(serial_of "$STATE/live/web/cert.pem" | sed 's/^0*//')" &&
