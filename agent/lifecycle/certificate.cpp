@@ -161,7 +161,7 @@ unsigned stored_renew_before_days(const json& record) {
     const auto it = record.find("renew_before_days");
     if (it == record.end() || !it->is_number_unsigned()) return 0;
     const auto days = it->get<std::uint64_t>();
-    return days <= 36500 ? static_cast<unsigned>(days) : 0;
+    return days <= 3650 ? static_cast<unsigned>(days) : 0;
 }
 
 namespace {

@@ -40,7 +40,7 @@ json stored_record(const store::Certificate& c);
 // lists, else the leaf's names.
 std::vector<std::string> stored_domains(const json& record, const x509::CertInfo& leaf);
 // The renew_before_days it was ordered with (a config's or --renew-before-days), 0 when none
-// or not a whole number of days up to 36500.
+// or not a whole number of days up to 3650 (the config's bound).
 unsigned stored_renew_before_days(const json& record);
 
 // What renew_one did: renewed (`issued`) or not due yet (until `due_at`).

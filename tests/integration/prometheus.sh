@@ -6,7 +6,7 @@
 # - a real Prometheus scrapes the agent's /metrics endpoint (metrics_fixture: the agent's
 #   metric set with known values behind the real endpoint) and its HTTP API returns them;
 # - it scrapes a `run --metrics` daemon too, which issues one certificate from Pebble and
-#   fails another (its http-01 port is taken): expiry, renewals, ACME requests and
+#   fails another (its http-01 port is taken), then renews the first: expiry, renewals, ACME requests and
 #   signatures as Prometheus sees them; `promtool check metrics` on the daemon's exposition;
 #   the daemon's log lines (time, level, certificate); --log-level and --log-format.
 source "$(dirname "$0")/lib.sh"
@@ -112,6 +112,33 @@ if grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z i
   pass "daemon log lines carry time, level and certificate"
 else
   fail "daemon log lines: $(head -c 800 "$DERR")"
+fi
+# A renewal as Prometheus sees it: renew_before_days longer than any lifetime (reloaded by
+# SIGHUP) makes "good" due at once; taken out again once it was renewed, so that the daemon
+# settles. Then the success counter has grown past 1 and the expiry is the settled
+# certificate's notAfter.
+OLD_SERIAL=$(serial_of "$GOOD/cert.pem")
+cp "$DCONF" "$WORK/daemon.toml.orig"
+sed -i 's/^name = "good"$/name = "good"\nrenew_before_days = 3650/' "$DCONF"
+kill -HUP "$DAEMON"
+for _ in $(seq 1200); do # 60 s at most
+  [ "$(serial_of "$GOOD/cert.pem")" != "$OLD_SERIAL" ] && break
+  kill -0 "$DAEMON" 2>/dev/null || break
+  read -rt 0.05 <> <(:) || true
+done
+cp "$WORK/daemon.toml.orig" "$DCONF"
+kill -HUP "$DAEMON"
+if expect "good was not renewed: $(tail -c 600 "$DERR")" [ "$(serial_of "$GOOD/cert.pem")" != "$OLD_SERIAL" ]; then
+  # Settled: the reload was logged after the last renewal.
+  for _ in $(seq 1200); do
+    [ "$(grep -c 'run: reloaded' "$DERR")" -ge 2 ] && break
+    read -rt 0.05 <> <(:) || true
+  done
+  NOT_AFTER_NEW=$(date -u -d "$(openssl x509 -in "$GOOD/cert.pem" -noout -enddate | cut -d= -f2)" +%s)
+  # Filters, not bools: each query is empty (and waited for) until a scrape has it.
+  prom_value renewals 'acme_agent_renewals_total{certificate="good",result="success"} >= 2' &&
+    prom_value expiry "acme_agent_certificate_expiry_timestamp_seconds{certificate=\"good\",instance=\"$DTARGET\"} == $NOT_AFTER_NEW" &&
+    pass "a renewal by the daemon: $renewals successes counted, the new certificate's expiry scraped"
 fi
 kill -TERM "$DAEMON"
 rc=0
