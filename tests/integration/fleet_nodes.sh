@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fleet mode with real parts (docs/fleet.md): three `run` daemons share one PostgreSQL 15
-# and one SoftHSM token; a real HAProxy round-robins Pebble's http-01 port over the three
-# nodes' responders, so each validation (Pebble fetches every challenge three times) lands
-# on the nodes in turn, not only on the one that ordered. Counted in Pebble's log: every
+# and one SoftHSM token; a real HAProxy round-robins Pebble's http-01 port, and its
+# tls-alpn-01 port, over the three nodes' responders, so each validation (Pebble checks
+# every challenge three times) lands on the nodes in turn, not only on the one that ordered. Counted in Pebble's log: every
 # certificate ordered exactly once; every node installs every certificate under its own
 # state dir and runs its deploy hook once for it; after PostgreSQL restarts under them, a
 # renewal made by a fourth agent reaches all three nodes (LISTEN/NOTIFY), each deploying it
@@ -17,15 +17,18 @@ PG=$ACME_AGENT_PG_URL
 sql() { psql -X -qAt -h "$WORK/pg/sock" -p "$ACME_AGENT_PG_PORT" -U postgres -d acme -c "$1"; }
 ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
 CERT_KEY=$("$ACME_AGENT" key generate --key "$(hsm_key site)" --type ec-p256)
-N=8
+N=8 # http-01 certificates f1..fN
+T=2 # tls-alpn-01 certificates t1..tT
 NODES=(a b c)
 
 # Each node: its own responder port behind HAProxy, its own state dir (local copies), a
 # deploy hook that records NODE NAME SERIAL, the same certificates and database.
-declare -A NODE_PORT
+declare -A NODE_PORT NODE_TLS
 for n in "${NODES[@]}"; do
   reserve_port port $$ || { fail "no port for node $n"; finish; }
   NODE_PORT[$n]=$port
+  reserve_port port $$ || { fail "no port for node $n"; finish; }
+  NODE_TLS[$n]=$port
   cat >"$WORK/hook-$n" <<HOOK
 #!/bin/sh
 set -eu
@@ -39,6 +42,10 @@ HOOK
     for i in $(seq "$N"); do
       printf '[[certificate]]\ndomains = ["f%s.example.com"]\nkey = "%s"\nhttp_port = "127.0.0.1:%s"\ndeploy_hook = "%s"\n' \
         "$i" "$CERT_KEY" "${NODE_PORT[$n]}" "$WORK/hook-$n"
+    done
+    for i in $(seq "$T"); do
+      printf '[[certificate]]\ndomains = ["t%s.example.com"]\nkey = "%s"\nchallenge = "tls-alpn-01"\ntls_alpn_port = "127.0.0.1:%s"\ndeploy_hook = "%s"\n' \
+        "$i" "$CERT_KEY" "${NODE_TLS[$n]}" "$WORK/hook-$n"
     done
   } >"$WORK/node-$n.toml"
 done
@@ -59,6 +66,14 @@ backend nodes
   server a 127.0.0.1:${NODE_PORT[a]}
   server b 127.0.0.1:${NODE_PORT[b]}
   server c 127.0.0.1:${NODE_PORT[c]}
+frontend tlsalpn01
+  bind 127.0.0.1:$PEBBLE_TLS_PORT
+  default_backend tls_nodes
+backend tls_nodes
+  balance roundrobin
+  server a 127.0.0.1:${NODE_TLS[a]}
+  server b 127.0.0.1:${NODE_TLS[b]}
+  server c 127.0.0.1:${NODE_TLS[c]}
 CFG
 haproxy -c -f "$WORK/haproxy.cfg" >"$WORK/haproxy.check" 2>&1 ||
   { fail "haproxy -c: $(cat "$WORK/haproxy.check")"; finish; }
@@ -95,10 +110,13 @@ wait_for() {
   fail "$what"
   return 1
 }
+NAMES=()
+for i in $(seq "$N"); do NAMES+=("f$i.example.com"); done
+for i in $(seq "$T"); do NAMES+=("t$i.example.com"); done
 all_deployed() {
-  local n i
+  local n name
   for n in "${NODES[@]}"; do
-    for i in $(seq "$N"); do [ "$(deployed "$n" "f$i.example.com")" -ge 1 ] || return 1; done
+    for name in "${NAMES[@]}"; do [ "$(deployed "$n" "$name")" -ge 1 ] || return 1; done
   done
 }
 
@@ -106,23 +124,28 @@ for n in "${NODES[@]}"; do start_node "$n"; done
 if wait_for 180 "not every node deployed every certificate: $(sort "$WORK/deployed" 2>/dev/null | tr '\n' ';')" all_deployed; then
   orders=$(grep -c 'Added order' "$PEBBLE_DIR/pebble.log" || true)
   issued=$(grep -c 'Issued certificate serial' "$PEBBLE_DIR/pebble.log" || true)
-  expect "Pebble: $orders orders, $issued certificates for $N names" [ "$orders" -eq "$N" ] && [ "$issued" -eq "$N" ] &&
-    pass "$N certificates, each ordered once by one of three nodes behind HAProxy"
+  expect "Pebble: $orders orders, $issued certificates for ${#NAMES[@]} names" \
+    [ "$orders" -eq "${#NAMES[@]}" ] && [ "$issued" -eq "${#NAMES[@]}" ] &&
+    pass "${#NAMES[@]} certificates ($N http-01, $T tls-alpn-01), each ordered once by one of three nodes behind HAProxy"
   same=0
-  for i in $(seq "$N"); do
-    name=f$i.example.com
+  for name in "${NAMES[@]}"; do
     a=$(serial_of "$WORK/node-a/live/$name/cert.pem")
     [ "$a" = "$(serial_of "$WORK/node-b/live/$name/cert.pem")" ] &&
       [ "$a" = "$(serial_of "$WORK/node-c/live/$name/cert.pem")" ] &&
       verify_cert "$WORK/node-c/live/$name" "$CERT_KEY" && same=$((same + 1))
   done
-  expect "$same of $N certificates the same, verifying, on all three nodes" [ "$same" -eq "$N" ] &&
+  expect "$same of ${#NAMES[@]} certificates the same, verifying, on all three nodes" [ "$same" -eq "${#NAMES[@]}" ] &&
     pass "every node holds every certificate in its own live/ (and it verifies)"
   twice=$(sort "$WORK/deployed" | cut -d' ' -f1,2 | uniq -d)
   expect "hooks run twice: $twice" [ -z "$twice" ] && pass "each node ran its hook once per certificate"
+  # Pebble logs each http-01 fetch; for tls-alpn-01 only the task and its 3 validations.
   validated=$(grep -c 'Attempting to validate w/ HTTP' "$PEBBLE_DIR/pebble.log" || true)
-  expect "Pebble validated $validated times, not 3 per order" [ "$validated" -eq $((3 * N)) ] &&
-    pass "each order validated three times, round-robin over the three nodes' responders"
+  tasks_tls=$(grep -c 'Pulled a task.*Value:"t[0-9]*\.example\.com"' "$PEBBLE_DIR/pebble.log" || true)
+  rounds=$(grep -c 'Starting 3 validations' "$PEBBLE_DIR/pebble.log" || true)
+  expect "Pebble fetched http-01 $validated times, not 3 per order" [ "$validated" -eq $((3 * N)) ] &&
+    expect "Pebble: $tasks_tls tls-alpn-01 validations, $rounds rounds of 3" \
+      [ "$tasks_tls" -eq "$T" ] && [ "$rounds" -eq $((N + T)) ] &&
+    pass "each order validated three times, round-robin over the three nodes' responders (both kinds)"
 fi
 
 # PostgreSQL restarted under the running nodes: every connection they hold breaks. Each
