@@ -318,6 +318,9 @@ Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff,
         if (!*fleet || (*fleet)->url() != pg->url())
             *fleet = std::make_unique<FleetResponders>(pg->url());
         responders = fleet->get();
+        // Every port up before the first order: other nodes' validations may come at once.
+        // (A port that cannot be bound is reported with its certificate, below.)
+        for (const auto& c : cfg.certificates) (void)responders->serve(for_certificate(base, c));
     }
 
     for (const auto& c : cfg.certificates) {
@@ -391,7 +394,12 @@ std::string run_daemon(const Runner& runner, config::Config cfg, const std::stri
                 reload = true;
                 break;
             }
-            if (sig == SIGUSR1) break;  // look again now
+            if (sig == SIGUSR1) {
+                // The shared storage changed or is back after an outage: look again now,
+                // the certificates waiting after a failure included.
+                backoff.clear();
+                break;
+            }
             const std::string name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
             base::log::info("run: stopping (" + name + ")");
             return name;

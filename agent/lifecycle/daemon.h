@@ -104,8 +104,9 @@ Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff,
               std::unique_ptr<FleetResponders>* fleet = nullptr);
 
 // Passes until SIGTERM or SIGINT (returned: "SIGTERM" or "SIGINT"); SIGHUP reloads
-// `config_path` (a bad file is reported and the old one kept); SIGUSR1 runs a pass now (the
-// fleet's certificate watch sends it when another node stored a certificate). `signals`
+// `config_path` (a bad file is reported and the old one kept); SIGUSR1 runs a pass now,
+// retrying what waits after a failure too (the fleet's certificate watch sends it when
+// another node stored a certificate or the database is back). `signals`
 // (SIGHUP, SIGTERM, SIGINT, SIGUSR1) must be blocked in every thread.
 std::string run_daemon(const Runner& runner, config::Config cfg, const std::string& config_path,
                        const sigset_t& signals);

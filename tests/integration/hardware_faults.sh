@@ -137,28 +137,7 @@ run_agent 0 "${AGENT[@]}" issue --key "$CERT" -d removed.example.com --challenge
 STATE0=$(tree_digest "$STATE")
 
 # ---- (h) a network HSM restarted mid-run ----
-SOCK=$WORK/p11-kit.sock
-start_p11_server() {
-  # Its own process group: the server forks a child per connection, and a restart ends them all.
-  setsid p11-kit server -f -n "$SOCK" --provider "$ACME_AGENT_PKCS11_MODULE" "pkcs11:token=acme" \
-    >"$WORK/p11-kit-server.out" 2>&1 &
-  P11_SERVER_PID=$!
-  local i
-  for i in $(seq 200); do [ -S "$SOCK" ] && return 0; read -rt 0.05 <> <(:) || true; done
-  fail "p11-kit server did not start: $(cat "$WORK/p11-kit-server.out")"
-  return 1
-}
-stop_p11_server() {
-  kill -TERM -- "-$P11_SERVER_PID" 2>/dev/null || true
-  wait "$P11_SERVER_PID" 2>/dev/null || true
-  local i
-  for i in $(seq 200); do pgrep -g "$P11_SERVER_PID" >/dev/null || break; read -rt 0.05 <> <(:) || true; done
-  rm -f "$SOCK"
-}
 restart_p11_server() { stop_p11_server; start_p11_server; }
-export P11_KIT_SERVER_ADDRESS=unix:path=$SOCK
-CLIENT=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
-net() { echo "${1/module-path=$ACME_AGENT_PKCS11_MODULE/module-path=$CLIENT}"; }
 start_p11_server
 # Its own state dir and account, both keys through the network HSM: every JWS after the
 # pause (challenge, polls, finalize, download) and the CSR need the restarted server.

@@ -28,6 +28,7 @@ cleanup() {
   [ -z "${PROXY_PID:-}" ] || kill "$PROXY_PID" 2>/dev/null || true
   [ -z "${WEB_PID:-}" ] || kill "$WEB_PID" 2>/dev/null || true
   [ -z "${PROM_PID:-}" ] || kill "$PROM_PID" 2>/dev/null || true
+  [ -z "${P11_SERVER_PID:-}" ] || kill -TERM -- "-$P11_SERVER_PID" 2>/dev/null || true
   stop_named
   return 0
 }
@@ -319,3 +320,29 @@ prom_value() {
   printf -v "$1" %s "$_pv"
   [ -n "$_pv" ] || { fail "Prometheus has no series for $2"; return 1; }
 }
+
+# The token behind `p11-kit server`, a network HSM's stand-in (one process holds the module,
+# every agent reaches it through p11-kit's client module). start_p11_server serves
+# token=acme of $ACME_AGENT_PKCS11_MODULE on $P11_SOCK in a process group of its own (it
+# forks a child per connection) and exports P11_KIT_SERVER_ADDRESS; stop_p11_server ends
+# them all; `net URI` is the key URI through the client module.
+P11_SOCK=$WORK/p11-kit.sock
+P11_CLIENT=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
+start_p11_server() {
+  setsid p11-kit server -f -n "$P11_SOCK" --provider "$ACME_AGENT_PKCS11_MODULE" "pkcs11:token=acme" \
+    >"$WORK/p11-kit-server.out" 2>&1 &
+  P11_SERVER_PID=$!
+  export P11_KIT_SERVER_ADDRESS=unix:path=$P11_SOCK
+  local i
+  for i in $(seq 200); do [ -S "$P11_SOCK" ] && return 0; read -rt 0.05 <> <(:) || true; done
+  fail "p11-kit server did not start: $(cat "$WORK/p11-kit-server.out")"
+  return 1
+}
+stop_p11_server() {
+  kill -TERM -- "-$P11_SERVER_PID" 2>/dev/null || true
+  wait "$P11_SERVER_PID" 2>/dev/null || true
+  local i
+  for i in $(seq 200); do pgrep -g "$P11_SERVER_PID" >/dev/null || break; read -rt 0.05 <> <(:) || true; done
+  rm -f "$P11_SOCK"
+}
+net() { echo "${1/module-path=$ACME_AGENT_PKCS11_MODULE/module-path=$P11_CLIENT}"; }
