@@ -164,6 +164,15 @@ unsigned stored_renew_before_days(const json& record) {
     return days <= 3650 ? static_cast<unsigned>(days) : 0;
 }
 
+Result<LookedAgain> look_again(const store::Storage& state, const std::string& name,
+                               const std::optional<store::Certificate>& before) {
+    auto now = state.certificate(name);
+    if (!now) return std::unexpected(now.error());
+    const bool changed =
+        now->has_value() != before.has_value() || (*now && (*now)->cert_pem != before->cert_pem);
+    return LookedAgain{std::move(*now), changed};
+}
+
 namespace {
 
 // A fresh location for the replacement of `old` (--new-key): a new label or file name.
@@ -275,9 +284,9 @@ Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Sto
     // Due: take the lease, then look again (another agent may just have renewed it).
     auto lease = HeldLease::take(state, name);
     if (!lease) return std::unexpected(lease.error());
-    if (auto again = state.certificate(name);
-        !again || !*again || (*again)->cert_pem != (*stored)->cert_pem) {
-        if (!again) return std::unexpected(again.error());
+    auto again = look_again(state, name, *stored);
+    if (!again) return std::unexpected(again.error());
+    if (again->changed) {
         base::log::info("renew: " + name + " was renewed meanwhile by another agent");
         return Renewal{name, std::nullopt, due->at, "", ""};
     }

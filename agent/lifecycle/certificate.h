@@ -43,6 +43,15 @@ std::vector<std::string> stored_domains(const json& record, const x509::CertInfo
 // or not a whole number of days up to 3650 (the config's bound).
 unsigned stored_renew_before_days(const json& record);
 
+// What `state` holds for `name` now, and whether that is no longer `before`: checked after
+// taking the certificate's lease, since another agent may have stored one meanwhile.
+struct LookedAgain {
+    std::optional<store::Certificate> now;
+    bool changed = false;
+};
+Result<LookedAgain> look_again(const store::Storage& state, const std::string& name,
+                               const std::optional<store::Certificate>& before);
+
 // What renew_one did: renewed (`issued`) or not due yet (until `due_at`).
 struct Renewal {
     std::string name;

@@ -123,6 +123,7 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
     }
 
     bool fresh = false;
+    std::optional<store::Certificate> latest = *stored;  // what the storage holds now
     std::unique_ptr<HeldLease> lease;
     if (!why.empty()) {
         // One agent acts on a certificate at a time; after taking the lease, look again.
@@ -135,10 +136,10 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
             return out;
         }
         lease = std::move(*taken);
-        auto again = state.certificate(c.name);
+        auto again = look_again(state, c.name, *stored);
         if (!again) return failed(again.error());
-        if (again->has_value() != stored->has_value() ||
-            (*again && (*again)->cert_pem != (*stored)->cert_pem)) {
+        latest = std::move(again->now);
+        if (again->changed) {
             why.clear();  // another agent did it meanwhile
             out.entry["action"] = "unchanged";
             out.text = c.name + ": renewed meanwhile by another agent\n";
@@ -159,6 +160,11 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
         out.ordered = true;
         auto r = obtain(cs, state, client, account, key, c.domains, replaces, nullptr, lease.get());
         if (!r) return failed(r.error());
+        if (!cs.fleet_live.empty()) {  // the copy below is of the certificate just stored
+            auto now = state.certificate(c.name);
+            if (!now) return failed(now.error());
+            latest = std::move(*now);
+        }
         out.not_before = r->issued.leaf.not_before;
         out.not_after = r->issued.leaf.not_after;
         out.due.reset();
@@ -178,19 +184,15 @@ Outcome handle(const Settings& base, const config::Certificate& c, unsigned hook
     // Fleet mode: this node's copy of what the database holds (renewed here or by another
     // node); a new one owes this node's deploy hook (owed before it is written).
     std::string copied_key;  // the key URI of a certificate another node stored
-    if (!cs.fleet_live.empty()) {
-        auto now = state.certificate(c.name);
-        if (!now) return failed(now.error());
-        if (*now && !copy_current(live, **now)) {
-            if (!c.deploy_hook.empty())
-                if (auto w = state.set_deploy_pending(c.name, true); !w) return failed(w.error());
-            if (auto w = write_copy(live, **now); !w) return failed(w.error());
-            if (!fresh) {
-                out.entry["action"] = "installed";
-                out.text += c.name + ": installed the certificate another node stored\n";
-                copied_key = (*now)->key_uri;
-                fresh = true;
-            }
+    if (!cs.fleet_live.empty() && latest && !copy_current(live, *latest)) {
+        if (!c.deploy_hook.empty())
+            if (auto w = state.set_deploy_pending(c.name, true); !w) return failed(w.error());
+        if (auto w = write_copy(live, *latest); !w) return failed(w.error());
+        if (!fresh) {
+            out.entry["action"] = "installed";
+            out.text += c.name + ": installed the certificate another node stored\n";
+            copied_key = latest->key_uri;
+            fresh = true;
         }
     }
     const bool hook_pending = state.deploy_pending(c.name);
@@ -291,7 +293,7 @@ std::chrono::seconds next_wait(Clock::time_point next, Clock::time_point now, st
 Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff,
               std::unique_ptr<FleetResponders>* fleet) {
     Pass pass;
-    Settings base = runner.settings(cfg);
+    const Settings base = runner.settings(cfg);
     auto note_failure = [&](const std::string& name, const Error& e) {
         pass.failures.add(e, name);
         if (backoff) pass.next = std::min(pass.next, backoff->failed(name, e.retry_at));
