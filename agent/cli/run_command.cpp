@@ -58,6 +58,7 @@ lifecycle::Runner runner(const Global& cmd, keystore::Registry& reg, metrics::Ag
             return lifecycle::Connection{std::move(*state), std::move(*client),
                                          std::move(*account)};
         }};
+    r.storage = [&cmd](const config::Config& c) { return merged(cmd, c).global.storage; };
     // Each attempt is recorded for `acme-agent certificates` (failing to record it is only
     // worth a warning: the renewal itself is what matters).
     r.observe = [&cmd, am](const config::Config& c, const lifecycle::CertificateEvent& e) {

@@ -6,6 +6,7 @@
 #include "lifecycle/due.h"
 #include "lifecycle/keys.h"
 #include "lifecycle/solvers.h"
+#include "store/pg.h"
 #include "x509/cert.h"
 
 #include <algorithm>
@@ -312,18 +313,19 @@ Pass run_pass(const Runner& runner, const config::Config& cfg, Backoff* backoff,
         }
         return pass;
     };
-    auto conn = runner.connect(cfg);
-    if (!conn) return all_failed(conn.error());
-    // Fleet mode: the daemon's own responders answer every node's challenges.
+    // Fleet mode: the daemon's own responders answer every node's challenges, up before the
+    // first order (other nodes' validations may come at once) and whatever happens to this
+    // node's CA connection, account or keys (the load balancer still sends it validations).
+    // A port that cannot be bound is reported with its certificate, below.
     FleetResponders* responders = nullptr;
-    if (auto* pg = dynamic_cast<store::PgStorage*>(conn->state.get()); pg && fleet) {
-        if (!*fleet || (*fleet)->url() != pg->url())
-            *fleet = std::make_unique<FleetResponders>(pg->url());
+    if (const std::string url = runner.storage ? runner.storage(cfg) : std::string();
+        fleet && store::pg::is_url(url)) {
+        if (!*fleet || (*fleet)->url() != url) *fleet = std::make_unique<FleetResponders>(url);
         responders = fleet->get();
-        // Every port up before the first order: other nodes' validations may come at once.
-        // (A port that cannot be bound is reported with its certificate, below.)
         for (const auto& c : cfg.certificates) (void)responders->serve(for_certificate(base, c));
     }
+    auto conn = runner.connect(cfg);
+    if (!conn) return all_failed(conn.error());
 
     for (const auto& c : cfg.certificates) {
         if (backoff && stop_requested()) break;

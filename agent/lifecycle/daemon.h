@@ -84,6 +84,10 @@ struct Runner {
     // Optional: each configured certificate of `cfg` after each pass has looked at it.
     // NOLINTNEXTLINE(readability-redundant-member-init)
     std::function<void(const config::Config& cfg, const CertificateEvent&)> observe = {};
+    // Optional: the storage URL a config names ("" for the state dir); on PostgreSQL the
+    // daemon keeps fleet responders (lifecycle/fleet.h).
+    // NOLINTNEXTLINE(readability-redundant-member-init)
+    std::function<std::string(const config::Config&)> storage = {};
 };
 
 // What one pass over the configured certificates did.
