@@ -5,7 +5,7 @@
 # one is turned away before it orders or binds a port; bad storage settings fail with their
 # exit codes and never echo a password.
 source "$(dirname "$0")/lib.sh"
-export PEBBLE_VA_NOSLEEP=1
+export PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 # no stray badNonce: exact request counts
 setup_hsm
 setup_pebble
 setup_account
