@@ -533,17 +533,8 @@ Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg
         return out;
     }
     // --all: every certificate, --jobs at a time; one that fails does not stop the others.
-    std::vector<Result<Renewal>> results(names.size(), std::unexpected(Error{}));
-    SharedSolvers shared;
-    lifecycle::run_parallel(
-        names.size(), a.jobs,
-        [&](std::size_t i) {
-            results[i] = lifecycle::renew_one(settings(g, a), reg, **state, **client, *account,
-                                              names[i], &shared);
-        },
-        [&](std::size_t i, const char* what) {
-            results[i] = fail(Errc::internal, "renew", std::string("internal error: ") + what);
-        });
+    const auto results =
+        lifecycle::renew_each(settings(g, a), reg, **state, **client, *account, names, a.jobs);
     std::size_t renewed = 0;
     Failures failures;
     for (std::size_t i = 0; i < names.size(); ++i) {

@@ -5,6 +5,7 @@
 #include "lifecycle/due.h"
 #include "lifecycle/fleet.h"
 #include "lifecycle/keys.h"
+#include "lifecycle/parallel.h"
 #include "store/failpoint.h"
 
 #include <algorithm>
@@ -258,11 +259,12 @@ Result<keystore::KeyPtr> fresh_key(const Settings& s, keystore::Registry& reg,
 
 }  // namespace
 
-Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Storage& state,
-                          acme::Client& client, const Account& account, const std::string& name,
-                          SharedSolvers* shared) {
-    auto stored = state.certificate(name);
-    if (!stored) return std::unexpected(stored.error());
+namespace {
+// renew_one with the record `stored` as just read.
+Result<Renewal> renew_stored(const Settings& s, keystore::Registry& reg, store::Storage& state,
+                             acme::Client& client, const Account& account, const std::string& name,
+                             const std::optional<store::Certificate>* stored,
+                             SharedSolvers* shared) {
     if (!*stored)
         return fail(Errc::not_found, "renew",
                     "no certificate named '" + name + "' in " + state.location());
@@ -309,6 +311,42 @@ Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Sto
     if (!r) return std::unexpected(r.error());
     return Renewal{
         name, std::move(*r), {}, (*key)->uri().to_string(), s.new_key ? old_uri->to_string() : ""};
+}
+}  // namespace
+
+Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Storage& state,
+                          acme::Client& client, const Account& account, const std::string& name,
+                          SharedSolvers* shared) {
+    auto stored = state.certificate(name);
+    if (!stored) return std::unexpected(stored.error());
+    return renew_stored(s, reg, state, client, account, name, &*stored, shared);
+}
+
+std::vector<Result<Renewal>> renew_each(const Settings& s, keystore::Registry& reg,
+                                        store::Storage& state, acme::Client& client,
+                                        const Account& account,
+                                        const std::vector<std::string>& names, unsigned jobs) {
+    constexpr std::size_t kBatch = 500;  // records in memory at a time
+    std::vector<Result<Renewal>> results(names.size(), std::unexpected(base::Error{}));
+    SharedSolvers shared;
+    for (std::size_t first = 0; first < names.size(); first += kBatch) {
+        const std::vector<std::string> batch(
+            names.begin() + static_cast<long>(first),
+            names.begin() + static_cast<long>(std::min(first + kBatch, names.size())));
+        auto stored = state.certificates(batch);
+        run_parallel(
+            batch.size(), jobs,
+            [&](std::size_t i) {
+                results[first + i] = stored ? renew_stored(s, reg, state, client, account, batch[i],
+                                                           &(*stored)[i], &shared)
+                                            : Result<Renewal>(std::unexpected(stored.error()));
+            },
+            [&](std::size_t i, const char* what) {
+                results[first + i] =
+                    fail(Errc::internal, "renew", std::string("internal error: ") + what);
+            });
+    }
+    return results;
 }
 
 }  // namespace lifecycle

@@ -66,5 +66,11 @@ struct Renewal {
 Result<Renewal> renew_one(const Settings& s, keystore::Registry& reg, store::Storage& state,
                           acme::Client& client, const Account& account, const std::string& name,
                           SharedSolvers* shared = nullptr);
+// renew_one for each of `names`, `jobs` at a time, sharing responders; one that fails does
+// not stop the others. The records are read in batches (one round trip each on a database).
+std::vector<Result<Renewal>> renew_each(const Settings& s, keystore::Registry& reg,
+                                        store::Storage& state, acme::Client& client,
+                                        const Account& account,
+                                        const std::vector<std::string>& names, unsigned jobs);
 
 }  // namespace lifecycle

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <map>
 #include <thread>
 
 namespace store {
@@ -124,6 +125,41 @@ Result<std::optional<Certificate>> PgStorage::certificate(const std::string& nam
     if (!r) return std::unexpected(r.error());
     if (r->empty()) return std::nullopt;
     return Certificate{r->text(0, 0), r->text(0, 1), r->text(0, 2), r->text(0, 3)};
+}
+
+Result<std::vector<std::optional<Certificate>>> PgStorage::certificates(
+    const std::vector<std::string>& names) const {
+    // One query for all: a text[] literal of the stored names ('"' and '\\' escaped).
+    std::string array = "{";
+    std::vector<std::string> stored;
+    stored.reserve(names.size());
+    for (const auto& name : names) {
+        if (auto ok = check_name(name); !ok) return std::unexpected(ok.error());
+        stored.push_back(safe_name(name));
+        array += array.size() > 1 ? ",\"" : "\"";
+        for (const char c : stored.back()) {
+            if (c == '"' || c == '\\') array += '\\';
+            array += c;
+        }
+        array += '"';
+    }
+    array += '}';
+    auto r = exec(
+        "SELECT name, cert_pem, chain_pem, key_uri, renewal FROM certificates "
+        "WHERE name = ANY($1::text[])",
+        {array});
+    if (!r) return std::unexpected(r.error());
+    std::map<std::string, Certificate, std::less<>> found;
+    for (int i = 0; i < r->size(); ++i)
+        found.emplace(r->text(i, 0),
+                      Certificate{r->text(i, 1), r->text(i, 2), r->text(i, 3), r->text(i, 4)});
+    std::vector<std::optional<Certificate>> out;
+    out.reserve(names.size());
+    for (const auto& name : stored) {
+        auto it = found.find(name);
+        out.push_back(it == found.end() ? std::nullopt : std::optional<Certificate>(it->second));
+    }
+    return out;
 }
 
 Result<std::vector<std::string>> PgStorage::column(const std::string& sql) const {

@@ -43,6 +43,8 @@ class PgStorage final : public Storage {
 
     Result<void> save_certificate(const std::string& name, const Certificate& cert) override;
     Result<std::optional<Certificate>> certificate(const std::string& name) const override;
+    Result<std::vector<std::optional<Certificate>>> certificates(
+        const std::vector<std::string>& names) const override;
     Result<std::vector<std::string>> certificate_names() const override;
     // How many times `name` has been stored (0: never): the fleet's nodes compare it with
     // what they deployed.

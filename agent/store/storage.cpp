@@ -22,6 +22,18 @@ std::string hostname() {
 }
 }  // namespace
 
+Result<std::vector<std::optional<Certificate>>> Storage::certificates(
+    const std::vector<std::string>& names) const {
+    std::vector<std::optional<Certificate>> out;
+    out.reserve(names.size());
+    for (const auto& name : names) {
+        auto c = certificate(name);
+        if (!c) return std::unexpected(c.error());
+        out.push_back(std::move(*c));
+    }
+    return out;
+}
+
 std::string default_owner() {
     return node_name() + ":" + std::to_string(::getpid());
 }

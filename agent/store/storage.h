@@ -113,6 +113,10 @@ class Storage {
     // record or the new one, never parts of both. An empty `renewal` keeps the stored one.
     virtual Result<void> save_certificate(const std::string& name, const Certificate& cert) = 0;
     virtual Result<std::optional<Certificate>> certificate(const std::string& name) const = 0;
+    // What certificate() returns for each of `names`, in that order, in one round trip
+    // where the storage allows it (renew --all reads thousands); the default asks for each.
+    virtual Result<std::vector<std::optional<Certificate>>> certificates(
+        const std::vector<std::string>& names) const;
     // Sorted; the names as stored (the state dir: directory names, see safe_name).
     virtual Result<std::vector<std::string>> certificate_names() const = 0;
 

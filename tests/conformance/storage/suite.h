@@ -173,6 +173,25 @@ TYPED_TEST_P(StorageConformance, CertificatesRoundTrip) {
     names = s.certificate_names();
     ASSERT_TRUE(names.has_value());
     EXPECT_EQ(names->size(), 3U);
+    // Read together (renew --all): what certificate() gives for each, in the order asked,
+    // absent ones too, under the names as listed or as given.
+    auto all = s.certificates({"www.example.com", "missing.example.com", (*names)[0],
+                               "*.example.net", "www.example.com"});
+    ASSERT_TRUE(all) << all.error().describe();
+    ASSERT_EQ(all->size(), 5U);
+    ASSERT_TRUE((*all)[0] && (*all)[2] && (*all)[3] && (*all)[4]);
+    EXPECT_FALSE((*all)[1]);
+    EXPECT_EQ((*all)[0]->cert_pem, two.cert_pem);
+    EXPECT_EQ((*all)[0]->key_uri, two.key_uri);
+    EXPECT_EQ((*all)[0]->renewal, one.renewal);
+    EXPECT_EQ((*all)[2]->cert_pem, s.certificate((*names)[0])->value().cert_pem);
+    EXPECT_EQ(tag_of(*(*all)[3]), "wild#1");
+    EXPECT_EQ((*all)[4]->chain_pem, two.chain_pem);
+    auto bad = s.certificates({"www.example.com", "../x"});
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, base::Errc::usage);
+    auto empty = s.certificates({});
+    ASSERT_TRUE(empty && empty->empty());
 }
 
 TYPED_TEST_P(StorageConformance, OrdersAndDeployPendingRoundTrip) {
