@@ -83,38 +83,41 @@ CK_RV list_slots(CK_FUNCTION_LIST* fn, std::vector<CK_SLOT_ID>& out) {
 }
 }  // namespace
 
+void Reconnecting::pause() {
+    std::this_thread::sleep_for(pause_);
+    pause_ = std::min(pause_ * 2, std::chrono::milliseconds(1000));
+}
+
+std::string Reconnecting::gave_up() const {
+    return "it did not come back within " + std::to_string(wait_.count()) +
+           " s (ACME_AGENT_TOKEN_WAIT sets how long to wait)";
+}
+
 Result<std::vector<CK_SLOT_ID>> Module::token_slots(std::chrono::seconds wait) {
-    const auto deadline = std::chrono::steady_clock::now() + wait;
-    auto pause = std::chrono::milliseconds(20);
+    Reconnecting again(wait);
     bool warned = false;
-    bool tried_at_once = false;  // one re-initialization was tried without a pause
+    bool tried_at_once = false;  // one re-initialization is tried without a pause
     for (;;) {
         const std::uint64_t seen = generation();
         std::vector<CK_SLOT_ID> slots;
         const CK_RV rv = list_slots(fn_, slots);
         if (rv == CKR_OK) return slots;
         if (!connection_lost(rv)) return std::unexpected(check_rv("C_GetSlotList", rv).error());
-        if (std::chrono::steady_clock::now() >= deadline)
+        if (again.over())
             return base::fail(Errc::token_absent, "C_GetSlotList",
                               "module " + path_ + " lost its connection (" + rv_name(rv) +
-                                  ") and it did not come back within " +
-                                  std::to_string(wait.count()) +
-                                  " s (ACME_AGENT_TOKEN_WAIT sets how long to wait)",
+                                  ") and " + again.gave_up(),
                               rv);
         if (!warned) {
             base::log::warning("module " + path_ + " lost its connection (" + rv_name(rv) +
                                "); reconnecting");
             warned = true;
         }
-        // The first re-initialization is tried at once; after that, paused: the module has
-        // no event to wait on.
-        const bool reinitialized = reinitialize(seen).has_value();
-        if (reinitialized && !tried_at_once) {
+        if (reinitialize(seen).has_value() && !tried_at_once) {
             tried_at_once = true;
             continue;
         }
-        std::this_thread::sleep_for(pause);
-        pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+        again.pause();
     }
 }
 

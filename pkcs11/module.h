@@ -53,6 +53,23 @@ class Module {
     std::string path_;
 };
 
+// Waiting for a module to come back (a network HSM restarting): a module has no event to
+// wait on, so it is polled, 20 ms doubling to 1 s, until `wait` has passed.
+class Reconnecting {
+  public:
+    explicit Reconnecting(std::chrono::seconds wait)
+        : wait_(wait), deadline_(std::chrono::steady_clock::now() + wait) {}
+    [[nodiscard]] bool over() const { return std::chrono::steady_clock::now() >= deadline_; }
+    void pause();  // before the next try
+    // Said when it is: "it did not come back within N s (ACME_AGENT_TOKEN_WAIT ...)".
+    [[nodiscard]] std::string gave_up() const;
+
+  private:
+    std::chrono::seconds wait_;
+    std::chrono::steady_clock::time_point deadline_;
+    std::chrono::milliseconds pause_{20};
+};
+
 // The module used when a URI names none: env ACME_AGENT_PKCS11_MODULE, else p11-kit's
 // proxy (every token the system has configured).
 std::string default_module_path();

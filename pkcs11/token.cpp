@@ -118,8 +118,7 @@ Result<void> Token::recover(const KeyUri& uri, std::uint64_t seen, const base::E
     }
     base::log::warning("token '" + label() + "' (serial " + serial() +
                        ") lost its sessions; reconnecting");
-    const auto deadline = std::chrono::steady_clock::now() + token_wait();
-    auto pause = std::chrono::milliseconds(20);
+    Reconnecting again(token_wait());
     for (;;) {
         auto back = module_->reinitialize(module_seen_);
         if (back) {
@@ -131,15 +130,13 @@ Result<void> Token::recover(const KeyUri& uri, std::uint64_t seen, const base::E
             base::log::info("token '" + label() + "' is back; logging in again");
             return login(uri);
         }
-        if (std::chrono::steady_clock::now() >= deadline) {
+        if (again.over()) {
             base::Error e = cause;
             e.code = Errc::token_absent;
-            e.message += "; it did not come back within " + std::to_string(token_wait().count()) +
-                         " s (ACME_AGENT_TOKEN_WAIT sets how long to wait)";
+            e.message += "; " + again.gave_up();
             return std::unexpected(std::move(e));
         }
-        std::this_thread::sleep_for(pause);  // polling the module: it has no event to wait on
-        pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+        again.pause();
     }
 }
 
