@@ -154,7 +154,7 @@ all_deployed() {
   done
 }
 pebble_orders() { grep -c 'Added order' "$PEBBLE_DIR/pebble.log" || true; }
-KEYS=$("$ACME_AGENT" key list --key "$(net "$TOKEN")" | wc -l)
+KEYS=$("$ACME_AGENT" key list --key "$TOKEN" | wc -l)
 
 # Node a first, alone: it takes the lease of the first certificate, records its order and
 # is held there (its lease keeper and responders still running).
@@ -198,8 +198,8 @@ if wait_for $((2 * TTL + 8)) '$HELD not finished by b or c within $((2 * TTL + 8
   took=$((($(date +%s%N) - KILLED) / 1000000))
   expect "neither b nor c resumed $ORDER" grep -qF "[$HELD] order: resuming $ORDER (pending)" "$WORK/node-b.err" "$WORK/node-c.err" &&
     expect "Pebble: $(pebble_orders) orders after the takeover" [ "$(pebble_orders)" -eq "${#NAMES[@]}" ] &&
-    expect "keys on the token: $KEYS before, $("$ACME_AGENT" key list --key "$(net "$TOKEN")" | wc -l) now" \
-      [ "$("$ACME_AGENT" key list --key "$(net "$TOKEN")" | wc -l)" -eq "$KEYS" ] &&
+    expect "keys on the token: $KEYS before, $("$ACME_AGENT" key list --key "$TOKEN" | wc -l) now" \
+      [ "$("$ACME_AGENT" key list --key "$TOKEN" | wc -l)" -eq "$KEYS" ] &&
     pass "kill -9 of node a mid-order: $(grep -lF "order: resuming $ORDER" "$WORK/node-b.err" "$WORK/node-c.err" | sed 's/.*node-\(.\).err/node \1/') finished the same order ${took} ms later (TTL ${TTL} s), no order or key made"
 fi
 # Node a back, without the failpoint: it catches up on all 20.
