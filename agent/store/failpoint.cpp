@@ -3,17 +3,28 @@
 #include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
+#include <string>
+#include <string_view>
 
 namespace store {
 
 void failpoint(const char* name) {
     // Read on every call, so that a test's forked child can arm one.
     const char* armed = std::getenv("ACME_AGENT_FAILPOINT");
-    if (!armed || std::strcmp(armed, name) != 0) return;
-    const char msg[] = "acme-agent: failpoint reached, stopping\n";
-    (void)!::write(2, msg, sizeof msg - 1);
-    ::_exit(86);
+    if (!armed) return;
+    std::string_view point = armed;
+    const bool hang = point.ends_with(":hang");
+    if (hang) point.remove_suffix(5);
+    if (point != name) return;
+    if (!hang) {
+        const char msg[] = "acme-agent: failpoint reached, stopping\n";
+        (void)!::write(2, msg, sizeof msg - 1);
+        ::_exit(86);
+    }
+    const std::string msg =
+        "acme-agent: failpoint " + std::string(point) + " reached, holding until killed\n";
+    (void)!::write(2, msg.data(), msg.size());
+    for (;;) ::pause();  // returns after a handled signal: hold on
 }
 
 }  // namespace store

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Fleet mode with real parts (docs/fleet.md): three `run` daemons share one PostgreSQL 15
-# and one SoftHSM token behind p11-kit server (the network HSM's stand-in); a real HAProxy round-robins Pebble's http-01 port, and its
-# tls-alpn-01 port, over the three nodes' responders, so each validation (Pebble checks
-# every challenge three times) lands on the nodes in turn, not only on the one that ordered. Counted in Pebble's log: every
-# certificate ordered exactly once; every node installs every certificate under its own
-# state dir and runs its deploy hook once for it; after PostgreSQL restarts under them, a
-# renewal made by a fourth agent reaches all three nodes (LISTEN/NOTIFY), each deploying it
-# once; a node cut off from the database acts on nothing and catches up when the link
-# returns.
+# and one SoftHSM token behind p11-kit server (the network HSM's stand-in); a real HAProxy
+# round-robins Pebble's http-01 port, and its tls-alpn-01 port, over the three nodes'
+# responders, so each validation (Pebble checks every challenge three times) lands on the
+# nodes in turn, not only on the one that ordered. Counted in Pebble's log: 20 certificates,
+# each ordered exactly once. Node a stops in the middle of its first order (a failpoint
+# that holds it there, its lease kept alive) while b and c issue the other 19; then it is
+# killed with kill -9, and b or c resumes that same order once the lease has expired and
+# finishes it (no second order, no key made); node a, restarted, catches up. Every node
+# installs every certificate under its own state dir and runs its deploy hook once for it;
+# after PostgreSQL restarts under them, a renewal made by a fourth agent reaches all three
+# nodes (LISTEN/NOTIFY), each deploying it once; a node cut off from the database acts on
+# nothing and catches up when the link returns.
 source "$(dirname "$0")/lib.sh"
 export PEBBLE_VA_NOSLEEP=1
 command -v haproxy >/dev/null || { fail "haproxy missing (scripts/install-deps.sh installs it)"; finish; }
@@ -20,8 +24,9 @@ ACCT=$("$ACME_AGENT" key generate --key "$(hsm_key acct)" --type ec-p256)
 CERT_KEY=$("$ACME_AGENT" key generate --key "$(hsm_key site)" --type ec-p256)
 # The nodes share the token through p11-kit server, as they would a network HSM.
 start_p11_server || finish
-N=8 # http-01 certificates f1..fN
-T=2 # tls-alpn-01 certificates t1..tT
+N=16 # http-01 certificates f1..fN
+T=4  # tls-alpn-01 certificates t1..tT
+TTL=5 # every node's lease (ACME_AGENT_LEASE_TTL, its minimum): a dead holder's is free sooner
 NODES=(a b c)
 
 # Each node: its own responder port behind HAProxy, its own state dir (local copies), a
@@ -53,33 +58,36 @@ HOOK
   } >"$WORK/node-$n.toml"
 done
 
+# Health checks take a killed node out of the rotation (DOWN after two failed checks,
+# 200 ms). HAProxy 2.6 starts a checked server UP, but its first failed check takes it DOWN
+# at once (seen on Debian 12's 2.6.12): the nodes are not listening yet then, so the test
+# waits for that DOWN and starts a node only then; each is UP again one check after it
+# listens, and no validation is sent to a node that is not listening.
 cat >"$WORK/haproxy.cfg" <<CFG
 global
   maxconn 256
-# No health checks: at the fleet's first start every node would be DOWN for the checks'
-# first rounds, while the nodes already order (each node's responders are up before its
-# first order).
 defaults
   mode tcp
   timeout connect 2s
   timeout client 10s
   timeout server 10s
+  default-server inter 100ms fall 2 rise 1
 frontend http01
   bind 127.0.0.1:$PEBBLE_HTTP_PORT
   default_backend nodes
 backend nodes
   balance roundrobin
-  server a 127.0.0.1:${NODE_PORT[a]}
-  server b 127.0.0.1:${NODE_PORT[b]}
-  server c 127.0.0.1:${NODE_PORT[c]}
+  server a 127.0.0.1:${NODE_PORT[a]} check
+  server b 127.0.0.1:${NODE_PORT[b]} check
+  server c 127.0.0.1:${NODE_PORT[c]} check
 frontend tlsalpn01
   bind 127.0.0.1:$PEBBLE_TLS_PORT
   default_backend tls_nodes
 backend tls_nodes
   balance roundrobin
-  server a 127.0.0.1:${NODE_TLS[a]}
-  server b 127.0.0.1:${NODE_TLS[b]}
-  server c 127.0.0.1:${NODE_TLS[c]}
+  server a 127.0.0.1:${NODE_TLS[a]} check
+  server b 127.0.0.1:${NODE_TLS[b]} check
+  server c 127.0.0.1:${NODE_TLS[c]} check
 CFG
 haproxy -c -f "$WORK/haproxy.cfg" >"$WORK/haproxy.check" 2>&1 ||
   { fail "haproxy -c: $(cat "$WORK/haproxy.check")"; finish; }
@@ -88,10 +96,14 @@ HAPROXY_PID=$!
 wait_port "$PEBBLE_HTTP_PORT" || { fail "haproxy did not listen: $(cat "$WORK/haproxy.out")"; finish; }
 
 declare -A DAEMON
+# start_node NODE [VAR=VALUE...]: NODE's daemon, with these in its environment too.
 start_node() {
-  ACME_AGENT_NODE=node-$1 "$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" \
-    run --config "$WORK/node-$1.toml" >"$WORK/node-$1.out" 2>"$WORK/node-$1.err" </dev/null &
-  DAEMON[$1]=$!
+  local n=$1
+  shift
+  env ACME_AGENT_NODE="node-$n" ACME_AGENT_LEASE_TTL=$TTL "$@" "$ACME_AGENT" --server "$PEBBLE_URL" \
+    --ca-file "$PEBBLE_CA_FILE" run --config "$WORK/node-$n.toml" \
+    >"$WORK/node-$n.out" 2>"$WORK/node-$n.err" </dev/null &
+  DAEMON[$n]=$!
 }
 stop_nodes() {
   local n rc
@@ -102,10 +114,13 @@ stop_nodes() {
     expect "node $n exit $rc after SIGTERM: $(tail -c 400 "$WORK/node-$n.err")" [ "$rc" -eq 0 ]
   done
 }
-trap 'stop_nodes >/dev/null 2>&1; kill "$HAPROXY_PID" ${RELAY_PID:-} 2>/dev/null; cleanup' EXIT
+# A node held at a failpoint ignores SIGTERM (the daemon blocks it): it is killed.
+trap '[ -z "${HELD_PID:-}" ] || kill -KILL "$HELD_PID" 2>/dev/null
+  stop_nodes >/dev/null 2>&1; kill "$HAPROXY_PID" ${RELAY_PID:-} 2>/dev/null; cleanup' EXIT
 # deployed NODE NAME: how many times NODE's hook ran for NAME.
 deployed() { grep -c "^$1 $2 " "$WORK/deployed" 2>/dev/null || true; }
-# wait_for SECONDS WHAT CMD...: polls CMD until it succeeds (at most SECONDS).
+# wait_for SECONDS WHAT CMD...: polls CMD until it succeeds (at most SECONDS). WHAT is
+# expanded when it fails (write it in single quotes), to show the state then.
 wait_for() {
   local secs=$1 what=$2 _
   shift 2
@@ -113,22 +128,88 @@ wait_for() {
     "$@" && return 0
     read -rt 0.05 <> <(:) || true
   done
-  fail "$what"
+  fail "$(eval "printf '%s' \"$what\"")"
   return 1
+}
+# marked STATE NODE...: HAProxy's last word on each NODE, in both backends, is STATE.
+marked() {
+  local state=$1 n b
+  shift
+  for n in "$@"; do
+    for b in nodes tls_nodes; do
+      [ "$(grep -oE "Server $b/$n is (UP|DOWN)" "$WORK/haproxy.out" | tail -1)" = "Server $b/$n is $state" ] || return 1
+    done
+  done
 }
 NAMES=()
 for i in $(seq "$N"); do NAMES+=("f$i.example.com"); done
 for i in $(seq "$T"); do NAMES+=("t$i.example.com"); done
+# all_deployed [NAME]: every node in NODES deployed every certificate (but NAME).
 all_deployed() {
   local n name
   for n in "${NODES[@]}"; do
-    for name in "${NAMES[@]}"; do [ "$(deployed "$n" "$name")" -ge 1 ] || return 1; done
+    for name in "${NAMES[@]}"; do
+      [ "$name" = "${1:-}" ] || [ "$(deployed "$n" "$name")" -ge 1 ] || return 1
+    done
   done
 }
+pebble_orders() { grep -c 'Added order' "$PEBBLE_DIR/pebble.log" || true; }
+KEYS=$("$ACME_AGENT" key list --key "$TOKEN" | wc -l)
 
+# Node a first, alone: it takes the lease of the first certificate, records its order and
+# is held there (its lease keeper and responders still running).
+wait_for 10 'HAProxy did not mark the nodes DOWN before they start: $(cat "$WORK/haproxy.out")' \
+  marked DOWN "${NODES[@]}" || finish
+start_node a ACME_AGENT_FAILPOINT=order-created:hang
+HELD_PID=${DAEMON[a]}
+held() { grep -q "failpoint order-created reached, holding until killed" "$WORK/node-a.err"; }
+wait_for 30 'node a was not held at its first order: $(tail -c 600 "$WORK/node-a.err")' held || finish
+HELD=${NAMES[0]}
+ORDER=$(grep -o "\[$HELD\] order: https://[^ ]*" "$WORK/node-a.err" | cut -d' ' -f3)
+expect "lease of $HELD: $(sql "select holder from leases where name='$HELD' and expires_at > now()")" \
+  [ "$(sql "select holder from leases where name='$HELD' and expires_at > now()")" = "node-a:$HELD_PID" ] &&
+  expect "order of $HELD in PostgreSQL: $(sql "select body from orders where name='$HELD'")" \
+    grep -qF "\"$ORDER\"" <<<"$(sql "select body from orders where name='$HELD'")" &&
+  pass "node a holds the lease of $HELD and recorded its order ($ORDER), then stopped there"
+# b and c, each answering validations once HAProxy has it UP, issue the other 19; to them
+# the held one is busy.
+wait_for 10 'HAProxy did not mark node a UP: $(cat "$WORK/haproxy.out")' marked UP a || finish
+NODES=(b c)
 for n in "${NODES[@]}"; do start_node "$n"; done
-if wait_for 180 "not every node deployed every certificate: $(sort "$WORK/deployed" 2>/dev/null | tr '\n' ';')" all_deployed; then
-  orders=$(grep -c 'Added order' "$PEBBLE_DIR/pebble.log" || true)
+if wait_for 180 'b and c did not deploy every other certificate: $(sort "$WORK/deployed" 2>/dev/null | tr "\n" ";")' all_deployed "$HELD"; then
+  expect "Pebble: $(pebble_orders) orders while node a is held" [ "$(pebble_orders)" -eq "${#NAMES[@]}" ] &&
+    expect "$HELD deployed while node a holds it" [ "$(grep -c " $HELD " "$WORK/deployed")" -eq 0 ] &&
+    expect "neither b nor c found $HELD busy" \
+      grep -qF "another agent is working on $HELD (held by node-a:$HELD_PID" "$WORK/node-b.err" "$WORK/node-c.err" &&
+    pass "b and c issued the other $((${#NAMES[@]} - 1)) certificates, leaving $HELD to node a"
+fi
+
+# kill -9 of the holder: its responders go (HAProxy takes it out), its lease stays until
+# it expires, at most one TTL later (it was last extended at most TTL/3 before). b and c
+# try a busy certificate again one TTL after they found it busy, so one of them takes it
+# over within 2 x TTL and a pass, then resumes the same order: 2 x TTL + 8 s.
+kill -KILL "$HELD_PID"
+KILLED=$(date +%s%N)
+wait "$HELD_PID" 2>/dev/null || true
+HELD_PID=
+wait_for 10 'HAProxy did not mark node a DOWN after kill -9: $(tail -5 "$WORK/haproxy.out")' marked DOWN a
+taken_over() { [ "$(deployed b "$HELD")" -ge 1 ] && [ "$(deployed c "$HELD")" -ge 1 ]; }
+if wait_for $((2 * TTL + 8)) '$HELD not finished by b or c within $((2 * TTL + 8)) s of kill -9: $(grep -h "$HELD" "$WORK/node-b.err" "$WORK/node-c.err" | tail -4)' taken_over; then
+  took=$((($(date +%s%N) - KILLED) / 1000000))
+  expect "neither b nor c resumed $ORDER" grep -qF "[$HELD] order: resuming $ORDER (pending)" "$WORK/node-b.err" "$WORK/node-c.err" &&
+    expect "Pebble: $(pebble_orders) orders after the takeover" [ "$(pebble_orders)" -eq "${#NAMES[@]}" ] &&
+    expect "keys on the token: $KEYS before, $("$ACME_AGENT" key list --key "$TOKEN" | wc -l) now" \
+      [ "$("$ACME_AGENT" key list --key "$TOKEN" | wc -l)" -eq "$KEYS" ] &&
+    pass "kill -9 of node a mid-order: $(grep -lF "order: resuming $ORDER" "$WORK/node-b.err" "$WORK/node-c.err" | sed 's/.*node-\(.\).err/node \1/') finished the same order ${took} ms later (TTL ${TTL} s), no order or key made"
+fi
+# Node a back, without the failpoint: it catches up on all 20.
+mv "$WORK/node-a.err" "$WORK/node-a-held.err"
+start_node a
+NODES=(a b c)
+wait_for 10 'HAProxy did not mark node a UP after its restart: $(tail -5 "$WORK/haproxy.out")' marked UP a
+
+if wait_for 60 'not every node deployed every certificate: $(sort "$WORK/deployed" 2>/dev/null | tr "\n" ";")' all_deployed; then
+  orders=$(pebble_orders)
   issued=$(grep -c 'Issued certificate serial' "$PEBBLE_DIR/pebble.log" || true)
   expect "Pebble: $orders orders, $issued certificates for ${#NAMES[@]} names" \
     [ "$orders" -eq "${#NAMES[@]}" ] && [ "$issued" -eq "${#NAMES[@]}" ] &&
@@ -179,7 +260,7 @@ if run_agent 0 "$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" 
     local n
     for n in "${NODES[@]}"; do grep -q "^$n f1.example.com $NEW\$" "$WORK/deployed" || return 1; done
   }
-  wait_for 30 "the renewal ($NEW) did not reach every node: $(grep f1.example.com "$WORK/deployed" | tr '\n' ';')" renewed_everywhere &&
+  wait_for 30 'the renewal ($NEW) did not reach every node: $(grep f1.example.com "$WORK/deployed" | tr "\n" ";")' renewed_everywhere &&
     expect "serial unchanged" [ "$(echo "$NEW" | tr 'A-F' 'a-f')" != "$OLD" ] &&
     for n in "${NODES[@]}"; do
       expect "node $n: hook for the renewal ran $(grep -c "^$n f1.example.com $NEW\$" "$WORK/deployed") times" \
@@ -209,7 +290,7 @@ sed -e "s|localhost:$ACME_AGENT_PG_PORT/|localhost:$RELAY_PORT/|" -e "s|passfile
 sed 's/^echo "a /echo "d /' "$WORK/hook-a" >"$WORK/hook-d" && chmod 755 "$WORK/hook-d"
 start_node d
 NODES+=(d)
-if wait_for 60 "node d did not deploy every certificate: $(grep '^d ' "$WORK/deployed" | tr '\n' ';')" all_deployed; then
+if wait_for 60 'node d did not deploy every certificate: $(grep "^d " "$WORK/deployed" | tr "\n" ";")' all_deployed; then
   ORDERS=$(grep -c 'Added order' "$PEBBLE_DIR/pebble.log" || true)
   stop_relay
   if run_agent 0 "$ACME_AGENT" --server "$PEBBLE_URL" --ca-file "$PEBBLE_CA_FILE" --storage "$PG" \
@@ -226,7 +307,7 @@ if wait_for 60 "node d did not deploy every certificate: $(grep '^d ' "$WORK/dep
       pass "node d cut off from PostgreSQL: it acts on nothing while a, b and c deploy the renewal"
     start_relay
     on_d() { grep -q "^d f2.example.com $F2\$" "$WORK/deployed"; }
-    wait_for 30 "node d did not catch up after the link returned: $(tail -c 400 "$WORK/node-d.err")" on_d &&
+    wait_for 30 'node d did not catch up after the link returned: $(tail -c 400 "$WORK/node-d.err")' on_d &&
       expect "node d deployed f2 $(grep -c "^d f2.example.com $F2\$" "$WORK/deployed") times" \
         [ "$(grep -c "^d f2.example.com $F2\$" "$WORK/deployed")" -eq 1 ] &&
       expect "node d's copy is not the renewed one" \
