@@ -422,8 +422,14 @@ Result<Issued> issue(Client& client, const keystore::Key& account_key, const std
     Certifier steps(client, account_key, kid, progress);
     auto placed = steps.place_order(request);
     if (!placed) return std::unexpected(placed.error());
+    const auto ours = [&request]() -> Result<void> {
+        return request.still_ours ? request.still_ours() : Result<void>{};
+    };
+    if (auto r = ours(); !r) return std::unexpected(r.error());
     if (auto solved = steps.solve_authorizations(*placed, request.names, *request.solver); !solved)
         return std::unexpected(solved.error());
+    store::failpoint("authorizations-valid");
+    if (auto r = ours(); !r) return std::unexpected(r.error());
     if (auto valid = steps.finalize(*placed, *request.cert_key, request.names); !valid)
         return std::unexpected(valid.error());
     return steps.download(*placed, *request.cert_key, request.preferred_chain);

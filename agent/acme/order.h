@@ -25,6 +25,10 @@ struct OrderRequest {
     // Called with the order URL once the CA has created (or resumed) it, before any
     // challenge is answered: the caller records it (SECURITY.md rule 15).
     std::function<Result<void>(const std::string&)> on_order;
+    // Asked before each step that acts on the order at the CA (answering its challenges,
+    // finalizing it): an error stops the order there (a lease lost while the agent was cut
+    // off or paused: another agent may be finishing this order now).
+    std::function<Result<void>()> still_ours;
 };
 
 struct Issued {

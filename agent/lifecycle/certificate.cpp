@@ -117,8 +117,9 @@ Result<IssueResult> obtain(const Settings& s, store::Storage& state, acme::Clien
         return state.save_order(
             name, json{{"order", url}, {"key", key_uri}, {"domains", domains}}.dump(2));
     };
-    acme::OrderRequest req{domains,  cert_key.get(),    solver, s.profile,
-                           replaces, s.preferred_chain, resume, record};
+    acme::OrderRequest req{domains,   cert_key.get(), solver,
+                           s.profile, replaces,       s.preferred_chain,
+                           resume,    record,         [held] { return held->check(); }};
     // Orders running side by side (--jobs) tag their progress lines with the name.
     const std::string tag = s.tag_progress ? name + ": " : "";
     auto issued = acme::issue(client, *account.key, account.url, req,
@@ -126,8 +127,8 @@ Result<IssueResult> obtain(const Settings& s, store::Storage& state, acme::Clien
     if (!issued) {
         // A refused or broken order is over: forget it, leaving the state as it was. After a
         // network fault, or when the CA asked to wait, the record stays, so that the next run
-        // resumes the order.
-        if (issued.error().code != Errc::network && !issued.error().retry_at)
+        // resumes the order. Without the lease the record is another agent's to keep.
+        if (issued.error().code != Errc::network && !issued.error().retry_at && held->check())
             (void)state.remove_order(name);
         return std::unexpected(issued.error());
     }

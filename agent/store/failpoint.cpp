@@ -1,6 +1,7 @@
 #include "store/failpoint.h"
 
 #include <unistd.h>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -14,8 +15,16 @@ void failpoint(const char* name) {
     if (!armed) return;
     std::string_view point = armed;
     const bool hang = point.ends_with(":hang");
-    if (hang) point.remove_suffix(5);
+    const bool stop = point.ends_with(":stop");
+    if (hang || stop) point.remove_suffix(5);
     if (point != name) return;
+    if (stop) {  // the whole process, as a paused VM; it goes on when continued (SIGCONT)
+        const std::string msg =
+            "acme-agent: failpoint " + std::string(point) + " reached, stopping the process\n";
+        (void)!::write(2, msg.data(), msg.size());
+        ::raise(SIGSTOP);
+        return;
+    }
     if (!hang) {
         const char msg[] = "acme-agent: failpoint reached, stopping\n";
         (void)!::write(2, msg, sizeof msg - 1);

@@ -119,18 +119,6 @@ trap '[ -z "${HELD_PID:-}" ] || kill -KILL "$HELD_PID" 2>/dev/null
   stop_nodes >/dev/null 2>&1; kill "$HAPROXY_PID" ${RELAY_PID:-} 2>/dev/null; cleanup' EXIT
 # deployed NODE NAME: how many times NODE's hook ran for NAME.
 deployed() { grep -c "^$1 $2 " "$WORK/deployed" 2>/dev/null || true; }
-# wait_for SECONDS WHAT CMD...: polls CMD until it succeeds (at most SECONDS). WHAT is
-# expanded when it fails (write it in single quotes), to show the state then.
-wait_for() {
-  local secs=$1 what=$2 _
-  shift 2
-  for _ in $(seq $((secs * 20))); do
-    "$@" && return 0
-    read -rt 0.05 <> <(:) || true
-  done
-  fail "$(eval "printf '%s' \"$what\"")"
-  return 1
-}
 # marked STATE NODE...: HAProxy's last word on each NODE, in both backends, is STATE.
 marked() {
   local state=$1 n b

@@ -126,6 +126,41 @@ if run_agent 0 "${DB[@]}" issue --key "$CK" -d "$CRASH" --http-port "$HTTP"; the
     expect "order record left" [ "$(sql "select count(*) from orders where name='$CRASH'")" -eq 0 ] &&
     pass "after the lease expired another node resumed the same order: one order, no new key"
 fi
+
+# A holder paused mid-order (the whole process stopped once its authorizations are valid, as
+# a paused VM or a long GC pause) loses its lease; another node (on its own port: the
+# paused one still holds $HTTP) resumes the same order and finishes it. Continued, the
+# paused one stops at the next step: it neither finalizes nor stores nor removes the order
+# record, which is the other node's to keep.
+PAUSED=paused.example.com
+PK=$("$ACME_AGENT" key generate --key "$(hsm_key paused)" --type ec-p256)
+ORDERS_BEFORE=$(grep -c 'Added order' "$PEBBLE_DIR/pebble.log" || true)
+ACME_AGENT_FAILPOINT=authorizations-valid:stop "${DB[@]}" issue --key "$PK" -d "$PAUSED" \
+  --http-port "$HTTP" >"$WORK/p.out" 2>"$WORK/p.err" </dev/null &
+P=$!
+stopped() { [ "$(ps -o stat= -p "$P" | cut -c1)" = T ]; }
+lease_gone() { [ "$(sql "select count(*) from leases where name='$PAUSED' and expires_at > now()")" -eq 0 ]; }
+if wait_for 30 'the holder did not stop at its failpoint: $(tail -c 300 "$WORK/p.err")' stopped &&
+  wait_for 15 'the stopped holder kept its lease' lease_gone &&
+  reserve_port OTHER_HTTP $$ &&
+  run_agent 0 "${DB[@]}" issue --key "$PK" -d "$PAUSED" --http-port "127.0.0.1:$OTHER_HTTP" &&
+  contains "$ERR" "order: resuming"; then
+  SERIAL=$(sql "select cert_pem from certificates where name='$PAUSED'" | pem_serial)
+  kill -CONT "$P"
+  rc=0
+  wait "$P" || rc=$?
+  expect "the continued holder: exit $rc: $(tail -c 400 "$WORK/p.err")" [ "$rc" -eq 15 ] &&
+    contains "$WORK/p.err" "stop acting on this certificate" &&
+    lacks "$WORK/p.err" "finalize:" &&
+    expect "orders at the CA: $ORDERS_BEFORE before, $(grep -c 'Added order' "$PEBBLE_DIR/pebble.log") after" \
+      [ "$(grep -c 'Added order' "$PEBBLE_DIR/pebble.log")" -eq $((ORDERS_BEFORE + 1)) ] &&
+    expect "the certificate changed" [ "$(sql "select cert_pem from certificates where name='$PAUSED'" | pem_serial)" = "$SERIAL" ] &&
+    expect "generation $(sql "select generation from certificates where name='$PAUSED'")" \
+      [ "$(sql "select generation from certificates where name='$PAUSED'")" -eq 1 ] &&
+    pass "a holder paused past its lease stops when continued: one order, finished by the node that took over"
+else
+  kill -KILL "$P" 2>/dev/null || true
+fi
 unset ACME_AGENT_LEASE_TTL
 
 # Bad settings: each with its exit code and the fix; a password is never shown.

@@ -346,3 +346,16 @@ stop_p11_server() {
   rm -f "$P11_SOCK"
 }
 net() { echo "${1/module-path=$ACME_AGENT_PKCS11_MODULE/module-path=$P11_CLIENT}"; }
+
+# wait_for SECONDS WHAT CMD...: polls CMD until it succeeds, at most SECONDS; else fails
+# with WHAT (expanded then, so that it can show the state at the end: single-quote it).
+wait_for() {
+  local secs=$1 what=$2 _
+  shift 2
+  for _ in $(seq $((secs * 20))); do
+    "$@" && return 0
+    read -rt 0.05 <> <(:) || true
+  done
+  fail "$(eval "printf '%s' \"$what\"")"
+  return 1
+}
