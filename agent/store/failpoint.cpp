@@ -22,7 +22,7 @@ void failpoint(const char* name) {
         const std::string msg =
             "acme-agent: failpoint " + std::string(point) + " reached, stopping the process\n";
         (void)!::write(2, msg.data(), msg.size());
-        ::raise(SIGSTOP);
+        (void)::raise(SIGSTOP);
         return;
     }
     if (!hang) {
