@@ -29,23 +29,15 @@ using lifecycle::SharedSolvers;
 
 namespace {
 
-// account register
-struct Registered {
-    std::string account, server, key;
-};
-json json_of(const Registered& r) {
+// account register | show | update | deactivate | rollover: lifecycle/account.h does them.
+json json_of(const lifecycle::Registered& r) {
     return {{"account", r.account}, {"server", r.server}, {"key", r.key}};
 }
-std::string text_of(const Registered& r) {
+std::string text_of(const lifecycle::Registered& r) {
     return "account: " + r.account + "\n";
 }
 
-// account show
-struct Shown {
-    std::string account, server, key;
-    acme::AccountInfo info;
-};
-json json_of(const Shown& r) {
+json json_of(const lifecycle::AccountShown& r) {
     json j{{"account", r.account},
            {"server", r.server},
            {"key", r.key},
@@ -55,7 +47,7 @@ json json_of(const Shown& r) {
     if (r.info.contacts_dropped) j["contact_dropped"] = r.info.contacts_dropped;
     return j;
 }
-std::string text_of(const Shown& r) {
+std::string text_of(const lifecycle::AccountShown& r) {
     std::string text =
         "account: " + r.account + "\nstatus:  " + r.info.status + "\nkey:     " + r.key + "\n";
     for (const auto& c : r.info.contacts) text += "contact: " + c + "\n";
@@ -67,112 +59,58 @@ std::string text_of(const Shown& r) {
     return text;
 }
 
-// account update
-struct Updated {
-    std::string account;
-    std::vector<std::string> contact;
-};
-json json_of(const Updated& r) {
+json json_of(const lifecycle::AccountUpdated& r) {
     return {{"account", r.account}, {"contact", r.contact}};
 }
-std::string text_of(const Updated& r) {
+std::string text_of(const lifecycle::AccountUpdated& r) {
     return "account: " + r.account + " updated\n";
 }
 
-// account deactivate
-struct Deactivated {
-    std::string account;
-};
-json json_of(const Deactivated& r) {
+json json_of(const lifecycle::Deactivated& r) {
     return {{"account", r.account}, {"status", "deactivated"}};
 }
-std::string text_of(const Deactivated& r) {
+std::string text_of(const lifecycle::Deactivated& r) {
     return "account: " + r.account + " deactivated; the CA will refuse it from now on\n";
 }
 
-// account rollover
-struct RolledOver {
-    std::string account, key, old_key;
-};
-json json_of(const RolledOver& r) {
+json json_of(const lifecycle::RolledOver& r) {
     return {{"account", r.account}, {"key", r.key}, {"old_key", r.old_key}};
 }
-std::string text_of(const RolledOver& r) {
+std::string text_of(const lifecycle::RolledOver& r) {
     return "account: " + r.account + " now uses " + r.key + "\n";
+}
+
+// A lifecycle result, rendered.
+template <class R>
+Result<Output> rendered(const Result<R>& r) {
+    if (!r) return std::unexpected(r.error());
+    return render(*r, json_of, text_of);
 }
 
 }  // namespace
 
 Result<Output> account_register(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
-    auto uri = parse_uri(a.key, "--key");
-    if (!uri) return std::unexpected(uri.error());
-    auto state = store::open_storage(g.state_dir, g.storage);
-    if (!state) return std::unexpected(state.error());
-    auto key = open_signing_key(g, reg, *uri);
-    if (!key) return std::unexpected(key.error());
-    auto client = connect(g);
-    if (!client) return std::unexpected(client.error());
-    auto eab = eab_from(a, reg);
-    if (!eab) return std::unexpected(eab.error());
-    auto url = acme::register_account(**client, **key, {a.emails, a.agree_tos, std::move(*eab)});
-    if (!url) return std::unexpected(url.error());
-    if (auto r = (*state)->save_account({g.server, *url, (*key)->uri().to_string()}); !r)
-        return std::unexpected(r.error());
-    return render(Registered{*url, g.server, (*key)->uri().to_string()});
+    return rendered(lifecycle::register_account(g, a, a.key, reg));
 }
 
 Result<Output> account_show(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
-    auto session = open_session(g, a, reg, false);
-    if (!session) return std::unexpected(session.error());
-    const AccountCtx& ctx = session->account;
-    auto acct = acme::fetch_account(*session->client, *ctx.key, ctx.url);
-    if (!acct) return std::unexpected(acct.error());
-    return render(Shown{ctx.url, g.server, ctx.key->uri().to_string(), std::move(*acct)});
+    return rendered(lifecycle::show_account(g, a, reg));
 }
 
 Result<Output> account_update(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
-    if (a.emails.empty())
-        return fail(Errc::usage, "--email", "give the new contact addresses with --email");
-    auto session = open_session(g, a, reg, false);
-    if (!session) return std::unexpected(session.error());
-    const AccountCtx& ctx = session->account;
-    if (auto r = acme::update_account(*session->client, *ctx.key, ctx.url, a.emails); !r)
-        return std::unexpected(r.error());
-    return render(Updated{ctx.url, a.emails});
+    return rendered(lifecycle::update_account(g, a, reg));
 }
 
 Result<Output> account_deactivate(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
-    auto session = open_session(g, a, reg, false);
-    if (!session) return std::unexpected(session.error());
-    const AccountCtx& ctx = session->account;
-    if (auto r =
-            confirm(a.yes, "account deactivate",
-                    "Deactivate the account " + ctx.url +
-                        " at the CA? It cannot be undone: the CA will refuse it from then on.");
-        !r)
-        return std::unexpected(r.error());
-    if (auto r = acme::deactivate_account(*session->client, *ctx.key, ctx.url); !r)
-        return std::unexpected(r.error());
-    return render(Deactivated{ctx.url});
+    return rendered(lifecycle::deactivate_account(g, a, reg, [&a](const std::string& url) {
+        return confirm(a.yes, "account deactivate",
+                       "Deactivate the account " + url +
+                           " at the CA? It cannot be undone: the CA will refuse it from then on.");
+    }));
 }
 
 Result<Output> account_rollover(const Global& g, const AccountArgs& a, keystore::Registry& reg) {
-    auto new_uri = parse_uri(a.new_key, "--new-key");
-    if (!new_uri) return std::unexpected(new_uri.error());
-    auto new_key = open_signing_key(g, reg, *new_uri);
-    if (!new_key) return std::unexpected(new_key.error());
-    auto session = open_session(g, a, reg, false);
-    if (!session) return std::unexpected(session.error());
-    const AccountCtx& ctx = session->account;
-    if ((*new_key)->public_key_der() == ctx.key->public_key_der())
-        return fail(Errc::usage, "--new-key", "that is the account's current key");
-    if (auto r = acme::rollover(*session->client, *ctx.key, ctx.url, **new_key); !r)
-        return std::unexpected(r.error());
-    // Only now that the CA has confirmed: record the new key.
-    if (auto r = session->state->save_account({g.server, ctx.url, (*new_key)->uri().to_string()});
-        !r)
-        return std::unexpected(r.error());
-    return render(RolledOver{ctx.url, (*new_key)->uri().to_string(), ctx.key->uri().to_string()});
+    return rendered(lifecycle::rollover_account(g, a, a.new_key, reg));
 }
 
 namespace {
@@ -370,7 +308,8 @@ Result<Output> issue(const Global& g, const CertArgs& a, keystore::Registry& reg
         lifecycle::obtain(settings(g, a), **state, **client, *account, *cert_key, a.domains, "");
     if (!r) return std::unexpected(r.error());
     return render(Issued{std::move(*r), (*cert_key)->uri().to_string(), a.domains.front(),
-                         account->url, (*client)->requests(), (*client)->connections()});
+                         account->url, (*client)->requests(), (*client)->connections()},
+                  json_of, text_of);
 }
 
 namespace {
@@ -447,7 +386,8 @@ Result<Output> enroll(const Global& g, const CertArgs& a, keystore::Registry& re
         if (auto leaf = x509::inspect((**stored).cert_pem)) {
             // Before any network: the lifetime rule, never the CA's ARI window.
             if (!lifecycle::due_for_renewal(*leaf, 0, nullptr).due && !a.force) {
-                return render(Enrolled{name, (**stored).key_uri, "", leaf->not_after, {}, {}});
+                return render(Enrolled{name, (**stored).key_uri, "", leaf->not_after, {}, {}},
+                              json_of, text_of);
             }
         }
     }
@@ -480,7 +420,8 @@ Result<Output> enroll(const Global& g, const CertArgs& a, keystore::Registry& re
                            account->url,
                            {},
                            std::move(*r),
-                           Enrolled::NewKeys{made_account, made_device}});
+                           Enrolled::NewKeys{made_account, made_device}},
+                  json_of, text_of);
 }
 
 namespace {
@@ -622,7 +563,7 @@ Result<Output> revoke(const Global& g, const RevokeArgs& a, keystore::Registry& 
             return std::unexpected(r.error());
         signed_by = account->url;
     }
-    return render(Revoked{leaf->serial_hex, signed_by, reason});
+    return render(Revoked{leaf->serial_hex, signed_by, reason}, json_of, text_of);
 }
 
 }  // namespace cli

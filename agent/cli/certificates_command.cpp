@@ -4,8 +4,8 @@
 // its ARI window: when it does not answer, the lifetime rule is shown and the command
 // still succeeds.
 #include "base/log.h"
-#include "cli/attempts.h"
 #include "cli/common.h"
+#include "lifecycle/attempts.h"
 #include "lifecycle/deploy_hook.h"
 #include "lifecycle/due.h"
 #include "x509/cert.h"
@@ -142,7 +142,7 @@ Result<json> describe_one(const Global& g, const store::Storage& storage, const 
                 {{"server", server},
                  {"reachable", d.offline.empty()},
                  {"error", d.offline.empty() ? json(nullptr) : json(d.offline)}}}};
-    auto attempt = last_attempt(g.state_dir, name);
+    auto attempt = lifecycle::last_attempt(g.state_dir, name);
     entry["last_attempt"] = attempt ? *attempt : json(nullptr);
     auto account = storage.account(server);
     if (account && *account)
@@ -185,7 +185,7 @@ Result<Output> certificates(const Global& g, const CertArgs& a, keystore::Regist
                         "no state dir " + g.state_dir +
                             ", so no certificates (give the agent's --state-dir or --storage)");
         inv.text = "no certificates in " + g.state_dir + "\n";
-        return render(inv);
+        return render(inv, json_of, text_of);
     }
     auto storage = store::open_storage(g.state_dir, g.storage);
     if (!storage) return std::unexpected(storage.error());
@@ -210,7 +210,7 @@ Result<Output> certificates(const Global& g, const CertArgs& a, keystore::Regist
         inv.certificates.push_back(std::move(*entry));
     }
     if (names.empty()) inv.text = "no certificates in " + (*storage)->location() + "\n";
-    return render(inv);
+    return render(inv, json_of, text_of);
 }
 
 }  // namespace cli

@@ -112,7 +112,8 @@ Result<Output> key_generate(const Global& /*g*/, const KeyArgs& a, keystore::Reg
                         std::string(keystore::algorithm_names()));
     auto key = reg.generate(*uri, *alg, {.always_authenticate = a.always_auth});
     if (!key) return std::unexpected(key.error());
-    return render(KeyMade{(*key)->uri().to_string(), std::string(keystore::algorithm_name(*alg))});
+    return render(KeyMade{(*key)->uri().to_string(), std::string(keystore::algorithm_name(*alg))},
+                  json_of, text_of);
 }
 
 Result<Output> key_list(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {
@@ -122,7 +123,7 @@ Result<Output> key_list(const Global& /*g*/, const KeyArgs& a, keystore::Registr
     if (!ks) return std::unexpected(ks.error());
     auto keys = (*ks)->list(*uri);
     if (!keys) return std::unexpected(keys.error());
-    return render(KeyListed{std::move(*keys)});
+    return render(KeyListed{std::move(*keys)}, json_of, text_of);
 }
 
 Result<Output> key_show(const Global& g, const KeyArgs& a, keystore::Registry& reg) {
@@ -139,7 +140,8 @@ Result<Output> key_show(const Global& g, const KeyArgs& a, keystore::Registry& r
     return render(KeyShown{(*key)->uri().to_string(),
                            std::string(keystore::algorithm_name((*key)->algorithm())), *thumb,
                            std::move(*props), std::move(*weak), g.allow_weak_key,
-                           pem_public_key((*key)->public_key_der())});
+                           pem_public_key((*key)->public_key_der())},
+                  json_of, text_of);
 }
 
 namespace {
@@ -183,7 +185,7 @@ Result<Output> key_delete(const Global& g, const KeyArgs& a, keystore::Registry&
     }
     if (auto r = confirm(a.yes, "key delete", question); !r) return std::unexpected(r.error());
     if (auto r = (*ks)->destroy(*uri); !r) return std::unexpected(r.error());
-    return render(KeyDeleted{uri->to_string(), std::move(*users)});
+    return render(KeyDeleted{uri->to_string(), std::move(*users)}, json_of, text_of);
 }
 
 Result<Output> key_import_hmac(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {
@@ -199,7 +201,7 @@ Result<Output> key_import_hmac(const Global& /*g*/, const KeyArgs& a, keystore::
                     "this backend cannot hold HMAC keys; use a pkcs11: token");
     auto stored = macs->import_hmac(*uri, *secret);
     if (!stored) return std::unexpected(stored.error());
-    return render(KeyMade{stored->to_string(), std::nullopt});
+    return render(KeyMade{stored->to_string(), std::nullopt}, json_of, text_of);
 }
 
 Result<Output> key_attest(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {

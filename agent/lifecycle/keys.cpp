@@ -8,6 +8,17 @@ using base::Errc;
 using base::fail;
 using base::Result;
 
+Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option) {
+    if (text.empty()) return fail(Errc::usage, option, "a key URI is required");
+    auto uri = keystore::KeyUri::parse(text);
+    if (!uri) {
+        base::Error e = uri.error();
+        e.where = std::string(option);
+        return std::unexpected(e);
+    }
+    return uri;
+}
+
 Result<std::vector<std::string>> weaknesses(const keystore::Key& key) {
     std::vector<std::string> out;
     if (key.uri().scheme() == "file") return out;

@@ -10,6 +10,9 @@
 
 namespace lifecycle {
 
+// Parses a key URI given to `option` (a command line option or a config key); errors name it.
+base::Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option);
+
 // What makes a hardware key unfit to be an account or certificate key (empty: nothing):
 // a PKCS#11 key that is extractable, not sensitive, or may decrypt/unwrap; a TPM key
 // without fixedTPM or fixedParent. file: keys are software by choice and never weak here.
