@@ -4,9 +4,6 @@
 #include "keystore/jwk.h"
 #include "keystore/mac.h"
 #include "tpm/tpm_keystore.h"
-#include "x509/cert.h"
-
-#include <sys/stat.h>
 
 #include <cstdio>
 
@@ -144,26 +141,6 @@ Result<Output> key_show(const Global& g, const KeyArgs& a, keystore::Registry& r
                   json_of, text_of);
 }
 
-namespace {
-// The certificates in the state dir (when there is one) whose key is `key`.
-Result<std::vector<std::string>> certificates_using(const Global& g, const keystore::Key& key) {
-    std::vector<std::string> out;
-    struct stat st{};
-    if (::stat(g.state_dir.c_str(), &st) != 0) return out;  // no state dir: no certificates
-    auto state = store::open_storage(g.state_dir, g.storage);
-    if (!state) return std::unexpected(state.error());
-    auto names = (*state)->certificate_names();
-    if (!names) return std::unexpected(names.error());
-    for (const auto& name : *names) {
-        auto c = (*state)->certificate(name);
-        if (!c || !*c) continue;
-        auto leaf = x509::inspect((*c)->cert_pem);
-        if (leaf && leaf->spki == key.public_key_der()) out.push_back(name);
-    }
-    return out;
-}
-}  // namespace
-
 Result<Output> key_delete(const Global& g, const KeyArgs& a, keystore::Registry& reg) {
     auto uri = parse_uri(a.key, "--key");
     if (!uri) return std::unexpected(uri.error());
@@ -173,7 +150,7 @@ Result<Output> key_delete(const Global& g, const KeyArgs& a, keystore::Registry&
     // names what still uses it.
     auto key = (*ks)->open(*uri);
     if (!key) return std::unexpected(key.error());
-    auto users = certificates_using(g, **key);
+    auto users = lifecycle::certificates_using(g, **key);
     if (!users) return std::unexpected(users.error());
     std::string question = "Destroy " + (*key)->uri().to_string() + "? It cannot be recovered.";
     if (!users->empty()) {
