@@ -181,6 +181,32 @@ Result<Output> key_import_hmac(const Global& /*g*/, const KeyArgs& a, keystore::
     return render(KeyMade{stored->to_string(), std::nullopt}, json_of, text_of);
 }
 
+namespace {
+// key attest: the attestation object, written to --out or printed.
+struct Attested {
+    std::string key, format, out;         // out: "" for stdout
+    std::optional<std::string> ek_index;  // the EK certificate's NV index, when there is one
+    std::string att_obj;                  // the CBOR object, base64url
+    json attestation;                     // the same as JSON, bytes as base64url
+    std::string encoded;                  // what --format gives: CBOR bytes or JSON text
+};
+json json_of(const Attested& r) {
+    return {{"key", r.key},
+            {"format", r.format},
+            {"out", r.out.empty() ? json(nullptr) : json(r.out)},
+            {"ek_certificate", r.ek_index ? json(*r.ek_index) : json(nullptr)},
+            {"attObj", r.att_obj},
+            {"attestation", r.attestation}};
+}
+std::string text_of(const Attested& r) {
+    if (r.out.empty()) return r.format == "json" ? r.encoded : r.att_obj + "\n";
+    return "wrote " + r.out + " (" + r.format + ", " + std::to_string(r.encoded.size()) + " bytes" +
+           (r.ek_index ? ", EK certificate from NV " + *r.ek_index
+                       : ", no EK certificate in this TPM") +
+           ")\n";
+}
+}  // namespace
+
 Result<Output> key_attest(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {
     auto nonce = base::hex_decode(a.nonce);
     if (!nonce || nonce->empty() || nonce->size() > 64)
@@ -201,31 +227,26 @@ Result<Output> key_attest(const Global& /*g*/, const KeyArgs& a, keystore::Regis
                  {"certInfo", base::base64url_encode(att->cert_info)},
                  {"pubArea", base::base64url_encode(att->pub_area)}};
     if (!att->x5c.empty()) stmt["x5c"] = x5c;
-    const json object = {
-        {"fmt", "tpm"}, {"attStmt", stmt}, {"akPubArea", base::base64url_encode(att->ak_pub_area)}};
-    const std::string encoded =
-        a.format == "json" ? object.dump(2) + "\n" : std::string(cbor.begin(), cbor.end());
+    Attested r{(*key)->uri().to_string(),
+               a.format,
+               a.out,
+               std::nullopt,
+               base::base64url_encode(cbor),
+               {{"fmt", "tpm"},
+                {"attStmt", stmt},
+                {"akPubArea", base::base64url_encode(att->ak_pub_area)}},
+               ""};
+    r.encoded =
+        a.format == "json" ? r.attestation.dump(2) + "\n" : std::string(cbor.begin(), cbor.end());
     if (!a.out.empty())
-        if (auto w = base::write_file_atomic(a.out, encoded, 0644); !w)
+        if (auto w = base::write_file_atomic(a.out, r.encoded, 0644); !w)
             return std::unexpected(w.error());
-    char ek_index[16];
-    (void)std::snprintf(ek_index, sizeof ek_index, "0x%08x", att->ek_cert_index);
-    Output out;
-    out.data = {{"key", (*key)->uri().to_string()},
-                {"format", a.format},
-                {"out", a.out.empty() ? json(nullptr) : json(a.out)},
-                {"ek_certificate", att->x5c.empty() ? json(nullptr) : json(ek_index)},
-                {"attObj", base::base64url_encode(cbor)},
-                {"attestation", object}};
-    if (!a.out.empty())
-        out.text = "wrote " + a.out + " (" + a.format + ", " + std::to_string(encoded.size()) +
-                   " bytes" +
-                   (att->x5c.empty() ? ", no EK certificate in this TPM"
-                                     : ", EK certificate from NV " + std::string(ek_index)) +
-                   ")\n";
-    else
-        out.text = a.format == "json" ? encoded : base::base64url_encode(cbor) + "\n";
-    return out;
+    if (!att->x5c.empty()) {
+        char ek_index[16];
+        (void)std::snprintf(ek_index, sizeof ek_index, "0x%08x", att->ek_cert_index);
+        r.ek_index = ek_index;
+    }
+    return render(r, json_of, text_of);
 }
 
 }  // namespace cli
