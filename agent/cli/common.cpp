@@ -1,12 +1,9 @@
 #include "cli/common.h"
 
-#include "base/ossl.h"
 #include "keystore/file_backend.h"
 #include "pkcs11/pkcs11_keystore.h"
 #include "store/pg.h"
 #include "tpm/tpm_keystore.h"
-
-#include <openssl/pem.h>
 
 #include <unistd.h>
 
@@ -97,16 +94,6 @@ Result<void> confirm(bool yes, const std::string& what, const std::string& quest
     if (!std::getline(std::cin, answer)) answer.clear();
     if (answer == "y" || answer == "Y" || answer == "yes" || answer == "YES") return {};
     return fail(Errc::usage, what, "not confirmed; nothing was changed");
-}
-
-std::string pem_public_key(const base::Bytes& spki) {
-    auto pkey = base::ossl::pkey_from_spki(spki);
-    if (!pkey) return "";
-    base::ossl::Bio bio(BIO_new(BIO_s_mem()));
-    PEM_write_bio_PUBKEY(bio.get(), pkey->get());
-    char* data = nullptr;
-    const long len = BIO_get_mem_data(bio.get(), &data);
-    return std::string(data, static_cast<std::size_t>(len));
 }
 
 }  // namespace cli

@@ -1,5 +1,7 @@
-// Shared by the command implementations: options, output, and the steps several commands
-// take (open a key, connect, find the account).
+// The command line's side of every command: its options (one struct per group), its
+// result rendered for --json and for a person, and the few steps that are about the
+// command line (settling paths, asking before an irreversible step). What a command does
+// is lifecycle/'s.
 #pragma once
 
 #include "acme/account.h"
@@ -40,7 +42,6 @@ using nlohmann::json;
 using lifecycle::error_json;
 using lifecycle::Failures;
 using lifecycle::iso_time;
-using lifecycle::kDefaultServer;
 using lifecycle::weaknesses;
 
 // The command line, one struct per command group; each command takes the global options
@@ -165,16 +166,9 @@ Result<void> accept_command_line(Args& a);
 using lifecycle::parse_uri;
 // The lifecycle's settings of the command line (challenge, --out, --force, ...).
 lifecycle::Settings settings(const Global& g, const CertArgs& a);
-// Opens the account or certificate key at `uri` (lifecycle::open_signing_key, which
-// refuses a weak key unless --allow-weak-key).
-inline Result<keystore::KeyPtr> open_signing_key(const Global& g, keystore::Registry& reg,
-                                                 const keystore::KeyUri& uri) {
-    return lifecycle::open_signing_key(reg, uri, g.allow_weak_key);
-}
 // An irreversible step: asks "QUESTION [y/N]" on a terminal; without one, refuses unless
 // --yes (Errc::usage naming --yes). `what` names the command in errors.
 Result<void> confirm(bool yes, const std::string& what, const std::string& question);
-std::string pem_public_key(const base::Bytes& spki);
 
 // The account and the CA (lifecycle/account.h).
 using lifecycle::account_for;
@@ -182,8 +176,6 @@ using lifecycle::connect;
 using lifecycle::have_account;
 using lifecycle::open_session;
 using lifecycle::read_mac_key_file;
-using lifecycle::Session;
-using AccountCtx = lifecycle::Account;
 
 // The commands, one group each (app.cpp adds them to the parser: add_*_commands).
 Result<Output> key_generate(const Global& g, const KeyArgs& a, keystore::Registry& reg);

@@ -1,15 +1,29 @@
 #include "cli/common.h"
 
 #include "base/log.h"
+#include "base/ossl.h"
 #include "keystore/jwk.h"
 #include "keystore/mac.h"
 #include "tpm/tpm_keystore.h"
+
+#include <openssl/pem.h>
 
 #include <cstdio>
 
 namespace cli {
 
 namespace {
+
+// key show: the public key as PEM.
+std::string pem_public_key(const base::Bytes& spki) {
+    auto pkey = base::ossl::pkey_from_spki(spki);
+    if (!pkey) return "";
+    base::ossl::Bio bio(BIO_new(BIO_s_mem()));
+    PEM_write_bio_PUBKEY(bio.get(), pkey->get());
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(len));
+}
 
 // key generate, key import-hmac: the URI of the new key.
 struct KeyMade {
