@@ -13,6 +13,10 @@
 
 namespace cli {
 
+Global::Global() {
+    user_agent = std::string("acme-agent/") + ACME_AGENT_VERSION;
+}
+
 keystore::Registry make_registry(const Global& g) {
     keystore::Registry r;
     r.add("file", [] {

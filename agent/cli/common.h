@@ -48,7 +48,7 @@ using lifecycle::weaknesses;
 // and its group's. Defaults live in lifecycle/settings.h (lifecycle::Globals: server, state
 // dir, timeouts) and config::CertificateSettings (challenge, ports).
 struct Global : lifecycle::Globals {
-    Global() { user_agent = std::string("acme-agent/") + ACME_AGENT_VERSION; }
+    Global();  // user_agent: acme-agent/VERSION
     bool storage_given = false;
     // --tcti: the TPM for tpm2: keys (empty: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)
     std::string tcti;

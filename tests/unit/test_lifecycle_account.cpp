@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ class Account : public testing::Test {
         key_ = generate("account.pem");
         // The fake CA knows every key; a key is new to it only when a test says so.
         ca_.intercept = [this](const Request& r) -> std::optional<Reply> {
+            if (auto ua = r.headers.find("user-agent"); ua != r.headers.end())
+                user_agents_.insert(ua->second);
             const json p = payload_of(r);
             if (r.target == "/account" && p.is_object()) {
                 if (p.contains("onlyReturnExisting") && unknown_)
@@ -91,6 +94,7 @@ class Account : public testing::Test {
     std::string key_;
     bool unknown_ = false;
     std::vector<json> registered_;
+    std::set<std::string> user_agents_;
 };
 
 TEST_F(Account, WithoutAStoredAccountOrAKeyNamesAccountRegister) {
@@ -112,6 +116,7 @@ TEST_F(Account, WithoutAStoredAccountOrAKeyNamesAccountRegister) {
 }
 
 TEST_F(Account, RegistersAndStoresTheAccountThenUsesTheStoredOne) {
+    g_.user_agent = "acme-agent/9.9";
     auto reg = lifecycle::register_account(g_, {{}, {"ops@example.com"}, true, "", ""}, key_, reg_);
     ASSERT_TRUE(reg) << reg.error().describe();
     EXPECT_EQ(reg->account, ca_.url("/account/1"));
@@ -126,6 +131,7 @@ TEST_F(Account, RegistersAndStoresTheAccountThenUsesTheStoredOne) {
     ASSERT_TRUE(s) << s.error().describe();
     EXPECT_EQ(s->account.url, ca_.url("/account/1"));
     EXPECT_EQ(posts_to("/account"), 1u);
+    EXPECT_EQ(user_agents_, std::set<std::string>{"acme-agent/9.9"});
 }
 
 TEST_F(Account, FindsAnAccountAgainOrRegistersOnlyWhenAllowed) {
