@@ -141,7 +141,7 @@ Result<Enrolled> enroll(const Globals& g, const Settings& s, const AccountChoice
                         keystore::Registry& reg) {
     auto state = store::open_storage(g.state_dir, g.storage);
     if (!state) return std::unexpected(state.error());
-    const std::string name = domains.front();
+    const std::string& name = domains.front();
     // The TPM key files stay on this machine, in the state dir, whatever the storage.
     std::optional<store::StateDir> keys_home;
     auto* dir = dynamic_cast<store::StateDir*>(state->get());

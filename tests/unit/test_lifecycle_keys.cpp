@@ -49,7 +49,7 @@ TEST(Keys, CertificatesUsingAKey) {
         FILE* f = std::fopen(leaf_file.c_str(), "w");
         ASSERT_NE(f, nullptr);
         PEM_write_PrivateKey(f, pki.leaf_key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-        std::fclose(f);
+        ASSERT_EQ(std::fclose(f), 0);
         ::chmod(leaf_file.c_str(), 0600);
     }
     auto files = keystore::make_file_keystore();
