@@ -49,7 +49,6 @@ using lifecycle::weaknesses;
 // dir, timeouts) and config::CertificateSettings (challenge, ports).
 struct Global : lifecycle::Globals {
     Global();  // user_agent: acme-agent/VERSION
-    bool storage_given = false;
     // --tcti: the TPM for tpm2: keys (empty: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)
     std::string tcti;
     bool json_out = false;
@@ -61,6 +60,7 @@ struct Global : lifecycle::Globals {
     bool server_given = false;
     bool ca_file_given = false;
     bool state_dir_given = false;
+    bool storage_given = false;
 };
 
 // Which ACME account, and what a new one is registered with.
