@@ -1,11 +1,14 @@
-// Shared by the command implementations: options, output, and the steps several commands
-// take (open a key, connect, find the account).
+// The command line's side of every command: its options (one struct per group), its
+// result rendered for --json and for a person, and the few steps that are about the
+// command line (settling paths, asking before an irreversible step). What a command does
+// is lifecycle/'s.
 #pragma once
 
 #include "acme/account.h"
 #include "acme/client.h"
 #include "config/config.h"
 #include "keystore/keystore.h"
+#include "lifecycle/account.h"
 #include "lifecycle/certificate.h"
 #include "lifecycle/keys.h"
 #include "lifecycle/report.h"
@@ -20,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #ifndef ACME_AGENT_VERSION
@@ -38,22 +42,13 @@ using nlohmann::json;
 using lifecycle::error_json;
 using lifecycle::Failures;
 using lifecycle::iso_time;
-using lifecycle::kDefaultServer;
 using lifecycle::weaknesses;
 
 // The command line, one struct per command group; each command takes the global options
-// and its group's. Defaults live in lifecycle/settings.h (server, state dir) and
-// config::CertificateSettings (challenge, ports).
-struct Global {
-    std::string server = lifecycle::kDefaultServer;
-    std::string ca_file;
-    unsigned order_timeout = 900;  // --order-timeout: seconds an order may stay `processing`
-    unsigned http_timeout = 60;    // --http-timeout: seconds one request to the CA may take
-    std::string state_dir = lifecycle::kDefaultStateDir;
-    // --storage URL (config `storage`): postgresql://... shares accounts, orders and
-    // certificates with other agents (docs/fleet.md); "" keeps them in the state dir.
-    std::string storage;
-    bool storage_given = false;
+// and its group's. Defaults live in lifecycle/settings.h (lifecycle::Globals: server, state
+// dir, timeouts) and config::CertificateSettings (challenge, ports).
+struct Global : lifecycle::Globals {
+    Global();  // user_agent: acme-agent/VERSION
     // --tcti: the TPM for tpm2: keys (empty: $ACME_AGENT_TCTI, else device:/dev/tpmrm0)
     std::string tcti;
     bool json_out = false;
@@ -61,23 +56,15 @@ struct Global {
     bool quiet = false;
     std::string log_level;   // --log-level error|warn|info|debug: wins over -q / -v
     std::string log_format;  // --log-format text|json
-    // --allow-weak-key: open a hardware key that can decrypt/unwrap or leave the device
-    bool allow_weak_key = false;
     // Given on the command line (or in their environment variables): win over run's config.
     bool server_given = false;
     bool ca_file_given = false;
     bool state_dir_given = false;
+    bool storage_given = false;
 };
 
 // Which ACME account, and what a new one is registered with.
-struct AccountChoice {
-    std::string account_key;
-    std::vector<std::string> emails;
-    bool agree_tos = false;
-    // External Account Binding
-    std::string eab_kid;
-    std::string eab_hmac_key;  // a file holding the base64url key, or a pkcs11: URI
-};
+using lifecycle::AccountChoice;
 
 // key generate | list | show | delete | import-hmac
 struct KeyArgs {
@@ -158,9 +145,11 @@ struct Output {
 };
 
 // A command's typed result R in both renderings: json_of(R) for --json, text_of(R) for a
-// person (each result type has the two, next to its command).
+// person (each result type has the two, next to its command; passed here, since a result
+// type of the lifecycle library is not found by argument-dependent lookup).
 template <class R>
-Output render(const R& r) {
+Output render(const R& r, json (*json_of)(const std::type_identity_t<R>&),
+              std::string (*text_of)(const std::type_identity_t<R>&)) {
     Output out;
     out.data = json_of(r);
     out.text = text_of(r);
@@ -174,49 +163,19 @@ keystore::Registry make_registry(const Global& g);
 // --out, --webroot, --tsig-key, --state-dir, ...) is made absolute against the working
 // directory, so what is stored works from cron or systemd (cwd /).
 Result<void> accept_command_line(Args& a);
-// Parses a key URI given to `option`; errors name the option.
-Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option);
+using lifecycle::parse_uri;
 // The lifecycle's settings of the command line (challenge, --out, --force, ...).
 lifecycle::Settings settings(const Global& g, const CertArgs& a);
-// Opens the account or certificate key at `uri` (lifecycle::open_signing_key, which
-// refuses a weak key unless --allow-weak-key).
-inline Result<keystore::KeyPtr> open_signing_key(const Global& g, keystore::Registry& reg,
-                                                 const keystore::KeyUri& uri) {
-    return lifecycle::open_signing_key(reg, uri, g.allow_weak_key);
-}
 // An irreversible step: asks "QUESTION [y/N]" on a terminal; without one, refuses unless
 // --yes (Errc::usage naming --yes). `what` names the command in errors.
 Result<void> confirm(bool yes, const std::string& what, const std::string& question);
-std::string pem_public_key(const base::Bytes& spki);
 
-// `observer`: told of each request and retry (run --metrics).
-Result<std::unique_ptr<acme::Client>> connect(const Global& g, acme::ClientObserver observer = {});
-
-// The EAB settings of --eab-kid / --eab-hmac-key (a 0600 file with the base64url key, or
-// the pkcs11: URI of an HMAC key in a token), or nullopt when neither is given.
-Result<std::optional<acme::Eab>> eab_from(const AccountChoice& a, keystore::Registry& reg);
-// Reads a base64url MAC key from a file that only its owner can read.
-Result<base::Secret> read_mac_key_file(const std::string& source);
-
-// Without --account-key, an account for --server must be stored: Errc::not_found naming
-// `account register` otherwise. Checked before the first request.
-Result<void> have_account(const Global& g, const AccountChoice& a, const store::Storage& state);
-
-using AccountCtx = lifecycle::Account;
-// The account for --server: the stored one, else the one of --account-key (found again
-// or, when may_register, registered). Stores what it learns.
-Result<AccountCtx> account_for(const Global& g, const AccountChoice& a, keystore::Registry& reg,
-                               store::Storage& state, acme::Client& client, bool may_register);
-
-// What most ACME commands start with: the locked state dir, a client for --server and the
-// account (registered on the way when `may_register`).
-struct Session {
-    std::unique_ptr<store::Storage> state;
-    std::unique_ptr<acme::Client> client;
-    AccountCtx account;
-};
-Result<Session> open_session(const Global& g, const AccountChoice& a, keystore::Registry& reg,
-                             bool may_register);
+// The account and the CA (lifecycle/account.h).
+using lifecycle::account_for;
+using lifecycle::connect;
+using lifecycle::have_account;
+using lifecycle::open_session;
+using lifecycle::read_mac_key_file;
 
 // The commands, one group each (app.cpp adds them to the parser: add_*_commands).
 Result<Output> key_generate(const Global& g, const KeyArgs& a, keystore::Registry& reg);

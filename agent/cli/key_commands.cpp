@@ -1,18 +1,29 @@
 #include "cli/common.h"
 
 #include "base/log.h"
+#include "base/ossl.h"
 #include "keystore/jwk.h"
 #include "keystore/mac.h"
 #include "tpm/tpm_keystore.h"
-#include "x509/cert.h"
 
-#include <sys/stat.h>
+#include <openssl/pem.h>
 
 #include <cstdio>
 
 namespace cli {
 
 namespace {
+
+// key show: the public key as PEM.
+std::string pem_public_key(const base::Bytes& spki) {
+    auto pkey = base::ossl::pkey_from_spki(spki);
+    if (!pkey) return "";
+    base::ossl::Bio bio(BIO_new(BIO_s_mem()));
+    PEM_write_bio_PUBKEY(bio.get(), pkey->get());
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(len));
+}
 
 // key generate, key import-hmac: the URI of the new key.
 struct KeyMade {
@@ -112,7 +123,8 @@ Result<Output> key_generate(const Global& /*g*/, const KeyArgs& a, keystore::Reg
                         std::string(keystore::algorithm_names()));
     auto key = reg.generate(*uri, *alg, {.always_authenticate = a.always_auth});
     if (!key) return std::unexpected(key.error());
-    return render(KeyMade{(*key)->uri().to_string(), std::string(keystore::algorithm_name(*alg))});
+    return render(KeyMade{(*key)->uri().to_string(), std::string(keystore::algorithm_name(*alg))},
+                  json_of, text_of);
 }
 
 Result<Output> key_list(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {
@@ -122,7 +134,7 @@ Result<Output> key_list(const Global& /*g*/, const KeyArgs& a, keystore::Registr
     if (!ks) return std::unexpected(ks.error());
     auto keys = (*ks)->list(*uri);
     if (!keys) return std::unexpected(keys.error());
-    return render(KeyListed{std::move(*keys)});
+    return render(KeyListed{std::move(*keys)}, json_of, text_of);
 }
 
 Result<Output> key_show(const Global& g, const KeyArgs& a, keystore::Registry& reg) {
@@ -139,28 +151,9 @@ Result<Output> key_show(const Global& g, const KeyArgs& a, keystore::Registry& r
     return render(KeyShown{(*key)->uri().to_string(),
                            std::string(keystore::algorithm_name((*key)->algorithm())), *thumb,
                            std::move(*props), std::move(*weak), g.allow_weak_key,
-                           pem_public_key((*key)->public_key_der())});
+                           pem_public_key((*key)->public_key_der())},
+                  json_of, text_of);
 }
-
-namespace {
-// The certificates in the state dir (when there is one) whose key is `key`.
-Result<std::vector<std::string>> certificates_using(const Global& g, const keystore::Key& key) {
-    std::vector<std::string> out;
-    struct stat st{};
-    if (::stat(g.state_dir.c_str(), &st) != 0) return out;  // no state dir: no certificates
-    auto state = store::open_storage(g.state_dir, g.storage);
-    if (!state) return std::unexpected(state.error());
-    auto names = (*state)->certificate_names();
-    if (!names) return std::unexpected(names.error());
-    for (const auto& name : *names) {
-        auto c = (*state)->certificate(name);
-        if (!c || !*c) continue;
-        auto leaf = x509::inspect((*c)->cert_pem);
-        if (leaf && leaf->spki == key.public_key_der()) out.push_back(name);
-    }
-    return out;
-}
-}  // namespace
 
 Result<Output> key_delete(const Global& g, const KeyArgs& a, keystore::Registry& reg) {
     auto uri = parse_uri(a.key, "--key");
@@ -171,7 +164,7 @@ Result<Output> key_delete(const Global& g, const KeyArgs& a, keystore::Registry&
     // names what still uses it.
     auto key = (*ks)->open(*uri);
     if (!key) return std::unexpected(key.error());
-    auto users = certificates_using(g, **key);
+    auto users = lifecycle::certificates_using(g, **key);
     if (!users) return std::unexpected(users.error());
     std::string question = "Destroy " + (*key)->uri().to_string() + "? It cannot be recovered.";
     if (!users->empty()) {
@@ -183,7 +176,7 @@ Result<Output> key_delete(const Global& g, const KeyArgs& a, keystore::Registry&
     }
     if (auto r = confirm(a.yes, "key delete", question); !r) return std::unexpected(r.error());
     if (auto r = (*ks)->destroy(*uri); !r) return std::unexpected(r.error());
-    return render(KeyDeleted{uri->to_string(), std::move(*users)});
+    return render(KeyDeleted{uri->to_string(), std::move(*users)}, json_of, text_of);
 }
 
 Result<Output> key_import_hmac(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {
@@ -199,8 +192,34 @@ Result<Output> key_import_hmac(const Global& /*g*/, const KeyArgs& a, keystore::
                     "this backend cannot hold HMAC keys; use a pkcs11: token");
     auto stored = macs->import_hmac(*uri, *secret);
     if (!stored) return std::unexpected(stored.error());
-    return render(KeyMade{stored->to_string(), std::nullopt});
+    return render(KeyMade{stored->to_string(), std::nullopt}, json_of, text_of);
 }
+
+namespace {
+// key attest: the attestation object, written to --out or printed.
+struct Attested {
+    std::string key, format, out;         // out: "" for stdout
+    std::optional<std::string> ek_index;  // the EK certificate's NV index, when there is one
+    std::string att_obj;                  // the CBOR object, base64url
+    json attestation;                     // the same as JSON, bytes as base64url
+    std::string encoded;                  // what --format gives: CBOR bytes or JSON text
+};
+json json_of(const Attested& r) {
+    return {{"key", r.key},
+            {"format", r.format},
+            {"out", r.out.empty() ? json(nullptr) : json(r.out)},
+            {"ek_certificate", r.ek_index ? json(*r.ek_index) : json(nullptr)},
+            {"attObj", r.att_obj},
+            {"attestation", r.attestation}};
+}
+std::string text_of(const Attested& r) {
+    if (r.out.empty()) return r.format == "json" ? r.encoded : r.att_obj + "\n";
+    return "wrote " + r.out + " (" + r.format + ", " + std::to_string(r.encoded.size()) + " bytes" +
+           (r.ek_index ? ", EK certificate from NV " + *r.ek_index
+                       : ", no EK certificate in this TPM") +
+           ")\n";
+}
+}  // namespace
 
 Result<Output> key_attest(const Global& /*g*/, const KeyArgs& a, keystore::Registry& reg) {
     auto nonce = base::hex_decode(a.nonce);
@@ -222,31 +241,26 @@ Result<Output> key_attest(const Global& /*g*/, const KeyArgs& a, keystore::Regis
                  {"certInfo", base::base64url_encode(att->cert_info)},
                  {"pubArea", base::base64url_encode(att->pub_area)}};
     if (!att->x5c.empty()) stmt["x5c"] = x5c;
-    const json object = {
-        {"fmt", "tpm"}, {"attStmt", stmt}, {"akPubArea", base::base64url_encode(att->ak_pub_area)}};
-    const std::string encoded =
-        a.format == "json" ? object.dump(2) + "\n" : std::string(cbor.begin(), cbor.end());
+    Attested r{(*key)->uri().to_string(),
+               a.format,
+               a.out,
+               std::nullopt,
+               base::base64url_encode(cbor),
+               {{"fmt", "tpm"},
+                {"attStmt", stmt},
+                {"akPubArea", base::base64url_encode(att->ak_pub_area)}},
+               ""};
+    r.encoded =
+        a.format == "json" ? r.attestation.dump(2) + "\n" : std::string(cbor.begin(), cbor.end());
     if (!a.out.empty())
-        if (auto w = base::write_file_atomic(a.out, encoded, 0644); !w)
+        if (auto w = base::write_file_atomic(a.out, r.encoded, 0644); !w)
             return std::unexpected(w.error());
-    char ek_index[16];
-    (void)std::snprintf(ek_index, sizeof ek_index, "0x%08x", att->ek_cert_index);
-    Output out;
-    out.data = {{"key", (*key)->uri().to_string()},
-                {"format", a.format},
-                {"out", a.out.empty() ? json(nullptr) : json(a.out)},
-                {"ek_certificate", att->x5c.empty() ? json(nullptr) : json(ek_index)},
-                {"attObj", base::base64url_encode(cbor)},
-                {"attestation", object}};
-    if (!a.out.empty())
-        out.text = "wrote " + a.out + " (" + a.format + ", " + std::to_string(encoded.size()) +
-                   " bytes" +
-                   (att->x5c.empty() ? ", no EK certificate in this TPM"
-                                     : ", EK certificate from NV " + std::string(ek_index)) +
-                   ")\n";
-    else
-        out.text = a.format == "json" ? encoded : base::base64url_encode(cbor) + "\n";
-    return out;
+    if (!att->x5c.empty()) {
+        char ek_index[16];
+        (void)std::snprintf(ek_index, sizeof ek_index, "0x%08x", att->ek_cert_index);
+        r.ek_index = ek_index;
+    }
+    return render(r, json_of, text_of);
 }
 
 }  // namespace cli

@@ -1,10 +1,10 @@
 // `acme-agent run --config FILE [--once]`: the command line's side of lifecycle/daemon.h
 // (signals, the config file's globals against the command line's, the output).
 #include "base/log.h"
-#include "cli/attempts.h"
 #include "cli/common.h"
 #include "cli/exit_codes.h"
 #include "config/config.h"
+#include "lifecycle/attempts.h"
 #include "lifecycle/daemon.h"
 #include "metrics/agent_metrics.h"
 #include "metrics/endpoint.h"
@@ -63,7 +63,9 @@ lifecycle::Runner runner(const Global& cmd, keystore::Registry& reg, metrics::Ag
     // worth a warning: the renewal itself is what matters).
     r.observe = [&cmd, am](const config::Config& c, const lifecycle::CertificateEvent& e) {
         if (e.renewed)
-            if (auto w = record_attempt(merged(cmd, c).global.state_dir, e.name, e.error); !w)
+            if (auto w =
+                    lifecycle::record_attempt(merged(cmd, c).global.state_dir, e.name, e.error);
+                !w)
                 base::log::warning("run: " + e.name + ": " + w.error().describe());
         if (!am) return;
         if (e.not_before && e.not_after)

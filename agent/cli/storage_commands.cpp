@@ -5,6 +5,26 @@
 
 namespace cli {
 
+namespace {
+struct Migrated {
+    std::string from, to;
+    store::Copied n;
+};
+json json_of(const Migrated& r) {
+    return {{"from", r.from},           {"to", r.to},
+            {"accounts", r.n.accounts}, {"certificates", r.n.certificates},
+            {"orders", r.n.orders},     {"unchanged", r.n.unchanged}};
+}
+std::string text_of(const Migrated& r) {
+    return "copied " + std::to_string(r.n.accounts) + " account(s), " +
+           std::to_string(r.n.certificates) + " certificate(s) and " + std::to_string(r.n.orders) +
+           " order(s) in flight from " + r.from + " to " + r.to +
+           (r.n.unchanged ? " (" + std::to_string(r.n.unchanged) + " already there as they are)"
+                          : "") +
+           "\n";
+}
+}  // namespace
+
 Result<Output> storage_migrate(const Global& /*g*/, const StorageArgs& a,
                                keystore::Registry& /*reg*/) {
     if (!store::pg::is_url(a.to))
@@ -15,17 +35,7 @@ Result<Output> storage_migrate(const Global& /*g*/, const StorageArgs& a,
     if (!to) return std::unexpected(to.error());
     auto n = store::copy_state(**from, **to, a.overwrite);
     if (!n) return std::unexpected(n.error());
-    Output out;
-    out.data = {{"from", (*from)->location()}, {"to", (*to)->location()},
-                {"accounts", n->accounts},     {"certificates", n->certificates},
-                {"orders", n->orders},         {"unchanged", n->unchanged}};
-    out.text =
-        "copied " + std::to_string(n->accounts) + " account(s), " +
-        std::to_string(n->certificates) + " certificate(s) and " + std::to_string(n->orders) +
-        " order(s) in flight from " + (*from)->location() + " to " + (*to)->location() +
-        (n->unchanged ? " (" + std::to_string(n->unchanged) + " already there as they are)" : "") +
-        "\n";
-    return out;
+    return render(Migrated{(*from)->location(), (*to)->location(), *n}, json_of, text_of);
 }
 
 }  // namespace cli

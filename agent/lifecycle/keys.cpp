@@ -1,5 +1,10 @@
 #include "lifecycle/keys.h"
 
+#include "store/open.h"
+#include "x509/cert.h"
+
+#include <sys/stat.h>
+
 #include <string_view>
 
 namespace lifecycle {
@@ -7,6 +12,17 @@ namespace lifecycle {
 using base::Errc;
 using base::fail;
 using base::Result;
+
+Result<keystore::KeyUri> parse_uri(const std::string& text, const char* option) {
+    if (text.empty()) return fail(Errc::usage, option, "a key URI is required");
+    auto uri = keystore::KeyUri::parse(text);
+    if (!uri) {
+        base::Error e = uri.error();
+        e.where = std::string(option);
+        return std::unexpected(e);
+    }
+    return uri;
+}
 
 Result<std::vector<std::string>> weaknesses(const keystore::Key& key) {
     std::vector<std::string> out;
@@ -44,6 +60,23 @@ Result<keystore::KeyPtr> open_signing_key(keystore::Registry& reg, const keystor
                     "; a key that can leave the device or also decrypt is refused as an account "
                     "or certificate key (generate one with 'acme-agent key generate', or accept "
                     "it with --allow-weak-key)");
+}
+
+Result<std::vector<std::string>> certificates_using(const Globals& g, const keystore::Key& key) {
+    std::vector<std::string> out;
+    struct stat st{};
+    if (::stat(g.state_dir.c_str(), &st) != 0) return out;  // no state dir: no certificates
+    auto state = store::open_storage(g.state_dir, g.storage);
+    if (!state) return std::unexpected(state.error());
+    auto names = (*state)->certificate_names();
+    if (!names) return std::unexpected(names.error());
+    for (const auto& name : *names) {
+        auto c = (*state)->certificate(name);
+        if (!c || !*c) continue;
+        auto leaf = x509::inspect((*c)->cert_pem);
+        if (leaf && leaf->spki == key.public_key_der()) out.push_back(name);
+    }
+    return out;
 }
 
 }  // namespace lifecycle

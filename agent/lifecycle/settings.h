@@ -13,6 +13,22 @@ inline constexpr const char* kDefaultServer = "https://acme-v02.api.letsencrypt.
 // The state dir used when none is given.
 inline constexpr const char* kDefaultStateDir = "/var/lib/acme-agent";
 
+// What every command and the daemon start from (the command line's global options, or run's
+// config over them): the CA and how long it may take, where the state is kept, whether a
+// weak key is accepted. The defaults here are the command line's.
+struct Globals {
+    std::string server = kDefaultServer;
+    std::string ca_file;           // an extra trusted CA (PEM) for the CA's TLS
+    unsigned order_timeout = 900;  // seconds an order may stay `processing`
+    unsigned http_timeout = 60;    // seconds one request to the CA may take
+    std::string state_dir = kDefaultStateDir;
+    // postgresql://... shares accounts, orders and certificates with other agents
+    // (docs/fleet.md); "" keeps them in the state dir.
+    std::string storage;
+    bool allow_weak_key = false;  // open a key weaknesses() objects to
+    std::string user_agent = "acme-agent";
+};
+
 // The challenge settings (their defaults are config::CertificateSettings', the one place
 // for "http-01", "80" and "443") and what else an order or a renewal takes.
 struct Settings : config::CertificateSettings {

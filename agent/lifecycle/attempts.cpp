@@ -1,4 +1,4 @@
-#include "cli/attempts.h"
+#include "lifecycle/attempts.h"
 
 #include "base/files.h"
 #include "lifecycle/report.h"
@@ -8,7 +8,7 @@
 
 #include <chrono>
 
-namespace cli {
+namespace lifecycle {
 
 namespace {
 constexpr const char* kDir = "attempts";
@@ -73,4 +73,4 @@ std::optional<nlohmann::json> last_attempt(const std::string& state_dir, const s
     return out;
 }
 
-}  // namespace cli
+}  // namespace lifecycle

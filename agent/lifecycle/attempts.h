@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-namespace cli {
+namespace lifecycle {
 
 // Records an attempt of `name` in `state_dir` (made 0700 when missing) that ended now:
 // `error` null for success.
@@ -22,4 +22,4 @@ base::Result<void> record_attempt(const std::string& state_dir, const std::strin
 // "message"}]}, only those fields, each string bounded; nullopt when none can be read.
 std::optional<nlohmann::json> last_attempt(const std::string& state_dir, const std::string& name);
 
-}  // namespace cli
+}  // namespace lifecycle
