@@ -4,14 +4,12 @@
 #include "lifecycle/batch.h"
 #include "lifecycle/certificate.h"
 #include "lifecycle/issue.h"
-#include "lifecycle/parallel.h"
 
 namespace cli {
 
 using lifecycle::kMaxJobs;
 using lifecycle::kMinJobs;
 using lifecycle::Renewal;
-using lifecycle::SharedSolvers;
 
 namespace {
 
@@ -254,37 +252,21 @@ Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg
     if (auto r = check_jobs(a); !r) return std::unexpected(r.error());
     if (a.jobs > 1 && !a.all)
         return fail(Errc::usage, "--jobs", "--jobs runs the renewals of --all side by side");
-    auto state = store::open_storage(g.state_dir, g.storage);
-    if (!state) return std::unexpected(state.error());
-    std::vector<std::string> names{a.name};
-    if (a.all) {
-        auto all = (*state)->certificate_names();
-        if (!all) return std::unexpected(all.error());
-        names = *all;
-    }
-    if (auto r = have_account(g, a, **state); !r) return std::unexpected(r.error());
-    auto client = connect(g);
-    if (!client) return std::unexpected(client.error());
-    auto account = account_for(g, a, reg, **state, **client, false);
-    if (!account) return std::unexpected(account.error());
-
+    auto renewed = lifecycle::renew(g, settings(g, a), a, a.name, a.all, a.jobs, reg);
+    if (!renewed) return std::unexpected(renewed.error());
+    const auto& [names, results] = *renewed;
     Output out;
     out.data = json::array();
     if (!a.all) {
-        auto r = lifecycle::renew_one(settings(g, a), reg, **state, **client, *account, a.name);
-        if (!r) return std::unexpected(r.error());
-        out.data.push_back(json_of(*r));
-        out.text += text_of(*r);
+        out.data.push_back(json_of(*results.front()));
+        out.text += text_of(*results.front());
         return out;
     }
-    // --all: every certificate, --jobs at a time; one that fails does not stop the others.
-    const auto results =
-        lifecycle::renew_each(settings(g, a), reg, **state, **client, *account, names, a.jobs);
-    std::size_t renewed = 0;
+    std::size_t done = 0;
     Failures failures;
     for (std::size_t i = 0; i < names.size(); ++i) {
         if (results[i]) {
-            if (results[i]->issued) ++renewed;
+            if (results[i]->issued) ++done;
             json entry = json_of(*results[i]);
             entry["ok"] = true;
             out.data.push_back(std::move(entry));
@@ -296,10 +278,9 @@ Result<Output> renew(const Global& g, const CertArgs& a, keystore::Registry& reg
         failures.add(results[i].error(), names[i]);
     }
     summarize(out,
-              "renew: " + std::to_string(names.size()) + " certificates, " +
-                  std::to_string(renewed) + " renewed, " +
-                  std::to_string(names.size() - renewed - failures.count) + " not due, " +
-                  std::to_string(failures.count) + " failed",
+              "renew: " + std::to_string(names.size()) + " certificates, " + std::to_string(done) +
+                  " renewed, " + std::to_string(names.size() - done - failures.count) +
+                  " not due, " + std::to_string(failures.count) + " failed",
               names.size(), failures);
     return out;
 }

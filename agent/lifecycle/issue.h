@@ -1,7 +1,7 @@
 // The commands that get a new certificate, as a library: `issue` (one order), `issue
 // --batch` (many, side by side), `enroll` (a device's first boot, safe at every boot) and
 // `revoke`. Each checks what is local first (the solver, ports, keys, the account's
-// presence), then talks to the CA. Renewal is certificate.h's renew_one.
+// presence), then talks to the CA; and `renew` (certificate.h's renew_one for each).
 #pragma once
 
 #include "keystore/keystore.h"
@@ -62,6 +62,15 @@ struct Enrolled {
 Result<Enrolled> enroll(const Globals& g, const Settings& s, const AccountChoice& a,
                         const std::string& key, const std::vector<std::string>& domains,
                         keystore::Registry& reg);
+
+// renew: the stored certificate `name`, or (all) every stored certificate, `jobs` at a time
+// (one that fails does not stop the others); each one only when due, unless s.force.
+struct Renewed {
+    std::vector<std::string> names;
+    std::vector<Result<Renewal>> results;  // one per name
+};
+Result<Renewed> renew(const Globals& g, const Settings& s, const AccountChoice& a,
+                      const std::string& name, bool all, unsigned jobs, keystore::Registry& reg);
 
 // revoke: the certificate in cert_file (PEM), signed by the account or, with_cert_key, by
 // its own key at `key`.
