@@ -45,6 +45,15 @@ using SslCtx = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX_free>>;
 using Ssl = std::unique_ptr<SSL, Deleter<SSL_free>>;
 using Bio = std::unique_ptr<BIO, Deleter<BIO_free>>;
 
+// A certificate as PEM text.
+inline std::string pem_of(X509* cert) {
+    Bio bio(BIO_new(BIO_s_mem()));
+    PEM_write_bio_X509(bio.get(), cert);
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio.get(), &data);
+    return {data, static_cast<std::size_t>(len)};
+}
+
 // The server writes to sockets the client may have abandoned (that is the point of the
 // body-cap tests); a SIGPIPE would kill the test binary.
 inline const bool kIgnoreSigpipe = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();

@@ -20,13 +20,7 @@ using base::Errc;
 using nlohmann::json;
 using testsupport::FakeCa;
 
-std::string pem_of(X509* cert) {
-    testsupport::Bio bio(BIO_new(BIO_s_mem()));
-    PEM_write_bio_X509(bio.get(), cert);
-    char* data = nullptr;
-    const long len = BIO_get_mem_data(bio.get(), &data);
-    return {data, static_cast<std::size_t>(len)};
-}
+using testsupport::pem_of;
 
 class Inventory : public testing::Test {
   protected:
