@@ -180,6 +180,8 @@ run_case() {
   all_deployed() {
     local n p
     for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || die "a daemon exited: $(tail -c 600 "$dir"/node-*.err)"; done
+    # A failed certificate waits a minute or more (the daemon's backoff): not a throughput.
+    ! grep -q ': error: ' "$dir"/node-*.err || die "round $r, $k node(s): $(grep -h ': error: ' "$dir"/node-*.err | head -n 3)"
     for n in "${nodes[@]}"; do [ "$(wc -l <"$dir/deployed-$n")" -ge "$N" ] || return 1; done
   }
   wait_until "$DEADLINE" "not every node deployed every certificate within $DEADLINE s: $(wc -l "$dir"/deployed-* | tr '\n' ' ')" all_deployed
@@ -273,5 +275,59 @@ for k, m in med.items():
 if "1" in med and "3" in med:
     s = med["1"] / med["3"]
     print(f"speed-up of 3 nodes over 1: {s:.2f}x (issue 17's target: >= 2x: {'met' if s >= 2 else 'MISSED'})")
+print()
+print("CPU bound: all components' CPU per certificate over the CPUs, the fastest these cases could go on")
+print("this machine if nothing else ran (case: CPU ms per certificate -> certificates/s at most):")
+for k in med:
+    cpu = statistics.median(sum(int(x) for x in r[5:10]) * 1000 / tck / n for r in rows if r[1] == k)
+    print(f"  {k} node(s): {cpu:.1f} ms -> {cpus * 1000 / cpu:.1f}/s")
+PY
+  # Where a renewal's time goes, from the daemons' own log lines (ms timestamps): each phase's
+  # median over every renewal of the case's kind (all rounds, all nodes). "between" is from
+  # one renewal's end to the node's next one starting: reading and checking the next
+  # certificate, and in the fleet the certificates skipped as busy and those installed
+  # from other nodes (copy and hook) in between.
+  python3 - "$WORK" <<'PY'
+import datetime, glob, os, re, statistics, sys
+steps = [("lease, key, new order", "order"), ("authorization, publish", "ready"),
+         ("validation (3 fetches)", "valid"), ("CSR signed", "csr"), ("issued, downloaded", "dl"),
+         ("stored, copied", "hook"), ("deploy hook", "renewed")]
+def kind(msg):
+    for pat, k in ((r"run: \S+: due \(", "due"), (r"order: ", "order"), (r"challenge: .* ready$", "ready"),
+                   (r"authorization: \S+ valid$", "valid"), (r"finalize: CSR signed", "csr"),
+                   (r"download: certificate serial", "dl"), (r"run: \S+: deploy hook$", "hook"),
+                   (r"run: \S+: renewed$", "renewed")):
+        if re.match(pat, msg):
+            return k
+per = {}
+for case in sorted(glob.glob(os.path.join(sys.argv[1], "r*-n*"))):
+    k = case.rsplit("-n", 1)[1]
+    for log in glob.glob(os.path.join(case, "node-*.err")):
+        cur, last_end = {}, None
+        for line in open(log):
+            m = re.match(r"(\S+)Z \w+ \[(\S+)\] (.*)$", line.rstrip("\n"))
+            if not m or not (what := kind(m[3])):
+                continue
+            t = datetime.datetime.fromisoformat(m[1]).timestamp() * 1000
+            if what == "due":
+                cur = {"due": t}
+                if last_end is not None:
+                    per.setdefault(k, {}).setdefault("between", []).append(t - last_end)
+            elif cur:
+                cur[what] = t
+            if what == "renewed" and cur:
+                prev = "due"
+                for name, step in steps:
+                    if step in cur and prev in cur:
+                        per.setdefault(k, {}).setdefault(name, []).append(cur[step] - cur[prev])
+                    prev = step
+                last_end, cur = t, {}
+print()
+print("where a renewal's time goes: ms, median over the renewals (the daemons' log timestamps)")
+names = [s for s, _ in steps] + ["between"]
+print(f"{'':26}" + "".join(f"{k + ' node(s)':>12}" for k in sorted(per, key=int)))
+for s in names:
+    print(f"{s:26}" + "".join(f"{statistics.median(per[k].get(s, [0])):12.1f}" for k in sorted(per, key=int)))
+print(f"{'sum of the medians':26}" + "".join(f"{sum(statistics.median(per[k].get(s, [0])) for s in names):12.1f}" for k in sorted(per, key=int)))
 PY
 } | tee "$RESULTS"
