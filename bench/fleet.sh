@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: bench/fleet.sh   (env: N=200, ROUNDS=2, DEADLINE=900 s per case, BUILD=<repo>/build-bench,
-#                          RESULTS=bench/results-fleet.txt)
+#                          RESULTS=bench/results-fleet.txt, KEY_PER_CERT=1)
 #
 # Issue 17: N stored certificates, all due, renewed by one `run` daemon against three `run`
 # daemons sharing one PostgreSQL 15 and one SoftHSM token behind `p11-kit server`, with a
@@ -13,7 +13,9 @@
 # database (`storage migrate` of the seed) and a fresh Pebble (default validity, 5 years),
 # and its nodes' config says renew_before_days = 2: every seeded certificate is due at once,
 # every renewed one is not, so each is renewed exactly once (a real renewal: lease, look
-# again, order, store, fan-out), and nothing loops.
+# again, order, store, fan-out), and nothing loops. KEY_PER_CERT=0 is a diagnostic, not the
+# measure: one key for every certificate, to see what SoftHSM's search through 2N objects
+# costs (bench/README.md).
 #
 # A case runs from the daemons' start until every node has installed every renewed
 # certificate and run its deploy hook for it. Reported per case:
@@ -32,6 +34,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh" fleet 200
 ROUNDS=${ROUNDS:-2}
 DEADLINE=${DEADLINE:-900}
+KEY_PER_CERT=${KEY_PER_CERT:-1}
+[[ $KEY_PER_CERT == [01] ]] || die "KEY_PER_CERT must be 1 (a key per certificate) or 0 (one key for all)"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer: '$ROUNDS'"
 [[ $DEADLINE =~ ^[1-9][0-9]*$ ]] || die "DEADLINE must be a positive number of seconds: '$DEADLINE'"
 need haproxy:haproxy psql:postgresql-client-15 p11-kit:p11-kit-modules pgrep:procps python3:python3 \
@@ -74,7 +78,12 @@ key() { echo "${ACME_AGENT_TOKEN_URI/\?/;object=$1?}"; }
 net() { echo "${1/module-path=$ACME_AGENT_PKCS11_MODULE/module-path=$P11_CLIENT}"; }
 ACCT=$(net "$("$AGENT" key generate --key "$(key acct)" --type ec-p256)")
 KEYS=()
-for i in $(seq "$N"); do KEYS[i]=$(net "$("$AGENT" key generate --key "$(key "c$i")" --type ec-p256)"); done
+if [ "$KEY_PER_CERT" = 1 ]; then
+  for i in $(seq "$N"); do KEYS[i]=$(net "$("$AGENT" key generate --key "$(key "c$i")" --type ec-p256)"); done
+else # the diagnostic: one key for all, so the token holds 4 objects instead of 2N + 2
+  shared=$(net "$("$AGENT" key generate --key "$(key c)" --type ec-p256)")
+  for i in $(seq "$N"); do KEYS[i]=$shared; done
+fi
 
 eval "$("$ROOT/scripts/postgres-setup.sh" "$WORK/pg" 2>"$WORK/pg-setup.log")"
 as_db=()
@@ -250,7 +259,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "acme-agent fleet: $N due certificates renewed by 1 vs 3 run daemons (bench/fleet.sh), $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "host: $(nproc) CPUs, $(uname -r); load average at start: $LOAD_START, at end: $LOAD_END"
   echo "acme-agent $(git -C "$ROOT" rev-parse --short HEAD)$([ -z "$(git -C "$ROOT" status --porcelain -- agent base keystore pkcs11 2>/dev/null)" ] || echo ' + uncommitted changes') ($AGENT); Pebble $(dpkg-query -W -f '${Version}' pebble 2>/dev/null || echo '?') (VA nosleep, no nonce rejection); PostgreSQL $(sql 'SHOW server_version' | cut -d' ' -f1) (fsync off); SoftHSM $(dpkg-query -W -f '${Version}' softhsm2 2>/dev/null || echo '?') behind p11-kit server $(dpkg-query -W -f '${Version}' p11-kit 2>/dev/null || echo '?'); HAProxy $(haproxy -v | head -n 1 | cut -d' ' -f3)"
-  echo "$ROUNDS rounds, the cases alternating; each case a fresh database and Pebble, the same $N keys and seeded certificates"
+  echo "$ROUNDS rounds, the cases alternating; each case a fresh database and Pebble, the same seeded certificates; $([ "$KEY_PER_CERT" = 1 ] && echo "a key per certificate ($N)" || echo "ONE key for all $N certificates (the diagnostic KEY_PER_CERT=0)")"
   python3 - "$WORK/runs.tsv" "$N" "$(getconf CLK_TCK)" "$(nproc)" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
