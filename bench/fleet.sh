@@ -46,7 +46,7 @@ source "$ROOT/scripts/ports.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 
-DAEMONS=() HAPROXY_PID= P11_SERVER_PID=
+DAEMONS=() HAPROXY_PID='' P11_SERVER_PID=
 cleanup() {
   local d
   for d in "${DAEMONS[@]}"; do kill -TERM "$d" 2>/dev/null || true; done
@@ -58,12 +58,13 @@ cleanup() {
   "$ROOT/scripts/postgres-down.sh" "$WORK/pg" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-# wait_until SECONDS WHAT CMD...: polls CMD every 0.1 s; dies naming WHAT after SECONDS.
+# wait_until SECONDS WHAT FILE CMD...: polls CMD every 0.1 s; after SECONDS dies naming WHAT
+# and the end of FILE (as it is then).
 wait_until() {
-  local end=$((SECONDS + $1)) what=$2
-  shift 2
+  local end=$((SECONDS + $1)) what=$2 file=$3
+  shift 3
   until "$@"; do
-    [ $SECONDS -lt $end ] || die "$what"
+    [ $SECONDS -lt $end ] || die "$what: $(tail -c 600 "$file" 2>/dev/null)"
     read -rt 0.1 <> <(:) || true
   done
 }
@@ -102,7 +103,7 @@ setsid p11-kit server -f -n "$P11_SOCK" --provider "$ACME_AGENT_PKCS11_MODULE" "
   >"$WORK/p11-kit-server.out" 2>&1 &
 P11_SERVER_PID=$!
 export P11_KIT_SERVER_ADDRESS=unix:path=$P11_SOCK
-wait_until 10 "p11-kit server did not start: $(cat "$WORK/p11-kit-server.out")" test -S "$P11_SOCK"
+wait_until 10 "p11-kit server did not start" "$WORK/p11-kit-server.out" test -S "$P11_SOCK"
 
 say "seeding: $N certificates from a Pebble whose certificates live one day"
 eval "$(PEBBLE_CERT_VALIDITY_SECONDS=86400 "$ROOT/scripts/pebble-up.sh" "$WORK/pebble-seed" 2>"$WORK/pebble-seed.log")"
@@ -117,7 +118,7 @@ for i in $(seq "$N"); do echo "${KEYS[i]} c$i.fleet.example"; done >"$WORK/seed.
 # CPU ticks of PID and its children: its own and its reaped children's (utime, stime,
 # cutime, cstime) plus each live child's own.
 ticks_of() { # PID [own]: the fields of /proc/PID/stat after "(comm) "
-  local s
+  local s f
   s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
   s=${s##*) }
   read -r -a f <<<"$s"
@@ -130,10 +131,10 @@ tree_ticks() {
   echo "$total"
 }
 busy_ticks() { # the whole machine: all CPUs' non-idle ticks (other users' work included)
-  local cpu user nice system idle iowait rest
-  read -r cpu user nice system idle iowait rest </proc/stat
-  read -r -a r <<<"$rest"
-  echo $((user + nice + system + r[0] + r[1] + r[2]))
+  local user nice system rest more
+  read -r _ user nice system _ _ rest </proc/stat # cpu user nice system idle iowait irq softirq steal
+  read -r -a more <<<"$rest"
+  echo $((user + nice + system + more[0] + more[1] + more[2]))
 }
 
 # run_case ROUND K: K daemons renew the N certificates on a fresh database and Pebble.
@@ -157,6 +158,7 @@ run_case() {
     reserve_port port $$ || die "no free port for node $n"
     ports+=("$port")
     printf '  server %s 127.0.0.1:%s\n' "$n" "$port" >>"$dir/haproxy.cfg"
+    # shellcheck disable=SC2016 # $ACME_AGENT_NAME is the hook's, at its run
     printf '#!/bin/sh\necho "$ACME_AGENT_NAME" >>"%s"\n' "$dir/deployed-$n" >"$dir/hook-$n"
     chmod 755 "$dir/hook-$n"
     : >"$dir/deployed-$n"
@@ -171,7 +173,7 @@ run_case() {
   haproxy -c -f "$dir/haproxy.cfg" >"$dir/haproxy.check" 2>&1 || die "haproxy -c: $(cat "$dir/haproxy.check")"
   haproxy -db -f "$dir/haproxy.cfg" >"$dir/haproxy.out" 2>&1 &
   HAPROXY_PID=$!
-  wait_until 10 "haproxy did not listen: $(cat "$dir/haproxy.out")" listening "$PEBBLE_HTTP_PORT"
+  wait_until 10 "haproxy did not listen" "$dir/haproxy.out" listening "$PEBBLE_HTTP_PORT"
 
   sql "SELECT pg_stat_statements_reset()" >/dev/null
   local pebble_pid load0 t0 b0 tb0 pg0 p110 pb0 t_done
@@ -193,7 +195,8 @@ run_case() {
     ! grep -q ': error: ' "$dir"/node-*.err || die "round $r, $k node(s): $(grep -h ': error: ' "$dir"/node-*.err | head -n 3)"
     for n in "${nodes[@]}"; do [ "$(wc -l <"$dir/deployed-$n")" -ge "$N" ] || return 1; done
   }
-  wait_until "$DEADLINE" "not every node deployed every certificate within $DEADLINE s: $(wc -l "$dir"/deployed-* | tr '\n' ' ')" all_deployed
+  wait_until "$DEADLINE" "not every node deployed every certificate within $DEADLINE s (hooks run: $dir/deployed-*)" \
+    "$dir/node-${nodes[0]}.err" all_deployed
   t_done=$EPOCHREALTIME
   # The CPU up to here, while the daemons still run (their hooks are reaped children).
   local b1 tb1 pg1 p111 pb1 hap agents=0 p rc
