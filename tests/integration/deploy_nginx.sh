@@ -155,9 +155,13 @@ run_agent 0 "$ACME_AGENT" key generate --key "tpm2:path=$WORK/www.tss" --type ec
 run_agent 0 "${AGENT[@]}" issue --key "$TPM_KEY" -d tpm.example.com --http-port "127.0.0.1:$PEBBLE_HTTP_PORT" \
   && verify_cert "$STATE/live/tpm.example.com" "$TPM_KEY" || finish
 # A resource manager in front of swtpm (3 object slots): tpm2-abrmd on a private D-Bus.
-dbus-daemon --session --nofork --address="unix:path=$WORK/dbus.sock" </dev/null >"$WORK/dbus.log" 2>&1 &
+# It prints its address once it listens (the socket file exists earlier, from bind(): an
+# abrmd that connects then is refused and exits, as a CI run showed).
+dbus-daemon --session --nofork --address="unix:path=$WORK/dbus.sock" --print-address=3 \
+  3>"$WORK/dbus.address" </dev/null >"$WORK/dbus.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 200); do [ -S "$WORK/dbus.sock" ] && break; read -rt 0.05 <> <(:) || true; done
+for _ in $(seq 200); do [ -s "$WORK/dbus.address" ] && break; read -rt 0.05 <> <(:) || true; done
+[ -s "$WORK/dbus.address" ] || fail "dbus-daemon did not start: $(cat "$WORK/dbus.log")"
 BUS=com.intel.tss2.Tabrmd.acme$$
 DBUS_SESSION_BUS_ADDRESS=unix:path=$WORK/dbus.sock tpm2-abrmd --session --allow-root --dbus-name="$BUS" \
   --tcti="$ACME_AGENT_TCTI" </dev/null >"$WORK/abrmd.log" 2>&1 &
