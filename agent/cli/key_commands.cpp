@@ -4,6 +4,7 @@
 #include "base/ossl.h"
 #include "keystore/jwk.h"
 #include "keystore/mac.h"
+#include "store/pg.h"
 #include "tpm/tpm_keystore.h"
 
 #include <openssl/pem.h>
@@ -170,9 +171,10 @@ Result<Output> key_delete(const Global& g, const KeyArgs& a, keystore::Registry&
     if (!users->empty()) {
         std::string list;
         for (const auto& n : *users) list += (list.empty() ? "" : ", ") + n;
-        question += " Certificates in " + g.state_dir + " that use it: " + list +
+        const std::string where = g.storage.empty() ? g.state_dir : store::pg::redact(g.storage);
+        question += " Certificates in " + where + " that use it: " + list +
                     " (renew them with --new-key first).";
-        base::log::warning("key delete: used by the certificates " + list + " in " + g.state_dir);
+        base::log::warning("key delete: used by the certificates " + list + " in " + where);
     }
     if (auto r = confirm(a.yes, "key delete", question); !r) return std::unexpected(r.error());
     if (auto r = (*ks)->destroy(*uri); !r) return std::unexpected(r.error());

@@ -25,7 +25,7 @@ base::Result<keystore::KeyPtr> open_signing_key(keystore::Registry& reg,
                                                 const keystore::KeyUri& uri, bool allow_weak);
 
 // The stored certificates (in g's storage) whose key is `key`, for `key delete` to name:
-// none when there is no state dir (it is not made).
+// none when the storage is a state dir that does not exist (it is not made).
 base::Result<std::vector<std::string>> certificates_using(const Globals& g,
                                                           const keystore::Key& key);
 

@@ -72,6 +72,14 @@ run_agent 0 "${DB[@]}" --json certificates &&
   expect "--state-dir was made" [ ! -e "$WORK/unused" ] &&
   pass "certificates --storage: the database's certificate"
 
+# key delete asks the database which certificates use the key, though this machine has no
+# state dir.
+run_agent 2 "${DB[@]}" key delete --key "$CERT" && contains "$ERR" "--yes" &&
+  contains "$ERR" "used by the certificates $WWW in postgresql://" &&
+  expect "--state-dir was made" [ ! -e "$WORK/unused" ] &&
+  expect "the key is gone" "$ACME_AGENT" key show --key "$CERT" >/dev/null &&
+  pass "key delete --storage names the database's certificates on the key, and keeps it"
+
 # Two agents, one name: the first holds the lease while the CA makes it wait (503 with
 # Retry-After on new-order, once); the second is turned away before it orders or binds.
 start_proxy 120
