@@ -8,8 +8,6 @@
 #include "store/open.h"
 #include "x509/cert.h"
 
-#include <sys/stat.h>
-
 #include <cmath>
 #include <map>
 
@@ -102,9 +100,7 @@ Result<InventoryEntry> entry_of(const Globals& g, bool server_given, const store
 }  // namespace
 
 Result<Inventory> inventory(const Globals& g, const std::string& only, bool server_given) {
-    // A state dir that does not exist has no certificates; opening it would make it.
-    struct stat st{};
-    if (g.storage.empty() && ::stat(g.state_dir.c_str(), &st) != 0) {
+    if (store::storage_absent(g.state_dir, g.storage)) {
         if (!only.empty())
             return fail(Errc::not_found, only,
                         "no state dir " + g.state_dir +

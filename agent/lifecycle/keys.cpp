@@ -3,8 +3,6 @@
 #include "store/open.h"
 #include "x509/cert.h"
 
-#include <sys/stat.h>
-
 #include <string_view>
 
 namespace lifecycle {
@@ -64,10 +62,7 @@ Result<keystore::KeyPtr> open_signing_key(keystore::Registry& reg, const keystor
 
 Result<std::vector<std::string>> certificates_using(const Globals& g, const keystore::Key& key) {
     std::vector<std::string> out;
-    // No state dir: no certificates in it (it is not made). A database is asked whatever
-    // this machine's state dir holds.
-    struct stat st{};
-    if (g.storage.empty() && ::stat(g.state_dir.c_str(), &st) != 0) return out;
+    if (store::storage_absent(g.state_dir, g.storage)) return out;
     auto state = store::open_storage(g.state_dir, g.storage);
     if (!state) return std::unexpected(state.error());
     auto names = (*state)->certificate_names();

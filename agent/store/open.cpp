@@ -4,6 +4,8 @@
 #include "store/pg_storage.h"
 #include "store/state.h"
 
+#include <sys/stat.h>
+
 namespace store {
 
 Result<std::unique_ptr<Storage>> open_storage(const std::string& dir, const std::string& url) {
@@ -20,6 +22,11 @@ Result<std::unique_ptr<Storage>> open_storage(const std::string& dir, const std:
     auto s = PgStorage::open(url);
     if (!s) return std::unexpected(s.error());
     return std::unique_ptr<Storage>(std::move(*s));
+}
+
+bool storage_absent(const std::string& dir, const std::string& url) {
+    struct stat st{};
+    return url.empty() && ::stat(dir.c_str(), &st) != 0;
 }
 
 }  // namespace store
