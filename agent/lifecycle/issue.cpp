@@ -138,26 +138,19 @@ Result<Issued> issue(const Globals& g, const Settings& s, const AccountChoice& a
 
 Result<Renewed> renew(const Globals& g, const Settings& s, const AccountChoice& a,
                       const std::string& name, bool all, unsigned jobs, keystore::Registry& reg) {
-    auto state = store::open_storage(g.state_dir, g.storage);
-    if (!state) return std::unexpected(state.error());
+    auto session = open_session(g, a, reg, false);
+    if (!session) return std::unexpected(session.error());
+    auto& [state, client, account] = *session;
     Renewed out{{name}, {}};
-    if (all) {
-        auto names = (*state)->certificate_names();
-        if (!names) return std::unexpected(names.error());
-        out.names = std::move(*names);
-    }
-    if (auto r = have_account(g, a, **state); !r) return std::unexpected(r.error());
-    auto client = connect(g);
-    if (!client) return std::unexpected(client.error());
-    auto account = account_for(g, a, reg, **state, **client, false);
-    if (!account) return std::unexpected(account.error());
     if (!all) {
-        auto r = renew_one(s, reg, **state, **client, *account, name);
-        if (!r) return std::unexpected(r.error());
-        out.results.push_back(std::move(r));
+        out.results.push_back(renew_one(s, reg, *state, *client, account, name));
+        if (!out.results.back()) return std::unexpected(out.results.back().error());
         return out;
     }
-    out.results = renew_each(s, reg, **state, **client, *account, out.names, jobs);
+    auto names = state->certificate_names();
+    if (!names) return std::unexpected(names.error());
+    out.names = std::move(*names);
+    out.results = renew_each(s, reg, *state, *client, account, out.names, jobs);
     return out;
 }
 
